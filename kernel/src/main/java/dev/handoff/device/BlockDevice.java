@@ -1,0 +1,62 @@
+package dev.handoff.device;
+
+import java.nio.ByteBuffer;
+
+/**
+ * A fixed-size array of bytes with positional I/O: the one abstraction the mirror, the
+ * ownership layer and the NBD code all speak.
+ *
+ * <h2>Contract</h2>
+ * <ul>
+ *   <li>Thread safety: every method may be called from several threads at once. Operations on
+ *       disjoint ranges do not affect each other. Overlapping concurrent operations give one of
+ *       the orders in which they could have run, byte by byte, as a disk would; callers that
+ *       need an order establish it themselves.</li>
+ *   <li>Visibility: when {@code write} (or {@code writeZeroes}, {@code discard}) returns, a
+ *       {@code read} that starts afterwards, in the happens-before sense, sees the new bytes.</li>
+ *   <li>Ranges: an operation on bytes outside {@code [0, size())} fails with
+ *       {@link DeviceException.Kind#OUT_OF_RANGE} and touches nothing.</li>
+ *   <li>Durability: data is durable only after a successful {@link #flush()}.</li>
+ *   <li>Failure: a failed write may have been applied in part; a failed read leaves the
+ *       destination buffer's contents unspecified.</li>
+ *   <li>After {@link #close()}, every operation fails with {@link DeviceException.Kind#CLOSED};
+ *       closing twice is harmless.</li>
+ * </ul>
+ *
+ * <p>The conformance suite in the kernel's test sources ({@code BlockDeviceContract}) checks an
+ * implementation against this contract; run it on your own devices.
+ */
+public interface BlockDevice extends AutoCloseable {
+
+    /** The size in bytes; constant for the life of the device. */
+    long size();
+
+    /**
+     * Reads {@code dst.remaining()} bytes starting at {@code offset} into {@code dst}, advancing
+     * its position to its limit.
+     */
+    void read(long offset, ByteBuffer dst) throws DeviceException;
+
+    /**
+     * Writes the {@code src.remaining()} bytes of {@code src} at {@code offset}, advancing its
+     * position to its limit.
+     */
+    void write(long offset, ByteBuffer src) throws DeviceException;
+
+    /** Makes {@code [offset, offset + length)} read as zeroes. */
+    void writeZeroes(long offset, long length) throws DeviceException;
+
+    /**
+     * Tells the device that {@code [offset, offset + length)} is no longer needed. Advisory: the
+     * range then reads as unspecified but stable bytes (zeroes on devices that can tell) until it
+     * is written again.
+     */
+    void discard(long offset, long length) throws DeviceException;
+
+    /** Makes every write that returned before this call durable. */
+    void flush() throws DeviceException;
+
+    /** Releases the device. Does not flush: call {@link #flush()} first to keep unflushed data. */
+    @Override
+    void close() throws DeviceException;
+}
