@@ -1,0 +1,286 @@
+package dev.handoff.mirror;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.util.ArrayDeque;
+
+/**
+ * The background copier: finds dirty chunks, claims and clears them, and issues
+ * {@link CopyOperation}s within the buf-size and speed limits.
+ *
+ * <h2>Protocol overview</h2>
+ * Scheduling state (cursor, bytes in flight, buffers, rate limiter, back-off) is guarded by the
+ * job's lock; methods named {@code ...Locked} must be called holding it. Scanning and clearing
+ * the bitmap happen only here, under that lock, which gives the bitmap the single scanner its
+ * summary protocol assumes.
+ *
+ * <p>The one lock-free interaction is waking: when the copier finds nothing it can claim it
+ * sets {@link #idle} (volatile store) and scans once more; a guest that dirties a clean chunk
+ * (a volatile RMW on the bitmap) then reads {@link #idle} (volatile load) and, if set, claims the
+ * wake-up with a CAS and submits the preallocated {@link #pumpTask}. Copier (write idle, read
+ * bits) and guest (write bits, read idle) form a store-load pair of volatile accesses, so either
+ * the copier's second scan sees the new bit or the guest sees {@code idle} and wakes it. Only
+ * that idle-to-busy transition allocates (the executor's queue node); the guest's steady path does
+ * not touch {@link #idle} at all once the copier is busy.
+ *
+ * <p>Copy steps after the claim run on the runtime as tasks; their completion comes back through
+ * {@link #release}, which marks a failed run dirty again before releasing its claim.
+ */
+final class Copier {
+    private static final VarHandle IDLE;
+    private static final long MIN_BACKOFF_NANOS = 10_000_000L;
+    private static final long MAX_BACKOFF_NANOS = 1_000_000_000L;
+    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
+
+    static {
+        try {
+            IDLE = MethodHandles.lookup().findVarHandle(Copier.class, "idle", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    private final MirrorJob job;
+    private final BlockDevice source;
+    private final BlockDevice target;
+    private final DirtyBitmap bitmap;
+    private final InFlightChunks claims;
+    /** Chunks of the target that may hold non-zero data; null unless the target starts zeroed. */
+    private final DirtyBitmap targetTouched;
+    private final int maxCopyBytes;
+    private final long bufSize;
+    private final RateLimiter limiter;
+    private final ArrayDeque<ByteBuffer> freeBuffers = new ArrayDeque<>();
+    final Runnable pumpTask;
+
+    // Guarded by the job's lock.
+    private long cursor;
+    private int opsInFlight;
+    private long backoffNanos;
+    private long retryAt;
+    private boolean retryPending;
+    private boolean timerPending;
+
+    /** Written under the job's lock, read lock-free by progress snapshots (volatile). */
+    private volatile long bytesInFlight;
+    private volatile long bytesCopied;
+    /** Set when the copier waits for a dirty chunk; see the class comment. */
+    @SuppressWarnings("unused")
+    private volatile boolean idle;
+
+    Copier(MirrorJob job, BlockDevice source, BlockDevice target, DirtyBitmap bitmap, InFlightChunks claims,
+            MirrorOptions options) {
+        this.job = job;
+        this.source = source;
+        this.target = target;
+        this.bitmap = bitmap;
+        this.claims = claims;
+        this.targetTouched = options.targetIsZero() ? new DirtyBitmap(bitmap.deviceSize(), bitmap.granularity()) : null;
+        this.maxCopyBytes = options.maxCopyBytes();
+        this.bufSize = options.bufSize();
+        this.limiter = new RateLimiter(options.speed());
+        this.pumpTask = job::pump;
+    }
+
+    /* ---- Issuing (under the job's lock) ---- */
+
+    /** Issues copy operations until a limit is reached or nothing can be claimed. */
+    void issueLocked() {
+        long now = job.runtime().nanoTime();
+        if (retryPending) {
+            if (now - retryAt < 0) {
+                return; // back-off after an ignored error; the timer pumps again
+            }
+            retryPending = false;
+        }
+        while (true) {
+            if (opsInFlight > 0 && bytesInFlight + bitmap.granularity() > bufSize) {
+                return; // a completion pumps again
+            }
+            long delay = limiter.delay(now);
+            if (delay > 0) {
+                scheduleTimerLocked(delay);
+                return;
+            }
+            CopyOperation op = claimRunLocked();
+            if (op == null) {
+                // Volatile store, then a second scan: pairs with wakeIfIdle (class comment).
+                IDLE.setVolatile(this, true);
+                op = claimRunLocked();
+                if (op == null) {
+                    return;
+                }
+                IDLE.setVolatile(this, false);
+            }
+            limiter.consume(op.length);
+            opsInFlight++;
+            bytesInFlight += op.length;
+            job.execute(op);
+        }
+    }
+
+    /**
+     * Steps 1 and 2 of a copy: claim the first claimable dirty chunk at or after the cursor
+     * (wrapping once), clear its dirty bit, and extend the run over adjacent dirty chunks while
+     * they can be claimed and fit the limits. Returns null if no dirty chunk can be claimed.
+     */
+    private CopyOperation claimRunLocked() {
+        long first = findAndClaim(cursor, bitmap.chunkCount());
+        if (first < 0 && cursor > 0) {
+            first = findAndClaim(0, cursor);
+        }
+        if (first < 0) {
+            return null;
+        }
+        long budget = opsInFlight == 0 ? maxCopyBytes : Math.min(maxCopyBytes, bufSize - bytesInFlight);
+        long maxChunks = Math.max(1, budget / bitmap.granularity());
+        bitmap.testAndClear(first);
+        long last = first;
+        while (last - first + 1 < maxChunks && last + 1 < bitmap.chunkCount() && bitmap.isDirty(last + 1)
+                && claims.tryClaim(last + 1)) {
+            last++;
+            bitmap.testAndClear(last);
+        }
+        cursor = last + 1 < bitmap.chunkCount() ? last + 1 : 0;
+        long offset = bitmap.offsetOf(first);
+        int length = (int) bitmap.lengthOf(first, last - first + 1);
+        return new CopyOperation(this, source, target, first, last, offset, length, takeBuffer());
+    }
+
+    /** First dirty chunk in [from, to) that this call managed to claim, or -1. */
+    private long findAndClaim(long from, long to) {
+        long c = bitmap.nextDirty(from);
+        while (c >= 0 && c < to) {
+            if (claims.tryClaim(c)) {
+                return c;
+            }
+            // Held by a write-blocking guest write; its release wakes us if the chunk stays dirty.
+            c = c + 1 < bitmap.chunkCount() ? bitmap.nextDirty(c + 1) : -1;
+        }
+        return -1;
+    }
+
+    /** Whether nothing is dirty and no copy is in flight. */
+    boolean convergedLocked() {
+        return opsInFlight == 0 && bitmap.nextDirty(0) < 0;
+    }
+
+    int opsInFlightLocked() {
+        return opsInFlight;
+    }
+
+    /** A copy finished (failed if {@code e != null}); returns its buffer and updates counters. */
+    void finishedLocked(CopyOperation op, DeviceException e) {
+        opsInFlight--;
+        bytesInFlight -= op.length;
+        freeBuffers.push(op.buffer);
+        if (e == null) {
+            bytesCopied += op.length;
+            backoffNanos = 0;
+        }
+    }
+
+    /** After an ignored error: no new copies for a growing back-off, then retry. */
+    void backOffLocked() {
+        backoffNanos = backoffNanos == 0 ? MIN_BACKOFF_NANOS : Math.min(MAX_BACKOFF_NANOS, backoffNanos * 2);
+        retryAt = job.runtime().nanoTime() + backoffNanos;
+        retryPending = true;
+        scheduleTimerLocked(backoffNanos);
+    }
+
+    void setSpeedLocked(long speed) {
+        limiter.setSpeed(speed);
+    }
+
+    long speedLocked() {
+        return limiter.speed();
+    }
+
+    private void scheduleTimerLocked(long delayNanos) {
+        if (!timerPending) {
+            timerPending = true;
+            job.schedule(() -> {
+                job.onTimer(this);
+            }, delayNanos);
+        }
+    }
+
+    void timerFiredLocked() {
+        timerPending = false;
+    }
+
+    private ByteBuffer takeBuffer() {
+        ByteBuffer b = freeBuffers.poll();
+        return b != null ? b : ByteBuffer.allocateDirect(maxCopyBytes);
+    }
+
+    /* ---- Lock-free parts ---- */
+
+    /** Called by a guest after it dirtied a clean chunk. */
+    void wakeIfIdle() {
+        // Volatile load, then CAS: pairs with the copier's volatile store of idle in issueLocked.
+        if ((boolean) IDLE.getVolatile(this) && IDLE.compareAndSet(this, true, false)) {
+            job.execute(pumpTask);
+        }
+    }
+
+    /** Step 5 of a copy, on the copy's thread: mark dirty again on failure, release, report. */
+    void release(CopyOperation op, MirrorEvent.Side side, MirrorEvent.Operation operation, DeviceException e) {
+        if (e != null) {
+            // Dirty before the claim goes: the run is never both clean and unclaimed while the
+            // target may differ (key invariant). This is the IGNORE policy's retry, and it is done
+            // whatever the policy, so a resumed or re-run job copies the run again.
+            bitmap.markRange(op.offset, op.length);
+        }
+        claims.release(op.firstChunk, op.lastChunk);
+        job.onCopyFinished(op, side, operation, e);
+    }
+
+    void execute(Runnable task) {
+        job.execute(task);
+    }
+
+    long bytesInFlight() {
+        return bytesInFlight;
+    }
+
+    long bytesCopied() {
+        return bytesCopied;
+    }
+
+    /* ---- Zero detection ---- */
+
+    /** Records that the target's bytes in this range may become non-zero (before writing them). */
+    void noteTargetWrite(long offset, long length) {
+        if (targetTouched != null) {
+            targetTouched.markRange(offset, length);
+        }
+    }
+
+    /** Whether the target is known to read as zeroes in this range. */
+    boolean targetKnownZero(long offset, long length) {
+        return targetTouched != null && !targetTouched.anyDirty(offset, length);
+    }
+
+    static boolean isZero(ByteBuffer data) {
+        int pos = data.position();
+        int remaining = data.remaining();
+        int checked = 0;
+        while (checked < remaining) {
+            int n = Math.min(remaining - checked, ZEROES.capacity());
+            ByteBuffer part = data.duplicate();
+            part.position(pos + checked).limit(pos + checked + n);
+            ByteBuffer zeroes = ZEROES.duplicate();
+            zeroes.limit(n);
+            if (part.mismatch(zeroes) >= 0) {
+                return false;
+            }
+            checked += n;
+        }
+        return true;
+    }
+}

@@ -1,0 +1,96 @@
+package dev.handoff.mirror;
+
+import java.util.Objects;
+import java.util.concurrent.Executor;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Where a job's copier runs and how it tells time: the seam between the kernel and its host.
+ * Production jobs use {@link #threadPool} or {@link #of(Executor)}; a deterministic simulator
+ * supplies its own implementation and drives tasks and time step by step.
+ *
+ * <p>Tasks must not run on the caller's stack inside {@link #execute} (the kernel calls it while
+ * holding its lock): implementations queue them.
+ */
+public interface JobRuntime {
+
+    /** Runs {@code task} soon, on some other thread or a later step. */
+    void execute(Runnable task);
+
+    /** Runs {@code task} after at least {@code delayNanos}. */
+    void schedule(Runnable task, long delayNanos);
+
+    /** A monotonic clock in nanoseconds. */
+    long nanoTime();
+
+    /** Called once when the job that created this runtime concludes; releases its threads. */
+    default void shutdown() {
+    }
+
+    /**
+     * A dedicated pool of {@code threads} daemon threads named {@code handoff-copier-N}, shut down
+     * when its job concludes.
+     */
+    static JobRuntime threadPool(int threads) {
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be >= 1, got " + threads);
+        }
+        AtomicInteger n = new AtomicInteger();
+        ThreadFactory factory = r -> {
+            Thread t = new Thread(r, "handoff-copier-" + n.incrementAndGet());
+            t.setDaemon(true);
+            return t;
+        };
+        ScheduledThreadPoolExecutor pool = new ScheduledThreadPoolExecutor(threads, factory);
+        pool.setRemoveOnCancelPolicy(true);
+        return new JobRuntime() {
+            @Override
+            public void execute(Runnable task) {
+                pool.execute(task);
+            }
+
+            @Override
+            public void schedule(Runnable task, long delayNanos) {
+                pool.schedule(task, delayNanos, TimeUnit.NANOSECONDS);
+            }
+
+            @Override
+            public long nanoTime() {
+                return System.nanoTime();
+            }
+
+            @Override
+            public void shutdown() {
+                pool.shutdown();
+            }
+        };
+    }
+
+    /**
+     * Runs tasks on the embedder's {@code executor}, which the job never shuts down; delays wait
+     * on one shared daemon timer thread and then go to the executor.
+     */
+    static JobRuntime of(Executor executor) {
+        Objects.requireNonNull(executor, "executor");
+        return new JobRuntime() {
+            @Override
+            public void execute(Runnable task) {
+                executor.execute(task);
+            }
+
+            @Override
+            public void schedule(Runnable task, long delayNanos) {
+                SharedTimer.TIMER.schedule(() -> executor.execute(task), delayNanos, TimeUnit.NANOSECONDS);
+            }
+
+            @Override
+            public long nanoTime() {
+                return System.nanoTime();
+            }
+        };
+    }
+}

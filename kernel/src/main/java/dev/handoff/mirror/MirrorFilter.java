@@ -1,0 +1,233 @@
+package dev.handoff.mirror;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+
+import java.nio.ByteBuffer;
+
+/**
+ * The guest-facing device of a mirror job: the guest reads and writes through it while the job
+ * copies the source to the target, and keeps using it after the job ends (it then forwards to
+ * the target after a pivot, to the source otherwise).
+ *
+ * <h2>Protocol overview</h2>
+ * While the job runs, every operation enters the job's {@link GuestGate} so that a pivot can hold
+ * new operations and wait for those inside. Inside:
+ * <ul>
+ *   <li><b>Background write</b>: write the source, then mark the touched chunks dirty (BRIEF §2
+ *       order 1: marking first would let the copier clear the bit and copy the old bytes before
+ *       the write lands). Even a failed write marks, since it may have been applied in part. No
+ *       lock, no allocation: a gate RMW, the device write, the bitmap's fence and read, and at
+ *       most one RMW for a clean chunk.</li>
+ *   <li><b>Write-blocking write</b>: claim the touched chunks (waiting for an in-flight copy of
+ *       any of them: order 4), write the source, write the target, release. Two such writes to
+ *       a chunk are serialized by the claim, so source and target see them in the same order. A
+ *       failed target write marks the chunks dirty before the claim is released, and goes to
+ *       the job's on-target-error policy; the guest's write still succeeds (the source has
+ *       it).</li>
+ *   <li><b>Reads</b> go to the source; <b>flush</b> flushes the source (the target is flushed
+ *       before a pivot); <b>discard</b> discards on the source and marks the chunks dirty.</li>
+ * </ul>
+ * When the job concludes it writes {@link #passthrough} (volatile) while the gate is closed and
+ * drained, then opens the gate; the gate's RMWs order that write before any later operation.
+ * From then on operations skip the gate.
+ *
+ * <p>{@link #close()} closes this view only: the source and target belong to the embedder.
+ */
+public final class MirrorFilter implements BlockDevice {
+    private static final int WRITE = 0;
+    private static final int WRITE_ZEROES = 1;
+    private static final int DISCARD = 2;
+
+    private final MirrorJob job;
+    private final BlockDevice source;
+    private final BlockDevice target;
+    private final DirtyBitmap bitmap;
+    private final InFlightChunks claims;
+    private final GuestGate gate;
+    private final Copier copier;
+    private final long size;
+
+    /** Null while mirroring; the source or the target once the job has concluded. */
+    private volatile BlockDevice passthrough;
+    /** Whether writes also go to the target; written by the job under its lock. */
+    private volatile boolean writeThrough;
+    private volatile boolean closed;
+
+    MirrorFilter(MirrorJob job, BlockDevice source, BlockDevice target, DirtyBitmap bitmap, InFlightChunks claims,
+            GuestGate gate, Copier copier) {
+        this.job = job;
+        this.source = source;
+        this.target = target;
+        this.bitmap = bitmap;
+        this.claims = claims;
+        this.gate = gate;
+        this.copier = copier;
+        this.size = source.size();
+    }
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws DeviceException {
+        ensureOpen();
+        BlockDevice p = passthrough;
+        if (p != null) {
+            p.read(offset, dst);
+            return;
+        }
+        gate.enter();
+        try {
+            p = passthrough; // re-read: a conclusion may have switched it while we waited
+            (p != null ? p : source).read(offset, dst);
+        } finally {
+            gate.exit();
+        }
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws DeviceException {
+        mutate(WRITE, offset, src.remaining(), src);
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length) throws DeviceException {
+        mutate(WRITE_ZEROES, offset, length, null);
+    }
+
+    @Override
+    public void discard(long offset, long length) throws DeviceException {
+        mutate(DISCARD, offset, length, null);
+    }
+
+    @Override
+    public void flush() throws DeviceException {
+        ensureOpen();
+        BlockDevice p = passthrough;
+        if (p != null) {
+            p.flush();
+            return;
+        }
+        gate.enter();
+        try {
+            p = passthrough;
+            (p != null ? p : source).flush();
+        } finally {
+            gate.exit();
+        }
+    }
+
+    /** Closes this view; the source and target stay open. */
+    @Override
+    public void close() {
+        closed = true;
+    }
+
+    /** Where guest operations land: the source while the job runs or after it ends without a pivot, the target after a pivot. */
+    public BlockDevice currentDevice() {
+        BlockDevice p = passthrough;
+        return p != null ? p : source;
+    }
+
+    /* ---- Called by the job under its lock ---- */
+
+    void setWriteThrough(boolean on) {
+        writeThrough = on;
+    }
+
+    void setPassthrough(BlockDevice device) {
+        passthrough = device;
+    }
+
+    /* ---- Guest write paths ---- */
+
+    private void mutate(int op, long offset, long length, ByteBuffer src) throws DeviceException {
+        ensureOpen();
+        DeviceException.checkRange(offset, length, size);
+        BlockDevice p = passthrough;
+        if (p != null) {
+            apply(p, op, offset, length, src);
+            return;
+        }
+        gate.enter();
+        try {
+            p = passthrough;
+            if (p != null) {
+                apply(p, op, offset, length, src);
+            } else if (writeThrough && op != DISCARD && length > 0) {
+                writeBlocking(op, offset, length, src);
+            } else {
+                writeBackground(op, offset, length, src);
+            }
+        } finally {
+            gate.exit();
+        }
+    }
+
+    private void writeBackground(int op, long offset, long length, ByteBuffer src) throws DeviceException {
+        try {
+            apply(source, op, offset, length, src);
+        } finally {
+            // After the source write (order 1), even if it failed part way.
+            if (bitmap.markRange(offset, length)) {
+                copier.wakeIfIdle();
+            }
+        }
+    }
+
+    private void writeBlocking(int op, long offset, long length, ByteBuffer src) throws DeviceException {
+        long first = bitmap.chunkOf(offset);
+        long last = bitmap.chunkOf(offset + length - 1);
+        ByteBuffer forTarget = src != null ? src.duplicate() : null;
+        claims.claim(first, last);
+        try {
+            try {
+                apply(source, op, offset, length, src);
+            } catch (DeviceException | RuntimeException e) {
+                bitmap.markRange(offset, length);
+                throw e;
+            }
+            try {
+                if (op == WRITE) {
+                    copier.noteTargetWrite(offset, length);
+                }
+                apply(target, op, offset, length, forTarget);
+            } catch (DeviceException e) {
+                bitmap.markRange(offset, length); // before the claim is released
+                job.onGuestTargetError(op == WRITE ? MirrorEvent.Operation.WRITE : MirrorEvent.Operation.WRITE_ZEROES,
+                        offset, length, e);
+            }
+        } finally {
+            claims.release(first, last);
+        }
+        // A copy skipped these chunks while we held them; if one is still dirty, make sure the
+        // copier looks again.
+        if (bitmap.anyDirty(offset, length)) {
+            copier.wakeIfIdle();
+        }
+    }
+
+    private static void apply(BlockDevice device, int op, long offset, long length, ByteBuffer src)
+            throws DeviceException {
+        switch (op) {
+            case WRITE:
+                device.write(offset, src);
+                break;
+            case WRITE_ZEROES:
+                device.writeZeroes(offset, length);
+                break;
+            default:
+                device.discard(offset, length);
+                break;
+        }
+    }
+
+    private void ensureOpen() throws DeviceException {
+        if (closed) {
+            throw new DeviceException(DeviceException.Kind.CLOSED, "the mirror's guest device is closed");
+        }
+    }
+}
