@@ -554,6 +554,24 @@ public final class MirrorJob {
         return runtime;
     }
 
+    DirtyBitmap bitmap() {
+        return bitmap;
+    }
+
+    InFlightChunks claims() {
+        return claims;
+    }
+
+    GuestGate gate() {
+        return gate;
+    }
+
+    int copiesInFlight() {
+        synchronized (lock) {
+            return copier.opsInFlightLocked();
+        }
+    }
+
     void execute(Runnable task) {
         try {
             runtime.execute(task);

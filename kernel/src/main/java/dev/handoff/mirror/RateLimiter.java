@@ -9,7 +9,8 @@ final class RateLimiter {
     static final long SLICE_NANOS = 100_000_000L;
 
     private long speed;
-    private long sliceEnd = Long.MIN_VALUE;
+    private long sliceEnd;
+    private boolean started;
     private long used;
 
     RateLimiter(long speed) {
@@ -29,7 +30,8 @@ final class RateLimiter {
         if (speed == 0) {
             return 0;
         }
-        if (now - sliceEnd >= 0) {
+        if (!started || now - sliceEnd >= 0) {
+            started = true;
             sliceEnd = now + SLICE_NANOS;
             used = 0;
             return 0;

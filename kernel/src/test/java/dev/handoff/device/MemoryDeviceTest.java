@@ -1,0 +1,37 @@
+package dev.handoff.device;
+
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+class MemoryDeviceTest extends BlockDeviceContract {
+    @Override
+    protected BlockDevice create(long size) {
+        return new MemoryDevice(size);
+    }
+
+    @Test
+    void allocatesOnlyWrittenSegments() throws Exception {
+        MemoryDevice big = new MemoryDevice(1L << 40);
+        assertThat(big.allocatedBytes()).isZero();
+        big.write(5L << 30, ByteBuffer.wrap(new byte[] {1}));
+        assertThat(big.allocatedBytes()).isEqualTo(MemoryDevice.SEGMENT_SIZE);
+        big.writeZeroes(5L << 30, MemoryDevice.SEGMENT_SIZE);
+        assertThat(big.allocatedBytes()).isZero();
+    }
+
+    @Test
+    void discardReadsAsZeroes() throws Exception {
+        device().write(0, ByteBuffer.wrap(new byte[] {1, 2, 3}));
+        device().discard(0, 2);
+        assertThat(read(device(), 0, 3)).containsExactly(0, 0, 3);
+    }
+
+    @Test
+    void rejectsNegativeSize() {
+        assertThatThrownBy(() -> new MemoryDevice(-1)).isInstanceOf(IllegalArgumentException.class);
+    }
+}

@@ -1,0 +1,179 @@
+package dev.handoff.mirror;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+import dev.handoff.device.MemoryDevice;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/** Zero chunks, merging, buf-size and speed. */
+class CopierTest {
+    private static final int G = JobHarness.GRANULARITY;
+
+    /** Counts target operations. */
+    static final class CountingDevice implements BlockDevice {
+        final MemoryDevice inner;
+        final AtomicInteger writes = new AtomicInteger();
+        final AtomicInteger zeroes = new AtomicInteger();
+
+        CountingDevice(long size) {
+            inner = new MemoryDevice(size);
+        }
+
+        @Override
+        public long size() {
+            return inner.size();
+        }
+
+        @Override
+        public void read(long offset, ByteBuffer dst) throws DeviceException {
+            inner.read(offset, dst);
+        }
+
+        @Override
+        public void write(long offset, ByteBuffer src) throws DeviceException {
+            writes.incrementAndGet();
+            inner.write(offset, src);
+        }
+
+        @Override
+        public void writeZeroes(long offset, long length) throws DeviceException {
+            zeroes.incrementAndGet();
+            inner.writeZeroes(offset, length);
+        }
+
+        @Override
+        public void discard(long offset, long length) throws DeviceException {
+            inner.discard(offset, length);
+        }
+
+        @Override
+        public void flush() throws DeviceException {
+            inner.flush();
+        }
+
+        @Override
+        public void close() {
+            inner.close();
+        }
+    }
+
+    private static MirrorJob job(BlockDevice s, BlockDevice t, MirrorOptions o, ManualRuntime r) {
+        return MirrorJob.create(s, t, o, r);
+    }
+
+    @Test
+    void zeroChunksAreSkippedWhenTheTargetIsKnownZero() throws Exception {
+        MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
+        JobHarness.write(source, 2L * G, 10, 1);
+        CountingDevice target = new CountingDevice(JobHarness.SIZE);
+        ManualRuntime r = new ManualRuntime();
+        MirrorJob job = job(source, target, MirrorOptions.builder().granularity(G).maxCopyBytes(G).targetIsZero(true).build(), r);
+        job.start();
+        r.runAll();
+        assertThat(target.writes).hasValue(1);
+        assertThat(target.zeroes).hasValue(0);
+        JobHarness.assertSameContent(target, source);
+    }
+
+    @Test
+    void zeroChunksAreWrittenWithWriteZeroesOtherwise() throws Exception {
+        MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
+        JobHarness.write(source, 2L * G, 10, 1);
+        CountingDevice target = new CountingDevice(JobHarness.SIZE);
+        JobHarness.fillRandom(target, 3); // stale data the zeroes must overwrite
+        target.writes.set(0);
+        ManualRuntime r = new ManualRuntime();
+        MirrorJob job = job(source, target, MirrorOptions.builder().granularity(G).maxCopyBytes(G).build(), r);
+        job.start();
+        r.runAll();
+        assertThat(target.writes).hasValue(1);
+        assertThat(target.zeroes).hasValue(15);
+        JobHarness.assertSameContent(target, source);
+    }
+
+    @Test
+    void aChunkZeroedByTheGuestAfterItWasCopiedIsZeroedOnTheTargetToo() throws Exception {
+        MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
+        JobHarness.write(source, 2L * G, G, 1);
+        CountingDevice target = new CountingDevice(JobHarness.SIZE);
+        ManualRuntime r = new ManualRuntime();
+        MirrorJob job = job(source, target, MirrorOptions.builder().granularity(G).maxCopyBytes(G).targetIsZero(true).build(), r);
+        job.start();
+        r.runAll();
+        JobHarness.write(job.guestDevice(), 2L * G, G, 0);
+        r.runAll();
+        assertThat(target.zeroes).hasValue(1);
+        JobHarness.assertSameContent(target, source);
+    }
+
+    @Test
+    void adjacentDirtyChunksAreMergedUpToMaxCopyBytes() {
+        JobHarness h = new JobHarness(MirrorOptions.builder().granularity(G).bufSize(16L * G).maxCopyBytes(4L * G).build());
+        h.job.start();
+        assertThat(h.job.copiesInFlight()).isEqualTo(4); // 16 chunks in runs of 4
+        h.runtime.runAll();
+        assertThat(h.job.state()).isEqualTo(JobState.READY);
+    }
+
+    @Test
+    void bufSizeBoundsTheBytesInFlight() {
+        JobHarness h = new JobHarness(MirrorOptions.builder().granularity(G).bufSize(3L * G).maxCopyBytes(G).build());
+        h.job.start();
+        assertThat(h.job.copiesInFlight()).isEqualTo(3);
+        assertThat(h.job.progress().bytesInFlight()).isEqualTo(3L * G);
+    }
+
+    @Test
+    void speedLimitSpreadsTheCopyOverTimeAndCanBeLifted() {
+        JobHarness h = new JobHarness(MirrorOptions.builder().granularity(G).maxCopyBytes(G).speed(10L * G).build());
+        h.job.start();
+        h.runtime.runAll();
+        assertThat(h.job.state()).isEqualTo(JobState.RUNNING); // one chunk per 100 ms slice
+        h.runtime.advance(RateLimiter.SLICE_NANOS);
+        assertThat(h.job.progress().offset()).isEqualTo(2L * G);
+        h.job.setSpeed(0);
+        h.runtime.runAll();
+        assertThat(h.job.state()).isEqualTo(JobState.READY);
+        assertThat(h.job.progress().speed()).isZero();
+    }
+
+    @Test
+    void progressOffsetIsMonotoneAndLengthCoversWhatIsLeft() {
+        JobHarness h = new JobHarness();
+        h.job.start();
+        long last = -1;
+        while (h.runtime.runNext()) {
+            MirrorProgress p = h.job.progress();
+            assertThat(p.offset()).isGreaterThanOrEqualTo(last);
+            assertThat(p.length()).isEqualTo(p.offset() + p.dirtyBytes() + p.bytesInFlight());
+            last = p.offset();
+        }
+        MirrorProgress end = h.job.progress();
+        assertThat(end.offset()).isEqualTo(end.length()).isEqualTo(JobHarness.SIZE);
+    }
+
+    @Test
+    void eventsCarryConsecutiveSequenceNumbers() throws Exception {
+        JobHarness h = new JobHarness().reach("COMPLETED");
+        long expected = 1;
+        for (MirrorEvent e : h.events()) {
+            assertThat(e.sequence()).isEqualTo(expected++);
+        }
+        assertThat(h.events()).extracting(e -> e.getClass().getSimpleName())
+                .containsExactly("StateChanged", "StateChanged", "Ready", "StateChanged", "StateChanged", "Completed");
+    }
+
+    @Test
+    void sizesMustMatchAndTheDevicesMustDiffer() {
+        MemoryDevice a = new MemoryDevice(4096);
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> MirrorJob.create(a, new MemoryDevice(8192), MirrorOptions.defaults()))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("sizes must match");
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> MirrorJob.create(a, a, MirrorOptions.defaults()))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("same device");
+    }
+}
