@@ -1,0 +1,33 @@
+package dev.handoff.ownership;
+
+import dev.handoff.device.DeviceException;
+
+/**
+ * The write lock of one image for one handle: at most one handle in the world may hold it at a
+ * time (within the reach of the implementation: one JVM for {@link InProcessOwnershipLock}, every
+ * process on the host, QEMU's included, for {@link QemuFileLock}).
+ *
+ * <p>An {@link OwnedImage} holds its lock exactly while it is ACTIVE. The lock alone prevents a
+ * second active holder; the epoch in the ownership record fences a holder whose lock was lost
+ * anyway (see {@link OwnedImage}).
+ *
+ * <p>Threading: an instance belongs to one handle, which calls it under its own transition lock;
+ * implementations must be safe against other instances on the same image, in any thread or
+ * process.
+ */
+public interface OwnershipLock {
+
+    /**
+     * Takes the lock without waiting. Does nothing if this instance already holds it.
+     *
+     * @throws ImageInactiveException if another holder has it; the message says who, if known
+     * @throws DeviceException of another kind if the lock could not be asked for
+     */
+    void acquire() throws DeviceException;
+
+    /** Releases the lock if this instance holds it; otherwise does nothing. Writes no data. */
+    void release() throws DeviceException;
+
+    /** Whether this instance holds the lock. */
+    boolean isHeld();
+}

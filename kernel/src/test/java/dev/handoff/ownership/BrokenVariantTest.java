@@ -1,0 +1,238 @@
+package dev.handoff.ownership;
+
+import static dev.handoff.ownership.OwnedImage.State.ACTIVE;
+import static dev.handoff.ownership.OwnedImage.State.INACTIVE;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.handoff.device.FaultyDevice;
+import java.time.Duration;
+import java.util.EnumMap;
+import java.util.EnumSet;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Each ownership check, run against the correct protocol (must pass) and against the one
+ * deliberate bug it exists to catch (must fail). The bugs are {@link Flaw} values, reachable only
+ * through the package-private factory.
+ *
+ * <p>Rerun: {@code mvn -pl kernel test -Dtest=BrokenVariantTest}
+ */
+class BrokenVariantTest {
+
+    /** A scenario that throws AssertionError when the handle under test (built with the flaw) misbehaves. */
+    @FunctionalInterface
+    interface Check {
+        void run(Flaw flaw) throws Exception;
+    }
+
+    private static final Map<Flaw, Check> CHECKS = new EnumMap<>(Flaw.class);
+
+    static {
+        CHECKS.put(Flaw.INACTIVATE_WITHOUT_FLUSH, BrokenVariantTest::handoffLosesNoAcknowledgedWrite);
+        CHECKS.put(Flaw.INACTIVATE_WITHOUT_DRAIN, BrokenVariantTest::inactivationWaitsForInFlightWrites);
+        CHECKS.put(Flaw.ACTIVATE_WITHOUT_DROPPING_CACHES, BrokenVariantTest::noStaleCacheSurvivesActivation);
+        CHECKS.put(Flaw.ACTIVATE_WITHOUT_LOCK, BrokenVariantTest::atMostOneActiveHolder);
+        CHECKS.put(Flaw.BUMP_WITHOUT_COMPARE, BrokenVariantTest::racingActivationsWhoseLocksFailedHaveOneWinner);
+        CHECKS.put(Flaw.CLOSE_INACTIVE_WRITES_RECORD, BrokenVariantTest::closeOfAnInactiveImageWritesNothing);
+        CHECKS.put(Flaw.INACTIVE_ACCEPTS_WRITES, BrokenVariantTest::noWriteWhileInactive);
+        CHECKS.put(Flaw.WRITE_WITHOUT_FENCING_CHECK, BrokenVariantTest::aFencedHandleWritesNothing);
+        CHECKS.put(Flaw.HANDOFF_WITHOUT_EPOCH_CHECK, BrokenVariantTest::aStaleHandoffTokenCannotWin);
+    }
+
+    @Test
+    void everyFlawHasACheck() {
+        assertThat(CHECKS.keySet()).isEqualTo(EnumSet.complementOf(EnumSet.of(Flaw.NONE)));
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Flaw.class, names = "NONE", mode = EnumSource.Mode.EXCLUDE)
+    void theCorrectProtocolPassesTheCheck(Flaw flaw) throws Exception {
+        CHECKS.get(flaw).run(Flaw.NONE);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Flaw.class, names = "NONE", mode = EnumSource.Mode.EXCLUDE)
+    void theCheckCatchesTheFlaw(Flaw flaw) {
+        assertThatThrownBy(() -> CHECKS.get(flaw).run(flaw)).isInstanceOf(AssertionError.class);
+    }
+
+    // ---- the checks ----
+
+    /** A newly active holder sees every write acknowledged before the handoff, even after a crash. */
+    static void handoffLosesNoAcknowledgedWrite(Flaw flaw) throws Exception {
+        VolatileCacheDevice disk = new VolatileCacheDevice(SharedImage.SIZE);
+        SharedImage shared = new SharedImage(disk);
+        OwnedImage source = shared.open("src", ACTIVE, flaw);
+        OwnedImage destination = shared.open("dst", INACTIVE);
+        source.write(0, SharedImage.bytes(4096, 0x42));
+        HandoffToken token = source.prepareHandoff();
+        disk.crash();
+        destination.acceptHandoff(token);
+        assertThat(SharedImage.read(destination, 0, 4096)).isEqualTo(SharedImage.filled(4096, 0x42));
+        source.close();
+        destination.close();
+    }
+
+    /** A write in flight when inactivation starts lands before the flush that inactivation does. */
+    static void inactivationWaitsForInFlightWrites(Flaw flaw) throws Exception {
+        SharedImage shared = new SharedImage();
+        FaultyDevice[] faulty = new FaultyDevice[1];
+        OwnedImage image = shared.open("a", ACTIVE,
+                d -> new RecordingDevice(faulty[0] = new FaultyDevice(d), shared.log),
+                OwnedImage.Tuning.DEFAULT.withFlaw(flaw));
+        faulty[0].inject(FaultyDevice.Fault.latency(Duration.ofMillis(200)).on(FaultyDevice.Op.WRITE).times(1));
+        CompletableFuture<Void> write = CompletableFuture.runAsync(() -> {
+            try {
+                image.write(0, SharedImage.bytes(512, 1));
+            } catch (Exception e) {
+                throw new RuntimeException(e);
+            }
+        });
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        while (!shared.log.snapshot().contains("write:begin@0") && System.nanoTime() < deadline) {
+            Thread.sleep(1);
+        }
+        image.inactivate();
+        write.get(5, TimeUnit.SECONDS);
+        List<String> events = shared.log.snapshot();
+        assertThat(events.indexOf("write:end@0")).as("the in-flight write ends before the flush: %s", events)
+                .isLessThan(events.indexOf("flush:begin"));
+        image.close();
+    }
+
+    /** Metadata read before another owner's writes does not survive activation; epochs keep growing. */
+    static void noStaleCacheSurvivesActivation(Flaw flaw) throws Exception {
+        SharedImage shared = new SharedImage();
+        OwnedImage a = shared.open("a", ACTIVE, flaw);
+        OwnedImage b = shared.open("b", INACTIVE);
+        a.write(0, SharedImage.bytes(512, 1));
+        SharedImage.read(a, 0, 512); // cached
+        b.acceptHandoff(a.prepareHandoff());
+        b.write(0, SharedImage.bytes(512, 2));
+        b.inactivate();
+        a.activate();
+        assertThat(SharedImage.read(a, 0, 512)).as("header after re-activation").isEqualTo(SharedImage.filled(512, 2));
+        assertThat(a.epoch()).as("epoch after re-activation").isGreaterThan(b.epoch());
+        a.close();
+        b.close();
+    }
+
+    /** While one holder is active, another cannot activate. */
+    static void atMostOneActiveHolder(Flaw flaw) throws Exception {
+        SharedImage shared = new SharedImage();
+        OwnedImage a = shared.open("a", ACTIVE);
+        OwnedImage b = shared.open("b", INACTIVE, flaw);
+        try {
+            b.activate();
+        } catch (ImageInactiveException expected) {
+            // refused: good
+        }
+        assertThat(a.state() == ACTIVE && b.state() == ACTIVE).as("both active").isFalse();
+        b.close();
+        a.close();
+    }
+
+    /**
+     * Two activations whose locks both "succeeded" (a lost lock) and that read the same epoch: the
+     * compare-and-write of the epoch lets exactly one become ACTIVE.
+     */
+    static void racingActivationsWhoseLocksFailedHaveOneWinner(Flaw flaw) throws Exception {
+        SharedImage shared = new SharedImage();
+        OwnedImage c = shared.openWithFailedLock("c", INACTIVE, Flaw.NONE);
+        OwnedImage b = shared.openWithFailedLock("b", INACTIVE, flaw);
+        // b has read epoch 0 and is about to write epoch 1 when c activates in between.
+        shared.records.beforeNextWrite(() -> {
+            try {
+                c.activate();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        try {
+            b.activate();
+        } catch (ImageFencedException expected) {
+            // refused: good
+        }
+        assertThat(c.state()).isEqualTo(ACTIVE);
+        assertThat(b.state() == ACTIVE && c.state() == ACTIVE).as("both active").isFalse();
+        c.close();
+        b.close();
+    }
+
+    /** Closing an inactive handle writes neither data nor record. */
+    static void closeOfAnInactiveImageWritesNothing(Flaw flaw) throws Exception {
+        SharedImage shared = new SharedImage();
+        OwnedImage owner = shared.open("owner", ACTIVE);
+        try {
+            OwnedImage bystander = shared.open("bystander", INACTIVE, d -> new RecordingDevice(d, shared.log),
+                    OwnedImage.Tuning.DEFAULT.withFlaw(flaw));
+            OwnershipRecord record = shared.record();
+            shared.log.clear();
+            bystander.close();
+            assertThat(shared.log.snapshot()).as("what the inactive close did").isEmpty();
+            assertThat(shared.record()).isEqualTo(record);
+        } finally {
+            owner.close();
+        }
+    }
+
+    /** An inactive handle refuses writes and nothing reaches the device. */
+    static void noWriteWhileInactive(Flaw flaw) throws Exception {
+        SharedImage shared = new SharedImage();
+        OwnedImage image = shared.open("a", INACTIVE, d -> new RecordingDevice(d, shared.log),
+                OwnedImage.Tuning.DEFAULT.withFlaw(flaw));
+        shared.log.clear();
+        try {
+            image.write(0, SharedImage.bytes(512, 1));
+        } catch (ImageInactiveException expected) {
+            // refused: good
+        }
+        assertThat(shared.log.snapshot()).as("what reached the device").isEmpty();
+        image.close();
+    }
+
+    /** After a takeover is seen (at the latest by a flush), nothing more is flushed or written. */
+    static void aFencedHandleWritesNothing(Flaw flaw) throws Exception {
+        SharedImage shared = new SharedImage();
+        RecordingDevice[] device = new RecordingDevice[1];
+        OwnedImage image = shared.open("old", ACTIVE, d -> device[0] = new RecordingDevice(d, shared.log),
+                OwnedImage.Tuning.DEFAULT.withFlaw(flaw));
+        shared.store.write(new OwnershipRecord(2, "new", false));
+        shared.log.clear();
+        for (int i = 0; i < 2; i++) {
+            try {
+                image.flush();
+                image.write(0, SharedImage.bytes(512, 1));
+            } catch (ImageFencedException expected) {
+                // refused: good
+            }
+        }
+        assertThat(device[0].mutations()).as("mutations by a fenced handle").isZero();
+    }
+
+    /** A source cannot abort a handoff the destination accepted, even after the destination let go. */
+    static void aStaleHandoffTokenCannotWin(Flaw flaw) throws Exception {
+        SharedImage shared = new SharedImage();
+        OwnedImage source = shared.open("src", ACTIVE, flaw);
+        OwnedImage destination = shared.open("dst", INACTIVE);
+        destination.acceptHandoff(source.prepareHandoff());
+        destination.write(0, SharedImage.bytes(512, 9));
+        destination.inactivate();
+        try {
+            source.abortHandoff();
+        } catch (ImageFencedException expected) {
+            // refused: good
+        }
+        assertThat(source.state()).as("source after a stale abort").isEqualTo(INACTIVE);
+        assertThat(shared.record()).isEqualTo(new OwnershipRecord(2, "dst", true));
+        source.close();
+        destination.close();
+    }
+}

@@ -1,0 +1,85 @@
+package dev.handoff.ownership;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+
+/** Drives an {@link OwnershipPeer} in a second JVM, started with this JVM's java and class path. */
+final class PeerProcess implements AutoCloseable {
+    private static final long TIMEOUT_SECONDS = 30;
+
+    private final Process process;
+    private final Writer stdin;
+    private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
+
+    PeerProcess(Path image, String ownerId) throws IOException, InterruptedException {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        process = new ProcessBuilder(List.of(java, "-Xshare:auto", "-XX:TieredStopAtLevel=1",
+                "-cp", System.getProperty("java.class.path"), OwnershipPeer.class.getName(), image.toString(), ownerId))
+                .redirectError(ProcessBuilder.Redirect.INHERIT)
+                .start();
+        stdin = new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);
+        Thread reader = new Thread(() -> {
+            try (BufferedReader out = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
+                for (String line; (line = out.readLine()) != null; ) {
+                    lines.add(line);
+                }
+            } catch (IOException ignored) {
+                // the process died: the next expect() times out or sees EOF
+            }
+            lines.add("EOF");
+        }, "peer-stdout");
+        reader.setDaemon(true);
+        reader.start();
+        String ready = next();
+        if (!ready.startsWith("READY")) {
+            throw new IllegalStateException("peer did not start: " + ready);
+        }
+    }
+
+    /** Sends one command and returns the peer's answer line. */
+    String send(String command) throws IOException, InterruptedException {
+        stdin.write(command + "\n");
+        stdin.flush();
+        return next();
+    }
+
+    long pid() {
+        return process.pid();
+    }
+
+    /** kill -9. */
+    void kill() throws InterruptedException {
+        process.destroyForcibly();
+        if (!process.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+            throw new IllegalStateException("peer did not die");
+        }
+    }
+
+    private String next() throws InterruptedException {
+        String line = lines.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
+        if (line == null) {
+            throw new IllegalStateException("peer did not answer within " + TIMEOUT_SECONDS + " s");
+        }
+        return line;
+    }
+
+    @Override
+    public void close() {
+        if (process.isAlive()) {
+            try {
+                kill();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}
