@@ -93,7 +93,10 @@ final class Copier {
         long now = job.runtime().nanoTime();
         if (retryPending) {
             if (now - retryAt < 0) {
-                return; // back-off after an ignored error; the timer pumps again
+                // Back-off after an ignored error. A later error may have pushed retryAt past the
+                // pending timer, so make sure a timer covers it.
+                scheduleTimerLocked(retryAt - now);
+                return;
             }
             retryPending = false;
         }

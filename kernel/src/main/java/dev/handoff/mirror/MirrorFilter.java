@@ -202,11 +202,11 @@ public final class MirrorFilter implements BlockDevice {
             }
         } finally {
             claims.release(first, last);
-        }
-        // A copy skipped these chunks while we held them; if one is still dirty, make sure the
-        // copier looks again.
-        if (bitmap.anyDirty(offset, length)) {
-            copier.wakeIfIdle();
+            // A copy skipped these chunks while we held them, or a failure above marked them: if
+            // one is dirty, make sure the copier looks again (also when the source write threw).
+            if (bitmap.anyDirty(offset, length)) {
+                copier.wakeIfIdle();
+            }
         }
     }
 

@@ -190,7 +190,7 @@ public final class MirrorJob {
     /** RUNNING or READY → PAUSED: no new copies; guest writes are tracked as dirty meanwhile. */
     public void pause() {
         synchronized (lock) {
-            require(state == JobState.RUNNING || state == JobState.READY, "pause");
+            require((state == JobState.RUNNING || state == JobState.READY) && abandoning == null, "pause");
             pauseLocked();
         }
         deliver();
@@ -214,7 +214,7 @@ public final class MirrorJob {
     /** READY → COMPLETING → COMPLETED with a pivot to the target. */
     public void complete() {
         synchronized (lock) {
-            require(state == JobState.READY, "complete");
+            require(state == JobState.READY && abandoning == null, "complete");
             beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);
         }
         deliver();
@@ -232,12 +232,17 @@ public final class MirrorJob {
     public void cancel(boolean force) {
         synchronized (lock) {
             require(!state.isConcluded(), "cancel");
+            if (abandoning != null) {
+                // Already ending (cancelled or failing): the outcome stands.
+                if (force) {
+                    return;
+                }
+                throw new IllegalStateException("cannot cancel a job that is " + state + " and already ending as "
+                        + abandoning);
+            }
             if (state == JobState.CREATED) {
                 concludeLocked(JobState.CANCELLED, false);
             } else if (force) {
-                if (abandoning != null) {
-                    return; // already abandoning: nothing more to do
-                }
                 if (state != JobState.CANCELLING) {
                     setStateLocked(JobState.CANCELLING);
                 }
@@ -640,7 +645,8 @@ public final class MirrorJob {
     private void require(boolean allowed, String command) {
         if (!allowed) {
             throw new IllegalStateException("cannot " + command + " a job that is " + state
-                    + (state == JobState.PAUSED && resumeTo != null ? " (paused while " + resumeTo + ")" : ""));
+                    + (state == JobState.PAUSED && resumeTo != null ? " (paused while " + resumeTo + ")" : "")
+                    + (abandoning != null ? " (ending as " + abandoning + ")" : ""));
         }
     }
 }
