@@ -39,6 +39,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *   <tr><td>concluded</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td></tr>
  * </table>
  * Switching the copy mode from WRITE_BLOCKING back to BACKGROUND is refused (ISE) in every state.
+ * A job failing under REPORT keeps its state until its copies in flight return, then becomes
+ * FAILED; meanwhile pause, complete and cancel are refused (ISE) and cancel(force) is a no-op.
  *
  * <ul>
  *   <li><b>READY</b> is reached once, when no chunk is dirty and no copy is in flight.</li>
