@@ -35,10 +35,10 @@ public final class InProcessOwnershipLock implements OwnershipLock {
     }
 
     @Override
-    public void acquire() throws ImageInactiveException {
+    public void acquire() throws ImageLockedException {
         InProcessOwnershipLock holder = HOLDERS.putIfAbsent(key, this);
         if (holder != null && holder != this) {
-            throw new ImageInactiveException("Failed to get \"write\" lock: " + name
+            throw new ImageLockedException("Failed to get \"write\" lock: " + name
                     + " is locked by another holder in this process");
         }
     }

@@ -20,7 +20,7 @@ public interface OwnershipLock {
     /**
      * Takes the lock without waiting. Does nothing if this instance already holds it.
      *
-     * @throws ImageInactiveException if another holder has it; the message says who, if known
+     * @throws ImageLockedException if another holder has it; the message says who, if known
      * @throws DeviceException of another kind if the lock could not be asked for
      */
     void acquire() throws DeviceException;

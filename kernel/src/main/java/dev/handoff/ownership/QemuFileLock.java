@@ -156,7 +156,7 @@ public final class QemuFileLock implements OwnershipLock {
         try {
             return channel.tryLock(position, 1, shared);
         } catch (OverlappingFileLockException e) {
-            throw new ImageInactiveException("Failed to get \"write\" lock: " + path
+            throw new ImageLockedException("Failed to get \"write\" lock: " + path
                     + " is locked by another handle in this process (byte " + position + ")", e);
         } catch (IOException e) {
             throw new DeviceException(DeviceException.Kind.IO_ERROR,
@@ -164,8 +164,8 @@ public final class QemuFileLock implements OwnershipLock {
         }
     }
 
-    private ImageInactiveException refused(long position, String why) {
-        return new ImageInactiveException("Failed to get \"write\" lock: " + path
+    private ImageLockedException refused(long position, String why) {
+        return new ImageLockedException("Failed to get \"write\" lock: " + path
                 + " is locked by another process (byte " + position + ": " + why
                 + "). Is another process using the image?");
     }

@@ -1,0 +1,64 @@
+package dev.handoff.cli;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+import java.nio.ByteBuffer;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A deliberately broken target for the demo's hidden {@code --x-lose-target-writes N}: it
+ * acknowledges writes number {@code skip + 1 .. skip + N} without writing them, as a disk that
+ * lies would. The demo's checks must catch it (an integration test shows they do).
+ */
+final class LosingDevice implements BlockDevice {
+    private final BlockDevice inner;
+    private final long skip;
+    private final long lose;
+    private final AtomicLong writes = new AtomicLong();
+
+    LosingDevice(BlockDevice inner, long skip, long lose) {
+        this.inner = inner;
+        this.skip = skip;
+        this.lose = lose;
+    }
+
+    @Override
+    public long size() {
+        return inner.size();
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws DeviceException {
+        inner.read(offset, dst);
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws DeviceException {
+        long n = writes.incrementAndGet();
+        if (n > skip && n <= skip + lose) {
+            src.position(src.limit()); // "written"
+            return;
+        }
+        inner.write(offset, src);
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length) throws DeviceException {
+        inner.writeZeroes(offset, length);
+    }
+
+    @Override
+    public void discard(long offset, long length) throws DeviceException {
+        inner.discard(offset, length);
+    }
+
+    @Override
+    public void flush() throws DeviceException {
+        inner.flush();
+    }
+
+    @Override
+    public void close() throws DeviceException {
+        inner.close();
+    }
+}

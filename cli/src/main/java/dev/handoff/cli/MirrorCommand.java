@@ -1,0 +1,285 @@
+package dev.handoff.cli;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.MirrorEvent;
+import dev.handoff.mirror.MirrorJob;
+import dev.handoff.mirror.MirrorOptions;
+import dev.handoff.mirror.SyncMode;
+import java.io.PrintStream;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeoutException;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+/**
+ * {@code handoff mirror SOURCE TARGET}: copies a raw image to a target with a mirror job, holding
+ * the source with QEMU's write locks meanwhile, and completes when READY (or waits, or cancels
+ * into a consistent copy without pivot).
+ *
+ * <p>Order of work, so that bad input changes nothing: check options, the control socket path,
+ * the source and the target (looking only); then lock the source, open or create and lock the
+ * target, bind the control socket (each undone if a later step fails); then run.
+ */
+@Command(name = "mirror", sortOptions = false, usageHelpWidth = 100,
+        description = {"Mirror the raw image SOURCE to TARGET (created if absent; an existing target must have the"
+                + " source's size). The source is held with QEMU-compatible locks while the job runs and is never"
+                + " written. By default the job completes as soon as it is READY."},
+        exitCodeListHeading = "%nExit codes:%n", exitCodeList = {
+            " 0:COMPLETED: TARGET is a consistent copy of SOURCE",
+            " 1:FAILED: an I/O error under the report policy; TARGET is not consistent",
+            " 2:usage error",
+            " 3:bad image (missing source, size mismatch, target is the source, not writable)",
+            " 4:source or target locked by another process (QEMU or Handoff)",
+            " 5:CANCELLED before READY (block-job-cancel); TARGET is not consistent",
+            "130:interrupted (Ctrl-C); the message says whether TARGET is consistent"})
+final class MirrorCommand implements Callable<Integer> {
+    @Parameters(index = "0", paramLabel = "SOURCE", description = "Raw image file to copy.")
+    Path source;
+
+    @Parameters(index = "1", paramLabel = "TARGET", description = "Raw image file to write.")
+    String target;
+
+    @Option(names = "--wait", description = "Stay READY (keeping the target in sync) until told over --control"
+            + " (block-job-complete or block-job-cancel), or interrupted.")
+    boolean waitInReady;
+
+    @Option(names = "--cancel-when-ready", description = "Cancel once READY: the target is a consistent copy and no"
+            + " pivot happens (QEMU's soft cancel).")
+    boolean cancelWhenReady;
+
+    @Option(names = "--control", paramLabel = "SOCKET", description = "Listen on this unix socket for QMP commands"
+            + " (query-block-jobs, block-job-complete/cancel/pause/resume/set-speed/change, ...) and send QMP events.")
+    Path control;
+
+    @Option(names = "--json", description = "Print the job's QMP events as JSON lines on stdout (messages go to stderr).")
+    boolean json;
+
+    @Option(names = "--progress", paramLabel = "MODE", defaultValue = "auto", converter = ProgressView.ModeConverter.class,
+            description = "auto, bar, lines or none (default: bar on a terminal, a line a second otherwise; none with --json).")
+    ProgressView.Mode progress;
+
+    @Option(names = "--job-id", paramLabel = "ID", defaultValue = "mirror0",
+            description = "The job's QMP id (\"device\") (default: ${DEFAULT-VALUE}).")
+    String jobId;
+
+    @Mixin
+    JobOptions jobOptions;
+
+    private final Object exitLock = new Object();
+    private boolean finished;     // guarded by exitLock: the main thread owns the ending
+    private boolean interrupted;  // guarded by exitLock: the shutdown hook owns the ending
+
+    @Override
+    public Integer call() throws Exception {
+        if (waitInReady && cancelWhenReady) {
+            throw new CliException(ExitCodes.USAGE, "--wait and --cancel-when-ready exclude each other");
+        }
+        jobOptions.validate();
+        JobOptions.Injection injection = jobOptions.injection();
+        if (jobOptions.sync == SyncMode.NONE) {
+            throw new CliException(ExitCodes.USAGE, "--sync none copies only writes made while the job runs, and"
+                    + " `handoff mirror` has no guest writing: it would copy nothing");
+        }
+        if (jobId.isBlank()) {
+            throw new CliException(ExitCodes.USAGE, "--job-id must not be empty");
+        }
+        if (control != null) {
+            QmpServer.check(control);
+        }
+        SourceImage src = SourceImage.check(source);
+        MirrorTarget tgt = MirrorTarget.resolve(target);
+        tgt.check(src);
+
+        PrintStream human = json ? System.err : System.out;
+        src.openAndLock();
+        BlockDevice targetDevice;
+        MirrorJob job;
+        JobRun run;
+        QmpServer server = null;
+        try {
+            targetDevice = tgt.open(src.size());
+        } catch (CliException e) {
+            src.close();
+            throw e;
+        }
+        try {
+            MirrorOptions options = jobOptions.toMirrorOptions(tgt.readsAsZeroes());
+            BlockDevice jobTarget = injection != null ? injection.wrap(targetDevice).device() : targetDevice;
+            job = MirrorJob.create(src.device(), jobTarget, options);
+            run = new JobRun(job, jobId);
+            if (control != null) {
+                server = QmpServer.bind(control, new JobControl(job, run.qmp()), "handoff " + Main.version());
+            }
+        } catch (CliException | RuntimeException e) {
+            tgt.abandon();
+            src.close();
+            throw e;
+        }
+
+        long t0 = System.nanoTime();
+        ProgressView.Mode mode = json && progress == ProgressView.Mode.AUTO ? ProgressView.Mode.NONE : progress;
+        ProgressView view = new ProgressView(job::progress, human, mode, t0);
+        QmpServer qmpServer = server;
+        if (qmpServer != null) {
+            run.addSink((e, qmp) -> qmp.forEach(qmpServer::broadcast));
+        }
+        if (json) {
+            run.addSink((e, qmp) -> {
+                for (var event : qmp) {
+                    System.out.println(Json.line(event));
+                }
+                System.out.flush();
+            });
+        }
+        run.addSink((e, qmp) -> {
+            String line = EventLines.describe(e);
+            if (line != null) {
+                view.println(view.elapsed() + " " + line);
+            }
+        });
+        run.addSink((e, qmp) -> onEventAutoAction(run, e));
+
+        human.println("mirror " + src.path() + " -> " + tgt.display() + " (" + Sizes.format(src.size())
+                + (tgt.created() ? ", target created" : "") + "): granularity " + Sizes.format(job.options().granularity())
+                + ", " + Choices.name(job.options().copyMode()) + (job.options().speed() > 0
+                        ? ", speed " + Sizes.format(job.options().speed()) + "/s" : "")
+                + (injection != null ? ", injecting " + injection : "")
+                + (qmpServer != null ? ", control " + control : ""));
+        if (waitInReady && qmpServer == null) {
+            human.println("--wait without --control: staying READY until interrupted (Ctrl-C leaves a consistent copy)");
+        }
+
+        Thread hook = new Thread(() -> onInterrupt(run, view, tgt, src, qmpServer, human), "handoff-interrupt");
+        Runtime.getRuntime().addShutdownHook(hook);
+        view.start();
+        job.start();
+
+        JobState end = job.conclusion().join();
+        run.awaitDelivered(Duration.ofSeconds(10));
+        synchronized (exitLock) {
+            if (interrupted) {
+                // The shutdown hook reports and cleans up; the JVM exits when it is done.
+                Thread.sleep(Long.MAX_VALUE);
+            }
+            finished = true;
+        }
+        view.close();
+        if (qmpServer != null) {
+            qmpServer.close();
+        }
+        tgt.close();
+        src.close();
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        String took = String.format(Locale.ROOT, "%.2f s", seconds);
+        switch (end) {
+            case COMPLETED:
+                human.println("done in " + took + ": " + tgt.display() + " is a consistent copy of " + src.path());
+                return ExitCodes.OK;
+            case CANCELLED:
+                System.err.println("handoff mirror: cancelled after " + took + " before the copy was consistent: "
+                        + tgt.display() + " is NOT consistent (left as is)");
+                return ExitCodes.CANCELLED;
+            default:
+                System.err.println("handoff mirror: the job failed: " + job.failureReason() + "; " + tgt.display()
+                        + " is NOT consistent (left as is)");
+                return ExitCodes.FAILED;
+        }
+    }
+
+    /** Completes (or soft-cancels) each time the job becomes READY, unless --wait. */
+    private void onEventAutoAction(JobRun run, MirrorEvent e) {
+        if (waitInReady || !(e instanceof MirrorEvent.StateChanged s) || s.to() != JobState.READY) {
+            return;
+        }
+        MirrorJob job = run.job();
+        try {
+            if (cancelWhenReady) {
+                run.qmp().noteCancel(false);
+                job.cancel();
+            } else {
+                job.complete();
+            }
+        } catch (IllegalStateException raced) {
+            // A control client acted first (paused, cancelled, completed): its command stands.
+        }
+    }
+
+    /** Ctrl-C or SIGTERM: stop the job cleanly and say what the target holds. */
+    private void onInterrupt(JobRun run, ProgressView view, MirrorTarget tgt, SourceImage src, QmpServer server,
+            PrintStream human) {
+        synchronized (exitLock) {
+            if (finished) {
+                return;
+            }
+            interrupted = true;
+        }
+        MirrorJob job = run.job();
+        JobState state = job.state();
+        String how;
+        if (!state.isConcluded()) {
+            boolean graceful = false;
+            if (run.qmp().completable()) {
+                run.qmp().noteCancel(false);
+                try {
+                    job.cancel(); // READY: the graceful cancel leaves a consistent copy at once
+                    graceful = true;
+                } catch (IllegalStateException raced) {
+                    // concluded, or cannot drain from here: force below
+                }
+            }
+            if (!graceful || !await(job, Duration.ofSeconds(5))) {
+                run.qmp().noteCancel(true);
+                try {
+                    job.cancel(true);
+                } catch (IllegalStateException raced) {
+                    // concluded meanwhile
+                }
+                await(job, Duration.ofSeconds(10));
+            }
+            how = "interrupted";
+        } else {
+            how = "interrupted after the job ended";
+        }
+        try {
+            run.awaitDelivered(Duration.ofSeconds(2));
+        } catch (InterruptedException ignored) {
+            // report what we have
+        }
+        view.close();
+        if (server != null) {
+            server.close();
+        }
+        var p = job.progress();
+        JobState end = job.state();
+        String copied = Sizes.format(p.offset()) + " of " + Sizes.format(src.size()) + " copied";
+        tgt.close();
+        src.close();
+        if (end == JobState.COMPLETED) {
+            System.err.println("handoff mirror: " + how + ": the job had reached READY, so " + tgt.display()
+                    + " is a consistent copy of " + src.path() + " (no pivot); " + src.path() + " untouched");
+        } else {
+            System.err.println("handoff mirror: " + how + " (" + copied + "): " + src.path() + " untouched; "
+                    + tgt.display() + " is NOT consistent (left as is)");
+        }
+        human.flush();
+        System.err.flush();
+    }
+
+    private static boolean await(MirrorJob job, Duration timeout) {
+        try {
+            job.awaitConclusion(timeout);
+            return true;
+        } catch (TimeoutException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+package dev.handoff.cli;
+
+import dev.handoff.device.BlockDevice;
+import java.nio.file.Path;
+
+/**
+ * Where {@code handoff mirror} writes, resolved from its TARGET argument by {@link #resolve}: the
+ * one place a new kind of target (an {@code nbd://} export, say) is added. A target is checked
+ * first ({@link #check}, which changes nothing), then opened ({@link #open}), and either closed
+ * after the job or {@link #abandon}ed if the command fails before the job starts.
+ */
+abstract class MirrorTarget implements AutoCloseable {
+
+    /** The target named by {@code spec}: today a raw image file path. */
+    static MirrorTarget resolve(String spec) throws CliException {
+        if (spec.isBlank()) {
+            throw new CliException(ExitCodes.USAGE, "the target must not be empty");
+        }
+        return new FileTarget(Path.of(spec));
+    }
+
+    /** How messages name the target. */
+    abstract String display();
+
+    /**
+     * Checks that the target can receive a copy of {@code source}: right size, writable, not the
+     * source itself. Changes nothing.
+     */
+    abstract void check(SourceImage source) throws CliException;
+
+    /**
+     * Opens (or creates) the target for writing and takes whatever locks keep other writers out;
+     * on failure, undoes what it did and throws.
+     */
+    abstract BlockDevice open(long size) throws CliException;
+
+    /** Whether the opened target is known to read as zeroes (a file just created, say). */
+    abstract boolean readsAsZeroes();
+
+    /** Whether {@link #open} created the target. */
+    abstract boolean created();
+
+    /** Undoes {@link #open} after a failure that happened before the job wrote anything. */
+    abstract void abandon();
+
+    /** Releases locks and closes; the content stays as the job left it. */
+    @Override
+    public abstract void close();
+}

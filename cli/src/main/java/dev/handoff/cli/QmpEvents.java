@@ -1,0 +1,196 @@
+package dev.handoff.cli;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.handoff.device.DeviceException;
+import dev.handoff.mirror.ErrorAction;
+import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.MirrorEvent;
+import dev.handoff.mirror.MirrorProgress;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Supplier;
+
+/**
+ * Turns a mirror job's events into QEMU's QMP events for a block job of type {@code mirror}, so
+ * that tools written for QEMU's block jobs see what they expect.
+ *
+ * <h2>Status mapping (QEMU's JobStatus)</h2>
+ * <table>
+ *   <caption>kernel state → QEMU status</caption>
+ *   <tr><td>CREATED</td><td>created</td></tr>
+ *   <tr><td>RUNNING</td><td>running</td></tr>
+ *   <tr><td>READY</td><td>ready</td></tr>
+ *   <tr><td>PAUSED</td><td>paused, or standby once READY was reached (QEMU's "paused while ready")</td></tr>
+ *   <tr><td>COMPLETING</td><td>waiting (the job has stopped accepting work and is finishing)</td></tr>
+ *   <tr><td>CANCELLING</td><td>waiting for a graceful cancel after READY (it ends COMPLETED, as QEMU's
+ *       soft cancel does); aborting otherwise</td></tr>
+ *   <tr><td>COMPLETED</td><td>waiting → pending → BLOCK_JOB_COMPLETED → concluded → null</td></tr>
+ *   <tr><td>CANCELLED</td><td>aborting → BLOCK_JOB_CANCELLED → concluded → null</td></tr>
+ *   <tr><td>FAILED</td><td>aborting → BLOCK_JOB_COMPLETED with "error" → concluded → null</td></tr>
+ * </table>
+ * Each status is sent once, as JOB_STATUS_CHANGE, when it differs from the last one sent; the
+ * final sequences are QEMU's (auto-finalize and auto-dismiss on).
+ *
+ * <p>Threading: {@link #translate} is called by the job's listener, one event at a time in
+ * sequence order; {@link #status()} and {@link #ioStatus()} may be read from any thread.
+ */
+final class QmpEvents {
+    private final String jobId;
+    private final Supplier<MirrorProgress> progress;
+
+    private volatile String status = "created";
+    private volatile String ioStatus = "ok";
+    private volatile boolean forceCancel;
+    private volatile boolean ready;
+    private volatile String error;
+
+    QmpEvents(String jobId, Supplier<MirrorProgress> progress) {
+        this.jobId = jobId;
+        this.progress = progress;
+    }
+
+    String jobId() {
+        return jobId;
+    }
+
+    /** The QEMU status last sent. */
+    String status() {
+        return status;
+    }
+
+    /** QEMU's io-status: ok, or failed / nospace while stopped by an error. */
+    String ioStatus() {
+        return ioStatus;
+    }
+
+    /** Whether the job may be completed (QEMU's "ready" field). */
+    boolean completable() {
+        String s = status;
+        return s.equals("ready") || s.equals("standby");
+    }
+
+    /** Why the job failed, once it has. */
+    String error() {
+        return error;
+    }
+
+    /** Called before every cancel, so the CANCELLING state maps to waiting (graceful) or aborting. */
+    void noteCancel(boolean force) {
+        if (force) {
+            forceCancel = true;
+        }
+    }
+
+    /** The QMP events for one job event, in order. */
+    List<ObjectNode> translate(MirrorEvent event) {
+        List<ObjectNode> out = new ArrayList<>(4);
+        if (event instanceof MirrorEvent.StateChanged s) {
+            onState(s.from(), s.to(), out);
+        } else if (event instanceof MirrorEvent.Ready r) {
+            ready = true;
+            out.add(event("BLOCK_JOB_READY", blockJobData(r.offset(), r.length())));
+        } else if (event instanceof MirrorEvent.Error e) {
+            onError(e, out);
+        } else if (event instanceof MirrorEvent.Completed c) {
+            status("waiting", out);
+            status("pending", out);
+            out.add(event("BLOCK_JOB_COMPLETED", blockJobData(c.offset(), c.length())));
+            status("concluded", out);
+            status("null", out);
+        } else if (event instanceof MirrorEvent.Cancelled c) {
+            status("aborting", out);
+            out.add(event("BLOCK_JOB_CANCELLED", blockJobData(c.offset(), c.length())));
+            status("concluded", out);
+            status("null", out);
+        } else if (event instanceof MirrorEvent.Failed f) {
+            error = f.reason() != null ? f.reason() : "failed";
+            status("aborting", out);
+            ObjectNode data = blockJobData(f.offset(), f.length());
+            data.put("error", error);
+            out.add(event("BLOCK_JOB_COMPLETED", data));
+            status("concluded", out);
+            status("null", out);
+        }
+        return out;
+    }
+
+    private void onState(JobState from, JobState to, List<ObjectNode> out) {
+        switch (to) {
+            case RUNNING:
+                ioStatus = "ok";
+                status("running", out);
+                break;
+            case READY:
+                ioStatus = "ok";
+                status("ready", out);
+                break;
+            case PAUSED:
+                status(ready ? "standby" : "paused", out);
+                break;
+            case COMPLETING:
+                ioStatus = "ok";
+                status("waiting", out);
+                break;
+            case CANCELLING:
+                ioStatus = "ok";
+                status(ready && !forceCancel ? "waiting" : "aborting", out);
+                break;
+            default:
+                // CREATED is never entered; the concluded states are sent with their final event.
+                break;
+        }
+    }
+
+    private void onError(MirrorEvent.Error e, List<ObjectNode> out) {
+        if (e.action() == ErrorAction.STOP) {
+            ioStatus = e.cause() != null && e.cause().kind() == DeviceException.Kind.NO_SPACE ? "nospace" : "failed";
+        }
+        ObjectNode data = Json.object();
+        data.put("device", jobId);
+        data.put("operation", e.operation() == MirrorEvent.Operation.READ ? "read" : "write");
+        data.put("action", e.action().name().toLowerCase(Locale.ROOT));
+        // Handoff's additions; QEMU's own fields come first and keep their meaning.
+        data.put("side", e.side().name().toLowerCase(Locale.ROOT));
+        data.put("error-offset", e.offset());
+        data.put("error-length", e.length());
+        if (e.cause() != null) {
+            data.put("nospace", e.cause().kind() == DeviceException.Kind.NO_SPACE);
+            data.put("reason", String.valueOf(e.cause().getMessage()));
+        }
+        out.add(event("BLOCK_JOB_ERROR", data));
+    }
+
+    private void status(String s, List<ObjectNode> out) {
+        if (s.equals(status)) {
+            return;
+        }
+        status = s;
+        ObjectNode data = Json.object();
+        data.put("id", jobId);
+        data.put("status", s);
+        out.add(event("JOB_STATUS_CHANGE", data));
+    }
+
+    private ObjectNode blockJobData(long offset, long length) {
+        ObjectNode data = Json.object();
+        data.put("type", "mirror");
+        data.put("device", jobId);
+        data.put("len", length);
+        data.put("offset", offset);
+        data.put("speed", progress.get().speed());
+        return data;
+    }
+
+    /** A QMP event: {"timestamp": {...}, "event": NAME, "data": {...}}. */
+    static ObjectNode event(String name, ObjectNode data) {
+        java.time.Instant now = java.time.Instant.now();
+        ObjectNode event = Json.object();
+        ObjectNode ts = event.putObject("timestamp");
+        ts.put("seconds", now.getEpochSecond());
+        ts.put("microseconds", now.getNano() / 1000);
+        event.put("event", name);
+        event.set("data", data);
+        return event;
+    }
+}

@@ -1,0 +1,352 @@
+package dev.handoff.cli;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.MappingIterator;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.CopyOnWriteArrayList;
+
+/**
+ * A QMP-shaped server on a unix socket: QEMU's wire protocol (greeting, capabilities negotiation,
+ * {@code {"execute": ..., "arguments": ..., "id": ...}} commands, {@code return}/{@code error}
+ * replies, asynchronous events), so that clients written for QEMU's monitor connect unchanged.
+ *
+ * <p>Each client gets a thread that reads a stream of JSON values (one command per value; newlines
+ * optional, as in QEMU) and answers in order. Events go only to clients that have negotiated
+ * capabilities, as in QEMU. Writes to a client are whole lines under the session's lock, so a
+ * reply and an event never interleave. Reads and writes use the channel directly: the
+ * {@code Channels} stream adapters serialize reads and writes on one lock, which would hold
+ * events back while the reader waits.
+ */
+final class QmpServer implements AutoCloseable {
+
+    /** Executes the commands of one server; called from session threads, possibly at once. */
+    interface Handler {
+        /** Runs {@code command}; returns the value of "return" (an empty object for none). */
+        JsonNode execute(String command, ObjectNode arguments) throws QmpException;
+
+        /** The command names it knows, for query-commands. */
+        Set<String> commands();
+    }
+
+    private final Path path;
+    private final ServerSocketChannel server;
+    private final Handler handler;
+    private final String packageName;
+    private final List<Session> sessions = new CopyOnWriteArrayList<>();
+    private volatile boolean closed;
+
+    private QmpServer(Path path, ServerSocketChannel server, Handler handler, String packageName) {
+        this.path = path;
+        this.server = server;
+        this.handler = handler;
+        this.packageName = packageName;
+    }
+
+    /**
+     * Checks that a server could listen at {@code path}: absent, or a socket no one listens on (left
+     * over by a process that died). Changes nothing.
+     */
+    static void check(Path path) throws CliException {
+        if (!Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+            Path parent = path.toAbsolutePath().getParent();
+            if (parent == null || !Files.isDirectory(parent)) {
+                throw new CliException(ExitCodes.USAGE, "control socket " + path + ": no such directory " + parent);
+            }
+            return;
+        }
+        if (!isSocket(path)) {
+            throw new CliException(ExitCodes.USAGE, "control socket " + path + " exists and is not a socket");
+        }
+        boolean listening;
+        try {
+            SocketChannel.open(UnixDomainSocketAddress.of(path)).close();
+            listening = true;
+        } catch (IOException stale) {
+            listening = false; // nobody listens: bind() replaces it
+        }
+        if (listening) {
+            throw new CliException(ExitCodes.BUSY, "control socket " + path + " is in use by another process");
+        }
+    }
+
+    /** Listens at {@code path} (replacing a stale socket there) and starts accepting clients. */
+    static QmpServer bind(Path path, Handler handler, String packageName) throws CliException {
+        check(path);
+        ServerSocketChannel server = null;
+        try {
+            if (Files.exists(path, LinkOption.NOFOLLOW_LINKS) && isSocket(path)) {
+                Files.delete(path);
+            }
+            server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+            server.bind(UnixDomainSocketAddress.of(path));
+        } catch (IOException | RuntimeException e) {
+            if (server != null) {
+                try {
+                    server.close();
+                } catch (IOException ignored) {
+                    // nothing was bound
+                }
+            }
+            throw new CliException(ExitCodes.USAGE, "cannot listen on control socket " + path + ": " + e.getMessage());
+        }
+        QmpServer qmp = new QmpServer(path, server, handler, packageName);
+        Thread acceptor = new Thread(qmp::acceptLoop, "qmp-accept");
+        acceptor.setDaemon(true);
+        acceptor.start();
+        return qmp;
+    }
+
+    Path path() {
+        return path;
+    }
+
+    /** Sends {@code event} to every client that has negotiated capabilities. */
+    void broadcast(ObjectNode event) {
+        String line = Json.line(event);
+        for (Session s : sessions) {
+            if (s.negotiated) {
+                s.send(line);
+            }
+        }
+    }
+
+    /** Stops listening, disconnects every client and removes the socket file. */
+    @Override
+    public void close() {
+        closed = true;
+        try {
+            server.close();
+        } catch (IOException ignored) {
+            // closing anyway
+        }
+        for (Session s : sessions) {
+            s.close();
+        }
+        try {
+            Files.deleteIfExists(path);
+        } catch (IOException ignored) {
+            // a stale socket is replaced by the next bind
+        }
+    }
+
+    private void acceptLoop() {
+        while (!closed) {
+            SocketChannel client;
+            try {
+                client = server.accept();
+            } catch (IOException e) {
+                return; // closed
+            }
+            Session s = new Session(client);
+            sessions.add(s);
+            Thread t = new Thread(s::run, "qmp-session");
+            t.setDaemon(true);
+            t.start();
+        }
+    }
+
+    private static boolean isSocket(Path path) {
+        try {
+            int mode = (Integer) Files.getAttribute(path, "unix:mode", LinkOption.NOFOLLOW_LINKS);
+            return (mode & 0170000) == 0140000;
+        } catch (IOException | UnsupportedOperationException e) {
+            return false;
+        }
+    }
+
+    /** One client connection. */
+    private final class Session {
+        private final SocketChannel channel;
+        private final Object writeLock = new Object();
+        volatile boolean negotiated;
+
+        Session(SocketChannel channel) {
+            this.channel = channel;
+        }
+
+        void run() {
+            try {
+                send(Json.line(greeting()));
+                InputStream in = new InputStream() {
+                    @Override
+                    public int read() throws IOException {
+                        byte[] one = new byte[1];
+                        int n = read(one, 0, 1);
+                        return n < 0 ? -1 : one[0] & 0xff;
+                    }
+
+                    @Override
+                    public int read(byte[] b, int off, int len) throws IOException {
+                        return len == 0 ? 0 : channel.read(ByteBuffer.wrap(b, off, len));
+                    }
+                };
+                JsonParser parser = Json.MAPPER.getFactory().createParser(in);
+                try (MappingIterator<JsonNode> values = Json.MAPPER.readerFor(JsonNode.class).readValues(parser)) {
+                    while (values.hasNextValue()) {
+                        handle(values.nextValue());
+                    }
+                } catch (JsonProcessingException | RuntimeException e) {
+                    // QEMU resynchronizes after a parse error; a stream parser cannot, so the
+                    // client gets the error and is disconnected.
+                    String why = e instanceof JsonProcessingException j ? j.getOriginalMessage() : String.valueOf(e.getMessage());
+                    reply(null, error(QmpException.GENERIC, "JSON parse error, " + why));
+                }
+            } catch (ClosedChannelException e) {
+                // server closing
+            } catch (IOException e) {
+                // client went away
+            } finally {
+                close();
+            }
+        }
+
+        private void handle(JsonNode request) {
+            if (!request.isObject()) {
+                reply(null, error(QmpException.GENERIC, "QMP input must be a JSON object"));
+                return;
+            }
+            JsonNode id = request.get("id");
+            Iterator<String> names = request.fieldNames();
+            while (names.hasNext()) {
+                String n = names.next();
+                if (!n.equals("execute") && !n.equals("arguments") && !n.equals("id")) {
+                    reply(id, error(QmpException.GENERIC, "QMP input member '" + n + "' is unexpected"));
+                    return;
+                }
+            }
+            JsonNode execute = request.get("execute");
+            if (execute == null) {
+                reply(id, error(QmpException.GENERIC, "QMP input lacks member 'execute'"));
+                return;
+            }
+            if (!execute.isTextual()) {
+                reply(id, error(QmpException.GENERIC, "QMP input member 'execute' must be a string"));
+                return;
+            }
+            JsonNode arguments = request.get("arguments");
+            if (arguments != null && !arguments.isObject()) {
+                reply(id, error(QmpException.GENERIC, "QMP input member 'arguments' must be an object"));
+                return;
+            }
+            ObjectNode args = arguments != null ? (ObjectNode) arguments : Json.object();
+            String command = execute.asText();
+            ObjectNode response = Json.object();
+            try {
+                response.set("return", dispatch(command, args));
+            } catch (QmpException e) {
+                response = error(e.errorClass(), e.getMessage());
+            } catch (RuntimeException e) {
+                response = error(QmpException.GENERIC, "internal error: " + e);
+            }
+            reply(id, response);
+        }
+
+        private JsonNode dispatch(String command, ObjectNode args) throws QmpException {
+            if (command.equals("qmp_capabilities")) {
+                if (negotiated) {
+                    throw new QmpException(QmpException.COMMAND_NOT_FOUND,
+                            "Capabilities negotiation is already complete, command ignored");
+                }
+                JsonNode enable = args.get("enable");
+                if (enable != null && enable.size() > 0) {
+                    throw QmpException.generic("Capability '" + enable.get(0).asText() + "' is not available");
+                }
+                negotiated = true;
+                return Json.object();
+            }
+            if (!negotiated) {
+                throw new QmpException(QmpException.COMMAND_NOT_FOUND,
+                        "Expecting capabilities negotiation with 'qmp_capabilities'");
+            }
+            switch (command) {
+                case "query-version":
+                    return greeting().get("QMP").get("version");
+                case "query-commands": {
+                    ArrayNode list = Json.array();
+                    Set<String> all = new TreeSet<>(handler.commands());
+                    all.add("qmp_capabilities");
+                    all.add("query-version");
+                    all.add("query-commands");
+                    for (String c : all) {
+                        list.addObject().put("name", c);
+                    }
+                    return list;
+                }
+                default:
+                    if (!handler.commands().contains(command)) {
+                        throw new QmpException(QmpException.COMMAND_NOT_FOUND, "The command " + command + " has not been found");
+                    }
+                    return handler.execute(command, args);
+            }
+        }
+
+        private ObjectNode greeting() {
+            ObjectNode g = Json.object();
+            ObjectNode qmp = g.putObject("QMP");
+            ObjectNode version = qmp.putObject("version");
+            ObjectNode q = version.putObject("qemu");
+            q.put("micro", 0);
+            q.put("minor", 1);
+            q.put("major", 0);
+            version.put("package", packageName);
+            qmp.putArray("capabilities");
+            return g;
+        }
+
+        private ObjectNode error(String errorClass, String desc) {
+            ObjectNode r = Json.object();
+            ObjectNode e = r.putObject("error");
+            e.put("class", errorClass);
+            e.put("desc", desc);
+            return r;
+        }
+
+        private void reply(JsonNode id, ObjectNode response) {
+            if (id != null) {
+                response.set("id", id);
+            }
+            send(Json.line(response));
+        }
+
+        void send(String line) {
+            ByteBuffer bytes = ByteBuffer.wrap((line + "\r\n").getBytes(StandardCharsets.UTF_8));
+            synchronized (writeLock) {
+                try {
+                    while (bytes.hasRemaining()) {
+                        channel.write(bytes);
+                    }
+                } catch (IOException e) {
+                    close();
+                }
+            }
+        }
+
+        void close() {
+            sessions.remove(this);
+            try {
+                channel.close();
+            } catch (IOException ignored) {
+                // gone already
+            }
+        }
+    }
+}

@@ -1,0 +1,112 @@
+package dev.handoff.cli;
+
+import dev.handoff.device.DeviceException;
+import dev.handoff.device.FileDevice;
+import dev.handoff.ownership.ImageInactiveException;
+import dev.handoff.ownership.QemuFileLock;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * The source of {@code handoff mirror}: a raw image file, held with QEMU's write locks while the
+ * job runs so that neither QEMU nor another Handoff process writes it behind the job's back (no
+ * guest writes through the job here, so nothing would track such writes).
+ *
+ * <p>{@link #check} only looks; {@link #openAndLock} opens the file read-write (fcntl write locks
+ * need a writable descriptor) but never writes it.
+ */
+final class SourceImage implements AutoCloseable {
+    private final Path path;
+    private final long size;
+    private FileDevice device;
+    private QemuFileLock lock;
+
+    private SourceImage(Path path, long size) {
+        this.path = path;
+        this.size = size;
+    }
+
+    /** Checks that {@code path} is a non-empty, readable regular file. Changes nothing. */
+    static SourceImage check(Path path) throws CliException {
+        if (!Files.exists(path)) {
+            throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " does not exist");
+        }
+        if (!Files.isRegularFile(path)) {
+            throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " is not a regular file (a raw image file is needed)");
+        }
+        if (!Files.isReadable(path)) {
+            throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " is not readable");
+        }
+        long size;
+        try {
+            size = Files.size(path);
+        } catch (java.io.IOException e) {
+            throw new CliException(ExitCodes.BAD_IMAGE, "cannot read the size of source " + path + ": " + e.getMessage());
+        }
+        if (size == 0) {
+            throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " is empty: nothing to mirror");
+        }
+        return new SourceImage(path, size);
+    }
+
+    Path path() {
+        return path;
+    }
+
+    long size() {
+        return size;
+    }
+
+    FileDevice device() {
+        return device;
+    }
+
+    /** Opens the file and takes QEMU's write locks (bytes 101 and 201); on failure nothing is held. */
+    void openAndLock() throws CliException {
+        try {
+            device = FileDevice.open(path);
+        } catch (DeviceException e) {
+            if (e.kind() == DeviceException.Kind.READ_ONLY) {
+                throw new CliException(ExitCodes.BAD_IMAGE, "cannot lock source " + path + ": it is not writable by"
+                        + " this user, and QEMU's write lock (which keeps other writers out while the job runs) needs"
+                        + " read-write access; the source is never written");
+            }
+            throw new CliException(ExitCodes.BAD_IMAGE, "cannot open source: " + e.getMessage());
+        }
+        if (device.size() != size) {
+            close();
+            throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " changed size while being opened");
+        }
+        lock = new QemuFileLock(device);
+        try {
+            lock.acquire();
+        } catch (ImageInactiveException e) {
+            close();
+            throw new CliException(ExitCodes.BUSY, "source is in use: " + e.getMessage());
+        } catch (DeviceException e) {
+            close();
+            throw new CliException(ExitCodes.FAILED, "cannot lock source " + path + ": " + e.getMessage());
+        }
+    }
+
+    /** Releases the locks and closes the file. Harmless twice. */
+    @Override
+    public void close() {
+        if (lock != null) {
+            try {
+                lock.release();
+            } catch (DeviceException ignored) {
+                // the channel's close below drops the locks anyway
+            }
+            lock = null;
+        }
+        if (device != null) {
+            try {
+                device.close();
+            } catch (DeviceException ignored) {
+                // read-only use: nothing to lose
+            }
+            device = null;
+        }
+    }
+}
