@@ -76,6 +76,10 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * write are two steps (a raw file offers no compare-and-write), so fencing bounds the damage of a
  * lost lock, and the lock prevents it. A fenced handle stays fenced until it is inactivated and
  * activated again.
+ * Fencing guards writes, not reads: a holder that lost its lock and has not yet seen the newer
+ * epoch may still serve reads of the first 4 KiB from its header cache after the new owner
+ * rewrote them. Reads are advisory on a handle that may be fenced; take the lock (activate) to
+ * read authoritatively.
  *
  * <h2>Caches</h2>
  * The handle caches the record it last read or wrote in a transition, and the image's first 4 KiB

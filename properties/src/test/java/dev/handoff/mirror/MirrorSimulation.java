@@ -1,0 +1,840 @@
+package dev.handoff.mirror;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+import dev.handoff.mirror.MirrorScenario.Action;
+import dev.handoff.mirror.MirrorScenario.Advance;
+import dev.handoff.mirror.MirrorScenario.Cmd;
+import dev.handoff.mirror.MirrorScenario.Command;
+import dev.handoff.mirror.MirrorScenario.Config;
+import dev.handoff.mirror.MirrorScenario.Crash;
+import dev.handoff.mirror.MirrorScenario.Fault;
+import dev.handoff.mirror.MirrorScenario.Fill;
+import dev.handoff.mirror.MirrorScenario.Flush;
+import dev.handoff.mirror.MirrorScenario.Read;
+import dev.handoff.mirror.MirrorScenario.SetSpeed;
+import dev.handoff.mirror.MirrorScenario.Side;
+import dev.handoff.mirror.MirrorScenario.Step;
+import dev.handoff.mirror.MirrorScenario.Write;
+import dev.handoff.sim.PropertyViolation;
+import dev.handoff.sim.SimDevice;
+
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.UnaryOperator;
+
+/**
+ * The deterministic mirror simulator: the real {@link MirrorJob}, {@link Copier},
+ * {@link CopyOperation}, {@link MirrorFilter}, {@link DirtyBitmap}, {@link InFlightChunks} and
+ * {@link GuestGate}, on one thread, over two {@link SimDevice}s and a {@link SimRuntime}.
+ *
+ * <h2>How a run goes</h2>
+ * The simulator applies a scenario's actions one by one: a guest operation through the filter,
+ * one queued task of the job (a copy's read step, its write step, a pump, a timer, the final
+ * flush-and-pivot), a management command, a fault switched on or off, a jump of virtual time,
+ * or a crash. Between two actions nothing runs, so the state the checks see is exact: the
+ * copies in flight are the copies queued in the runtime, and no guest operation is half done.
+ * After the last action the run <em>heals</em>: faults off, no more guest writes, resume if
+ * paused, start if never started, run tasks until READY, complete, run until concluded.
+ *
+ * <h2>Interleaving inside an operation</h2>
+ * Tasks and guest operations are atomic only as far as the scenario wants: every device call
+ * (SimDevice's hook, just before or just after the call takes effect) is a point where the
+ * simulator can run other actions. A guest write can carry {@code nest}: job tasks run inside its
+ * source write, i.e. between the data landing and the dirty mark (or before it lands); a step can
+ * carry {@code nested}: a guest write inside the task's first device call, at an offset relative to
+ * that call, i.e. on the chunk being copied, between a copy's source read and the rest of its step.
+ * This is what catches the single-thread-invisible orders: mark-before-write, clear-after-read.
+ * Nesting is one level deep and still on one thread, so runs stay deterministic.
+ *
+ * <h2>What a guest operation may not do</h2>
+ * A guest operation runs on this thread, so it must not wait: the simulator skips a guest
+ * operation while the guest gate is closed (a drain holds guests), and a write-blocking write
+ * that overlaps a copy in flight (it would wait for the copy's claim). Both waits are the
+ * kernel's documented behaviour, checked with real threads by jcstress and Lincheck.
+ *
+ * <h2>Properties, checked after every action</h2>
+ * <ul>
+ *   <li>{@code guest-image}: the device the guest is routed to holds exactly the bytes of every
+ *       acknowledged guest write in order (a byte-array model); guest reads return them.</li>
+ *   <li>{@code key-invariant}: while the job runs, every chunk that is neither dirty nor covered
+ *       by a copy in flight is equal on source and target (BRIEF §2).</li>
+ *   <li>{@code ready-in-sync}: when READY is emitted no copy is in flight, nothing is dirty and
+ *       the target equals the source.</li>
+ *   <li>{@code completed-consistent}: COMPLETED leaves the target equal to the source and
+ *       flushed; pivoted: the guest is on the target and sees all its writes; not pivoted: it is
+ *       on the source.</li>
+ *   <li>{@code cancelled-source-intact}: CANCELLED and FAILED leave the guest on the source.</li>
+ *   <li>{@code error-policy}: every injected fault on a job path is one ERROR event, whose action
+ *       is the one BRIEF §2 gives the side's policy for that kind; STOP leaves the job PAUSED;
+ *       IGNORE neither pauses nor fails it; after a REPORT the job ends FAILED.</li>
+ *   <li>{@code event-stream}: sequence numbers 1, 2, 3, ...; each state change starts where the
+ *       previous one ended; one final event, nothing after it.</li>
+ *   <li>{@code command-table}: each command is accepted exactly where MirrorJob's state x command
+ *       table allows it, and a refused one changes nothing.</li>
+ *   <li>{@code guest-op-failure}: a guest operation fails only when a fault was injected.</li>
+ *   <li>{@code crash-durability}: after a crash the guest's device holds every write acknowledged
+ *       before its last successful flush (or before the pivot, which flushes the target), and each
+ *       other byte comes from a later write.</li>
+ *   <li>{@code liveness} (at the end): once guest writes and faults stop, the job reaches READY,
+ *       and complete() then pivots with the target equal to every acknowledged write.</li>
+ *   <li>{@code no-exception}: no task or command throws anything unexpected.</li>
+ * </ul>
+ */
+public final class MirrorSimulation {
+
+    /** What a run did, for coverage statistics. */
+    public record Result(JobState outcome, boolean pivoted, boolean crashed, int tasks, int guestWrites,
+            int skippedGuestOps, long errors, boolean reachedReady, boolean healed) {
+    }
+
+    /** A decorator of the devices the job sees, for broken-device self-tests. */
+    public interface DeviceWrapper extends UnaryOperator<BlockDevice> {
+    }
+
+    private enum Context { COMMAND, GUEST, JOB }
+
+    private interface Nest {
+        boolean after();
+
+        void run(long offset, long length);
+    }
+
+    private static final int HEAL_STEPS = 60_000;
+    /** -Dhandoff.trace=true prints every action, task and event of a run (use with -Dhandoff.seed). */
+    private static final boolean TRACE = Boolean.getBoolean("handoff.trace");
+    private static final long HEAL_NANOS = 3_600_000_000_000L;
+
+    private final MirrorScenario scenario;
+    private final Config config;
+    private final int size;
+    private final int granularity;
+    private final SimRuntime runtime;
+    private final SimDevice source;
+    private final SimDevice target;
+    private final BlockDevice jobSource;
+    private final BlockDevice jobTarget;
+    private final MirrorJob job;
+    private final MirrorFilter guest;
+    private final DirtyBitmap bitmap;
+    private final GuestGate gate;
+    private final SplittableRandom healRandom;
+
+    private final List<MirrorEvent> events = new ArrayList<>();
+    private int eventsSeen;
+    private long lastSequence;
+    private JobState lastState = JobState.CREATED;
+    private MirrorEvent terminal;
+    private JobState pausedFrom;
+
+    private final byte[] model;
+    private byte[] floor;
+    private final List<long[]> sinceFloorRanges = new ArrayList<>();
+    private final List<byte[]> sinceFloorData = new ArrayList<>();
+
+    private Context context = Context.COMMAND;
+    /** One-shot action to run inside the next device call of the current action (see Write.nest, Step.nested). */
+    private Nest nest;
+    private boolean nesting;
+    /** The byte range of the guest write in progress (a task may run inside it), or null. */
+    private long[] guestInProgress;
+    private boolean stopInAction;
+    private boolean ignoreOnlyInAction;
+    private boolean errorInAction;
+    private boolean abandonBeforeAction;
+    private boolean pausedInAction;
+    private boolean failedInAction;
+    private JobState stateBeforeAction = JobState.CREATED;
+    private int action = -1;
+    private long expectedErrors;
+    private long errorsSeen;
+    private long ignoredErrors;
+    private int failedWriteBlockingWrites;
+    private long guestFaults;
+    private boolean abandonKnown;
+    private boolean reportPending;
+    private boolean commandInStep;
+    private boolean crashed;
+    private boolean reachedReady;
+    private boolean healed;
+    private int tasks;
+    private int writeId;
+    private int guestWrites;
+    private int skipped;
+
+    public MirrorSimulation(MirrorScenario scenario) {
+        this(scenario, d -> d);
+    }
+
+
+    /** A simulation whose job sees the devices through {@code wrap} (a broken-device self-test). */
+    public MirrorSimulation(MirrorScenario scenario, DeviceWrapper wrap) {
+        this.scenario = scenario;
+        this.config = scenario.config();
+        this.size = config.size();
+        this.granularity = config.granularity();
+        SplittableRandom r = new SplittableRandom(config.seed());
+        byte[] src = initialContent(r, size, granularity);
+        byte[] tgt;
+        if (config.targetIsZero()) {
+            tgt = new byte[size];
+            if (config.sync() == SyncMode.NONE) {
+                src = new byte[size];
+            }
+        } else if (config.sync() == SyncMode.NONE) {
+            tgt = src.clone();
+        } else {
+            tgt = initialContent(r, size, granularity);
+        }
+        this.source = new SimDevice("source", src, r.nextLong());
+        this.target = new SimDevice("target", tgt, r.nextLong());
+        this.runtime = new SimRuntime(r.nextLong(), config.maxLatencyMicros() * 1_000L);
+        this.healRandom = new SplittableRandom(r.nextLong());
+        this.model = src.clone();
+        this.floor = src.clone();
+        source.setHook(this::atDevice);
+        target.setHook(this::atDevice);
+        source.setObserver(f -> onFault(Side.SOURCE));
+        target.setObserver(f -> onFault(Side.TARGET));
+        // A torn write leaves bytes the guest cannot know: allow it only where the guest model
+        // does not look (the target while it is not the guest's device).
+        target.setTornAllowed(() -> context == Context.JOB
+                || (context == Context.GUEST && !job().state().isConcluded()));
+        this.jobSource = wrap.apply(source);
+        this.jobTarget = wrap.apply(target);
+        this.job = MirrorJob.create(jobSource, jobTarget, config.options(), runtime);
+        job.addListener(this::onEvent);
+        this.guest = job.guestDevice();
+        this.bitmap = job.bitmap();
+        this.gate = job.gate();
+    }
+
+    private MirrorJob job() {
+        return job;
+    }
+
+    /** Runs the scenario; throws {@link PropertyViolation} on the first property that fails. */
+    public Result run() {
+        List<Action> actions = scenario.actions();
+        for (action = 0; action < actions.size() && !crashed; action++) {
+            beforeAction();
+            trace("action " + action + ": " + actions.get(action));
+            apply(actions.get(action));
+            nest = null;
+            afterAction();
+        }
+        action = -1;
+        if (!crashed) {
+            heal();
+        }
+        return new Result(job.state(), terminal instanceof MirrorEvent.Completed c && c.pivoted(), crashed, tasks,
+                guestWrites, skipped, errorsSeen, reachedReady, healed);
+    }
+
+    /* ---- Actions ---- */
+
+    private void apply(Action a) {
+        if (a instanceof Write w) {
+            guestWrite(w);
+        } else if (a instanceof Read r) {
+            guestRead(r);
+        } else if (a instanceof Flush) {
+            guestFlush();
+        } else if (a instanceof Step s) {
+            if (s.nested() != null) {
+                MirrorScenario.Nested n = s.nested();
+                nest = new Nest() {
+                    public boolean after() {
+                        return n.after();
+                    }
+
+                    public void run(long offset, long length) {
+                        guestWrite(new Write(offset + Math.floorMod(n.offset(), Math.max(1, length)), n.length(),
+                                n.fill()));
+                    }
+                };
+            }
+            step(s.pick());
+        } else if (a instanceof Advance adv) {
+            runtime.advance(adv.micros() * 1_000L);
+        } else if (a instanceof Command c) {
+            command(c.cmd());
+        } else if (a instanceof SetSpeed s) {
+            long speed = s.bytesPerSecond();
+            command("setSpeed(" + speed + ")", !job.state().isConcluded(), () -> job.setSpeed(speed));
+        } else if (a instanceof Fault f) {
+            SimDevice d = f.side() == Side.SOURCE ? source : target;
+            d.setFault(f.op(), f.kind(), f.percent());
+        } else if (a instanceof Crash) {
+            crash();
+        }
+    }
+
+    private void step(int pick) {
+        if (runtime.isEmpty()) {
+            return;
+        }
+        Context outer = context;
+        context = Context.JOB;
+        try {
+            SimRuntime.Task t = runtime.runOne(pick);
+            if (TRACE) {
+                trace("  ran " + (t.runnable() instanceof CopyOperation op ? "copy chunks " + op.firstChunk + ".."
+                        + op.lastChunk : t.runnable()) + " at " + runtime.now());
+            }
+            tasks++;
+        } catch (RuntimeException | Error e) {
+            if (e instanceof PropertyViolation) {
+                throw e;
+            }
+            throw violation("no-exception", "a job task threw " + e, e);
+        } finally {
+            context = outer;
+        }
+    }
+
+    private void guestWrite(Write w) {
+        long off = Math.floorMod(w.offset(), (long) size);
+        int len = (int) (1 + Math.floorMod(w.length() - 1L, Math.min(size - off, 1L << 16)));
+        if (!guestMayEnter()) {
+            skipped++;
+            return;
+        }
+        if (w.fill() != Fill.DISCARD && job.progress().copyMode() == CopyMode.WRITE_BLOCKING
+                && !job.state().isConcluded()
+                && runtime.copyInFlight(bitmap.chunkOf(off), bitmap.chunkOf(off + len - 1))) {
+            skipped++; // it would wait for the copy's claim
+            return;
+        }
+        int id = ++writeId;
+        byte[] data = new byte[len];
+        if (w.fill() == Fill.PATTERN) {
+            fillPattern(data, id, off);
+        }
+        trace("  guest " + w + " -> " + off + "+" + len + (nesting ? " (nested)" : ""));
+        if (w.nest() != 0 && !nesting) {
+            int tasksInside = w.nest() & 7;
+            boolean after = (w.nest() & 8) != 0;
+            int firstPick = w.nest() >> 4;
+            nest = new Nest() {
+                public boolean after() {
+                    return after;
+                }
+
+                public void run(long offset, long length) {
+                    for (int i = 0; i < tasksInside; i++) {
+                        step(firstPick + 3 * i);
+                    }
+                }
+            };
+        }
+        guestInProgress = new long[] {off, len};
+        long faultsBefore = guestFaults;
+        boolean writeBlocking = job.progress().copyMode() == CopyMode.WRITE_BLOCKING && !job.state().isConcluded();
+        Context outer = context;
+        context = Context.GUEST;
+        try {
+            switch (w.fill()) {
+                case PATTERN, ZERO_DATA -> guest.write(off, ByteBuffer.wrap(data));
+                case WRITE_ZEROES -> guest.writeZeroes(off, len);
+                case DISCARD -> guest.discard(off, len);
+            }
+        } catch (DeviceException e) {
+            if (guestFaults == faultsBefore) {
+                throw violation("guest-op-failure", "guest " + w + " failed with no fault injected: " + e, e);
+            }
+            if (writeBlocking) {
+                failedWriteBlockingWrites++;
+            }
+            return; // faults on the guest's device never tear: nothing was applied
+        } catch (RuntimeException e) {
+            throw violation("no-exception", "guest " + w + " threw " + e, e);
+        } finally {
+            context = outer;
+            guestInProgress = null;
+        }
+        guestWrites++;
+        System.arraycopy(data, 0, model, (int) off, len);
+        sinceFloorRanges.add(new long[] {off, len});
+        sinceFloorData.add(data);
+    }
+
+    private void guestRead(Read r) {
+        long off = Math.floorMod(r.offset(), (long) size);
+        int len = (int) (1 + Math.floorMod(r.length() - 1L, Math.min(size - off, 1L << 16)));
+        if (!guestMayEnter()) {
+            skipped++;
+            return;
+        }
+        ByteBuffer dst = ByteBuffer.allocate(len);
+        long faultsBefore = guestFaults;
+        context = Context.GUEST;
+        try {
+            guest.read(off, dst);
+        } catch (DeviceException e) {
+            if (guestFaults == faultsBefore) {
+                throw violation("guest-op-failure", "guest read failed with no fault injected: " + e, e);
+            }
+            return;
+        } catch (RuntimeException e) {
+            throw violation("no-exception", "guest read threw " + e, e);
+        } finally {
+            context = Context.COMMAND;
+        }
+        int at = Arrays.mismatch(dst.array(), 0, len, model, (int) off, (int) off + len);
+        if (at >= 0) {
+            throw violation("guest-image", "guest read " + off + "+" + len + " returned byte " + dst.array()[at]
+                    + " at " + (off + at) + " but the last acknowledged write there left " + model[(int) off + at]);
+        }
+    }
+
+    private void guestFlush() {
+        if (!guestMayEnter()) {
+            skipped++;
+            return;
+        }
+        long faultsBefore = guestFaults;
+        context = Context.GUEST;
+        try {
+            guest.flush();
+        } catch (DeviceException e) {
+            if (guestFaults == faultsBefore) {
+                throw violation("guest-op-failure", "guest flush failed with no fault injected: " + e, e);
+            }
+            return;
+        } catch (RuntimeException e) {
+            throw violation("no-exception", "guest flush threw " + e, e);
+        } finally {
+            context = Context.COMMAND;
+        }
+        resetFloor();
+    }
+
+    private boolean guestMayEnter() {
+        return !gate.isClosed();
+    }
+
+    private void command(Cmd cmd) {
+        JobState s = job.state();
+        boolean concluded = s.isConcluded();
+        boolean ready = job.progress().ready();
+        switch (cmd) {
+            case START -> command("start", s == JobState.CREATED, job::start);
+            case PAUSE -> command("pause", (s == JobState.RUNNING || s == JobState.READY) && !abandonKnown, job::pause);
+            case RESUME -> command("resume", s == JobState.PAUSED && !abandonKnown, job::resume);
+            case WRITE_BLOCKING -> command("setCopyMode(WRITE_BLOCKING)", !concluded,
+                    () -> job.setCopyMode(CopyMode.WRITE_BLOCKING));
+            case COMPLETE -> command("complete", s == JobState.READY && !abandonKnown, job::complete);
+            case CANCEL -> {
+                JobState at = s == JobState.PAUSED ? pausedFrom : s;
+                // A job already ending (failing under REPORT, or cancelled before READY) refuses it.
+                boolean allowed = !abandonKnown && (s == JobState.CREATED || s == JobState.RUNNING
+                        || s == JobState.READY || (s == JobState.PAUSED && (at == JobState.RUNNING
+                        || at == JobState.READY || at == JobState.COMPLETING)));
+                boolean accepted = command("cancel", allowed, job::cancel);
+                if (accepted && s != JobState.CREATED
+                        && !(ready || at == JobState.COMPLETING)) {
+                    abandonKnown = true;
+                }
+            }
+            case FORCE_CANCEL -> {
+                if (command("cancel(force)", !concluded, () -> job.cancel(true)) && s != JobState.CREATED) {
+                    abandonKnown = true;
+                }
+            }
+        }
+    }
+
+    /** Runs a command and checks it against the state x command table; returns whether it was accepted. */
+    private boolean command(String name, boolean allowed, Runnable run) {
+        JobState before = job.state();
+        int eventsBefore = events.size();
+        commandInStep = true;
+        context = Context.COMMAND;
+        try {
+            run.run();
+        } catch (IllegalStateException e) {
+            if (allowed) {
+                throw violation("command-table", name + " was refused in state " + before
+                        + (before == JobState.PAUSED ? " (paused from " + pausedFrom + ")" : "") + ": " + e.getMessage());
+            }
+            if (job.state() != before || events.size() != eventsBefore) {
+                throw violation("command-table", "the refused " + name + " changed the job: " + before + " -> "
+                        + job.state() + ", events " + events.subList(eventsBefore, events.size()));
+            }
+            return false;
+        } catch (RuntimeException e) {
+            throw violation("no-exception", name + " threw " + e, e);
+        }
+        if (!allowed) {
+            throw violation("command-table", name + " was accepted in state " + before
+                    + (before == JobState.PAUSED ? " (paused from " + pausedFrom + ")" : "")
+                    + " where the table refuses it");
+        }
+        return true;
+    }
+
+    private void crash() {
+        SimDevice guestDevice = (SimDevice) unwrap(guest.currentDevice());
+        source.crash();
+        target.crash();
+        crashed = true;
+        byte[] after = guestDevice.peek();
+        for (int b = 0; b < size; b++) {
+            if (after[b] == floor[b]) {
+                continue;
+            }
+            boolean fromLaterWrite = false;
+            for (int i = 0; i < sinceFloorRanges.size() && !fromLaterWrite; i++) {
+                long[] range = sinceFloorRanges.get(i);
+                if (b >= range[0] && b < range[0] + range[1] && sinceFloorData.get(i)[(int) (b - range[0])] == after[b]) {
+                    fromLaterWrite = true;
+                }
+            }
+            if (!fromLaterWrite) {
+                throw violation("crash-durability", "after a crash byte " + b + " of the guest's device ("
+                        + guestDevice + ") is " + after[b] + ": neither the " + floor[b]
+                        + " made durable by the last flush or pivot nor any later write");
+            }
+        }
+    }
+
+    /* ---- Checks ---- */
+
+    private void beforeAction() {
+        commandInStep = false;
+        stopInAction = false;
+        ignoreOnlyInAction = true;
+        errorInAction = false;
+        pausedInAction = false;
+        failedInAction = false;
+        abandonBeforeAction = abandonKnown;
+        stateBeforeAction = lastState;
+    }
+
+    private void afterAction() {
+        checkActionEvents();
+        if (crashed) {
+            return;
+        }
+        checkGuestImage();
+        checkKeyInvariant();
+        checkCopierAwake();
+    }
+
+    /** Runs as the job's listener, on the simulator's thread, right after the change it reports. */
+    private void onEvent(MirrorEvent e) {
+        trace("  event " + e);
+        if (e.sequence() != lastSequence + 1) {
+            throw violation("event-stream", "event " + e + " follows sequence " + lastSequence);
+        }
+        lastSequence = e.sequence();
+        if (terminal != null) {
+            throw violation("event-stream", "event " + e + " after the final event " + terminal);
+        }
+        if (e instanceof MirrorEvent.StateChanged sc) {
+            if (sc.from() != lastState) {
+                throw violation("event-stream", sc + " but the previous change ended in " + lastState);
+            }
+            lastState = sc.to();
+            if (sc.to() == JobState.PAUSED) {
+                pausedFrom = sc.from();
+                pausedInAction = true;
+            }
+            if (sc.to() == JobState.FAILED) {
+                failedInAction = true;
+            }
+        } else if (e instanceof MirrorEvent.Ready) {
+            reachedReady = true;
+            checkReady(e);
+        } else if (e instanceof MirrorEvent.Error err) {
+            errorInAction = true;
+            errorsSeen++;
+            checkErrorAction(err);
+            if (err.action() != ErrorAction.IGNORE) {
+                ignoreOnlyInAction = false;
+            } else {
+                ignoredErrors++;
+            }
+            if (err.action() == ErrorAction.STOP && !abandonKnown) {
+                stopInAction = true;
+            }
+            if (err.action() == ErrorAction.REPORT && !abandonKnown) {
+                reportPending = true;
+                abandonKnown = true;
+            }
+        } else {
+            terminal = e;
+            checkTerminal(e);
+        }
+    }
+
+    private void checkActionEvents() {
+        if (expectedErrors != errorsSeen) {
+            throw violation("error-policy", expectedErrors + " faults were injected on the job's paths but "
+                    + errorsSeen + " ERROR events were emitted");
+        }
+        if (job.progress().errorCount() != errorsSeen) {
+            throw violation("error-policy", "progress reports " + job.progress().errorCount() + " errors, events "
+                    + errorsSeen);
+        }
+        if (stopInAction && job.state() != JobState.PAUSED && !(job.state().isConcluded() && abandonKnown)) {
+            throw violation("error-policy", "a STOP error left the job " + job.state() + ", not PAUSED");
+        }
+        if (errorInAction && ignoreOnlyInAction && !abandonBeforeAction && !commandInStep
+                && (pausedInAction || failedInAction)) {
+            throw violation("error-policy", "an IGNORE error moved the job from " + stateBeforeAction + " to "
+                    + lastState);
+        }
+        if (job.state() != lastState) {
+            throw violation("event-stream", "state() is " + job.state() + " but the events say " + lastState);
+        }
+    }
+
+    /**
+     * A running job with dirty chunks always has something queued that will copy them (a copy,
+     * a pump, a timer): otherwise it would wait for a guest write that may never come.
+     */
+    private void checkCopierAwake() {
+        JobState s = job.state();
+        if ((s == JobState.RUNNING || s == JobState.READY) && !abandonKnown && runtime.isEmpty()
+                && bitmap.count() > 0) {
+            throw violation("liveness", "the job is " + s + " with " + bitmap.count()
+                    + " dirty chunks and nothing queued: the copier is asleep");
+        }
+    }
+
+    private void checkErrorAction(MirrorEvent.Error err) {
+        ErrorPolicy policy = err.side() == MirrorEvent.Side.SOURCE ? config.onSourceError() : config.onTargetError();
+        ErrorAction expected = switch (policy) {
+            case REPORT -> ErrorAction.REPORT;
+            case IGNORE -> ErrorAction.IGNORE;
+            case STOP -> ErrorAction.STOP;
+            case ENOSPC -> err.cause().kind() == DeviceException.Kind.NO_SPACE ? ErrorAction.STOP : ErrorAction.REPORT;
+        };
+        if (err.action() != expected) {
+            throw violation("error-policy", err.side() + " policy " + policy + " on " + err.cause().kind()
+                    + " must " + expected + " but the job did " + err.action());
+        }
+    }
+
+    private void checkReady(MirrorEvent e) {
+        List<CopyOperation> inFlight = runtime.copiesInFlight();
+        if (!inFlight.isEmpty()) {
+            throw violation("ready-in-sync", e + " with " + inFlight.size() + " copies in flight (first: chunks "
+                    + inFlight.get(0).firstChunk + ".." + inFlight.get(0).lastChunk + ")");
+        }
+        if (bitmap.count() != 0) {
+            throw violation("ready-in-sync", e + " with " + bitmap.count() + " dirty chunks");
+        }
+        // A guest write may be in progress around the task that got here (its data on the source,
+        // its mark still to come): READY does not cover it, it is copied after it marks.
+        byte[] src = source.peek();
+        byte[] tgt = target.peek();
+        long[] busy = guestInProgress;
+        for (int c = 0; c < bitmap.chunkCount(); c++) {
+            int from = c * granularity;
+            int to = (int) Math.min(size, (long) from + granularity);
+            if (busy != null && from < busy[0] + busy[1] && to > busy[0]) {
+                continue;
+            }
+            int at = Arrays.mismatch(src, from, to, tgt, from, to);
+            if (at >= 0) {
+                throw violation("ready-in-sync", e + " but target differs from source at byte " + (from + at));
+            }
+        }
+    }
+
+    private void checkTerminal(MirrorEvent e) {
+        BlockDevice routed = unwrap(guest.currentDevice());
+        if (e instanceof MirrorEvent.Completed c) {
+            if (reportPending) {
+                throw violation("error-policy", "a REPORT error was followed by " + e + ", not FAILED");
+            }
+            int at = Arrays.mismatch(source.peek(), target.peek());
+            if (at >= 0) {
+                throw violation("completed-consistent", e + " but target differs from source at byte " + at);
+            }
+            if (!target.isClean()) {
+                throw violation("completed-consistent", e + " but the target holds unflushed writes");
+            }
+            if (c.pivoted() != (routed == target)) {
+                throw violation("completed-consistent", e + " but the guest is routed to " + routed);
+            }
+            if (c.pivoted()) {
+                resetFloor(); // the pivot flushed the target, which holds every acknowledged write
+            }
+        } else {
+            if (routed != source) {
+                throw violation("cancelled-source-intact", e + " but the guest is routed to " + routed);
+            }
+            if (e instanceof MirrorEvent.Cancelled && reportPending) {
+                throw violation("error-policy", "a REPORT error was followed by " + e + ", not FAILED");
+            }
+            if (e instanceof MirrorEvent.Failed && errorsSeen == 0) {
+                throw violation("error-policy", e + " without any ERROR event");
+            }
+        }
+    }
+
+    private void checkGuestImage() {
+        SimDevice routed = (SimDevice) unwrap(guest.currentDevice());
+        int at = Arrays.mismatch(routed.peek(), model);
+        if (at >= 0) {
+            throw violation("guest-image", "the guest's device (" + routed + ") holds " + routed.peek()[at]
+                    + " at byte " + at + " (chunk " + at / granularity + ") but the last acknowledged write there left "
+                    + model[at]);
+        }
+    }
+
+    private void checkKeyInvariant() {
+        JobState s = job.state();
+        if (s.isConcluded() || (s == JobState.CREATED && config.sync() == SyncMode.FULL)) {
+            return;
+        }
+        long chunks = bitmap.chunkCount();
+        boolean[] inFlight = new boolean[(int) chunks];
+        for (CopyOperation op : runtime.copiesInFlight()) {
+            for (long c = op.firstChunk; c <= op.lastChunk; c++) {
+                inFlight[(int) c] = true;
+            }
+        }
+        byte[] src = source.peek();
+        byte[] tgt = target.peek();
+        for (int c = 0; c < chunks; c++) {
+            if (inFlight[c] || bitmap.isDirty(c)) {
+                continue;
+            }
+            int from = c * granularity;
+            int to = (int) Math.min(size, (long) from + granularity);
+            int at = Arrays.mismatch(src, from, to, tgt, from, to);
+            if (at >= 0) {
+                throw violation("key-invariant", "chunk " + c + " is neither dirty nor in flight but target byte "
+                        + (from + at) + " is " + tgt[from + at] + " where source has " + src[from + at] + " (job "
+                        + s + ")");
+            }
+        }
+    }
+
+    /* ---- Healing: writes and faults stop; the job must get to READY and pivot ---- */
+
+    private void heal() {
+        source.clearFaults();
+        target.clearFaults();
+        long deadline = runtime.now() + HEAL_NANOS;
+        boolean completeIssued = false;
+        int steps = 0;
+        while (!job.state().isConcluded()) {
+            beforeAction();
+            if (++steps > HEAL_STEPS || runtime.now() - deadline > 0) {
+                throw violation("liveness", "writes and faults stopped but after " + steps + " steps and "
+                        + (runtime.now() - deadline + HEAL_NANOS) / 1_000_000 + " ms of virtual time the job is "
+                        + job.state() + " with " + bitmap.count() + " dirty chunks and " + runtime.size() + " tasks queued");
+            }
+            JobState s = job.state();
+            if (s == JobState.CREATED) {
+                command(Cmd.START);
+            } else if (s == JobState.PAUSED && !abandonKnown) {
+                command(Cmd.RESUME);
+            } else if (s == JobState.READY && !completeIssued && !abandonKnown) {
+                command(Cmd.COMPLETE);
+                completeIssued = true;
+            } else if (runtime.isEmpty()) {
+                throw violation("liveness", "the job is " + s + " with " + bitmap.count()
+                        + " dirty chunks but nothing is queued: it can never move again");
+            } else {
+                step(healRandom.nextInt(1 << 16));
+            }
+            afterAction();
+        }
+        healed = true;
+        if (completeIssued && !reportPending && !(terminal instanceof MirrorEvent.Completed c && c.pivoted())) {
+            throw violation("liveness", "complete() from READY ended with " + terminal);
+        }
+    }
+
+    /* ---- Helpers ---- */
+
+    private static void trace(String line) {
+        if (TRACE) {
+            System.out.println(line);
+        }
+    }
+
+    private void atDevice(SimDevice device, boolean write, long offset, long length, boolean after) {
+        Nest n = nest;
+        if (n == null || nesting || n.after() != after) {
+            return;
+        }
+        nest = null;
+        nesting = true;
+        try {
+            n.run(offset, length);
+        } finally {
+            nesting = false;
+        }
+    }
+
+    private void onFault(Side side) {
+        if (context == Context.JOB) {
+            expectedErrors++;
+        } else if (context == Context.GUEST) {
+            if (side == Side.TARGET && !job.state().isConcluded()) {
+                expectedErrors++; // a write-blocking guest write's target half: the job's error, not the guest's
+            } else {
+                guestFaults++; // a fault on the device the guest is routed to
+            }
+        }
+    }
+
+    private void resetFloor() {
+        floor = model.clone();
+        sinceFloorRanges.clear();
+        sinceFloorData.clear();
+    }
+
+    private BlockDevice unwrap(BlockDevice d) {
+        if (d == jobSource) {
+            return source;
+        }
+        if (d == jobTarget) {
+            return target;
+        }
+        return d;
+    }
+
+    private PropertyViolation violation(String property, String message) {
+        return new PropertyViolation(property, action, message);
+    }
+
+    private PropertyViolation violation(String property, String message, Throwable cause) {
+        return new PropertyViolation(property, action, message, cause);
+    }
+
+    /** Self-identifying content: byte at device offset p of write w is a hash of (w, p). */
+    static void fillPattern(byte[] data, int writeId, long offset) {
+        for (int i = 0; i < data.length; i++) {
+            long x = (writeId * 0x9E3779B97F4A7C15L) ^ (offset + i) * 0xBF58476D1CE4E5B9L;
+            x ^= x >>> 31;
+            data[i] = (byte) (x | 1);
+        }
+    }
+
+    private static byte[] initialContent(SplittableRandom r, int size, int granularity) {
+        byte[] b = new byte[size];
+        for (int from = 0; from < size; from += granularity) {
+            int to = Math.min(size, from + granularity);
+            int kind = r.nextInt(4);
+            if (kind == 0) {
+                continue; // a zero chunk: exercises zero detection
+            }
+            for (int i = from; i < to; i++) {
+                b[i] = (byte) r.nextInt(256);
+            }
+        }
+        return b;
+    }
+}
