@@ -19,6 +19,7 @@ import picocli.CommandLine.Spec;
             DemoCommand.class,
             MirrorCommand.class,
             OwnerCommand.class,
+            ServeCommand.class,
             CommandLine.HelpCommand.class,
         },
         exitCodeListHeading = "%nExit codes (every command):%n",
@@ -39,7 +40,7 @@ final class HandoffCli implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (demo, mirror, owner)");
+        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (demo, mirror, owner, serve)");
     }
 
     /** Prints the version from the jar's manifest. */

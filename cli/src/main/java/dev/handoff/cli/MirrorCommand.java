@@ -42,7 +42,7 @@ final class MirrorCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SOURCE", description = "Raw image file to copy.")
     Path source;
 
-    @Parameters(index = "1", paramLabel = "TARGET", description = "Raw image file to write.")
+    @Parameters(index = "1", paramLabel = "TARGET", description = "Raw image file or NBD export (nbd+unix:///NAME?socket=PATH, nbd://HOST:PORT/NAME) to write.")
     String target;
 
     @Option(names = "--wait", description = "Stay READY (keeping the target in sync) until told over --control"

@@ -11,10 +11,13 @@ import java.nio.file.Path;
  */
 abstract class MirrorTarget implements AutoCloseable {
 
-    /** The target named by {@code spec}: today a raw image file path. */
+    /** The target named by {@code spec}: an NBD URI ({@code nbd://}, {@code nbd+unix://}) or a raw image file path. */
     static MirrorTarget resolve(String spec) throws CliException {
         if (spec.isBlank()) {
             throw new CliException(ExitCodes.USAGE, "the target must not be empty");
+        }
+        if (dev.handoff.nbd.NbdUri.isNbdUri(spec)) {
+            return NbdTarget.parse(spec);
         }
         return new FileTarget(Path.of(spec));
     }

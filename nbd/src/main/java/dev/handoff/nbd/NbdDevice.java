@@ -1,0 +1,773 @@
+package dev.handoff.nbd;
+
+import static dev.handoff.nbd.NbdWire.*;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+import dev.handoff.device.DeviceException.Kind;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.SocketChannel;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.ReentrantLock;
+
+/**
+ * A {@link BlockDevice} backed by a remote NBD export: usable as a mirror target or source, or
+ * anywhere else a device is.
+ *
+ * <h2>Behaviour</h2>
+ * <ul>
+ *   <li>Requests from all calling threads are pipelined on one connection, at most
+ *       {@link Options#maxInFlight()} at a time; reads and writes larger than the maximum payload
+ *       (the server's maximum block size, at most {@link Options#maxPayload()}) are split into
+ *       several pipelined requests.</li>
+ *   <li>Each call waits at most {@link Options#requestTimeout()} for its replies. A request
+ *       without a reply by then fails with {@link Kind#IO_ERROR}, and the connection is closed:
+ *       the protocol has no way to cancel a request, so the server's state is unknown.</li>
+ *   <li>Server errors map to kinds: {@code EPERM}/{@code EROFS} to {@link Kind#READ_ONLY},
+ *       {@code ENOSPC}/{@code EDQUOT}/{@code EFBIG} to {@link Kind#NO_SPACE}, {@code EINVAL}/{@code
+ *       EOVERFLOW} to {@link Kind#OUT_OF_RANGE}, {@code ESHUTDOWN} to {@link Kind#CLOSED} (and a
+ *       soft disconnect once in-flight requests are answered), everything else to
+ *       {@link Kind#IO_ERROR}. Ranges outside the export fail with {@link Kind#OUT_OF_RANGE}
+ *       before anything is sent; writes to a read-only export fail with {@link Kind#READ_ONLY}.</li>
+ *   <li>A lost connection fails the requests in flight and every later call with
+ *       {@link Kind#CLOSED}; a server that breaks the protocol fails the requests in flight with
+ *       {@link Kind#IO_ERROR}, then likewise. There is no reconnection.</li>
+ *   <li>{@link #flush()} sends {@code NBD_CMD_FLUSH} (a no-op if the server does not offer it);
+ *       {@link #discard} sends {@code NBD_CMD_TRIM} (a no-op if not offered); {@link #writeZeroes}
+ *       sends {@code NBD_CMD_WRITE_ZEROES}, or writes zeroes if not offered.</li>
+ * </ul>
+ * Only simple replies are used (structured replies are not requested). The server's minimum and
+ * preferred block sizes are not enforced: an unaligned request to a server that requires alignment
+ * gets that server's error (typically {@code EINVAL}, so {@link Kind#OUT_OF_RANGE}).
+ *
+ * <p>Threading: every method may be called from any number of threads. A caller interrupted
+ * while it waits for a reply gives up that request (the reply is read and dropped when it comes)
+ * and gets {@link Kind#IO_ERROR}; a caller interrupted while its request is being written to the
+ * socket closes the connection, as an interrupt does to any NIO channel. Do not interrupt I/O
+ * threads (the kernel never does).
+ */
+public final class NbdDevice implements BlockDevice {
+    /*
+     * Overview.
+     *
+     * Threads. Callers send: each request is registered in `pending` under a fresh handle, then
+     * its header (and WRITE payload, straight from the caller's buffer) is written under sendLock,
+     * so frames never interleave. One reader thread takes replies: it removes the entry for the
+     * reply's handle (the only way an entry leaves the map besides failAll), gives back the
+     * in-flight permit, and completes the entry. A READ's data is read by the reader straight into
+     * the caller's buffer, so the caller must not get its buffer back while the reader may still
+     * write into it. The per-entry state machine guarantees that:
+     *
+     *   WAITING --reader: data arrives--> RECEIVING --reader--> DONE
+     *   WAITING --reader or failAll--> DONE
+     *   WAITING --caller gives up (timeout, interrupt)--> ABANDONED  (the reader will skip the data)
+     *
+     * Transitions out of WAITING are compare-and-sets, so a caller that gives up and a reader that
+     * starts receiving agree on one winner. A caller that loses to RECEIVING closes the connection
+     * (which makes the reader's read fail promptly) and waits for DONE before returning.
+     *
+     * Failure. breakConnection records the first reason (volatile `broken`, read by every call),
+     * closes the transport and fails every WAITING entry. The reader fails the entry it is
+     * receiving into when its read fails. Every entry leaves the map exactly once, and its permit
+     * is returned exactly then.
+     *
+     * Deadlines. Callers wait with a timeout; a send blocked because the server stopped reading is
+     * caught by the watchdog on the shared timer (sendStartedAt), which closes the connection.
+     */
+
+    private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
+    /** WRITE_ZEROES and TRIM lengths are 32-bit; larger ranges go out in pieces of this size. */
+    private static final long MAX_RANGE_REQUEST = 1L << 30;
+    private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
+
+    /**
+     * Client settings.
+     *
+     * @param connectTimeout connecting and the handshake together (default 30 s)
+     * @param requestTimeout how long one call waits for its replies (default 60 s)
+     * @param maxInFlight    requests sent but not yet answered (default 16)
+     * @param maxPayload     the largest READ or WRITE sent (default 32 MiB; lowered to the
+     *                       server's maximum block size)
+     */
+    public record Options(Duration connectTimeout, Duration requestTimeout, int maxInFlight, int maxPayload) {
+        public Options {
+            Objects.requireNonNull(connectTimeout, "connectTimeout");
+            Objects.requireNonNull(requestTimeout, "requestTimeout");
+            if (connectTimeout.isNegative() || connectTimeout.isZero() || requestTimeout.isNegative()
+                    || requestTimeout.isZero()) {
+                throw new IllegalArgumentException("timeouts must be > 0");
+            }
+            if (maxInFlight < 1) {
+                throw new IllegalArgumentException("maxInFlight must be >= 1");
+            }
+            if (maxPayload < 512) {
+                throw new IllegalArgumentException("maxPayload must be >= 512");
+            }
+        }
+
+        public static Options defaults() {
+            return new Options(Duration.ofSeconds(30), Duration.ofSeconds(60), 16, DEFAULT_MAX_PAYLOAD);
+        }
+
+        public Options withConnectTimeout(Duration timeout) {
+            return new Options(timeout, requestTimeout, maxInFlight, maxPayload);
+        }
+
+        public Options withRequestTimeout(Duration timeout) {
+            return new Options(connectTimeout, timeout, maxInFlight, maxPayload);
+        }
+
+        public Options withMaxInFlight(int n) {
+            return new Options(connectTimeout, requestTimeout, n, maxPayload);
+        }
+
+        public Options withMaxPayload(int bytes) {
+            return new Options(connectTimeout, requestTimeout, maxInFlight, bytes);
+        }
+    }
+
+    private final String description;
+    private final String exportName;
+    private final Transport transport;
+    private final Options options;
+    private final long size;
+    private final int flags;
+    private final int maxPayload;
+
+    private final Semaphore permits;
+    private final ReentrantLock sendLock = new ReentrantLock();
+    private final ConcurrentHashMap<Long, Pending> pending = new ConcurrentHashMap<>();
+    private final AtomicLong handles = new AtomicLong(1);
+    private final AtomicBoolean closing = new AtomicBoolean();
+    private final Thread reader;
+    /** Set once, at the end of the constructor (after the reader started: hence volatile). */
+    private volatile ScheduledFuture<?> watchdog;
+
+    /** The first reason the connection ended, or null while it is usable; set under brokenLock. */
+    private volatile DeviceException broken;
+    private final Object brokenLock = new Object();
+    /** The server answered ESHUTDOWN: no new requests; disconnect once the map drains. */
+    private volatile boolean serverShuttingDown;
+    /** System.nanoTime() when the send in progress started, or 0. */
+    private volatile long sendStartedAt;
+
+    private NbdDevice(String description, String exportName, Transport transport, Options options,
+                      ClientHandshake.Negotiated negotiated) {
+        this.description = description;
+        this.exportName = exportName;
+        this.transport = transport;
+        this.options = options;
+        this.size = negotiated.size();
+        this.flags = negotiated.flags();
+        int serverMax = negotiated.maxBlock();
+        this.maxPayload = serverMax > 0 ? Math.min(options.maxPayload(), serverMax) : options.maxPayload();
+        this.permits = new Semaphore(options.maxInFlight());
+        this.reader = new Thread(this::readReplies, "nbd-client-" + description);
+        this.reader.setDaemon(true);
+        this.reader.start();
+        this.watchdog = NbdTimer.every(NbdTimer.periodFor(options.requestTimeout().toNanos()), this::checkSend);
+        if (broken != null) {
+            watchdog.cancel(false); // the connection broke before the watchdog existed
+        }
+    }
+
+    /* ---------------- Opening ---------------- */
+
+    /** Connects to an export given as {@code nbd+unix:///NAME?socket=PATH} or {@code nbd://HOST:PORT/NAME}. */
+    public static NbdDevice open(String uri) throws DeviceException {
+        return open(NbdUri.parse(uri), Options.defaults());
+    }
+
+    /** Connects to an export with the default options. */
+    public static NbdDevice open(NbdUri uri) throws DeviceException {
+        return open(uri, Options.defaults());
+    }
+
+    /** Connects to an export. */
+    public static NbdDevice open(NbdUri uri, Options options) throws DeviceException {
+        SocketChannel channel;
+        try {
+            channel = uri.address().connect(options.connectTimeout());
+        } catch (IOException e) {
+            throw new DeviceException(Kind.IO_ERROR, "cannot connect to " + uri + ": " + e.getMessage(), e);
+        }
+        return open(Transport.of(channel), uri.toString(), uri.exportName(), options);
+    }
+
+    /** Runs the handshake on a connected transport (tests use in-memory transports). */
+    static NbdDevice open(Transport transport, String description, String exportName, Options options)
+            throws DeviceException {
+        return open(transport, description, exportName, options, ByteBuffer::allocate, Flaw.NONE);
+    }
+
+    /** As above, with the test seams: the allocator for sizes from the wire, and a deliberate bug. */
+    static NbdDevice open(Transport transport, String description, String exportName, Options options,
+                          java.util.function.IntFunction<ByteBuffer> allocator, Flaw flaw) throws DeviceException {
+        AtomicBoolean timedOut = new AtomicBoolean();
+        ScheduledFuture<?> deadline = NbdTimer.after(options.connectTimeout().toNanos(), () -> {
+            timedOut.set(true);
+            closeQuietly(transport);
+        });
+        boolean ok = false;
+        try {
+            ClientHandshake.Negotiated negotiated = ClientHandshake.negotiate(transport, exportName, allocator, flaw);
+            deadline.cancel(false);
+            if (timedOut.get()) {
+                throw new IOException("closed by the handshake deadline");
+            }
+            NbdDevice device = new NbdDevice(description, exportName, transport, options, negotiated);
+            ok = true;
+            return device;
+        } catch (DeviceException e) {
+            throw e;
+        } catch (ProtocolViolation e) {
+            throw new DeviceException(Kind.IO_ERROR, "NBD handshake with " + description + " failed: " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw new DeviceException(Kind.IO_ERROR, "NBD handshake with " + description
+                    + (timedOut.get() ? " timed out after " + options.connectTimeout() : " failed: " + e.getMessage()), e);
+        } finally {
+            deadline.cancel(false);
+            if (!ok) {
+                closeQuietly(transport);
+            }
+        }
+    }
+
+    /* ---------------- Properties ---------------- */
+
+    @Override
+    public long size() {
+        return size;
+    }
+
+    /** The export's name. */
+    public String exportName() {
+        return exportName;
+    }
+
+    /** The transmission flags the server announced. */
+    public int transmissionFlags() {
+        return flags;
+    }
+
+    /** Whether the server announced the export read-only. */
+    public boolean isReadOnly() {
+        return (flags & TFLAG_READ_ONLY) != 0;
+    }
+
+    /** The largest READ or WRITE request this client sends. */
+    public int maxPayload() {
+        return maxPayload;
+    }
+
+    /** Requests sent and not yet answered (or abandoned and not yet answered). */
+    public int requestsInFlight() {
+        return pending.size();
+    }
+
+    /* ---------------- Operations ---------------- */
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws DeviceException {
+        ensureUsable();
+        int length = dst.remaining();
+        DeviceException.checkRange(offset, length, size);
+        long deadline = deadline();
+        List<Pending> sent = new ArrayList<>();
+        DeviceException failure = null;
+        try {
+            for (int done = 0; done < length; ) {
+                int n = Math.min(maxPayload, length - done);
+                sent.add(submit(CMD_READ, 0, offset + done, n, dst.slice(dst.position() + done, n), null, deadline));
+                done += n;
+            }
+        } catch (DeviceException e) {
+            failure = e;
+        }
+        failure = awaitAll(sent, deadline, failure);
+        if (failure != null) {
+            throw failure;
+        }
+        dst.position(dst.limit());
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws DeviceException {
+        ensureUsable();
+        int length = src.remaining();
+        DeviceException.checkRange(offset, length, size);
+        ensureWritable();
+        long deadline = deadline();
+        List<Pending> sent = new ArrayList<>();
+        DeviceException failure = null;
+        try {
+            for (int done = 0; done < length; ) {
+                int n = Math.min(maxPayload, length - done);
+                sent.add(submit(CMD_WRITE, 0, offset + done, n, null, src.slice(src.position() + done, n), deadline));
+                done += n;
+            }
+        } catch (DeviceException e) {
+            failure = e;
+        }
+        failure = awaitAll(sent, deadline, failure);
+        if (failure != null) {
+            throw failure;
+        }
+        src.position(src.limit());
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length) throws DeviceException {
+        ensureUsable();
+        DeviceException.checkRange(offset, length, size);
+        ensureWritable();
+        if ((flags & TFLAG_SEND_WRITE_ZEROES) != 0) {
+            ranged(CMD_WRITE_ZEROES, offset, length);
+            return;
+        }
+        long deadline = deadline();
+        List<Pending> sent = new ArrayList<>();
+        DeviceException failure = null;
+        try {
+            int piece = Math.min(maxPayload, ZEROES.capacity());
+            for (long done = 0; done < length; ) {
+                int n = (int) Math.min(piece, length - done);
+                sent.add(submit(CMD_WRITE, 0, offset + done, n, null, ZEROES.duplicate().limit(n), deadline));
+                done += n;
+            }
+        } catch (DeviceException e) {
+            failure = e;
+        }
+        failure = awaitAll(sent, deadline, failure);
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    @Override
+    public void discard(long offset, long length) throws DeviceException {
+        ensureUsable();
+        DeviceException.checkRange(offset, length, size);
+        ensureWritable();
+        if ((flags & TFLAG_SEND_TRIM) != 0) {
+            ranged(CMD_TRIM, offset, length);
+        }
+    }
+
+    @Override
+    public void flush() throws DeviceException {
+        ensureUsable();
+        if ((flags & TFLAG_SEND_FLUSH) == 0) {
+            return;
+        }
+        long deadline = deadline();
+        Pending p = submit(CMD_FLUSH, 0, 0, 0, null, null, deadline);
+        DeviceException failure = awaitAll(List.of(p), deadline, null);
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    private void ranged(int type, long offset, long length) throws DeviceException {
+        long deadline = deadline();
+        List<Pending> sent = new ArrayList<>();
+        DeviceException failure = null;
+        try {
+            for (long done = 0; done < length; ) {
+                long n = Math.min(MAX_RANGE_REQUEST, length - done);
+                sent.add(submit(type, 0, offset + done, n, null, null, deadline));
+                done += n;
+            }
+        } catch (DeviceException e) {
+            failure = e;
+        }
+        failure = awaitAll(sent, deadline, failure);
+        if (failure != null) {
+            throw failure;
+        }
+    }
+
+    /**
+     * Waits for in-flight requests, sends {@code NBD_CMD_DISC} and closes the connection. Does not
+     * flush (as the {@link BlockDevice} contract says). Idempotent.
+     */
+    @Override
+    public void close() {
+        if (!closing.compareAndSet(false, true)) {
+            return;
+        }
+        boolean drained = false;
+        try {
+            drained = permits.tryAcquire(options.maxInFlight(), options.requestTimeout().toNanos(), TimeUnit.NANOSECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        if (broken == null && drained) {
+            sendDisconnect();
+        }
+        breakConnection(Kind.CLOSED, "the device was closed");
+        if (drained) {
+            permits.release(options.maxInFlight());
+        }
+        if (Thread.currentThread() != reader) {
+            try {
+                reader.join(TimeUnit.SECONDS.toMillis(5));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /* ---------------- Sending ---------------- */
+
+    private Pending submit(int type, int cmdFlags, long offset, long length, ByteBuffer dst, ByteBuffer payload,
+                           long deadline) throws DeviceException {
+        acquirePermit(deadline);
+        long handle = handles.getAndIncrement();
+        Pending p = new Pending(handle, type, offset, length, dst);
+        pending.put(handle, p);
+        // Re-checked after the put: a breakConnection that ran before it did not see this entry.
+        if (broken != null || serverShuttingDown) {
+            if (pending.remove(handle) != null) {
+                permits.release();
+            }
+            throw unusable();
+        }
+        ByteBuffer header = ByteBuffer.allocate(REQUEST_SIZE);
+        new Request(cmdFlags, type, handle, offset, length).encode(header);
+        header.flip();
+        sendLock.lock();
+        try {
+            if (broken == null) {
+                sendStartedAt = System.nanoTime() | 1;
+                transport.writeFully(header, payload);
+            }
+        } catch (IOException e) {
+            // A partly written frame leaves the stream unusable.
+            breakConnection(Kind.CLOSED, "sending to " + description + " failed: " + e);
+        } finally {
+            sendStartedAt = 0;
+            sendLock.unlock();
+        }
+        return p;
+    }
+
+    private void sendDisconnect() {
+        ByteBuffer header = ByteBuffer.allocate(REQUEST_SIZE);
+        new Request(0, CMD_DISC, handles.getAndIncrement(), 0, 0).encode(header);
+        sendLock.lock();
+        try {
+            sendStartedAt = System.nanoTime() | 1;
+            transport.writeFully(header.flip(), null);
+        } catch (IOException e) {
+            LOG.log(System.Logger.Level.DEBUG, () -> "NBD_CMD_DISC to " + description + " failed: " + e);
+        } finally {
+            sendStartedAt = 0;
+            sendLock.unlock();
+        }
+    }
+
+    private void acquirePermit(long deadline) throws DeviceException {
+        try {
+            if (!permits.tryAcquire(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                throw new DeviceException(Kind.IO_ERROR, "no request slot free on " + description + " within "
+                        + options.requestTimeout());
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new DeviceException(Kind.IO_ERROR, "interrupted while waiting for a request slot on " + description);
+        }
+    }
+
+    /* ---------------- Waiting ---------------- */
+
+    /**
+     * Waits for every request in {@code sent}; returns the first failure (or {@code first}). Returns
+     * only when no reader can touch a buffer of these requests any more.
+     */
+    private DeviceException awaitAll(List<Pending> sent, long deadline, DeviceException first) {
+        DeviceException failure = first;
+        for (Pending p : sent) {
+            DeviceException e = await(p, deadline);
+            if (failure == null) {
+                failure = e;
+            }
+        }
+        return failure;
+    }
+
+    private DeviceException await(Pending p, long deadline) {
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    if (p.done.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                        return p.failure;
+                    }
+                    if (p.state.compareAndSet(Pending.WAITING, Pending.ABANDONED)) {
+                        String message = "no reply to " + p.describe() + " from " + description + " within "
+                                + options.requestTimeout();
+                        breakConnection(Kind.IO_ERROR, message);
+                        return new DeviceException(Kind.IO_ERROR, message);
+                    }
+                    if (p.state.get() == Pending.DONE) {
+                        return awaitReleased(p); // completed just now
+                    }
+                    // The reader is filling our buffer: stop it, and wait until it has let go.
+                    breakConnection(Kind.IO_ERROR, "the reply to " + p.describe() + " from " + description
+                            + " stalled for " + options.requestTimeout());
+                    return awaitReleased(p);
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                    if (p.state.compareAndSet(Pending.WAITING, Pending.ABANDONED)) {
+                        return new DeviceException(Kind.IO_ERROR, "interrupted while waiting for " + p.describe());
+                    }
+                    // Receiving: the data is on its way; fall through and wait for it.
+                    return awaitReleased(p);
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /** Waits, uninterruptibly and boundedly, until the reader is done with {@code p}. */
+    private DeviceException awaitReleased(Pending p) {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+        boolean interrupted = false;
+        try {
+            while (true) {
+                try {
+                    if (p.done.await(Math.max(0, end - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                        return p.failure;
+                    }
+                    breakConnection(Kind.IO_ERROR, "reply to " + p.describe() + " stalled");
+                    return new DeviceException(Kind.IO_ERROR, "reply to " + p.describe() + " stalled");
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /* ---------------- Receiving ---------------- */
+
+    private void readReplies() {
+        ByteBuffer header = ByteBuffer.allocate(SIMPLE_REPLY_SIZE);
+        ByteBuffer scratch = null;
+        Pending receiving = null;
+        try {
+            while (true) {
+                header.clear();
+                if (!FrameIo.readFrame(transport, header)) {
+                    breakConnection(Kind.CLOSED, "the server closed the connection");
+                    return;
+                }
+                SimpleReply reply = SimpleReply.decode(header.flip());
+                Pending p = pending.remove(reply.handle());
+                if (p == null) {
+                    throw new ProtocolViolation("reply for handle " + reply.handle() + ", which is not in flight");
+                }
+                permits.release();
+                if (reply.error() == ESHUTDOWN) {
+                    serverShuttingDown = true; // before the caller learns of it: its next call must see it
+                }
+                if (p.type == CMD_READ && reply.error() == 0) {
+                    if (p.state.compareAndSet(Pending.WAITING, Pending.RECEIVING)) {
+                        receiving = p;
+                        FrameIo.readFully(transport, p.dst);
+                        receiving = null;
+                        p.finishReceiving(null);
+                    } else {
+                        if (scratch == null) {
+                            scratch = ByteBuffer.allocate(FrameIo.SKIP_CHUNK);
+                        }
+                        FrameIo.skip(transport, p.length, scratch);
+                    }
+                } else {
+                    p.finish(reply.error() == 0 ? null : errorFor(reply.error(), p));
+                }
+                if (serverShuttingDown && pending.isEmpty()) {
+                    sendDisconnect();
+                    breakConnection(Kind.CLOSED, "the server is shutting down");
+                    return;
+                }
+            }
+        } catch (ProtocolViolation e) {
+            DeviceException failure = new DeviceException(Kind.IO_ERROR, "protocol error from " + description + ": "
+                    + e.getMessage(), e);
+            breakConnection(failure); // first: a caller that returns must find the connection broken
+            if (receiving != null) {
+                receiving.finishReceiving(failure);
+            }
+        } catch (IOException | RuntimeException e) {
+            DeviceException current = broken;
+            DeviceException failure = current != null ? copy(current)
+                    : new DeviceException(Kind.CLOSED, "connection to " + description + " lost: " + e, e);
+            breakConnection(failure);
+            if (receiving != null) {
+                receiving.finishReceiving(failure);
+            }
+        }
+    }
+
+    /** The exception for a server error on request {@code p}. */
+    private DeviceException errorFor(int errno, Pending p) {
+        return new DeviceException(kindFor(errno), description + " answered " + errnoName(errno) + " to "
+                + p.describe());
+    }
+
+    /** The device error kind for an NBD error value. */
+    static Kind kindFor(int errno) {
+        return switch (errno) {
+            case EPERM, EROFS -> Kind.READ_ONLY;
+            case ENOSPC, EDQUOT, EFBIG -> Kind.NO_SPACE;
+            case EINVAL, EOVERFLOW -> Kind.OUT_OF_RANGE;
+            case ESHUTDOWN -> Kind.CLOSED;
+            default -> Kind.IO_ERROR;
+        };
+    }
+
+    /* ---------------- Failure ---------------- */
+
+    private void breakConnection(Kind kind, String message) {
+        breakConnection(new DeviceException(kind, message));
+    }
+
+    /** Ends the connection for good; the first reason sticks. Fails every request still waiting. */
+    private void breakConnection(DeviceException reason) {
+        DeviceException first;
+        synchronized (brokenLock) {
+            if (broken == null) {
+                broken = reason;
+            }
+            first = broken;
+        }
+        closeQuietly(transport);
+        ScheduledFuture<?> w = watchdog;
+        if (w != null) {
+            w.cancel(false);
+        }
+        for (Long handle : pending.keySet()) {
+            Pending p = pending.remove(handle);
+            if (p != null) {
+                permits.release();
+                p.finish(copy(first)); // the first reason, whichever thread gets here first
+            }
+        }
+    }
+
+    private void checkSend() {
+        long started = sendStartedAt;
+        if (started != 0 && System.nanoTime() - started > options.requestTimeout().toNanos()) {
+            breakConnection(Kind.IO_ERROR, description + " stopped taking requests for " + options.requestTimeout());
+        }
+    }
+
+    private void ensureUsable() throws DeviceException {
+        if (closing.get() || broken != null || serverShuttingDown) {
+            throw unusable();
+        }
+    }
+
+    private DeviceException unusable() {
+        if (closing.get()) {
+            return new DeviceException(Kind.CLOSED, "NBD device " + description + " is closed");
+        }
+        DeviceException reason = broken;
+        return new DeviceException(Kind.CLOSED, "connection to " + description + " is closed"
+                + (reason == null ? " (the server is shutting down)" : ": " + reason.getMessage()), reason);
+    }
+
+    private void ensureWritable() throws DeviceException {
+        if (isReadOnly()) {
+            throw new DeviceException(Kind.READ_ONLY, "export " + description + " is read-only");
+        }
+    }
+
+    private long deadline() {
+        return System.nanoTime() + options.requestTimeout().toNanos();
+    }
+
+    /** A fresh exception per waiter: exceptions are mutable (stack, suppressed). */
+    private static DeviceException copy(DeviceException e) {
+        return new DeviceException(e.kind(), e.getMessage(), e);
+    }
+
+    private static void closeQuietly(Transport transport) {
+        try {
+            transport.close();
+        } catch (IOException e) {
+            // closing anyway
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "NbdDevice[" + description + ", " + size + " bytes" + (isReadOnly() ? ", read-only" : "") + "]";
+    }
+
+    /** One request in flight. */
+    private static final class Pending {
+        static final int WAITING = 0;
+        static final int RECEIVING = 1;
+        static final int DONE = 2;
+        static final int ABANDONED = 3;
+
+        final long handle;
+        final int type;
+        final long offset;
+        final long length;
+        /** For READ: the caller's bytes for this request (a slice); null otherwise. */
+        final ByteBuffer dst;
+        final AtomicInteger state = new AtomicInteger(WAITING);
+        final CountDownLatch done = new CountDownLatch(1);
+        /** Written before done.countDown(), read after done.await(): the latch orders the two. */
+        DeviceException failure;
+
+        Pending(long handle, int type, long offset, long length, ByteBuffer dst) {
+            this.handle = handle;
+            this.type = type;
+            this.offset = offset;
+            this.length = length;
+            this.dst = dst;
+        }
+
+        /** Completes a WAITING entry; an ABANDONED one has nobody waiting. */
+        void finish(DeviceException failure) {
+            this.failure = failure;
+            if (state.compareAndSet(WAITING, DONE)) {
+                done.countDown();
+            }
+        }
+
+        /** Completes the entry the reader was receiving into. */
+        void finishReceiving(DeviceException failure) {
+            this.failure = failure;
+            state.set(DONE);
+            done.countDown();
+        }
+
+        String describe() {
+            return commandName(type) + " at " + offset + "+" + length;
+        }
+    }
+}

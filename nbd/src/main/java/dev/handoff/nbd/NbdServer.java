@@ -1,0 +1,449 @@
+package dev.handoff.nbd;
+
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.net.BindException;
+import java.net.ConnectException;
+import java.net.InetSocketAddress;
+import java.net.StandardProtocolFamily;
+import java.nio.ByteBuffer;
+import java.nio.channels.ClosedChannelException;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentSkipListMap;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.IntFunction;
+
+/**
+ * An NBD server: exports {@link dev.handoff.device.BlockDevice}s, in particular a mirror job's
+ * guest device, on unix sockets or TCP ports (127.0.0.1 unless told otherwise).
+ *
+ * <h2>Protocol</h2>
+ * Fixed newstyle handshake with {@code NBD_OPT_GO}, {@code NBD_OPT_INFO}, {@code NBD_OPT_LIST},
+ * {@code NBD_OPT_ABORT} and the old {@code NBD_OPT_EXPORT_NAME}; every other option is answered
+ * {@code NBD_REP_ERR_UNSUP} (structured replies, TLS and metadata contexts are declined, and
+ * clients such as QEMU's carry on with simple replies). Transmission: READ, WRITE (with FUA, which
+ * flushes before the reply), FLUSH, TRIM, WRITE_ZEROES, DISC; requests of one connection run
+ * concurrently and are answered in completion order. Read-only exports refuse WRITE, TRIM and
+ * WRITE_ZEROES with {@code EPERM}. Device failures map to the protocol's errors: I/O error to
+ * {@code EIO}, no space to {@code ENOSPC}, read-only, inactive and fenced to {@code EPERM},
+ * out of range to {@code EINVAL}, closed to {@code ESHUTDOWN}.
+ *
+ * <h2>Threads and limits</h2>
+ * One acceptor thread per address, one reader thread per connection and a small worker pool per
+ * connection ({@link Builder#workersPerConnection}); all daemon threads. Memory, connections,
+ * options, handshake time and stalled replies are bounded (see the builder); a peer that breaks
+ * the protocol gets the protocol's error where there is one, and is otherwise disconnected. The
+ * server never closes the exported devices.
+ *
+ * <p>Thread safety: every method may be called from any thread.
+ */
+public final class NbdServer implements AutoCloseable {
+    private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
+    private static final AtomicLong CONNECTION_IDS = new AtomicLong();
+
+    private final ServerLimits limits;
+    private final IntFunction<ByteBuffer> allocator;
+    private final Flaw flaw;
+    private final Map<String, NbdExport> exports = new ConcurrentSkipListMap<>();
+    private final Map<Long, ServerConnection> connections = new ConcurrentHashMap<>();
+    private final List<Listener> listeners = new ArrayList<>();
+    private final Semaphore serverBytes;
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final ScheduledFuture<?> watchdog;
+
+    private record Listener(NbdAddress address, ServerSocketChannel channel, Thread acceptor, Path ownedSocket) {
+    }
+
+    private NbdServer(Builder builder) {
+        this.limits = builder.limits();
+        this.allocator = builder.allocator;
+        this.flaw = builder.flaw;
+        this.serverBytes = new Semaphore((int) limits.maxBytesInFlight());
+        for (NbdExport export : builder.exports) {
+            addExport(export);
+        }
+        long shortest = Math.min(limits.handshakeTimeout().toNanos(), limits.replyTimeout().toNanos());
+        this.watchdog = NbdTimer.every(NbdTimer.periodFor(shortest), this::checkDeadlines);
+    }
+
+    /** A builder with the default limits and no address or export yet. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /* ---------------- Exports ---------------- */
+
+    /** Adds (or replaces) an export; connections already serving a replaced export keep it. */
+    public void addExport(NbdExport export) {
+        exports.put(export.name(), Objects.requireNonNull(export, "export"));
+    }
+
+    /** Removes an export from new negotiations; connections already serving it keep it. */
+    public boolean removeExport(String name) {
+        return exports.remove(name) != null;
+    }
+
+    /** The exports, by name. */
+    public List<NbdExport> exports() {
+        return List.copyOf(exports.values());
+    }
+
+    /* ---------------- Addresses ---------------- */
+
+    /** The addresses listened on, with the actual port where port 0 was asked for. */
+    public List<NbdAddress> addresses() {
+        synchronized (listeners) {
+            return listeners.stream().map(Listener::address).toList();
+        }
+    }
+
+    /** The URI of export {@code name} at the first address. */
+    public NbdUri uri(String name) {
+        return new NbdUri(addresses().get(0), name);
+    }
+
+    /** Connections currently open. */
+    public int connectionCount() {
+        return connections.size();
+    }
+
+    private void listen(NbdAddress requested) throws IOException {
+        Path owned = null;
+        ServerSocketChannel channel;
+        NbdAddress actual;
+        if (requested instanceof NbdAddress.Unix unix) {
+            channel = bindUnix(unix.path());
+            owned = unix.path();
+            actual = unix;
+        } else {
+            channel = ServerSocketChannel.open();
+            try {
+                channel.bind(requested.socketAddress(), 64);
+            } catch (IOException e) {
+                channel.close();
+                throw e;
+            }
+            InetSocketAddress bound = (InetSocketAddress) channel.getLocalAddress();
+            actual = NbdAddress.tcp(((NbdAddress.Tcp) requested).host(), bound.getPort());
+        }
+        Thread acceptor = new Thread(() -> accept(channel, actual), "nbd-server-accept-" + actual);
+        acceptor.setDaemon(true);
+        synchronized (listeners) {
+            listeners.add(new Listener(actual, channel, acceptor, owned));
+        }
+        acceptor.start();
+    }
+
+    /** Binds a unix socket; a stale socket file that nobody listens on is replaced. */
+    private static ServerSocketChannel bindUnix(Path path) throws IOException {
+        if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
+            if (!Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
+                    LinkOption.NOFOLLOW_LINKS).isOther()) {
+                throw new BindException(path + " exists and is not a socket");
+            }
+            boolean live;
+            try (SocketChannel probe = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                probe.connect(NbdAddress.unix(path).socketAddress());
+                live = true;
+            } catch (ConnectException e) {
+                live = false;
+            }
+            if (live) {
+                throw new BindException("unix socket " + path + " is in use by a running server");
+            }
+            Files.delete(path);
+        }
+        ServerSocketChannel channel = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+        try {
+            channel.bind(NbdAddress.unix(path).socketAddress());
+            return channel;
+        } catch (IOException e) {
+            channel.close();
+            throw e;
+        }
+    }
+
+    private void accept(ServerSocketChannel channel, NbdAddress address) {
+        while (!closed.get()) {
+            SocketChannel socket;
+            try {
+                socket = channel.accept();
+            } catch (ClosedChannelException e) {
+                return;
+            } catch (IOException e) {
+                if (closed.get()) {
+                    return;
+                }
+                LOG.log(Level.WARNING, "nbd server on " + address + ": accept failed", e);
+                sleepQuietly(100); // e.g. out of file descriptors: do not spin
+                continue;
+            }
+            serve(socket);
+        }
+    }
+
+    private void serve(SocketChannel socket) {
+        try {
+            if (socket.getLocalAddress() instanceof InetSocketAddress) {
+                socket.socket().setTcpNoDelay(true);
+            }
+        } catch (IOException e) {
+            closeQuietly(socket);
+            return;
+        }
+        long id = CONNECTION_IDS.incrementAndGet();
+        ServerConnection connection = new ServerConnection(id, Transport.of(socket), host, limits, serverBytes, allocator,
+                flaw);
+        synchronized (connections) { // acceptors of several addresses share the limit
+            if (connections.size() >= limits.maxConnections() || closed.get()) {
+                LOG.log(Level.INFO, "nbd server: refusing a connection, " + connections.size() + " open");
+                closeQuietly(socket);
+                return;
+            }
+            connections.put(id, connection);
+        }
+        if (closed.get()) {
+            connection.closeNow("server closed");
+        }
+        Thread reader = new Thread(connection::run, "nbd-server-" + id);
+        reader.setDaemon(true);
+        reader.start();
+    }
+
+    private final ServerConnection.Host host = new ServerConnection.Host() {
+        @Override
+        public NbdExport export(String name) {
+            return exports.get(name);
+        }
+
+        @Override
+        public List<NbdExport> exports() {
+            return NbdServer.this.exports();
+        }
+
+        @Override
+        public void closed(ServerConnection connection) {
+            connections.remove(connection.id());
+        }
+    };
+
+    private void checkDeadlines() {
+        long now = System.nanoTime();
+        for (ServerConnection connection : connections.values()) {
+            connection.checkDeadlines(now);
+        }
+    }
+
+    /**
+     * Stops listening, lets in-flight requests finish (up to the shutdown grace), then disconnects
+     * every client and removes the unix socket files it created. Idempotent.
+     */
+    @Override
+    public void close() {
+        if (!closed.compareAndSet(false, true)) {
+            return;
+        }
+        List<Listener> all;
+        synchronized (listeners) {
+            all = List.copyOf(listeners);
+        }
+        for (Listener listener : all) {
+            closeQuietly(listener.channel());
+        }
+        for (ServerConnection connection : connections.values()) {
+            connection.shutdownGracefully();
+        }
+        long deadline = System.nanoTime() + limits.shutdownGrace().toNanos();
+        for (ServerConnection connection : connections.values()) {
+            try {
+                long left = Math.max(0, deadline - System.nanoTime());
+                if (!connection.awaitDone(left, TimeUnit.NANOSECONDS)) {
+                    connection.closeNow("server closed");
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                connection.closeNow("server closed");
+            }
+        }
+        for (ServerConnection connection : connections.values()) {
+            connection.closeNow("server closed");
+        }
+        watchdog.cancel(false);
+        for (Listener listener : all) {
+            try {
+                listener.acceptor().join(TimeUnit.SECONDS.toMillis(5));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            if (listener.ownedSocket() != null) {
+                try {
+                    Files.deleteIfExists(listener.ownedSocket());
+                } catch (IOException e) {
+                    LOG.log(Level.DEBUG, () -> "cannot remove " + listener.ownedSocket() + ": " + e);
+                }
+            }
+        }
+    }
+
+    private static void closeQuietly(java.io.Closeable c) {
+        try {
+            c.close();
+        } catch (IOException e) {
+            // closing anyway
+        }
+    }
+
+    private static void sleepQuietly(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "NbdServer" + addresses() + " exports " + exports.keySet();
+    }
+
+    /* ---------------- Builder ---------------- */
+
+    /** Configures and starts a server. Limits are checked together when the server starts. */
+    public static final class Builder {
+        private final List<NbdAddress> addresses = new ArrayList<>();
+        private final List<NbdExport> exports = new ArrayList<>();
+        private final ServerLimits defaults = ServerLimits.defaults();
+        private int maxConnections = defaults.maxConnections();
+        private int workersPerConnection = defaults.workersPerConnection();
+        private int maxRequestsInFlight = defaults.maxRequestsInFlight();
+        private long maxBytesPerConnection = defaults.maxBytesPerConnection();
+        private long maxBytesInFlight = defaults.maxBytesInFlight();
+        private int maxPayload = defaults.maxPayload();
+        private int maxOptions = defaults.maxOptions();
+        private Duration handshakeTimeout = defaults.handshakeTimeout();
+        private Duration replyTimeout = defaults.replyTimeout();
+        private Duration shutdownGrace = defaults.shutdownGrace();
+        private IntFunction<ByteBuffer> allocator = ByteBuffer::allocate;
+        private Flaw flaw = Flaw.NONE;
+
+        private Builder() {
+        }
+
+        /** Listens on {@code address} (repeatable). */
+        public Builder listen(NbdAddress address) {
+            addresses.add(Objects.requireNonNull(address, "address"));
+            return this;
+        }
+
+        /** Offers {@code export} (repeatable). */
+        public Builder export(NbdExport export) {
+            exports.add(Objects.requireNonNull(export, "export"));
+            return this;
+        }
+
+        /** Connections served at once (default 16); further ones are closed at once. */
+        public Builder maxConnections(int n) {
+            maxConnections = n;
+            return this;
+        }
+
+        /** Threads serving one connection's requests concurrently (default 4). */
+        public Builder workersPerConnection(int n) {
+            workersPerConnection = n;
+            return this;
+        }
+
+        /** Requests of one connection read but not yet answered (default 32). */
+        public Builder maxRequestsInFlight(int n) {
+            maxRequestsInFlight = n;
+            return this;
+        }
+
+        /**
+         * Payload and reply bytes in flight, per connection (default 64 MiB) and for the whole
+         * server (default 256 MiB); each at least the maximum payload, at most 2 GiB.
+         */
+        public Builder maxBytesInFlight(long perConnection, long total) {
+            maxBytesPerConnection = perConnection;
+            maxBytesInFlight = total;
+            return this;
+        }
+
+        /** The largest READ or WRITE accepted (default 32 MiB), announced as the maximum block size. */
+        public Builder maxPayload(int bytes) {
+            maxPayload = bytes;
+            return this;
+        }
+
+        /** Options accepted in one handshake (default 256). */
+        public Builder maxOptions(int n) {
+            maxOptions = n;
+            return this;
+        }
+
+        /**
+         * Deadlines: a handshake not finished within {@code handshake} (default 30 s), and a reply
+         * the client has not taken within {@code reply} (default 60 s), close the connection.
+         */
+        public Builder timeouts(Duration handshake, Duration reply) {
+            handshakeTimeout = Objects.requireNonNull(handshake, "handshake");
+            replyTimeout = Objects.requireNonNull(reply, "reply");
+            return this;
+        }
+
+        /** How long {@link NbdServer#close()} lets in-flight requests finish (default 10 s). */
+        public Builder shutdownGrace(Duration grace) {
+            shutdownGrace = Objects.requireNonNull(grace, "grace");
+            return this;
+        }
+
+        /** Test seam: every buffer whose size came from the wire is allocated here. */
+        Builder allocator(IntFunction<ByteBuffer> allocator) {
+            this.allocator = Objects.requireNonNull(allocator);
+            return this;
+        }
+
+        /** Test seam: a deliberate bug (see {@link Flaw}). */
+        Builder flaw(Flaw flaw) {
+            this.flaw = Objects.requireNonNull(flaw);
+            return this;
+        }
+
+        /** The limits as configured so far. */
+        ServerLimits limits() {
+            return new ServerLimits(maxConnections, workersPerConnection, maxRequestsInFlight, maxBytesPerConnection,
+                    maxBytesInFlight, maxPayload, maxOptions, handshakeTimeout, replyTimeout, shutdownGrace);
+        }
+
+        /** Binds every address and starts serving. On failure nothing stays bound. */
+        public NbdServer start() throws IOException {
+            if (addresses.isEmpty()) {
+                throw new IllegalStateException("no address to listen on");
+            }
+            NbdServer server = new NbdServer(this);
+            try {
+                for (NbdAddress address : addresses) {
+                    server.listen(address);
+                }
+            } catch (IOException | RuntimeException e) {
+                server.close();
+                throw e;
+            }
+            return server;
+        }
+    }
+}

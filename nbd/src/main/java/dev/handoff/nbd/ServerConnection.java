@@ -1,0 +1,607 @@
+package dev.handoff.nbd;
+
+import static dev.handoff.nbd.NbdWire.*;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+import java.io.EOFException;
+import java.io.IOException;
+import java.lang.System.Logger.Level;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.IntFunction;
+
+/**
+ * One client connection of an {@link NbdServer}: the fixed newstyle handshake, then the
+ * transmission phase with simple replies.
+ */
+final class ServerConnection {
+    /*
+     * Overview.
+     *
+     * Threads. One reader thread runs run(): it writes the greeting, reads options and answers
+     * them, then reads request headers (and WRITE payloads) one after the other. It validates each
+     * header, answers invalid requests itself, and hands valid ones to this connection's worker
+     * pool, which performs the device operation and sends the reply. Replies therefore leave in
+     * completion order, which the protocol allows; the client matches them by handle.
+     *
+     * Writes to the socket are serialized by sendLock: a reply's header and data go out together,
+     * never interleaved with another reply. The reader also sends under sendLock (handshake
+     * replies, error replies for refused requests).
+     *
+     * Backpressure and memory. Before the reader reads a WRITE payload, or hands over a READ, it
+     * takes one slot (maxRequestsInFlight) and the request's length from two byte budgets: the
+     * connection's and the server's (in that order, everywhere, so no two readers can wait on each
+     * other). The worker gives them back after the reply is sent. A client that sends faster than
+     * the device serves it therefore stops being read; a client that does not read its replies
+     * blocks a worker in the socket write, its requests stop being read, and the watchdog closes
+     * it after replyTimeout. Lengths from the wire are checked against maxPayload before any
+     * allocation; discarded payloads go through one 64 KiB scratch buffer.
+     *
+     * Validation before the device. Every request reaching the device has flags it understands,
+     * an offset and length inside the export (unsigned arithmetic, no overflow), and, for writes,
+     * a writable export. A WRITE whose payload is truncated by end of stream is never applied.
+     *
+     * Termination. End of stream between frames, NBD_CMD_DISC, and a graceful server shutdown
+     * (shutdownInput) stop the reader; in-flight requests finish and get their replies; then the
+     * socket closes. A protocol violation, a failed socket write, a watchdog timeout or a forced
+     * close close the socket at once; workers still running finish their device operation (every
+     * one of which was validated) and find the socket closed.
+     *
+     * Never interrupt: workers may be inside FileChannel I/O, which an interrupt would close for
+     * the whole device. Closing the socket is what unblocks threads here.
+     */
+
+    private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
+
+    /** What a connection needs from its server. */
+    interface Host {
+        /** The export of that name, or null. */
+        NbdExport export(String name);
+
+        /** Every export, for NBD_OPT_LIST. */
+        List<NbdExport> exports();
+
+        /** Called once, when the connection is done and its socket closed. */
+        void closed(ServerConnection connection);
+    }
+
+    private enum Phase { HANDSHAKE, TRANSMISSION, DONE }
+
+    private final long id;
+    private final Transport transport;
+    private final Host host;
+    private final ServerLimits limits;
+    private final Semaphore serverBytes;
+    private final IntFunction<ByteBuffer> allocator;
+    private final Flaw flaw;
+
+    private final Semaphore slots;
+    private final Semaphore connectionBytes;
+    private final ThreadPoolExecutor workers;
+    private final ReentrantLock sendLock = new ReentrantLock();
+    private final AtomicBoolean closed = new AtomicBoolean();
+    private final CountDownLatch done = new CountDownLatch(1);
+
+    private final long handshakeDeadline;
+    /** System.nanoTime() when the send in progress started, or 0; read by the watchdog (volatile). */
+    private volatile long sendStartedAt;
+    private volatile Phase phase = Phase.HANDSHAKE;
+    private volatile String closeReason;
+    private ByteBuffer scratch;
+    private boolean aborted;
+
+    ServerConnection(long id, Transport transport, Host host, ServerLimits limits, Semaphore serverBytes,
+                     IntFunction<ByteBuffer> allocator, Flaw flaw) {
+        this.id = id;
+        this.transport = transport;
+        this.host = host;
+        this.limits = limits;
+        this.serverBytes = serverBytes;
+        this.allocator = allocator;
+        this.flaw = flaw;
+        this.slots = new Semaphore(limits.maxRequestsInFlight());
+        this.connectionBytes = new Semaphore((int) limits.maxBytesPerConnection());
+        this.workers = new ThreadPoolExecutor(limits.workersPerConnection(), limits.workersPerConnection(),
+                5, TimeUnit.SECONDS, new LinkedBlockingQueue<>(), r -> {
+                    Thread t = new Thread(r, "nbd-server-" + id + "-worker");
+                    t.setDaemon(true);
+                    return t;
+                });
+        this.workers.allowCoreThreadTimeOut(true);
+        this.handshakeDeadline = System.nanoTime() + limits.handshakeTimeout().toNanos();
+    }
+
+    long id() {
+        return id;
+    }
+
+    /** Why the connection closed, once it has; null while open or after an orderly end. */
+    String closeReason() {
+        return closeReason;
+    }
+
+    /** Runs the connection to its end on the calling thread. Never throws. */
+    void run() {
+        boolean orderly = false;
+        try {
+            NbdExport export = negotiate();
+            if (export != null) {
+                phase = Phase.TRANSMISSION;
+                transmit(export);
+            }
+            orderly = true;
+        } catch (ProtocolViolation e) {
+            closeNow("protocol violation: " + e.getMessage());
+        } catch (EOFException e) {
+            closeNow("peer left mid-frame: " + e.getMessage());
+        } catch (IOException e) {
+            closeNow(closed.get() ? closeReason : "I/O error: " + e);
+        } catch (RuntimeException e) {
+            LOG.log(Level.WARNING, "nbd connection " + id + " failed", e);
+            closeNow("internal error: " + e);
+        } finally {
+            finish(orderly);
+        }
+    }
+
+    private void finish(boolean orderly) {
+        phase = Phase.DONE;
+        workers.shutdown();
+        try {
+            // After an orderly end the in-flight requests still reply; the watchdog bounds their
+            // sends, the device bounds their operations.
+            long wait = orderly ? limits.replyTimeout().toNanos() + limits.shutdownGrace().toNanos()
+                    : limits.shutdownGrace().toNanos();
+            if (!workers.awaitTermination(wait, TimeUnit.NANOSECONDS)) {
+                LOG.log(Level.WARNING, "nbd connection " + id + ": device operations still running at close");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        closeNow(null);
+        host.closed(this); // before done: whoever awaits done sees the connection gone
+        done.countDown();
+        LOG.log(Level.DEBUG, () -> "nbd connection " + id + " closed"
+                + (closeReason == null ? "" : ": " + closeReason));
+    }
+
+    /** Waits until run() has returned. */
+    boolean awaitDone(long timeout, TimeUnit unit) throws InterruptedException {
+        return done.await(timeout, unit);
+    }
+
+    /** Stops reading requests; in-flight ones are answered, then the connection closes. */
+    void shutdownGracefully() {
+        try {
+            transport.shutdownInput();
+        } catch (IOException e) {
+            closeNow("shutdown: " + e);
+        }
+    }
+
+    /** Closes the socket now (a hard disconnect). Idempotent; the first reason sticks. */
+    void closeNow(String reason) {
+        if (closed.compareAndSet(false, true)) {
+            closeReason = reason;
+            try {
+                transport.close();
+            } catch (IOException e) {
+                LOG.log(Level.DEBUG, () -> "nbd connection " + id + ": close failed: " + e);
+            }
+        }
+    }
+
+    /** The watchdog: closes a connection stuck in its handshake or in a reply its peer will not take. */
+    void checkDeadlines(long now) {
+        if (phase == Phase.HANDSHAKE && now - handshakeDeadline > 0) {
+            closeNow("handshake not finished within " + limits.handshakeTimeout());
+        }
+        long started = sendStartedAt;
+        if (started != 0 && now - started > limits.replyTimeout().toNanos()) {
+            closeNow("peer did not take a reply within " + limits.replyTimeout());
+        }
+    }
+
+    /* ---------------- Handshake ---------------- */
+
+    /** Returns the export to serve, or null if the client left or aborted. */
+    private NbdExport negotiate() throws IOException {
+        ByteBuffer greeting = ByteBuffer.allocate(GREETING_SIZE);
+        greeting.putLong(NBD_MAGIC).putLong(IHAVEOPT).putShort((short) (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES)).flip();
+        send(greeting, null);
+
+        ByteBuffer clientFlagsFrame = ByteBuffer.allocate(4);
+        if (!FrameIo.readFrame(transport, clientFlagsFrame)) {
+            return null;
+        }
+        int clientFlags = clientFlagsFrame.flip().getInt();
+        if ((clientFlags & ~KNOWN_CLIENT_FLAGS) != 0) {
+            // The protocol requires the server to drop a client announcing flags it does not know.
+            throw new ProtocolViolation("unknown client flags 0x" + Integer.toHexString(clientFlags));
+        }
+        boolean fixed = (clientFlags & CLIENT_FIXED_NEWSTYLE) != 0;
+        boolean noZeroes = (clientFlags & CLIENT_NO_ZEROES) != 0;
+
+        ByteBuffer header = ByteBuffer.allocate(OPTION_HEADER_SIZE);
+        for (int count = 0; ; count++) {
+            header.clear();
+            if (!FrameIo.readFrame(transport, header)) {
+                return null;
+            }
+            OptionRequest option = OptionRequest.decode(header.flip());
+            if (count >= limits.maxOptions()) {
+                throw new ProtocolViolation("more than " + limits.maxOptions() + " options");
+            }
+            if (option.length() > MAX_OPTION_DATA) {
+                // Skipping gigabytes of option data would be a denial of service: hang up.
+                throw new ProtocolViolation("option " + option.option() + " carries " + option.length()
+                        + " bytes, more than " + MAX_OPTION_DATA);
+            }
+            ByteBuffer data = allocate((int) option.length());
+            FrameIo.readFully(transport, data);
+            data.flip();
+            if (!fixed && option.option() != OPT_EXPORT_NAME) {
+                // Without fixed newstyle there is no way to answer an option with an error.
+                throw new ProtocolViolation("option " + option.option() + " without fixed newstyle");
+            }
+            NbdExport chosen = answer(option, data, noZeroes);
+            if (chosen != null || aborted) {
+                return chosen;
+            }
+        }
+    }
+
+    /** Answers one option; returns the export to serve (GO, EXPORT_NAME), or null to go on (or stop, if aborted). */
+    private NbdExport answer(OptionRequest option, ByteBuffer data, boolean noZeroes) throws IOException {
+        int opt = option.option();
+        switch (opt) {
+            case OPT_EXPORT_NAME -> {
+                String name = decodeString(data, data.remaining(), "export name");
+                NbdExport export = host.export(name);
+                if (export == null) {
+                    // This option cannot carry an error: the protocol says hang up.
+                    throw new ProtocolViolation("NBD_OPT_EXPORT_NAME for unknown export '" + name + "'");
+                }
+                ByteBuffer reply = ByteBuffer.allocate(10 + (noZeroes ? 0 : EXPORT_NAME_REPLY_ZEROES));
+                reply.putLong(export.device().size()).putShort((short) export.transmissionFlags());
+                reply.position(reply.limit()).flip();
+                send(reply, null);
+                return export;
+            }
+            case OPT_ABORT -> {
+                try {
+                    optionReply(opt, REP_ACK, null);
+                } catch (IOException e) {
+                    // The client may close without waiting for the acknowledgement.
+                }
+                aborted = true;
+                return null;
+            }
+            case OPT_LIST -> {
+                if (data.hasRemaining()) {
+                    optionError(opt, REP_ERR_INVALID, "NBD_OPT_LIST takes no data");
+                    return null;
+                }
+                for (NbdExport export : host.exports()) {
+                    byte[] name = utf8(export.name());
+                    ByteBuffer server = ByteBuffer.allocate(4 + name.length);
+                    server.putInt(name.length).put(name).flip();
+                    optionReply(opt, REP_SERVER, server);
+                }
+                optionReply(opt, REP_ACK, null);
+                return null;
+            }
+            case OPT_INFO, OPT_GO -> {
+                InfoRequest request;
+                try {
+                    request = InfoRequest.decode(data);
+                } catch (ProtocolViolation e) {
+                    optionError(opt, REP_ERR_INVALID, e.getMessage());
+                    return null;
+                }
+                NbdExport export = host.export(request.name());
+                if (export == null) {
+                    optionError(opt, REP_ERR_UNKNOWN, "no export named '" + request.name() + "'");
+                    return null;
+                }
+                sendInfo(opt, request, export);
+                optionReply(opt, REP_ACK, null);
+                return opt == OPT_GO ? export : null;
+            }
+            default -> {
+                // STARTTLS, STRUCTURED_REPLY, meta contexts, extended headers and anything unknown:
+                // declined, and the client carries on with what this server does speak.
+                optionError(opt, REP_ERR_UNSUP, "option " + Integer.toUnsignedString(opt) + " is not supported");
+                return null;
+            }
+        }
+    }
+
+    private void sendInfo(int opt, InfoRequest request, NbdExport export) throws IOException {
+        ByteBuffer info = ByteBuffer.allocate(12);
+        info.putShort((short) INFO_EXPORT).putLong(export.device().size()).putShort((short) export.transmissionFlags()).flip();
+        optionReply(opt, REP_INFO, info);
+        if (request.asks(INFO_NAME)) {
+            byte[] name = utf8(export.name());
+            optionReply(opt, REP_INFO, ByteBuffer.allocate(2 + name.length).putShort((short) INFO_NAME).put(name).flip());
+        }
+        if (request.asks(INFO_DESCRIPTION) && !export.description().isEmpty()) {
+            byte[] text = utf8(export.description());
+            optionReply(opt, REP_INFO,
+                    ByteBuffer.allocate(2 + text.length).putShort((short) INFO_DESCRIPTION).put(text).flip());
+        }
+        if (request.asks(INFO_BLOCK_SIZE)) {
+            ByteBuffer sizes = ByteBuffer.allocate(14);
+            sizes.putShort((short) INFO_BLOCK_SIZE).putInt(1).putInt(4096).putInt(limits.maxPayload()).flip();
+            optionReply(opt, REP_INFO, sizes);
+        }
+    }
+
+    private void optionError(int opt, int type, String message) throws IOException {
+        byte[] text = utf8(message.length() > 1024 ? message.substring(0, 1024) : message);
+        optionReply(opt, type, ByteBuffer.wrap(text));
+    }
+
+    private void optionReply(int opt, int type, ByteBuffer data) throws IOException {
+        ByteBuffer header = ByteBuffer.allocate(OPTION_REPLY_HEADER_SIZE);
+        new OptionReply(opt, type, data == null ? 0 : data.remaining()).encode(header);
+        send(header.flip(), data);
+    }
+
+    /* ---------------- Transmission ---------------- */
+
+    private void transmit(NbdExport export) throws IOException {
+        BlockDevice device = export.device();
+        long size = device.size();
+        ByteBuffer header = ByteBuffer.allocate(REQUEST_SIZE);
+        while (!closed.get()) {
+            header.clear();
+            if (!FrameIo.readFrame(transport, header)) {
+                return;
+            }
+            Request request = Request.decode(header.flip());
+            if (request.type() == CMD_DISC) {
+                return;
+            }
+            if (flaw == Flaw.SERVER_ALLOCATES_BEFORE_VALIDATING && carriesData(request)) {
+                allocate((int) Math.min(request.length(), Integer.MAX_VALUE));
+            }
+            int refusal = refusal(request, export, size);
+            if (request.type() == CMD_WRITE) {
+                if (request.length() > limits.discardablePayload()) {
+                    throw new ProtocolViolation("WRITE of " + request.length() + " bytes exceeds the maximum payload "
+                            + limits.maxPayload());
+                }
+                if (refusal != 0) {
+                    FrameIo.skip(transport, request.length(), scratch());
+                }
+            }
+            if (refusal != 0) {
+                reply(request.handle(), refusal, null);
+                continue;
+            }
+            int bytes = carriesData(request) ? (int) request.length() : 0;
+            if (!acquire(bytes)) {
+                return;
+            }
+            ByteBuffer payload = null;
+            try {
+                if (request.type() == CMD_WRITE) {
+                    payload = allocate(bytes);
+                    readPayload(request, device, payload);
+                    payload.flip();
+                }
+                submit(request, device, payload, bytes);
+            } catch (IOException | RuntimeException e) {
+                release(bytes);
+                throw e;
+            }
+        }
+    }
+
+    private void readPayload(Request request, BlockDevice device, ByteBuffer payload) throws IOException {
+        try {
+            FrameIo.readFully(transport, payload);
+        } catch (EOFException e) {
+            if (flaw == Flaw.SERVER_APPLIES_TRUNCATED_WRITE && payload.position() > 0) {
+                device.write(request.offset(), payload.flip());
+            }
+            throw e;
+        }
+    }
+
+    /** The error a request is refused with before it reaches the device, or 0 if it is valid. */
+    private int refusal(Request request, NbdExport export, long size) {
+        int allowedFlags = CMD_FLAG_FUA | (request.type() == CMD_WRITE_ZEROES ? CMD_FLAG_NO_HOLE : 0);
+        if ((request.flags() & ~allowedFlags) != 0) {
+            return EINVAL;
+        }
+        boolean inside = request.inside(size) || flaw == Flaw.SERVER_SKIPS_RANGE_CHECK;
+        boolean readOnly = export.readOnly() && flaw != Flaw.SERVER_READ_ONLY_ACCEPTS_WRITES;
+        return switch (request.type()) {
+            case CMD_READ -> request.length() > limits.maxPayload() || !inside ? EINVAL : 0;
+            case CMD_WRITE -> readOnly ? EPERM
+                    : request.length() > limits.maxPayload() ? EINVAL
+                    : !inside ? ENOSPC : 0;
+            case CMD_FLUSH -> request.offset() != 0 || request.length() != 0 ? EINVAL : 0;
+            case CMD_TRIM -> readOnly ? EPERM : !inside ? EINVAL : 0;
+            case CMD_WRITE_ZEROES -> readOnly ? EPERM : !inside ? ENOSPC : 0;
+            default -> EINVAL; // CACHE, BLOCK_STATUS (needs structured replies), unknown commands
+        };
+    }
+
+    private static boolean carriesData(Request request) {
+        return request.type() == CMD_READ || request.type() == CMD_WRITE;
+    }
+
+    private void submit(Request request, BlockDevice device, ByteBuffer payload, int bytes) {
+        workers.execute(() -> serve(request, device, payload, bytes));
+    }
+
+    /** On a worker: performs one validated request and sends its reply. */
+    private void serve(Request request, BlockDevice device, ByteBuffer payload, int bytes) {
+        boolean replied = false;
+        try {
+            int error = 0;
+            ByteBuffer data = null;
+            try {
+                data = perform(request, device, payload, bytes);
+            } catch (DeviceException e) {
+                error = errnoFor(e.kind());
+                LOG.log(Level.DEBUG, () -> "nbd connection " + id + ": " + commandName(request.type()) + " at "
+                        + request.offset() + "+" + request.length() + " failed: " + e.getMessage());
+            } catch (RuntimeException e) {
+                error = EIO;
+                LOG.log(Level.WARNING, "nbd connection " + id + ": device failed on " + commandName(request.type()), e);
+            }
+            reply(request.handle(), error, error == 0 ? data : null);
+            replied = true;
+        } finally {
+            release(bytes);
+            if (!replied) {
+                // An Error escaped: the client would wait forever for this reply. Hang up instead.
+                closeNow("request " + request.handle() + " failed without a reply");
+            }
+        }
+    }
+
+    private ByteBuffer perform(Request request, BlockDevice device, ByteBuffer payload, int bytes)
+            throws DeviceException {
+        boolean fua = (request.flags() & CMD_FLAG_FUA) != 0;
+        switch (request.type()) {
+            case CMD_READ -> {
+                ByteBuffer data = allocate(bytes);
+                if (bytes > 0) {
+                    device.read(request.offset(), data);
+                }
+                return data.flip();
+            }
+            case CMD_WRITE -> {
+                if (bytes > 0) {
+                    device.write(request.offset(), payload);
+                }
+            }
+            case CMD_FLUSH -> device.flush();
+            case CMD_TRIM -> {
+                if (request.length() > 0) {
+                    device.discard(request.offset(), request.length());
+                }
+            }
+            case CMD_WRITE_ZEROES -> {
+                if (request.length() > 0) {
+                    device.writeZeroes(request.offset(), request.length());
+                }
+            }
+            default -> throw new IllegalStateException("unvalidated command " + request.type());
+        }
+        if (fua && request.type() != CMD_FLUSH && flaw != Flaw.SERVER_FUA_WITHOUT_FLUSH) {
+            device.flush();
+        }
+        return null;
+    }
+
+    /** The protocol error for a device failure. */
+    static int errnoFor(DeviceException.Kind kind) {
+        return switch (kind) {
+            case IO_ERROR -> EIO;
+            case NO_SPACE -> ENOSPC;
+            // An inactive or fenced image refuses writes: "operation not permitted" is the nearest.
+            case READ_ONLY, INACTIVE, FENCED -> EPERM;
+            case OUT_OF_RANGE -> EINVAL;
+            // The export's device is gone: the server is, for this export, shutting down.
+            case CLOSED -> ESHUTDOWN;
+        };
+    }
+
+    /* ---------------- Budgets ---------------- */
+
+    /** Takes a slot and {@code bytes} from both budgets; false if the connection closed meanwhile. */
+    private boolean acquire(int bytes) throws IOException {
+        if (!acquire(slots, 1)) {
+            return false;
+        }
+        if (!acquire(connectionBytes, bytes)) {
+            slots.release();
+            return false;
+        }
+        if (!acquire(serverBytes, bytes)) {
+            connectionBytes.release(bytes);
+            slots.release();
+            return false;
+        }
+        return true;
+    }
+
+    private boolean acquire(Semaphore semaphore, int permits) throws IOException {
+        try {
+            while (!closed.get()) {
+                if (semaphore.tryAcquire(permits, 100, TimeUnit.MILLISECONDS)) {
+                    return true;
+                }
+            }
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new java.io.InterruptedIOException("interrupted while waiting for a request slot");
+        }
+    }
+
+    private void release(int bytes) {
+        serverBytes.release(bytes);
+        connectionBytes.release(bytes);
+        slots.release();
+    }
+
+    /* ---------------- Sending ---------------- */
+
+    /** Sends a simple reply; a failure to send closes the connection. Never throws. */
+    private void reply(long handle, int error, ByteBuffer data) {
+        ByteBuffer header = ByteBuffer.allocate(SIMPLE_REPLY_SIZE);
+        new SimpleReply(error, handle).encode(header);
+        try {
+            send(header.flip(), data);
+        } catch (IOException e) {
+            closeNow(closed.get() ? closeReason : "reply failed: " + e);
+        }
+    }
+
+    private void send(ByteBuffer header, ByteBuffer data) throws IOException {
+        sendLock.lock();
+        try {
+            if (closed.get()) {
+                throw new java.nio.channels.ClosedChannelException();
+            }
+            sendStartedAt = System.nanoTime() | 1; // never 0, which means "not sending"
+            transport.writeFully(header, data);
+        } finally {
+            sendStartedAt = 0;
+            sendLock.unlock();
+        }
+    }
+
+    /* ---------------- Buffers ---------------- */
+
+    private ByteBuffer allocate(int size) {
+        return allocator.apply(size);
+    }
+
+    private ByteBuffer scratch() {
+        if (scratch == null) {
+            scratch = allocate(FrameIo.SKIP_CHUNK);
+        }
+        return scratch;
+    }
+
+    @Override
+    public String toString() {
+        return "nbd connection " + id + " (" + transport + ", " + phase + ")";
+    }
+}

@@ -1,0 +1,20 @@
+/**
+ * The NBD protocol for Handoff: {@link dev.handoff.nbd.NbdServer} exports any
+ * {@link dev.handoff.device.BlockDevice} (a mirror job's guest device in particular), and
+ * {@link dev.handoff.nbd.NbdDevice} is a {@code BlockDevice} backed by a remote export, usable as a
+ * mirror target or source. Addresses are {@link dev.handoff.nbd.NbdAddress} ({@code unix:PATH},
+ * {@code tcp:HOST:PORT}) and exports are named by {@link dev.handoff.nbd.NbdUri}
+ * ({@code nbd+unix:///NAME?socket=PATH}, {@code nbd://HOST:PORT/NAME}).
+ *
+ * <p>What is implemented, after the NBD protocol document: the fixed newstyle handshake with
+ * {@code NBD_OPT_GO}, {@code NBD_OPT_INFO}, {@code NBD_OPT_LIST}, {@code NBD_OPT_ABORT} and
+ * {@code NBD_OPT_EXPORT_NAME} (other options are declined with {@code NBD_REP_ERR_UNSUP});
+ * transmission with simple replies only: READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC.
+ * Not implemented: TLS, structured replies, block status and metadata contexts, extended headers,
+ * the oldstyle handshake, reconnection.
+ *
+ * <p>Wire layouts are drawn in {@code NbdWire}; the server's threading and budgets are described
+ * at the top of {@code ServerConnection}, the client's at the top of {@code NbdDevice}. The
+ * robustness checks and the bugs they are shown to catch are listed in {@code Flaw}.
+ */
+package dev.handoff.nbd;

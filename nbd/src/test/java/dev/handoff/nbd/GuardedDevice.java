@@ -1,0 +1,100 @@
+package dev.handoff.nbd;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+import java.nio.ByteBuffer;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * A device wrapper that records every request the server should never have made: a range outside
+ * the device, or any write to a device marked read-only. The server under test must validate
+ * before calling the device, so a recorded violation is a server bug even though the inner device
+ * would have refused the call. Also counts operations and lets a test hold an operation.
+ */
+final class GuardedDevice implements BlockDevice {
+    /** Runs before each operation reaches the inner device (e.g. to delay or block it). */
+    interface Hook {
+        void before(String op, long offset, long length) throws DeviceException;
+    }
+
+    private final BlockDevice inner;
+    private final boolean readOnly;
+    private final List<String> violations = new CopyOnWriteArrayList<>();
+    final AtomicLong writes = new AtomicLong();
+    final AtomicLong flushes = new AtomicLong();
+    final AtomicLong reads = new AtomicLong();
+    private volatile Hook hook = (op, offset, length) -> { };
+
+    GuardedDevice(BlockDevice inner, boolean readOnly) {
+        this.inner = inner;
+        this.readOnly = readOnly;
+    }
+
+    void hook(Hook hook) {
+        this.hook = hook;
+    }
+
+    List<String> violations() {
+        return List.copyOf(violations);
+    }
+
+    private void check(String op, long offset, long length, boolean isWrite) {
+        if (offset < 0 || length < 0 || offset > inner.size() || length > inner.size() - offset) {
+            violations.add(op + " outside the device: " + offset + "+" + length + " of " + inner.size());
+        }
+        if (isWrite && readOnly) {
+            violations.add(op + " on a read-only export at " + offset + "+" + length);
+        }
+    }
+
+    @Override
+    public long size() {
+        return inner.size();
+    }
+
+    @Override
+    public void read(long offset, ByteBuffer dst) throws DeviceException {
+        check("read", offset, dst.remaining(), false);
+        hook.before("read", offset, dst.remaining());
+        reads.incrementAndGet();
+        inner.read(offset, dst);
+    }
+
+    @Override
+    public void write(long offset, ByteBuffer src) throws DeviceException {
+        check("write", offset, src.remaining(), true);
+        hook.before("write", offset, src.remaining());
+        writes.incrementAndGet();
+        inner.write(offset, src);
+    }
+
+    @Override
+    public void writeZeroes(long offset, long length) throws DeviceException {
+        check("writeZeroes", offset, length, true);
+        hook.before("writeZeroes", offset, length);
+        writes.incrementAndGet();
+        inner.writeZeroes(offset, length);
+    }
+
+    @Override
+    public void discard(long offset, long length) throws DeviceException {
+        check("discard", offset, length, true);
+        hook.before("discard", offset, length);
+        writes.incrementAndGet();
+        inner.discard(offset, length);
+    }
+
+    @Override
+    public void flush() throws DeviceException {
+        hook.before("flush", 0, 0);
+        flushes.incrementAndGet();
+        inner.flush();
+    }
+
+    @Override
+    public void close() throws DeviceException {
+        inner.close();
+    }
+}
