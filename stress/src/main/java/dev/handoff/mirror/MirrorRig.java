@@ -1,0 +1,209 @@
+package dev.handoff.mirror;
+
+import dev.handoff.stress.ChunkDevice;
+
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A real {@link MirrorJob} between two {@link ChunkDevice}s whose runtime is a task list that the
+ * harness runs by hand: a jcstress actor or a Lincheck operation plays the copier's thread pool
+ * by running queued tasks (a copy's read step, its write step, a wake-up), one at a time.
+ *
+ * <p>Everything under test is the kernel's own code: the filter's guest paths, the copier's
+ * claim / clear / issue, the copy steps, the gate and the lifecycle. The rig only decides
+ * <em>when</em> each queued task runs, which a thread pool would decide in production. Tasks are
+ * never run inside {@link #execute} (the kernel calls it holding its lock), as
+ * {@link JobRuntime} requires.
+ *
+ * <p>The job's bitmap and claims are read through private-field handles (the kernel exposes no
+ * accessor): harnesses use them to state the key invariant, never to change anything.
+ */
+public final class MirrorRig implements JobRuntime {
+    private static final VarHandle BITMAP;
+    private static final VarHandle CLAIMS;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.privateLookupIn(MirrorJob.class, MethodHandles.lookup());
+            BITMAP = l.findVarHandle(MirrorJob.class, "bitmap", DirtyBitmap.class);
+            CLAIMS = l.findVarHandle(MirrorJob.class, "claims", InFlightChunks.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    public final ChunkDevice source;
+    public final ChunkDevice target;
+    public final MirrorJob job;
+    public final MirrorFilter guest;
+    private final DirtyBitmap bitmap;
+    private final InFlightChunks claims;
+    /** Simulated clock; written only by timer tasks (volatile: read by whichever thread issues). */
+    private volatile long now;
+    /** Queued tasks; guarded by itself (guests queue wake-ups from their own threads). */
+    private final List<Runnable> tasks = new ArrayList<>();
+
+    private MirrorRig(ChunkDevice source, ChunkDevice target, MirrorOptions options) {
+        this.source = source;
+        this.target = target;
+        this.job = MirrorJob.create(source, target, options, this);
+        this.guest = job.guestDevice();
+        this.bitmap = (DirtyBitmap) BITMAP.get(job);
+        this.claims = (InFlightChunks) CLAIMS.get(job);
+    }
+
+    /**
+     * A job over {@code chunks} chunks of {@link ChunkDevice#CHUNK} bytes, one chunk per copy
+     * operation, not started. {@code source} and {@code target} may carry latency spins.
+     */
+    public static MirrorRig create(ChunkDevice source, ChunkDevice target, SyncMode sync, CopyMode mode) {
+        return create(source, target, sync, mode, ErrorPolicy.REPORT);
+    }
+
+    /** As {@link #create(ChunkDevice, ChunkDevice, SyncMode, CopyMode)}, with a target error policy. */
+    public static MirrorRig create(ChunkDevice source, ChunkDevice target, SyncMode sync, CopyMode mode,
+            ErrorPolicy onTargetError) {
+        MirrorOptions options = MirrorOptions.builder()
+                .granularity(ChunkDevice.CHUNK)
+                .maxCopyBytes(ChunkDevice.CHUNK)
+                .bufSize(16L * ChunkDevice.CHUNK)
+                .sync(sync)
+                .copyMode(mode)
+                .onTargetError(onTargetError)
+                .build();
+        return new MirrorRig(source, target, options);
+    }
+
+    /* ---- JobRuntime: queue only ---- */
+
+    @Override
+    public void execute(Runnable task) {
+        synchronized (tasks) {
+            tasks.add(task);
+        }
+    }
+
+    /**
+     * A timer (an error back-off; no harness sets a speed limit) is queued like any task; when it
+     * runs, the clock first jumps to its due time, as if the pool had slept until then.
+     */
+    @Override
+    public void schedule(Runnable task, long delayNanos) {
+        long due = now + delayNanos;
+        execute(() -> {
+            if (now - due < 0) {
+                now = due; // only tasks move the clock, and tasks run one at a time
+            }
+            task.run();
+        });
+    }
+
+    /** Simulated time: moves only when a timer task runs. */
+    @Override
+    public long nanoTime() {
+        return now;
+    }
+
+    /* ---- Running tasks ---- */
+
+    /** Runs the oldest queued task; false if none was queued. */
+    public boolean runOne() {
+        Runnable task;
+        synchronized (tasks) {
+            if (tasks.isEmpty()) {
+                return false;
+            }
+            task = tasks.remove(0);
+        }
+        task.run();
+        return true;
+    }
+
+    /** Runs the queued task at {@code pick} modulo the queue's length (-1: the newest); false if none was queued. */
+    public boolean runPicked(int pick) {
+        Runnable task;
+        synchronized (tasks) {
+            if (tasks.isEmpty()) {
+                return false;
+            }
+            task = tasks.remove(Math.floorMod(pick, tasks.size()));
+        }
+        task.run();
+        return true;
+    }
+
+    /** Runs queued tasks until none is left or {@code limit} have run; returns how many ran. */
+    public int drain(int limit) {
+        int n = 0;
+        while (n < limit && runOne()) {
+            n++;
+        }
+        return n;
+    }
+
+    /**
+     * Plays the copier's thread pool for one actor: waits (at most {@code maxPolls} polls of an
+     * empty queue) for the first task, then runs tasks until the queue is empty. In harnesses
+     * where a guest's wake-up is the first task, this lines the copier up with the guest as a
+     * pool thread would be, without ever blocking for good.
+     */
+    public int serveFirstThenDrain(int maxPolls, int limit) {
+        for (int i = 0; i < maxPolls && queued() == 0; i++) {
+            Thread.onSpinWait();
+        }
+        return drain(limit);
+    }
+
+    /**
+     * Runs tasks as they come until {@code until} holds, giving up after {@code maxPolls} polls
+     * of an empty queue in a row. Lets an actor play the copier while other threads still queue
+     * wake-ups (a guest's exit from a held gate, say).
+     */
+    public void serve(int maxPolls, java.util.function.BooleanSupplier until) {
+        int idle = 0;
+        while (idle < maxPolls && !until.getAsBoolean()) {
+            if (runOne()) {
+                idle = 0;
+            } else {
+                idle++;
+                Thread.onSpinWait();
+            }
+        }
+    }
+
+    public int queued() {
+        synchronized (tasks) {
+            return tasks.size();
+        }
+    }
+
+    /** Lets the copier look for work, as a wake-up from a guest or a timer would. */
+    public void pump() {
+        job.pump();
+    }
+
+    /* ---- Observing ---- */
+
+    public boolean isDirty(int chunk) {
+        return bitmap.isDirty(chunk);
+    }
+
+    public boolean isClaimed(int chunk) {
+        return claims.isClaimed(chunk);
+    }
+
+    public DirtyBitmap bitmap() {
+        return bitmap;
+    }
+
+    /**
+     * The key invariant (BRIEF §2) for one chunk, to be asked while no task and no guest operation
+     * runs: a chunk that is neither dirty nor in flight holds the same value on both sides.
+     */
+    public boolean cleanImpliesInSync(int chunk) {
+        return isDirty(chunk) || isClaimed(chunk) || source.value(chunk) == target.value(chunk);
+    }
+}

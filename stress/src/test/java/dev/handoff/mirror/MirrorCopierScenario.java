@@ -1,0 +1,117 @@
+package dev.handoff.mirror;
+
+import dev.handoff.device.DeviceException;
+import dev.handoff.stress.ChunkDevice;
+import org.jetbrains.lincheck.datastructures.IntGen;
+import org.jetbrains.lincheck.datastructures.Operation;
+import org.jetbrains.lincheck.datastructures.Param;
+import org.jetbrains.lincheck.datastructures.Validate;
+
+/**
+ * The operations and checks of the mirror's Lincheck tests ({@link MirrorCopierLincheckTest},
+ * {@link MirrorIgnoredErrorLincheckTest}): guest writes racing the real copier on a two-chunk
+ * mirror (plus a third chunk that only the bulk copy touches), under Lincheck's model checker
+ * (BRIEF §4, "copier + writes, validated after"). Guests write in parallel threads through the
+ * job's {@link MirrorFilter}; the copier's steps (a queued task: a copy's read, its write, a
+ * wake-up, a timer) run in one non-parallel group, oldest or newest first, as a thread pool may
+ * run them; {@link #issue()} is the copier looking for work as a completion or a timer
+ * makes it.
+ *
+ * <p>Checked: the key invariant at the end of every execution, before anything else runs (a
+ * chunk neither dirty nor in flight holds the same value on both sides); READY and COMPLETED are
+ * only announced with nothing in flight; after draining the copier the job is READY and the target
+ * equals the source.
+ *
+ * <p>Broken variants caught by {@link MirrorCopierLincheckTest}: overlapping-copies (a second copy of a chunk overtakes the first),
+ * mark-before-write and clear-after-read (model checking switches threads between the guest's
+ * two steps or the copier's), ready-while-copy-in-flight.
+ */
+@Param(name = "value", gen = IntGen.class, conf = "2:3")
+public abstract class MirrorCopierScenario {
+    /** Scenarios per test, and interleavings explored per scenario: about 20 s per test here. */
+    static final int ITERATIONS = 20;
+    static final int INVOCATIONS = 20;
+    /** Chunks 0 and 1 are written by guests; chunk 2 only by the bulk copy. */
+    static final int CHUNKS = 3;
+    static final int QUIET_CHUNK = 2;
+
+    protected final MirrorRig rig;
+    private volatile String violation;
+
+    protected MirrorCopierScenario(boolean failFirstTargetWrite) {
+        ChunkDevice source = new ChunkDevice(CHUNKS);
+        for (int c = 0; c < CHUNKS; c++) {
+            source.fill(c, 1);
+        }
+        ChunkDevice target = new ChunkDevice(CHUNKS);
+        rig = MirrorRig.create(source, target, SyncMode.FULL, CopyMode.BACKGROUND,
+                failFirstTargetWrite ? ErrorPolicy.IGNORE : ErrorPolicy.REPORT);
+        if (failFirstTargetWrite) {
+            target.failNextWritesTo(QUIET_CHUNK, 1);
+        }
+        // Delivered on the thread that made the transition, right after it; only copier steps make
+        // transitions here, so nothing can change bytes in flight between the two.
+        rig.job.addListener(e -> {
+            if ((e instanceof MirrorEvent.Ready || e instanceof MirrorEvent.Completed)
+                    && rig.job.progress().bytesInFlight() != 0) {
+                violation = e + " announced with a copy in flight";
+            }
+        });
+        rig.job.start();
+    }
+
+    @Operation
+    public void guestWrite0(@Param(name = "value") int value) throws DeviceException {
+        rig.guest.write(0, ChunkDevice.chunksOf(value, 1));
+    }
+
+    @Operation
+    public void guestWrite1(@Param(name = "value") int value) throws DeviceException {
+        rig.guest.write(ChunkDevice.CHUNK, ChunkDevice.chunksOf(value, 1));
+    }
+
+    /** Runs the oldest queued copier task. */
+    @Operation(nonParallelGroup = "copier")
+    public void copierRunsOldest() {
+        rig.runPicked(0);
+    }
+
+    /** Runs the newest queued copier task: a pool may run tasks in any order. */
+    @Operation(nonParallelGroup = "copier")
+    public void copierRunsNewest() {
+        rig.runPicked(-1);
+    }
+
+    /** The copier looks for dirty chunks now (as after another copy's completion or a timer). */
+    @Operation(nonParallelGroup = "copier")
+    public void issue() {
+        rig.pump();
+    }
+
+    @Validate
+    public void cleanChunksAreInSyncAndTheCopierConverges() {
+        if (violation != null) {
+            throw new AssertionError(violation);
+        }
+        for (int c = 0; c < CHUNKS; c++) {
+            if (!rig.cleanImpliesInSync(c)) {
+                throw new AssertionError("chunk " + c + " is neither dirty nor in flight but source = "
+                        + rig.source.value(c) + ", target = " + rig.target.value(c));
+            }
+        }
+        rig.pump();
+        rig.drain(1_000);
+        if (violation != null) {
+            throw new AssertionError(violation);
+        }
+        if (rig.job.state() != JobState.READY) {
+            throw new AssertionError("after draining the copier the job is " + rig.job.state());
+        }
+        for (int c = 0; c < CHUNKS; c++) {
+            if (rig.isDirty(c) || rig.source.value(c) != rig.target.value(c)) {
+                throw new AssertionError("after draining, chunk " + c + ": dirty = " + rig.isDirty(c) + ", source = "
+                        + rig.source.value(c) + ", target = " + rig.target.value(c));
+            }
+        }
+    }
+}
