@@ -6,6 +6,7 @@ import dev.handoff.device.MemoryDevice;
 import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
+import dev.handoff.mirror.SyncMode;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
@@ -21,21 +22,38 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Threads;
 import org.openjdk.jmh.annotations.Warmup;
 
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
+import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 
 /**
  * A 4 KiB guest write through the mirror filter against the same write on the raw device, in
- * memory, with 1 and 2 writer threads.
+ * memory (256 MiB devices, every segment allocated up front), with 1 and 2 writer threads.
  *
- * <ul>
- *   <li>{@code path=raw}: the device alone (the baseline).</li>
- *   <li>{@code path=idle}: through the filter of a job that is not copying (created, not
- *       started): gate, write, fence, dirty mark.</li>
- *   <li>{@code path=copying}: through the filter of a running job whose copier is busy with a
- *       speed-limited bulk copy of the whole device.</li>
- * </ul>
- * The filter overhead is {@code idle / raw - 1}.
+ * <table>
+ *   <caption>{@code path}</caption>
+ *   <tr><td>{@code raw}</td><td>the source device alone: the baseline of the background paths</td></tr>
+ *   <tr><td>{@code raw+fence}</td><td>the source device, then a full fence: the store-load barrier the
+ *       filter's dirty mark must issue after the data write (its share of the filter's cost)</td></tr>
+ *   <tr><td>{@code raw+target}</td><td>the same write to the source, then to the target: the baseline of the
+ *       write-blocking paths, which write both</td></tr>
+ *   <tr><td>{@code bg-idle}</td><td>background mode, no copy running (job created, not started): gate, write,
+ *       fence, dirty mark</td></tr>
+ *   <tr><td>{@code bg-ready}</td><td>background mode after READY (sync none): each write to a clean chunk
+ *       wakes the copier, which copies it back in sync</td></tr>
+ *   <tr><td>{@code bg-copying}</td><td>background mode during a bulk copy of the whole device (64 MiB/s, a
+ *       fresh job each iteration so the copy never finishes under measurement)</td></tr>
+ *   <tr><td>{@code wb-ready}</td><td>write-blocking after READY (sync none), no copy running: claim, source,
+ *       target, release</td></tr>
+ *   <tr><td>{@code wb-copying}</td><td>write-blocking during the same bulk copy: also waits for copies of
+ *       the same chunk</td></tr>
+ * </table>
+ * Filter overhead, no copy running: {@code bg-idle / raw - 1} (target: at most 3 %) and
+ * {@code wb-ready / raw+target - 1}; {@code raw+fence / raw - 1} is the part of it that the
+ * protocol's store-load barrier costs by itself.
+ *
+ * <p>Run: {@code java -jar bench/target/benchmarks.jar FilterBench}
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -46,46 +64,94 @@ import java.util.concurrent.TimeUnit;
 public class FilterBench {
     private static final long SIZE = 256L << 20;
     private static final int WRITE = 4096;
+    private static final long COPY_SPEED = 64L << 20;
 
-    @Param({"raw", "idle", "copying"})
+    @Param({"raw", "raw+fence", "raw+target", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
     public String path;
-
-    @Param({"BACKGROUND", "WRITE_BLOCKING"})
-    public CopyMode mode;
 
     private MemoryDevice source;
     private MemoryDevice target;
     private MirrorJob job;
     private BlockDevice device;
+    private boolean copying;
 
     @Setup(Level.Trial)
-    public void setUp() throws DeviceException {
+    public void setUp() throws Exception {
         source = new MemoryDevice(SIZE);
         target = new MemoryDevice(SIZE);
         ByteBuffer ones = ByteBuffer.allocate(1 << 20);
+        while (ones.hasRemaining()) {
+            ones.put((byte) 1);
+        }
         for (long off = 0; off < SIZE; off += ones.capacity()) {
             ones.clear();
             source.write(off, ones); // allocate every segment on both sides
             ones.clear();
             target.write(off, ones);
         }
-        if (path.equals("raw")) {
-            device = source;
-            return;
+        copying = path.endsWith("-copying");
+        switch (path) {
+            case "raw":
+                device = source;
+                break;
+            case "raw+fence":
+                device = new Fenced(source);
+                break;
+            case "raw+target":
+                device = new BothDevices(source, target);
+                break;
+            case "bg-idle":
+                job = MirrorJob.create(source, target, MirrorOptions.defaults());
+                device = job.guestDevice();
+                break;
+            case "bg-ready":
+            case "wb-ready":
+                job = MirrorJob.create(source, target, MirrorOptions.builder().sync(SyncMode.NONE)
+                        .copyMode(path.startsWith("wb") ? CopyMode.WRITE_BLOCKING : CopyMode.BACKGROUND).build());
+                device = job.guestDevice();
+                job.start();
+                if (!job.awaitReady(Duration.ofSeconds(30))) {
+                    throw new IllegalStateException("not READY: " + job);
+                }
+                break;
+            default:
+                break; // the copying paths start a job per iteration
         }
-        job = MirrorJob.create(source, target, MirrorOptions.builder().copyMode(mode)
-                .speed(path.equals("copying") ? 64L << 20 : 0).build());
-        device = job.guestDevice();
-        if (path.equals("copying")) {
+    }
+
+    /** The copying paths: a fresh bulk copy for each iteration. */
+    @Setup(Level.Iteration)
+    public void startCopy() {
+        if (copying) {
+            job = MirrorJob.create(source, target, MirrorOptions.builder().speed(COPY_SPEED)
+                    .copyMode(path.startsWith("wb") ? CopyMode.WRITE_BLOCKING : CopyMode.BACKGROUND).build());
+            device = job.guestDevice();
             job.start();
         }
     }
 
+    @TearDown(Level.Iteration)
+    public void stopCopy() throws Exception {
+        if (copying) {
+            if (job.progress().ready()) {
+                throw new IllegalStateException("the bulk copy finished within the iteration: raise SIZE or lower COPY_SPEED");
+            }
+            endJob();
+        }
+    }
+
     @TearDown(Level.Trial)
-    public void tearDown() {
-        if (job != null && !job.state().isConcluded()) {
+    public void tearDown() throws Exception {
+        if (job != null) {
+            endJob();
+        }
+    }
+
+    private void endJob() throws Exception {
+        if (!job.state().isConcluded()) {
             job.cancel(true);
         }
+        job.awaitConclusion(Duration.ofSeconds(30));
     }
 
     @State(Scope.Thread)
@@ -95,7 +161,7 @@ public class FilterBench {
 
         @Setup(Level.Trial)
         public void setUp() {
-            next = Thread.currentThread().getId() * 7919L * WRITE;
+            next = (Thread.currentThread().getId() * 7919L * WRITE) % (SIZE - WRITE);
         }
     }
 
@@ -116,5 +182,86 @@ public class FilterBench {
         w.next = (off + 64L * WRITE) % (SIZE - WRITE);
         w.data.clear();
         device.write(off, w.data);
+    }
+
+    /** Writes, then a full fence (a locked instruction on x86: it waits for the write's stores to drain). */
+    private static final class Fenced extends BothDevices {
+        Fenced(BlockDevice device) {
+            super(device, device);
+        }
+
+        @Override
+        public void write(long offset, ByteBuffer src) throws DeviceException {
+            first.write(offset, src);
+            VarHandle.fullFence();
+        }
+
+        @Override
+        public void writeZeroes(long offset, long length) throws DeviceException {
+            first.writeZeroes(offset, length);
+            VarHandle.fullFence();
+        }
+
+        @Override
+        public void discard(long offset, long length) throws DeviceException {
+            first.discard(offset, length);
+            VarHandle.fullFence();
+        }
+
+        @Override
+        public void flush() throws DeviceException {
+            first.flush();
+        }
+    }
+
+    /** Writes go to the source, then to the target: what a write-blocking write costs without a filter. */
+    private static class BothDevices implements BlockDevice {
+        final BlockDevice first;
+        final BlockDevice second;
+
+        BothDevices(BlockDevice first, BlockDevice second) {
+            this.first = first;
+            this.second = second;
+        }
+
+        @Override
+        public long size() {
+            return first.size();
+        }
+
+        @Override
+        public void read(long offset, ByteBuffer dst) throws DeviceException {
+            first.read(offset, dst);
+        }
+
+        @Override
+        public void write(long offset, ByteBuffer src) throws DeviceException {
+            ByteBuffer again = src.duplicate();
+            first.write(offset, src);
+            second.write(offset, again);
+        }
+
+        @Override
+        public void writeZeroes(long offset, long length) throws DeviceException {
+            first.writeZeroes(offset, length);
+            second.writeZeroes(offset, length);
+        }
+
+        @Override
+        public void discard(long offset, long length) throws DeviceException {
+            first.discard(offset, length);
+            second.discard(offset, length);
+        }
+
+        @Override
+        public void flush() throws DeviceException {
+            first.flush();
+            second.flush();
+        }
+
+        @Override
+        public void close() {
+            // the benchmark owns both devices
+        }
     }
 }
