@@ -53,6 +53,8 @@ final class QmpServer implements AutoCloseable {
     private final String packageName;
     private final List<Session> sessions = new CopyOnWriteArrayList<>();
     private volatile boolean closed;
+    /** How long {@link #close()} lets commands in progress finish their replies. */
+    private static final long DRAIN_MILLIS = 2_000;
 
     private QmpServer(Path path, ServerSocketChannel server, Handler handler, String packageName) {
         this.path = path;
@@ -129,7 +131,13 @@ final class QmpServer implements AutoCloseable {
         }
     }
 
-    /** Stops listening, disconnects every client and removes the socket file. */
+    /**
+     * Stops listening, disconnects every client and removes the socket file. A command already
+     * being executed still gets its reply: each session stops reading first, finishes the command
+     * in hand (waiting at most {@link #DRAIN_MILLIS} in all), and only then is disconnected. Without
+     * this, a {@code block-job-cancel} that ends the job could lose its reply to the shutdown its own
+     * effect triggers.
+     */
     @Override
     public void close() {
         closed = true;
@@ -137,6 +145,13 @@ final class QmpServer implements AutoCloseable {
             server.close();
         } catch (IOException ignored) {
             // closing anyway
+        }
+        for (Session s : sessions) {
+            s.stopReading();
+        }
+        long deadline = System.nanoTime() + DRAIN_MILLIS * 1_000_000L;
+        for (Session s : sessions) {
+            s.awaitDrained(deadline);
         }
         for (Session s : sessions) {
             s.close();
@@ -157,10 +172,14 @@ final class QmpServer implements AutoCloseable {
                 return; // closed
             }
             Session s = new Session(client);
-            sessions.add(s);
             Thread t = new Thread(s::run, "qmp-session");
             t.setDaemon(true);
+            s.thread = t;
+            sessions.add(s);
             t.start();
+            if (closed) {
+                s.close(); // accepted while close() ran: it may not have seen this session
+            }
         }
     }
 
@@ -178,6 +197,8 @@ final class QmpServer implements AutoCloseable {
         private final SocketChannel channel;
         private final Object writeLock = new Object();
         volatile boolean negotiated;
+        /** The thread running {@link #run}; set before the session is published to {@link #sessions}. */
+        Thread thread;
 
         Session(SocketChannel channel) {
             this.channel = channel;
@@ -337,6 +358,31 @@ final class QmpServer implements AutoCloseable {
                 } catch (IOException e) {
                     close();
                 }
+            }
+        }
+
+        /** No further command is read: the reader sees end of stream after the command in hand. */
+        void stopReading() {
+            try {
+                channel.shutdownInput();
+            } catch (IOException ignored) {
+                // closed already: nothing more will be read either
+            }
+        }
+
+        /** Waits until the session's thread has sent its last reply, or until {@code deadline}. */
+        void awaitDrained(long deadline) {
+            if (thread == null || thread == Thread.currentThread()) {
+                return; // closing from a command of this very session: its reply follows on return
+            }
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return;
+            }
+            try {
+                thread.join(Math.max(1, left / 1_000_000L));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
         }
 
