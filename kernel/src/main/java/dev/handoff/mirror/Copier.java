@@ -34,6 +34,7 @@ final class Copier {
     private static final VarHandle IDLE;
     private static final long MIN_BACKOFF_NANOS = 10_000_000L;
     private static final long MAX_BACKOFF_NANOS = 1_000_000_000L;
+    private static final int PAGE = 4096;
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
 
     static {
@@ -101,7 +102,8 @@ final class Copier {
             retryPending = false;
         }
         while (true) {
-            if (opsInFlight > 0 && bytesInFlight + bitmap.granularity() > bufSize) {
+            if (opsInFlight > 0 && (bytesInFlight + bitmap.granularity() > bufSize
+                    || opsInFlight >= job.runtime().parallelism())) {
                 return; // a completion pumps again
             }
             long delay = limiter.delay(now);
@@ -216,9 +218,23 @@ final class Copier {
         timerPending = false;
     }
 
+    /**
+     * A copy buffer of at least {@code maxCopyBytes}, page-aligned: the kernel copies to and from an
+     * aligned user buffer markedly faster than from one that starts mid-page, which is where
+     * {@code allocateDirect} puts it (docs/BENCHMARKS.md measures the difference).
+     */
     private ByteBuffer takeBuffer() {
         ByteBuffer b = freeBuffers.poll();
-        return b != null ? b : ByteBuffer.allocateDirect(maxCopyBytes);
+        if (b != null) {
+            return b;
+        }
+        int pages = (maxCopyBytes + PAGE - 1) / PAGE;
+        return ByteBuffer.allocateDirect((pages + 1) * PAGE).alignedSlice(PAGE);
+    }
+
+    /** Whether each copy's write must be a separate task after its read; see {@link JobRuntime#separatesCopySteps}. */
+    boolean separatesSteps() {
+        return job.runtime().separatesCopySteps();
     }
 
     /* ---- Lock-free parts ---- */

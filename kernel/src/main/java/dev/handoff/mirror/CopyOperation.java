@@ -11,7 +11,8 @@ import java.nio.ByteBuffer;
  * the first two steps (claim every chunk, then clear its dirty bit); this object runs the rest as
  * two tasks on the job's runtime: {@link #readSource()}, then {@link #writeTarget()}, then
  * {@link #release()}. Each step is a separate task so a deterministic scheduler can interleave
- * guest writes between them.
+ * guest writes between them; a runtime of real threads, where guests interleave anyway, runs the
+ * write right after the read on the same thread ({@link JobRuntime#separatesCopySteps}).
  *
  * <p>Why this order (BRIEF §2): the dirty bit is cleared <em>before</em> the read, so a guest write
  * that lands after the read sets it again and the chunk is copied once more; clearing after the
@@ -73,7 +74,11 @@ final class CopyOperation implements Runnable {
         }
         buffer.flip();
         step = WRITE;
-        copier.execute(this);
+        if (copier.separatesSteps()) {
+            copier.execute(this);
+        } else {
+            writeTarget();
+        }
     }
 
     /** Step 4: write the target (write-zeroes for a zero run, or nothing if the target is known zero there). */

@@ -32,6 +32,26 @@ public interface JobRuntime {
     }
 
     /**
+     * How many tasks this runtime runs at once, or {@link Integer#MAX_VALUE} if it cannot say. The
+     * copier keeps at most this many copies in flight (within the job's buf-size), so no copy holds
+     * its claim on chunks while it waits in a queue: a write-blocking guest write to a claimed chunk
+     * waits for that copy, and it should wait for a running copy, not for a queue to drain.
+     */
+    default int parallelism() {
+        return Integer.MAX_VALUE;
+    }
+
+    /**
+     * Whether a copy's source read and target write must run as two separate tasks. True by default,
+     * so a deterministic scheduler can interleave other tasks and guest writes between them. The
+     * built-in runtimes return false: on real threads guests interleave anyway, and handing the write
+     * to another task costs a thread wake-up per copy.
+     */
+    default boolean separatesCopySteps() {
+        return true;
+    }
+
+    /**
      * A dedicated pool of {@code threads} daemon threads named {@code handoff-copier-N}, shut down
      * when its job concludes.
      */
@@ -67,6 +87,16 @@ public interface JobRuntime {
             public void shutdown() {
                 pool.shutdown();
             }
+
+            @Override
+            public int parallelism() {
+                return threads;
+            }
+
+            @Override
+            public boolean separatesCopySteps() {
+                return false;
+            }
         };
     }
 
@@ -90,6 +120,11 @@ public interface JobRuntime {
             @Override
             public long nanoTime() {
                 return System.nanoTime();
+            }
+
+            @Override
+            public boolean separatesCopySteps() {
+                return false;
             }
         };
     }

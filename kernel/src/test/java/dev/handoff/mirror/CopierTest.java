@@ -176,4 +176,72 @@ class CopierTest {
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> MirrorJob.create(a, a, MirrorOptions.defaults()))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("same device");
     }
+
+    @Test
+    void copiesInFlightNeverExceedTheRuntimesParallelism() throws Exception {
+        ManualRuntime r = new ManualRuntime();
+        MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
+        JobHarness.fillRandom(source, 7);
+        MemoryDevice target = new MemoryDevice(JobHarness.SIZE);
+        MirrorJob job = MirrorJob.create(source, target,
+                MirrorOptions.builder().granularity(G).bufSize(16L * G).maxCopyBytes(G).build(), hinted(r, 2, true));
+        job.start();
+        // buf-size alone would allow 16 copies; two threads can run only two, and a copy queued
+        // behind them would hold its claims while a write-blocking guest waits on them.
+        assertThat(job.copiesInFlight()).isEqualTo(2);
+        while (r.runNext()) {
+            assertThat(job.copiesInFlight()).isLessThanOrEqualTo(2);
+        }
+        assertThat(job.state()).isEqualTo(JobState.READY);
+        JobHarness.assertSameContent(target, source);
+    }
+
+    @Test
+    void aRuntimeOfRealThreadsWritesTheTargetRightAfterTheReadInTheSameTask() throws Exception {
+        for (boolean separate : new boolean[] {true, false}) {
+            ManualRuntime r = new ManualRuntime();
+            MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
+            JobHarness.fillRandom(source, 8);
+            CountingDevice target = new CountingDevice(JobHarness.SIZE);
+            MirrorJob job = MirrorJob.create(source, target,
+                    MirrorOptions.builder().granularity(G).bufSize(G).maxCopyBytes(G).build(), hinted(r, Integer.MAX_VALUE, separate));
+            job.start();
+            assertThat(r.runNext()).isTrue(); // the first copy's read step
+            assertThat(target.writes).as("target writes after one task, separate steps: " + separate)
+                    .hasValue(separate ? 0 : 1);
+            r.runAll();
+            assertThat(job.state()).isEqualTo(JobState.READY);
+            JobHarness.assertSameContent(target, source);
+        }
+    }
+
+    /** {@code r}, reporting the given parallelism and step separation. */
+    private static JobRuntime hinted(ManualRuntime r, int parallelism, boolean separateSteps) {
+        return new JobRuntime() {
+            @Override
+            public void execute(Runnable task) {
+                r.execute(task);
+            }
+
+            @Override
+            public void schedule(Runnable task, long delayNanos) {
+                r.schedule(task, delayNanos);
+            }
+
+            @Override
+            public long nanoTime() {
+                return r.nanoTime();
+            }
+
+            @Override
+            public int parallelism() {
+                return parallelism;
+            }
+
+            @Override
+            public boolean separatesCopySteps() {
+                return separateSteps;
+            }
+        };
+    }
 }
