@@ -88,13 +88,44 @@ final class InMemory {
 
         // Filter overhead: a created job tracks writes (background path) without copying.
         MirrorJob idle = MirrorJob.create(source, target, MirrorOptions.defaults());
-        double[] filter = alternate("filter overhead (background, no copy)", 200_000, source, idle.guestDevice());
+        // Each variant's loop is its own lambda, so each device call site sees one receiver class and is
+        // inlined as in a real deployment; a loop shared by all variants would make every call megamorphic.
+        MemoryDevice rawDevice = source;
+        Loop raw = n -> {
+            for (int i = 0; i < n; i++) {
+                rawDevice.write(offsetOf(i), buffer(i));
+            }
+        };
+        BlockDevice filterDevice = idle.guestDevice();
+        Loop filtered = n -> {
+            for (int i = 0; i < n; i++) {
+                filterDevice.write(offsetOf(i), buffer(i));
+            }
+        };
+        double[] filter = alternate("filter overhead (background, no copy)", 200_000, raw, filtered);
         idle.cancel();
         // Its parts: the store-load barrier after the data write alone, the gate alone, the dirty mark alone.
-        double[] fence = alternate("  part: a full fence after each write", 200_000, source, new Fenced(source));
-        double[] gate = alternate("  part: the guest gate (enter/exit)", 200_000, source, FilterParts.gated(source));
-        double[] mark = alternate("  part: the dirty mark (fence, read)", 200_000, source,
-                FilterParts.marked(source, 64 << 10));
+        Loop fenced = n -> {
+            for (int i = 0; i < n; i++) {
+                rawDevice.write(offsetOf(i), buffer(i));
+                VarHandle.fullFence();
+            }
+        };
+        double[] fence = alternate("  part: a full fence after each write", 200_000, raw, fenced);
+        BlockDevice gatedDevice = FilterParts.gated(source);
+        Loop gatedLoop = n -> {
+            for (int i = 0; i < n; i++) {
+                gatedDevice.write(offsetOf(i), buffer(i));
+            }
+        };
+        double[] gate = alternate("  part: the guest gate (enter/exit)", 200_000, raw, gatedLoop);
+        BlockDevice markedDevice = FilterParts.marked(source, 64 << 10);
+        Loop markedLoop = n -> {
+            for (int i = 0; i < n; i++) {
+                markedDevice.write(offsetOf(i), buffer(i));
+            }
+        };
+        double[] mark = alternate("  part: the dirty mark (fence, read)", 200_000, raw, markedLoop);
 
         MirrorJob wb = MirrorJob.create(source, target, MirrorOptions.builder().sync(SyncMode.NONE)
                 .copyMode(CopyMode.WRITE_BLOCKING).build());
@@ -102,8 +133,19 @@ final class InMemory {
         if (!wb.awaitReady(Duration.ofSeconds(30))) {
             throw new IllegalStateException("write-blocking job not READY");
         }
-        double[] blocking = alternate("filter overhead (write-blocking, READY)", 100_000, new Both(source, target),
-                wb.guestDevice());
+        BlockDevice both = new Both(source, target);
+        Loop bothLoop = n -> {
+            for (int i = 0; i < n; i++) {
+                both.write(offsetOf(i), buffer(i));
+            }
+        };
+        BlockDevice wbDevice = wb.guestDevice();
+        Loop wbLoop = n -> {
+            for (int i = 0; i < n; i++) {
+                wbDevice.write(offsetOf(i), buffer(i));
+            }
+        };
+        double[] blocking = alternate("filter overhead (write-blocking, READY)", 100_000, bothLoop, wbLoop);
         wb.cancel();
         wb.awaitConclusion(Duration.ofSeconds(30));
 
@@ -157,9 +199,24 @@ final class InMemory {
                 median(plain), median(mirror), median(wallRatios), scan);
     }
 
+    /** One variant's write loop: {@code n} writes of 4 KiB. */
+    private interface Loop {
+        void run(int n) throws DeviceException;
+    }
+
+    private static final ByteBuffer DATA = ByteBuffer.allocateDirect(WRITE);
+
+    /** The i-th write's offset: 64 writes apart, wrapping, so each write lands on another chunk. */
+    private static long offsetOf(int i) {
+        return (64L * WRITE * i) % (SIZE - WRITE);
+    }
+
+    private static ByteBuffer buffer(int i) {
+        return DATA.clear();
+    }
+
     /** Alternates {@code raw} and {@code filtered} in blocks of {@code writes}; {median ratio, raw ns, filtered ns}. */
-    private double[] alternate(String what, int writes, BlockDevice raw, BlockDevice filtered) throws DeviceException {
-        ByteBuffer buf = ByteBuffer.allocateDirect(WRITE);
+    private double[] alternate(String what, int writes, Loop raw, Loop filtered) throws DeviceException {
         List<Double> ratios = new ArrayList<>();
         List<Double> rawNs = new ArrayList<>();
         List<Double> filterNs = new ArrayList<>();
@@ -167,8 +224,8 @@ final class InMemory {
         List<Double> filterWall = new ArrayList<>();
         for (int i = -5; i < rounds; i++) {
             boolean rawFirst = (i & 1) == 0;
-            Cost a = writes(rawFirst ? raw : filtered, buf, writes);
-            Cost b = writes(rawFirst ? filtered : raw, buf, writes);
+            Cost a = measure(rawFirst ? raw : filtered, writes);
+            Cost b = measure(rawFirst ? filtered : raw, writes);
             Cost rn = rawFirst ? a : b;
             Cost fn = rawFirst ? b : a;
             if (i >= 0) {
@@ -186,15 +243,10 @@ final class InMemory {
         return new double[] {ratio, median(rawNs), median(filterNs)};
     }
 
-    private static Cost writes(BlockDevice device, ByteBuffer buf, int n) throws DeviceException {
-        long off = 0;
+    private static Cost measure(Loop loop, int n) throws DeviceException {
         long c0 = THREADS.getCurrentThreadCpuTime();
         long t0 = System.nanoTime();
-        for (int i = 0; i < n; i++) {
-            buf.clear();
-            device.write(off, buf);
-            off = (off + 64L * WRITE) % (SIZE - WRITE);
-        }
+        loop.run(n);
         long t1 = System.nanoTime();
         return new Cost((THREADS.getCurrentThreadCpuTime() - c0) / (double) n, (t1 - t0) / (double) n);
     }
@@ -278,23 +330,10 @@ final class InMemory {
         return Stats.median(v.stream().mapToDouble(Double::doubleValue).toArray());
     }
 
-    /** A raw write followed by a full fence, as the filter's dirty mark issues after the data write. */
-    private static final class Fenced extends Both {
-        Fenced(BlockDevice device) {
-            super(device, device);
-        }
-
-        @Override
-        public void write(long offset, ByteBuffer src) throws DeviceException {
-            first.write(offset, src);
-            VarHandle.fullFence();
-        }
-    }
-
     /** The write-blocking baseline: the same write to the source, then the target, without a filter. */
-    private static class Both implements BlockDevice {
-        final BlockDevice first;
-        final BlockDevice second;
+    private static final class Both implements BlockDevice {
+        private final BlockDevice first;
+        private final BlockDevice second;
 
         Both(BlockDevice first, BlockDevice second) {
             this.first = first;
