@@ -38,6 +38,7 @@ final class JobRun {
     JobRun(MirrorJob job, String jobId) {
         this.job = job;
         this.qmp = new QmpEvents(jobId, job::progress);
+        Json.warmUp(); // before the job starts: see Json.warmUp
         job.addListener(e -> queue.add(new Item(e, qmp.translate(e))));
         Thread dispatcher = new Thread(this::dispatch, "job-events");
         dispatcher.setDaemon(true);
