@@ -51,7 +51,7 @@ class NbdMirrorTest {
             SyntheticGuest guest = new SyntheticGuest(job.guestDevice(), 2, 7, 128 << 10);
             guest.start(Long.MAX_VALUE);
             job.start();
-            assertThat(job.awaitReady(WAIT)).as("READY: %s", job.failureReason()).isTrue();
+            assertThat(Converge.awaitReady(job, WAIT)).as("READY: %s", job.failureReason()).isTrue();
             Thread.sleep(200); // phase 2: guest writes keep reaching the target
             guest.stop();
             job.complete();
@@ -74,7 +74,7 @@ class NbdMirrorTest {
             SyntheticGuest guest = new SyntheticGuest(job.guestDevice(), 2, 8, 64 << 10);
             guest.start(Long.MAX_VALUE);
             job.start();
-            assertThat(job.awaitReady(WAIT)).as("READY: %s", job.failureReason()).isTrue();
+            assertThat(Converge.awaitReady(job, WAIT)).as("READY: %s", job.failureReason()).isTrue();
             guest.stop();
             job.complete();
             assertThat(job.awaitConclusion(WAIT)).isEqualTo(JobState.COMPLETED);
@@ -95,7 +95,7 @@ class NbdMirrorTest {
             SyntheticGuest guest = new SyntheticGuest(client, 3, 9, 96 << 10);
             guest.start(Long.MAX_VALUE);
             job.start();
-            assertThat(job.awaitReady(WAIT)).as("READY: %s", job.failureReason()).isTrue();
+            assertThat(Converge.awaitReady(job, WAIT)).as("READY: %s", job.failureReason()).isTrue();
             Thread.sleep(200);
             job.complete(); // the pivot happens under the client's writes
             assertThat(job.awaitConclusion(WAIT)).isEqualTo(JobState.COMPLETED);
@@ -129,7 +129,7 @@ class NbdMirrorTest {
                 SyntheticGuest guest = new SyntheticGuest(guestOnA, 2, 10, 64 << 10);
                 guest.start(Long.MAX_VALUE);
                 job.start();
-                assertThat(job.awaitReady(WAIT)).as("READY: %s", job.failureReason()).isTrue();
+                assertThat(Converge.awaitReady(job, WAIT)).as("READY: %s", job.failureReason()).isTrue();
                 guest.stop();
                 job.cancel(); // after READY: runs until in sync, then COMPLETED without a pivot
                 assertThat(job.awaitConclusion(WAIT)).isEqualTo(JobState.COMPLETED);

@@ -134,7 +134,7 @@ class QemuInteropTest {
                 SyntheticGuest guest = new SyntheticGuest(job.guestDevice(), 2, 11, 64 << 10);
                 guest.start(Long.MAX_VALUE);
                 job.start();
-                assertThat(job.awaitReady(QemuTools.TIMEOUT)).as("READY: %s", job.failureReason()).isTrue();
+                assertThat(Converge.awaitReady(job, QemuTools.TIMEOUT)).as("READY: %s", job.failureReason()).isTrue();
                 guest.stop();
                 job.complete();
                 assertThat(job.awaitConclusion(QemuTools.TIMEOUT)).isEqualTo(JobState.COMPLETED);
