@@ -18,6 +18,8 @@ enum Flaw {
     SERVER_READ_ONLY_ACCEPTS_WRITES,
     /** The server acknowledges a FUA write without flushing it. */
     SERVER_FUA_WITHOUT_FLUSH,
+    /** The server returns a READ's pooled buffer to the pool before the reply has sent it. */
+    SERVER_RECYCLES_BEFORE_REPLY,
     /** The client allocates an option reply's claimed length without checking it. */
     CLIENT_TRUSTS_REPLY_LENGTH
 }

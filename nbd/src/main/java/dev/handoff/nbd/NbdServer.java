@@ -337,7 +337,8 @@ public final class NbdServer implements AutoCloseable {
         private Duration handshakeTimeout = defaults.handshakeTimeout();
         private Duration replyTimeout = defaults.replyTimeout();
         private Duration shutdownGrace = defaults.shutdownGrace();
-        private IntFunction<ByteBuffer> allocator = ByteBuffer::allocate;
+        /** Null: the server's own buffers (pooled direct buffers for requests that fit, heap otherwise). */
+        private IntFunction<ByteBuffer> allocator;
         private Flaw flaw = Flaw.NONE;
 
         private Builder() {

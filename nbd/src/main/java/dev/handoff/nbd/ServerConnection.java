@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.lang.System.Logger.Level;
 import java.nio.ByteBuffer;
 import java.util.List;
+import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
@@ -97,6 +98,15 @@ final class ServerConnection {
     private volatile String closeReason;
     private ByteBuffer scratch;
     private boolean aborted;
+    /**
+     * Direct buffers of {@link #POOLED_CAPACITY} bytes for request data that fits, reused from
+     * request to request: a heap buffer per request costs a copy through the JDK's temporary direct
+     * buffer on each socket and file operation, and garbage whose collection shows up as tail
+     * latency. At most workers + 2 are kept per connection; null when a test allocator is set.
+     */
+    private final ArrayBlockingQueue<ByteBuffer> pool;
+    /** Request data up to this size comes from {@link #pool}: 4 KiB to 128 KiB requests are the common case. */
+    static final int POOLED_CAPACITY = 128 << 10;
 
     ServerConnection(long id, Transport transport, Host host, ServerLimits limits, Semaphore serverBytes,
                      IntFunction<ByteBuffer> allocator, Flaw flaw) {
@@ -105,7 +115,8 @@ final class ServerConnection {
         this.host = host;
         this.limits = limits;
         this.serverBytes = serverBytes;
-        this.allocator = allocator;
+        this.pool = allocator == null ? new ArrayBlockingQueue<>(limits.workersPerConnection() + 2) : null;
+        this.allocator = allocator != null ? allocator : ByteBuffer::allocate;
         this.flaw = flaw;
         this.slots = new Semaphore(limits.maxRequestsInFlight());
         this.connectionBytes = new Semaphore((int) limits.maxBytesPerConnection());
@@ -395,7 +406,7 @@ final class ServerConnection {
             ByteBuffer payload = null;
             try {
                 if (request.type() == CMD_WRITE) {
-                    payload = allocate(bytes);
+                    payload = requestBuffer(bytes);
                     readPayload(request, device, payload);
                     payload.flip();
                 }
@@ -462,8 +473,16 @@ final class ServerConnection {
                 error = EIO;
                 LOG.log(Level.WARNING, "nbd connection " + id + ": device failed on " + commandName(request.type()), e);
             }
+            if (flaw == Flaw.SERVER_RECYCLES_BEFORE_REPLY) {
+                recycle(data);
+            }
             reply(request.handle(), error, error == 0 ? data : null);
             replied = true;
+            // The device operation and the reply are done with both buffers (send is synchronous).
+            recycle(payload);
+            if (flaw != Flaw.SERVER_RECYCLES_BEFORE_REPLY) {
+                recycle(data);
+            }
         } finally {
             release(bytes);
             if (!replied) {
@@ -478,7 +497,7 @@ final class ServerConnection {
         boolean fua = (request.flags() & CMD_FLAG_FUA) != 0;
         switch (request.type()) {
             case CMD_READ -> {
-                ByteBuffer data = allocate(bytes);
+                ByteBuffer data = requestBuffer(bytes);
                 if (bytes > 0) {
                     device.read(request.offset(), data);
                 }
@@ -591,6 +610,25 @@ final class ServerConnection {
 
     private ByteBuffer allocate(int size) {
         return allocator.apply(size);
+    }
+
+    /** A buffer of exactly {@code size} bytes remaining for one request's data (a READ's or a WRITE's). */
+    private ByteBuffer requestBuffer(int size) {
+        if (pool == null || size > POOLED_CAPACITY) {
+            return allocate(size);
+        }
+        ByteBuffer b = pool.poll();
+        if (b == null) {
+            b = ByteBuffer.allocateDirect(POOLED_CAPACITY);
+        }
+        return b.clear().limit(size);
+    }
+
+    /** Returns a pooled buffer once its request is answered; others are left to the collector. */
+    private void recycle(ByteBuffer b) {
+        if (pool != null && b != null && b.isDirect() && b.capacity() == POOLED_CAPACITY) {
+            pool.offer(b);
+        }
     }
 
     private ByteBuffer scratch() {
