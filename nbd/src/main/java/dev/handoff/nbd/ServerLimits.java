@@ -9,8 +9,10 @@ import java.time.Duration;
  * has been validated and after the request has taken its bytes from two budgets, the connection's
  * and the server's; it gives them back when its reply has been sent. So the server holds at most
  * {@code maxBytesInFlight} bytes of request and reply data, whatever lengths peers claim, plus one
- * 64 KiB scratch buffer per connection for discarded payloads and at most
- * {@code MAX_OPTION_DATA} per connection during the handshake.
+ * 64 KiB scratch buffer per connection for discarded payloads, at most
+ * {@code MAX_OPTION_DATA} per connection during the handshake, and, kept for reuse between
+ * requests, at most {@code workersPerConnection + 2} direct buffers of 128 KiB per connection for
+ * request data up to that size.
  *
  * @param maxConnections         connections served at once; further ones are closed at once
  * @param workersPerConnection   threads serving one connection's requests concurrently
