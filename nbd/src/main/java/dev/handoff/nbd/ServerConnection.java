@@ -16,6 +16,7 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.IntFunction;
 
@@ -105,6 +106,8 @@ final class ServerConnection {
      * latency. At most workers + 2 are kept per connection; null when a test allocator is set.
      */
     private final ArrayBlockingQueue<ByteBuffer> pool;
+    /** Direct buffers this connection has created for {@link #pool}: never more than its capacity. */
+    private final AtomicInteger pooledBuffers = new AtomicInteger();
     /** Request data up to this size comes from {@link #pool}: 4 KiB to 128 KiB requests are the common case. */
     static final int POOLED_CAPACITY = 128 << 10;
 
@@ -115,7 +118,7 @@ final class ServerConnection {
         this.host = host;
         this.limits = limits;
         this.serverBytes = serverBytes;
-        this.pool = allocator == null ? new ArrayBlockingQueue<>(limits.workersPerConnection() + 2) : null;
+        this.pool = allocator == null ? new ArrayBlockingQueue<>(poolCapacity()) : null;
         this.allocator = allocator != null ? allocator : ByteBuffer::allocate;
         this.flaw = flaw;
         this.slots = new Semaphore(limits.maxRequestsInFlight());
@@ -619,15 +622,25 @@ final class ServerConnection {
         }
         ByteBuffer b = pool.poll();
         if (b == null) {
+            if (pooledBuffers.getAndIncrement() >= poolCapacity()) {
+                // More requests in flight than the pool holds: this one gets a buffer of its own.
+                pooledBuffers.getAndDecrement();
+                return allocate(size);
+            }
             b = ByteBuffer.allocateDirect(POOLED_CAPACITY);
         }
         return b.clear().limit(size);
     }
 
+    /** Pooled buffers per connection: one per worker, and two for the reader's next requests. */
+    private int poolCapacity() {
+        return limits.workersPerConnection() + 2;
+    }
+
     /** Returns a pooled buffer once its request is answered; others are left to the collector. */
     private void recycle(ByteBuffer b) {
         if (pool != null && b != null && b.isDirect() && b.capacity() == POOLED_CAPACITY) {
-            pool.offer(b);
+            pool.offer(b); // never full: at most its capacity of pooled buffers exist
         }
     }
 
