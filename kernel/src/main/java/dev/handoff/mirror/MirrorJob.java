@@ -406,6 +406,12 @@ public final class MirrorJob {
             finishing = false;
             if (error != null) {
                 onErrorLocked(MirrorEvent.Side.TARGET, MirrorEvent.Operation.FLUSH, 0, target.size(), error);
+                if (abandoning != null) {
+                    // Ending anyway (a forced cancel came while we flushed, or this error fails the
+                    // job): the flush was what it waited for. Other policies retry via their timer
+                    // or a resume, not here.
+                    advanceLocked();
+                }
             } else if (abandoning == null && drain != Drain.NONE && state != JobState.PAUSED
                     && copier.convergedLocked() && gate.isDrained()) {
                 // Nothing can have changed since the flush: guests are held and no copy runs.

@@ -156,4 +156,20 @@ class ErrorPolicyTest {
         assertThat(h.events(MirrorEvent.Error.class).get(0).operation()).isEqualTo(MirrorEvent.Operation.FLUSH);
         assertThat(h.job.guestDevice().currentDevice()).isSameAs(h.source);
     }
+
+    @Test
+    void aForcedCancelWhileTheFinalFlushFailsStillEndsTheJob() throws Exception {
+        // ENOSPC stops the job on a no-space error, which does not end it; the forced cancel must.
+        JobHarness h = harness(ErrorPolicy.REPORT, ErrorPolicy.ENOSPC);
+        h.job.start();
+        h.runtime.runAll();
+        assertThat(h.job.state()).isEqualTo(JobState.READY);
+        h.target.inject(Fault.error(Kind.NO_SPACE).on(Op.FLUSH).times(1));
+        h.job.complete(); // queues the final flush of the target
+        h.job.cancel(true); // and a forced cancel arrives before it runs
+        h.runtime.runAll(); // the flush fails
+        assertThat(h.job.state()).as("the job ended; it is not stuck in CANCELLING").isEqualTo(JobState.CANCELLED);
+        assertThat(h.job.guestDevice().currentDevice()).isSameAs(h.source);
+        assertThat(h.events(MirrorEvent.Error.class)).hasSize(1);
+    }
 }
