@@ -58,6 +58,21 @@ final class JobRun {
         sinks.add(sink);
     }
 
+    /**
+     * Starts the job, unless a command on the control socket has already ended it: the socket is
+     * up before the job starts, so a management tool can cancel a job that never started. That is
+     * not an error; the job's end is reported like any other.
+     */
+    void start() {
+        try {
+            job.start();
+        } catch (IllegalStateException e) {
+            if (!job.state().isConcluded()) {
+                throw e;
+            }
+        }
+    }
+
     /** Waits until the job's final event has reached every sink. */
     boolean awaitDelivered(Duration timeout) throws InterruptedException {
         return finalDelivered.await(timeout.toNanos(), TimeUnit.NANOSECONDS);

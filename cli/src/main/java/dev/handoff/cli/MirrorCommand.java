@@ -158,7 +158,7 @@ final class MirrorCommand implements Callable<Integer> {
         Thread hook = new Thread(() -> onInterrupt(run, view, tgt, src, qmpServer, human), "handoff-interrupt");
         Runtime.getRuntime().addShutdownHook(hook);
         view.start();
-        job.start();
+        run.start();
 
         JobState end = job.conclusion().join();
         run.awaitDelivered(Duration.ofSeconds(10));

@@ -203,8 +203,8 @@ final class ServeCommand implements Callable<Integer> {
         serving = true;
         Thread hook = new Thread(() -> stop(true), "handoff-serve-stop");
         Runtime.getRuntime().addShutdownHook(hook);
-        if (job != null) {
-            job.start();
+        if (run != null) {
+            run.start();
         }
         quit.await();
         Thread.sleep(100); // lets the reply to `quit` reach the client
