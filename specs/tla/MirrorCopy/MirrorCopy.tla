@@ -1,8 +1,9 @@
 ----------------------------- MODULE MirrorCopy -----------------------------
 (***************************************************************************)
-(* The mirror job of BRIEF.md section 2: a guest writes a source disk      *)
-(* through the mirror filter while a copier copies it, chunk by chunk, to  *)
-(* a target; READY, complete (pivot) and cancel conclude the job.          *)
+(* The mirror job of docs/DESIGN.md sections 2 and 3: a guest writes a    *)
+(* source disk through the mirror filter while a copier copies it, chunk   *)
+(* by chunk, to a target; READY, complete (pivot) and cancel conclude the  *)
+(* job.                                                                    *)
 (*                                                                         *)
 (* What races with what.  The guest's writes and the copier's copies touch *)
 (* the same chunk concurrently.  The mirror is safe because of a few       *)
@@ -439,7 +440,7 @@ TypeOK ==
     /\ pivoted \in BOOLEAN
     /\ failures \in 0..MaxFailures
 
-(* BRIEF 2, the key invariant: a chunk that is neither dirty nor in        *)
+(* DESIGN 3.6, the key invariant: a chunk that is neither dirty nor in    *)
 (* flight (a copy, or a guest write that has not returned) has the same    *)
 (* content on source and target.  It holds while the job is live; once     *)
 (* it concluded the filter stops marking.                                  *)

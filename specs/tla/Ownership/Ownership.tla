@@ -1,8 +1,8 @@
 ------------------------------ MODULE Ownership ------------------------------
 (***************************************************************************)
-(* Inactivation and ownership handoff of BRIEF.md section 3: an image on   *)
-(* shared storage is opened by several processes (nodes); only one may be  *)
-(* active, that is, allowed to write data or metadata.                     *)
+(* Inactivation and ownership handoff of docs/DESIGN.md section 4: an     *)
+(* image on shared storage is opened by several processes (nodes); only  *)
+(* one may be active, that is, allowed to write data or metadata.          *)
 (*                                                                         *)
 (* The protocol.  An OwnedImage is ACTIVE or INACTIVE.                     *)
 (*   activate():   take the OwnershipLock, re-read the OwnershipRecord,    *)

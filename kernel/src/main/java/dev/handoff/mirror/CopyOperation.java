@@ -14,7 +14,7 @@ import java.nio.ByteBuffer;
  * guest writes between them; a runtime of real threads, where guests interleave anyway, runs the
  * write right after the read on the same thread ({@link JobRuntime#separatesCopySteps}).
  *
- * <p>Why this order (BRIEF §2): the dirty bit is cleared <em>before</em> the read, so a guest write
+ * <p>Why this order (DESIGN §3.2): the dirty bit is cleared <em>before</em> the read, so a guest write
  * that lands after the read sets it again and the chunk is copied once more; clearing after the
  * read would lose that write. The claim is held until the target write returns, so no second copy
  * of these chunks can overtake this one. A failed step marks the run dirty again <em>before</em>

@@ -9,7 +9,7 @@ import java.lang.invoke.VarHandle;
  * <h2>Protocol overview</h2>
  * Guest writers {@link #markRange mark} the chunks they wrote, after writing the source; the
  * copier {@link #nextDirty finds} dirty chunks and {@link #testAndClear clears} each one before
- * it reads the source (BRIEF §2 orders 1 and 2). Marks race with clears and scans; the
+ * it reads the source (DESIGN §3.1 and §3.2). Marks race with clears and scans; the
  * invariants kept are:
  * <ol>
  *   <li><b>No lost mark.</b> Every bit update is one atomic read-modify-write on its word, so a

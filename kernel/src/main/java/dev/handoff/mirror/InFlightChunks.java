@@ -8,7 +8,7 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * Claims on chunks: a chunk with its bit set has one operation on its way to the target, either
  * a background copy or a write-blocking guest write. At most one claim per chunk exists at any
- * time (BRIEF §2 order 3), which also orders two write-blocking guest writes to the same chunk
+ * time (DESIGN §3.3), which also orders two write-blocking guest writes to the same chunk
  * identically on source and target.
  *
  * <h2>Protocol overview</h2>

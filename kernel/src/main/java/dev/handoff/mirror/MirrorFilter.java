@@ -14,8 +14,8 @@ import java.nio.ByteBuffer;
  * While the job runs, every operation enters the job's {@link GuestGate} so that a pivot can hold
  * new operations and wait for those inside. Inside:
  * <ul>
- *   <li><b>Background write</b>: write the source, then mark the touched chunks dirty (BRIEF §2
- *       order 1: marking first would let the copier clear the bit and copy the old bytes before
+ *   <li><b>Background write</b>: write the source, then mark the touched chunks dirty (DESIGN
+ *       §3.1: marking first would let the copier clear the bit and copy the old bytes before
  *       the write lands). Even a failed write marks, since it may have been applied in part. No
  *       lock, no allocation: a gate RMW, the device write, the bitmap's fence and read, and at
  *       most one RMW for a clean chunk.</li>

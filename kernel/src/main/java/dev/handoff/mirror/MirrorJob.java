@@ -26,7 +26,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * job.awaitConclusion(Duration.ofMinutes(1));
  * }</pre>
  *
- * <h2>Semantics (BRIEF §2)</h2>
+ * <h2>Semantics (DESIGN §2)</h2>
  * <table>
  *   <caption>state × command → result ("ISE": {@link IllegalStateException}, nothing changes)</caption>
  *   <tr><th>state</th><th>start</th><th>pause</th><th>resume</th><th>complete</th><th>cancel</th><th>cancel(force)</th><th>setSpeed / setCopyMode(WB)</th></tr>

@@ -10,7 +10,7 @@ import java.util.concurrent.TimeUnit;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * The orders of BRIEF §2, each driven into the interleaving that breaks it when the order is
+ * The orders of DESIGN §3, each driven into the interleaving that breaks it when the order is
  * wrong. Each test names the broken variant it catches.
  */
 class CopyOrderingTest {

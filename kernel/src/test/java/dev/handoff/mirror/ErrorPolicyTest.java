@@ -7,7 +7,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-/** Each error policy does what BRIEF §2 says, for source reads and target writes. */
+/** Each error policy does what DESIGN §2.7 says, for source reads and target writes. */
 class ErrorPolicyTest {
     private static final long SECOND = 1_000_000_000L;
 

@@ -4,7 +4,7 @@ import dev.handoff.device.DeviceException;
 
 import java.util.Arrays;
 
-/** BRIEF §2's key invariant as an executable check: a chunk neither dirty nor in flight is equal on both sides. */
+/** DESIGN §3.6: the key invariant as an executable check: a chunk neither dirty nor in flight is equal on both sides. */
 final class KeyInvariant {
     private KeyInvariant() {
     }

@@ -61,7 +61,7 @@ import java.util.function.UnaryOperator;
  *   <li>{@code guest-image}: the device the guest is routed to holds exactly the bytes of every
  *       acknowledged guest write in order (a byte-array model); guest reads return them.</li>
  *   <li>{@code key-invariant}: while the job runs, every chunk that is neither dirty nor covered
- *       by a copy in flight is equal on source and target (BRIEF §2).</li>
+ *       by a copy in flight is equal on source and target (DESIGN §3.6).</li>
  *   <li>{@code ready-in-sync}: when READY is emitted no copy is in flight, nothing is dirty and
  *       the target equals the source.</li>
  *   <li>{@code completed-consistent}: COMPLETED leaves the target equal to the source and
@@ -69,7 +69,7 @@ import java.util.function.UnaryOperator;
  *       on the source.</li>
  *   <li>{@code cancelled-source-intact}: CANCELLED and FAILED leave the guest on the source.</li>
  *   <li>{@code error-policy}: every injected fault on a job path is one ERROR event, whose action
- *       is the one BRIEF §2 gives the side's policy for that kind; STOP leaves the job PAUSED;
+ *       is the one DESIGN §2.7 gives the side's policy for that kind; STOP leaves the job PAUSED;
  *       IGNORE neither pauses nor fails it; after a REPORT the job ends FAILED.</li>
  *   <li>{@code event-stream}: sequence numbers 1, 2, 3, ...; each state change starts where the
  *       previous one ended; one final event, nothing after it.</li>

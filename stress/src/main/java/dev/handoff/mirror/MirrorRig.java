@@ -200,7 +200,7 @@ public final class MirrorRig implements JobRuntime {
     }
 
     /**
-     * The key invariant (BRIEF §2) for one chunk, to be asked while no task and no guest operation
+     * The key invariant (DESIGN §3.6) for one chunk, to be asked while no task and no guest operation
      * runs: a chunk that is neither dirty nor in flight holds the same value on both sides.
      */
     public boolean cleanImpliesInSync(int chunk) {

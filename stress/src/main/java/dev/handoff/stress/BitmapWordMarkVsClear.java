@@ -12,7 +12,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (BRIEF §2, dirty bitmap linearizable; DirtyBitmap point 1 "no lost mark"): a guest
+ * Invariant (DESIGN §2.1, dirty bitmap linearizable; DirtyBitmap point 1 "no lost mark"): a guest
  * marking one chunk and the copier test-and-clearing another chunk of the same 64-bit word never
  * overwrite each other's update. A lost mark is a lost guest write (the chunk is never copied).
  *

@@ -12,7 +12,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (BRIEF §2, dirty bitmap linearizable; DirtyBitmap point 1 "no lost mark"): two guests
+ * Invariant (DESIGN §2.1, dirty bitmap linearizable; DirtyBitmap point 1 "no lost mark"): two guests
  * marking different chunks of the same 64-bit word never overwrite each other's bit. Only actors
  * that touch the same word can see a lost update. (The test-and-clear side of the same word is
  * BitmapWordMarkVsClear: on two CPUs jcstress runs two actors per test.)

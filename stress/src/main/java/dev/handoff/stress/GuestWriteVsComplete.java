@@ -16,7 +16,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariants (BRIEF §2, complete and order 5): a guest write racing complete() lands exactly once,
+ * Invariants (DESIGN §2.4 and §3.5): a guest write racing complete() lands exactly once,
  * on the right side: before the switch it goes to the source and is copied before the pivot;
  * after it, it goes to the target only. READY and COMPLETED are announced only when no copy is
  * in flight.

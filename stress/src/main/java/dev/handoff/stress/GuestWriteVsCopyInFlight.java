@@ -15,7 +15,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (BRIEF §2, the key invariant): a chunk that is neither dirty nor in flight has the
+ * Invariant (DESIGN §3.6, the key invariant): a chunk that is neither dirty nor in flight has the
  * same content on source and target. Here: a background guest write races the copy of the same
  * chunk that is already claimed and on its way (copier order 2: claim, clear, read, write,
  * release). Whatever the interleaving, once the copier has drained, the chunk is clean and the

@@ -15,7 +15,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (BRIEF §2, the key invariant and guest order 1): a guest write to a clean chunk of a
+ * Invariant (DESIGN §3.6 and §3.1): a guest write to a clean chunk of a
  * READY job reaches the target. The guest writes the source and then marks the chunk; the mark
  * wakes the idle copier, which claims, clears, reads and copies. Whatever the interleaving, once
  * the copier has drained, the chunk is clean and the target holds the guest's write.

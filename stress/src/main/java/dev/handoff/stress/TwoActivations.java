@@ -13,7 +13,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (BRIEF §3): at most one active holder per image. Two handles on one image, both
+ * Invariant (DESIGN §4): at most one active holder per image. Two handles on one image, both
  * INACTIVE (both sides of a migration after the source inactivated), call activate() at once:
  * exactly one wins; the loser stays INACTIVE with a clear error.
  *

@@ -15,7 +15,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (BRIEF §2 order 4, and the key invariant): in write-blocking mode a guest write that
+ * Invariant (DESIGN §3.4, and the key invariant): in write-blocking mode a guest write that
  * goes to the target synchronously is ordered with an in-flight copy of the same chunk. The
  * kernel makes the guest claim the chunk, so it waits for the copy to release it; the copy can
  * then never land on the target after the guest's write.

@@ -14,7 +14,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariants (BRIEF §3): a write racing inactivate() is either written and flushed before the
+ * Invariants (DESIGN §4): a write racing inactivate() is either written and flushed before the
  * inactivation (a newly active holder sees every acknowledged write), or refused with nothing
  * reaching the device; never acknowledged and lost, never written after. Closing an inactive
  * image writes nothing: no metadata, no record.

@@ -11,7 +11,7 @@ import org.jetbrains.lincheck.datastructures.Validate;
  * The operations and checks of the mirror's Lincheck tests ({@link MirrorCopierLincheckTest},
  * {@link MirrorIgnoredErrorLincheckTest}): guest writes racing the real copier on a two-chunk
  * mirror (plus a third chunk that only the bulk copy touches), under Lincheck's model checker
- * (BRIEF §4, "copier + writes, validated after"). Guests write in parallel threads through the
+ * (DESIGN §5, "copier + writes, validated after"). Guests write in parallel threads through the
  * job's {@link MirrorFilter}; the copier's steps (a queued task: a copy's read, its write, a
  * wake-up, a timer) run in one non-parallel group, oldest or newest first, as a thread pool may
  * run them; {@link #issue()} is the copier looking for work as a completion or a timer

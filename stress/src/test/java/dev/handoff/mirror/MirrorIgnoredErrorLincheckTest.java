@@ -5,7 +5,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * {@link MirrorCopierScenario}'s operations and checks with on-target-error IGNORE and a target
- * whose first write fails: the failed copy must leave its chunk dirty (BRIEF §2, error policies:
+ * whose first write fails: the failed copy must leave its chunk dirty (DESIGN §2.7, error policies:
  * "the chunk stays dirty and is retried later, so nothing is corrupted"), and the retry after the
  * back-off must bring the target in sync.
  *

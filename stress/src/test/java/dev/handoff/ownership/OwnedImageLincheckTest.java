@@ -14,7 +14,7 @@ import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
- * The owned image's state machine, from several threads, against a sequential model (BRIEF §3):
+ * The owned image's state machine, from several threads, against a sequential model (DESIGN §4):
  * two handles on one image (a one-chunk device, all of it inside the header cache), each able to
  * activate, inactivate, write and read. The model: at most one active handle; a write by an
  * inactive handle is refused and changes nothing; a read returns the image's current value (an

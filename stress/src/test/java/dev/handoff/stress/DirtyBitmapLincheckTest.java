@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 import java.util.BitSet;
 
 /**
- * {@link DirtyBitmap} is linearizable against a sequential {@link BitSet} (BRIEF §4, "dirty bitmap
+ * {@link DirtyBitmap} is linearizable against a sequential {@link BitSet} (DESIGN §5, "dirty bitmap
  * linearizable"). Four chunks in two words, two per word, so that marks and clears share words and
  * scans cross the summary level; word 1 starts with a stale summary bit (a chunk marked and
  * cleared), which is the state where a scan repairs the summary while a mark races it.

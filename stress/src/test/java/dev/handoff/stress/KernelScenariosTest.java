@@ -19,7 +19,7 @@ import java.util.concurrent.LinkedBlockingQueue;
  * Whole-kernel races with real threads under Lincheck's controlled scheduler
  * ({@code Lincheck.runConcurrentTest}): a guest writer, the real copier on its own pool thread,
  * and a management thread calling complete() or cancel() once the job is READY. After all
- * threads join, the BRIEF §2 invariants are asserted: the job concluded as the command asked,
+ * threads join, the DESIGN §2 and §3 invariants are asserted: the job concluded as the command asked,
  * every acknowledged write is where the guest now reads, the target is in sync (complete) or
  * a past state of the source (cancel after READY),
  *
