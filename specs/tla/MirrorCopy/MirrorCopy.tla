@@ -11,8 +11,8 @@
 (* interleave everything else between them:                                *)
 (*                                                                         *)
 (*   guest  (background):  write source  ->  mark dirty  ->  return        *)
-(*   guest  (write-blocking): claim -> write source -> write target ->     *)
-(*                            clear (or mark on failure) -> release        *)
+(*   guest  (write-blocking): claim -> clear the chunk -> write source -> *)
+(*                  write target -> (mark again if it failed) -> release   *)
 (*   copier:  claim -> test-and-clear -> read source -> write target ->    *)
 (*            release (mark again first if the copy failed: IGNORE)        *)
 (*   job:     READY / COMPLETED only when nothing is dirty and no copy is  *)
@@ -31,6 +31,7 @@
 (*   "WriteBlockingUnordered" write-blocking write does not claim a chunk  *)
 (*   "IgnoreClearsChunk"      a failed target write leaves the chunk clean *)
 (*   "PivotWithoutDrain"      pivot while a guest write is still running   *)
+(*   "WriteBlockingNoClear"   write-blocking write leaves its chunk dirty  *)
 (* Each action's comment names the variant that removes its step.          *)
 (*                                                                         *)
 (* Abstractions.  A chunk's content is a value from Values; every guest    *)
@@ -57,7 +58,8 @@ ASSUME Values \subseteq (Nat \ {0}) /\ Cardinality(Values) >= 2
 ASSUME MaxFailures \in Nat
 ASSUME Bug \in {"none", "MarkBeforeWrite", "ClearAfterRead",
                 "OverlappingCopies", "ReadyWithCopyInFlight",
-                "WriteBlockingUnordered", "IgnoreClearsChunk", "PivotWithoutDrain"}
+                "WriteBlockingUnordered", "IgnoreClearsChunk", "PivotWithoutDrain",
+                "WriteBlockingNoClear"}
 
 (* ----------------------------------------------------------------------- *)
 (*  State                                                                  *)
@@ -98,14 +100,16 @@ NextCopyStep(s) == CopySteps[ops[s].done + 1]
 (* The guest write's steps (guest.pc), per mode:                           *)
 (*   background:      "idle" -> "sourceWritten" -> "idle"                  *)
 (*                    (MarkBeforeWrite: "idle" -> "marked" -> "idle")      *)
-(*   write-blocking:  "idle" -> "wbSource" -> "wbTarget" -> "idle"         *)
+(*   write-blocking:  "idle" -> "wbClaimed" -> "wbCleared" -> "wbSource"   *)
+(*                    -> "wbTarget" [-> "wbMarked" if it failed] -> "idle" *)
 (*   after the job concluded: one step, "idle" -> "idle".                  *)
 GuestWriting(c) == guest.pc # "idle" /\ guest.c = c
 
 (* InFlightChunks: a chunk claimed by a copy or by a write-blocking write. *)
 CopyInFlight(c) == \E s \in Slots : Busy(s) /\ ops[s].c = c
+WriteBlockingPcs == {"wbClaimed", "wbCleared", "wbSource", "wbTarget", "wbMarked"}
 GuestClaims(c) ==
-    /\ guest.pc \in {"wbSource", "wbTarget"}
+    /\ guest.pc \in WriteBlockingPcs
     /\ guest.c = c
     /\ Bug # "WriteBlockingUnordered"
 InFlight(c) == CopyInFlight(c) \/ GuestClaims(c)
@@ -185,23 +189,46 @@ MirrorFilterWrite_MarkRange(c, v) ==
 (*  Guest writes in write-blocking mode: MirrorFilter.write                *)
 (* ----------------------------------------------------------------------- *)
 
-(* MirrorFilter.write (WRITE_BLOCKING), first step: InFlightChunks.claim   *)
-(* (waits while a copy holds the chunk), then write the source.            *)
+(* MirrorFilter.writeBlocking: InFlightChunks.claim (waits while a copy    *)
+(* holds the chunk).                                                       *)
 (* The claim orders this write with any copy of the same chunk: without    *)
 (* it (WriteBlockingUnordered) a copy that read the old data before this   *)
 (* write can write the target after it, and the chunk, which this write    *)
-(* will mark clean, keeps old data on the target (CleanChunkInSync).       *)
-MirrorFilterWrite_ClaimWriteSource(c, v) ==
+(* has marked clean, keeps old data on the target (CleanChunkInSync).      *)
+MirrorFilterWrite_Claim(c, v) ==
     /\ Mode = "write-blocking"
     /\ ~Concluded /\ GateOpen
     /\ guest.pc = "idle"
     /\ v # src[c]
     /\ ~InFlight(c) \/ Bug = "WriteBlockingUnordered"
-    /\ src' = [src EXCEPT ![c] = v]
-    /\ guest' = [pc |-> "wbSource", c |-> c, v |-> v, ok |-> TRUE]
+    /\ guest' = [pc |-> "wbClaimed", c |-> c, v |-> v, ok |-> TRUE]
+    /\ UNCHANGED <<src, tgt, dirty, ops, acked, status, pivoted, failures>>
+
+(* MirrorFilter.writeBlocking: DirtyBitmap.clearCovered, holding the      *)
+(* claim.  The write covers the chunk completely (writes here are whole    *)
+(* chunks), so once it has written both devices the chunk is the same on   *)
+(* both; the claim keeps copies out meanwhile, and a failure below marks   *)
+(* it again before the release.  This is what makes write-blocking         *)
+(* converge whatever the guest's write rate: a guest that keeps rewriting  *)
+(* a dirty chunk, claiming it whenever the copier looks, would otherwise   *)
+(* keep it dirty for ever (WriteBlockingNoClear: ReadyWhileWriting fails). *)
+(* Clearing before the source write, as the copier clears before its read, *)
+(* keeps a racing background mark from being erased.                       *)
+MirrorFilterWrite_ClearCovered ==
+    /\ guest.pc = "wbClaimed"
+    /\ dirty' = IF Bug = "WriteBlockingNoClear" THEN dirty ELSE dirty \ {guest.c}
+    /\ guest' = [guest EXCEPT !.pc = "wbCleared"]
+    /\ UNCHANGED <<src, tgt, ops, acked, status, pivoted, failures>>
+
+(* MirrorFilter.writeBlocking: the source write.                           *)
+MirrorFilterWrite_WriteSourceBlocking ==
+    /\ guest.pc = "wbCleared"
+    /\ src' = [src EXCEPT ![guest.c] = guest.v]
+    /\ guest' = [guest EXCEPT !.pc = "wbSource"]
     /\ UNCHANGED <<tgt, dirty, ops, acked, status, pivoted, failures>>
 
-(* Second step: write the target, synchronously.  It may fail.             *)
+(* MirrorFilter.writeBlocking: the target write, synchronous.  It may      *)
+(* fail.                                                                   *)
 MirrorFilterWrite_WriteTarget ==
     /\ guest.pc = "wbSource"
     /\ \/ /\ tgt' = [tgt EXCEPT ![guest.c] = guest.v]
@@ -213,21 +240,23 @@ MirrorFilterWrite_WriteTarget ==
           /\ UNCHANGED tgt
     /\ UNCHANGED <<src, dirty, ops, acked, status, pivoted>>
 
-(* Third step: DirtyBitmap.clearRange (both devices hold the data and the  *)
-(* claim keeps copies out) or, if the target write failed,                 *)
-(* DirtyBitmap.markRange, so that the copier retries the chunk; then       *)
-(* InFlightChunks.release and return.  Clearing on failure                 *)
-(* (IgnoreClearsChunk) leaves a clean chunk the target never got.          *)
-(* Clearing is what makes write-blocking converge: a guest write never     *)
-(* adds work for the copier.                                               *)
-MirrorFilterWrite_ClearRelease ==
-    /\ guest.pc = "wbTarget"
-    /\ dirty' = IF guest.ok \/ Bug = "IgnoreClearsChunk"
-                THEN dirty \ {guest.c}
-                ELSE dirty \cup {guest.c}
+(* MirrorFilter.writeBlocking, after a failed target write:                *)
+(* DirtyBitmap.markRange, before the claim is released, so that the        *)
+(* copier retries the chunk.  Skipping it (IgnoreClearsChunk) leaves a     *)
+(* clean chunk the target never got.                                       *)
+MirrorFilterWrite_MarkFailed ==
+    /\ guest.pc = "wbTarget" /\ ~guest.ok
+    /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup {guest.c}
+    /\ guest' = [guest EXCEPT !.pc = "wbMarked"]
+    /\ UNCHANGED <<src, tgt, ops, acked, status, pivoted, failures>>
+
+(* MirrorFilter.writeBlocking: InFlightChunks.release, and return.         *)
+MirrorFilterWrite_Release ==
+    /\ \/ guest.pc = "wbTarget" /\ guest.ok
+       \/ guest.pc = "wbMarked"
     /\ acked' = [acked EXCEPT ![guest.c] = guest.v]
     /\ guest' = IdleGuest
-    /\ UNCHANGED <<src, tgt, ops, status, pivoted, failures>>
+    /\ UNCHANGED <<src, tgt, dirty, ops, status, pivoted, failures>>
 
 (* After the job concluded the filter only routes: to the target after a   *)
 (* pivot, to the source otherwise.  Nothing is marked any more.            *)
@@ -380,10 +409,13 @@ GuestWrites ==
     \/ \E c \in Chunks, v \in Values :
           \/ MirrorFilterWrite_WriteSource(c, v)
           \/ MirrorFilterWrite_MarkRange(c, v)
-          \/ MirrorFilterWrite_ClaimWriteSource(c, v)
+          \/ MirrorFilterWrite_Claim(c, v)
           \/ MirrorFilterWrite_Routed(c, v)
+    \/ MirrorFilterWrite_ClearCovered
+    \/ MirrorFilterWrite_WriteSourceBlocking
     \/ MirrorFilterWrite_WriteTarget
-    \/ MirrorFilterWrite_ClearRelease
+    \/ MirrorFilterWrite_MarkFailed
+    \/ MirrorFilterWrite_Release
 
 (* The guest's steps that finish a write it has started.                   *)
 GuestContinues == guest.pc # "idle" /\ GuestWrites
@@ -433,7 +465,7 @@ TypeOK ==
     /\ tgt \in [Chunks -> Values \cup {Unwritten}]
     /\ dirty \subseteq Chunks
     /\ \A s \in Slots : ops[s].done \in 0..4 /\ ops[s].c \in Chunks
-    /\ guest.pc \in {"idle", "sourceWritten", "marked", "wbSource", "wbTarget"}
+    /\ guest.pc \in {"idle", "sourceWritten", "marked"} \cup WriteBlockingPcs
     /\ acked \in [Chunks -> Values]
     /\ status \in {"running", "ready", "completing", "draining", "aborting",
                    "completed", "cancelled"}

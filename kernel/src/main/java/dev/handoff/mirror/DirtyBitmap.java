@@ -132,6 +132,48 @@ public final class DirtyBitmap {
         return newlyDirty;
     }
 
+    /**
+     * Clears the chunks that {@code [offset, offset + length)} covers <em>completely</em>: a chunk
+     * the range covers only in part keeps its bit, since the part the range does not cover may
+     * still differ on the target. The device's last chunk, when it is shorter than the
+     * granularity, is covered completely by a range that reaches the device's end.
+     *
+     * <p>Used by a write-blocking guest write that holds the claim of every chunk it touches, just
+     * before its source write (DESIGN §3.4). One volatile read-modify-write per word it changes,
+     * then a {@link VarHandle#fullFence()} so that the caller's source write cannot become visible
+     * before the clear. That pairs with the fence in {@link #markRange}, as the copier's clear
+     * does: a background writer racing on the same chunk (a discard, or a write that entered before
+     * the switch to write-blocking) either reads the bit cleared and sets it again, or read it
+     * before our clear, and then its data landed before ours and ours overwrote it.
+     *
+     * @return true if at least one of those chunks was dirty
+     */
+    public boolean clearCovered(long offset, long length) {
+        checkRange(offset, length);
+        long end = offset + length;
+        long first = (offset + granularity() - 1) >>> granularityShift; // round up to a chunk start
+        long stop = end == deviceSize ? chunkCount : end >>> granularityShift; // first chunk not covered
+        if (first >= stop) {
+            return false;
+        }
+        long last = stop - 1;
+        boolean cleared = false;
+        for (int w = (int) (first >>> 6), lastWord = (int) (last >>> 6); w <= lastWord; w++) {
+            long mask = wordMask(w, first, last);
+            // Volatile read first: a write-blocking guest that rewrites clean chunks (the steady
+            // state after READY) leaves the shared word alone.
+            if ((lvWord(w) & mask) != 0) {
+                // Volatile RMW: cannot lose a concurrent mark of another bit in the same word.
+                long old = (long) LONGS.getAndBitwiseAnd(words, w, ~mask);
+                cleared |= (old & mask) != 0;
+            }
+        }
+        // Store-load (and store-store) barrier: the clear before the caller's source write and
+        // before its later reads. Pairs with the fence in markRange.
+        VarHandle.fullFence();
+        return cleared;
+    }
+
     /** Marks one chunk; same ordering as {@link #markRange}. Returns true if it was clean. */
     public boolean mark(long chunk) {
         checkChunk(chunk);

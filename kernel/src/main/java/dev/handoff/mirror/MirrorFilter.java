@@ -20,11 +20,14 @@ import java.nio.ByteBuffer;
  *       lock, no allocation: a gate RMW, the device write, the bitmap's fence and read, and at
  *       most one RMW for a clean chunk.</li>
  *   <li><b>Write-blocking write</b>: claim the touched chunks (waiting for an in-flight copy of
- *       any of them: order 4), write the source, write the target, release. Two such writes to
- *       a chunk are serialized by the claim, so source and target see them in the same order. A
- *       failed target write marks the chunks dirty before the claim is released, and goes to
- *       the job's on-target-error policy; the guest's write still succeeds (the source has
- *       it).</li>
+ *       any of them: order 4), clear the dirty bits of the chunks it covers completely, write
+ *       the source, write the target, release. Two such writes to a chunk are serialized by the
+ *       claim, so source and target see them in the same order. Clearing is what makes
+ *       write-blocking converge whatever the guest's write rate: a guest write never leaves work
+ *       for the copier in a chunk it rewrote whole. A chunk covered only in part stays dirty (the
+ *       rest of it may still differ). A failed source or target write marks the chunks dirty
+ *       again before the claim is released; a failed target write goes to the job's
+ *       on-target-error policy and the guest's write still succeeds (the source has it).</li>
  *   <li><b>Reads</b> go to the source; <b>flush</b> flushes the source (the target is flushed
  *       before a pivot); <b>discard</b> discards on the source and marks the chunks dirty.</li>
  * </ul>
@@ -142,6 +145,11 @@ public final class MirrorFilter implements BlockDevice {
         passthrough = device;
     }
 
+    /** Whether a guest write entering now takes the write-blocking path (a volatile read; for checks). */
+    boolean writesThrough() {
+        return writeThrough && passthrough == null;
+    }
+
     /* ---- Guest write paths ---- */
 
     private void mutate(int op, long offset, long length, ByteBuffer src) throws DeviceException {
@@ -183,28 +191,40 @@ public final class MirrorFilter implements BlockDevice {
         long last = bitmap.chunkOf(offset + length - 1);
         ByteBuffer forTarget = src != null ? src.duplicate() : null;
         claims.claim(first, last);
+        boolean cleared = false;
+        boolean settled = false; // both sides written, or the chunks marked dirty again
         try {
-            try {
-                apply(source, op, offset, length, src);
-            } catch (DeviceException | RuntimeException e) {
-                bitmap.markRange(offset, length);
-                throw e;
-            }
+            // Every chunk is ours: no copy of them runs until we release. The chunks this write
+            // covers completely hold the same bytes on both sides once it has written both, so
+            // they are clean from now on; a partly covered one stays dirty. Cleared before the
+            // source write, as a copy clears before its read: a background mark racing on the
+            // same chunk is then never lost (DirtyBitmap.clearCovered). Order 4.
+            cleared = bitmap.clearCovered(offset, length);
+            apply(source, op, offset, length, src);
             try {
                 if (op == WRITE) {
                     copier.noteTargetWrite(offset, length);
                 }
                 apply(target, op, offset, length, forTarget);
+                settled = true;
             } catch (DeviceException e) {
                 bitmap.markRange(offset, length); // before the claim is released
+                settled = true;
                 job.onGuestTargetError(op == WRITE ? MirrorEvent.Operation.WRITE : MirrorEvent.Operation.WRITE_ZEROES,
                         offset, length, e);
             }
         } finally {
+            if (!settled) {
+                // The source write failed (perhaps part way) or a device threw: whatever landed is
+                // dirty again before the claim is released.
+                bitmap.markRange(offset, length);
+            }
             claims.release(first, last);
-            // A copy skipped these chunks while we held them, or a failure above marked them: if
-            // one is dirty, make sure the copier looks again (also when the source write threw).
-            if (bitmap.anyDirty(offset, length)) {
+            // A copy skipped these chunks while we held them, a partly covered chunk stays dirty,
+            // or a failure above marked them: if one is dirty, make sure the copier looks again
+            // (also when the source write threw). If we cleared a dirty chunk, this write may have
+            // been the copier's last work: it looks again to judge READY.
+            if (cleared || bitmap.anyDirty(offset, length)) {
                 copier.wakeIfIdle();
             }
         }

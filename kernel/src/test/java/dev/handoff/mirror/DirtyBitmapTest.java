@@ -56,6 +56,42 @@ class DirtyBitmapTest {
     }
 
     @Test
+    void clearCoveredClearsOnlyTheChunksTheRangeCoversCompletely() {
+        DirtyBitmap b = new DirtyBitmap(200 * G, G);
+        b.markAll();
+        assertThat(b.clearCovered(3 * G - 1, 2 * G + 2)).isTrue(); // 2 and 5 in part, 3 and 4 whole
+        assertThat(b.isDirty(2)).isTrue();
+        assertThat(b.isDirty(3)).isFalse();
+        assertThat(b.isDirty(4)).isFalse();
+        assertThat(b.isDirty(5)).isTrue();
+        assertThat(b.clearCovered(10 * G + 1, G)).as("two halves, no whole chunk").isFalse();
+        assertThat(b.isDirty(10)).isTrue();
+        assertThat(b.isDirty(11)).isTrue();
+        assertThat(b.clearCovered(60 * G, 10 * G)).as("across a word boundary").isTrue();
+        for (long c = 60; c < 70; c++) {
+            assertThat(b.isDirty(c)).isFalse();
+        }
+        assertThat(b.isDirty(59)).isTrue();
+        assertThat(b.isDirty(70)).isTrue();
+        assertThat(b.count()).isEqualTo(200 - 2 - 10);
+        assertThat(b.clearCovered(3 * G, G)).as("already clean").isFalse();
+        assertThat(b.clearCovered(7 * G, 0)).isFalse();
+        assertThat(b.isDirty(7)).isTrue();
+    }
+
+    @Test
+    void clearCoveredTreatsTheShortLastChunkAsCoveredByARangeToTheDeviceEnd() {
+        DirtyBitmap b = new DirtyBitmap(10 * G - 100, G);
+        b.markAll();
+        assertThat(b.clearCovered(9 * G, G - 101)).as("one byte short of the end").isFalse();
+        assertThat(b.isDirty(9)).isTrue();
+        assertThat(b.clearCovered(9 * G, G - 100)).isTrue();
+        assertThat(b.isDirty(9)).isFalse();
+        assertThat(b.isDirty(8)).isTrue();
+        assertThatThrownBy(() -> b.clearCovered(9 * G, G)).isInstanceOf(IndexOutOfBoundsException.class);
+    }
+
+    @Test
     void nextDirtyFindsChunksAcrossWordsAndSummaryWords() {
         long chunks = 3 * 4096 + 17; // more than two summary words
         DirtyBitmap b = new DirtyBitmap(chunks * G, G);

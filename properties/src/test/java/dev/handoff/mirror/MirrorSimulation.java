@@ -75,6 +75,10 @@ import java.util.function.UnaryOperator;
  *       previous one ended; one final event, nothing after it.</li>
  *   <li>{@code command-table}: each command is accepted exactly where MirrorJob's state x command
  *       table allows it, and a refused one changes nothing.</li>
+ *   <li>{@code write-blocking-clear}: a write-blocking guest write that succeeded with no fault
+ *       during it leaves every chunk it covered completely clean (DESIGN §3.4: it clears them,
+ *       holding their claims) and every chunk it covered only in part as dirty or clean as it
+ *       was before (the part it did not write may still differ).</li>
  *   <li>{@code guest-op-failure}: a guest operation fails only when a fault was injected.</li>
  *   <li>{@code crash-durability}: after a crash the guest's device holds every write acknowledged
  *       before its last successful flush (or before the pivot, which flushes the target), and each
@@ -88,7 +92,7 @@ public final class MirrorSimulation {
 
     /** What a run did, for coverage statistics. */
     public record Result(JobState outcome, boolean pivoted, boolean crashed, int tasks, int guestWrites,
-            int skippedGuestOps, long errors, boolean reachedReady, boolean healed) {
+            int skippedGuestOps, long errors, boolean reachedReady, boolean readyBeforeHeal, boolean healed) {
     }
 
     /** A decorator of the devices the job sees, for broken-device self-tests. */
@@ -159,6 +163,7 @@ public final class MirrorSimulation {
     private boolean commandInStep;
     private boolean crashed;
     private boolean reachedReady;
+    private boolean readyBeforeHeal;
     private boolean healed;
     private int tasks;
     private int writeId;
@@ -231,7 +236,7 @@ public final class MirrorSimulation {
             heal();
         }
         return new Result(job.state(), terminal instanceof MirrorEvent.Completed c && c.pivoted(), crashed, tasks,
-                guestWrites, skipped, errorsSeen, reachedReady, healed);
+                guestWrites, skipped, errorsSeen, reachedReady, readyBeforeHeal, healed);
     }
 
     /* ---- Actions ---- */
@@ -333,7 +338,13 @@ public final class MirrorSimulation {
         }
         guestInProgress = new long[] {off, len};
         long faultsBefore = guestFaults;
+        long jobFaultsBefore = expectedErrors;
         boolean writeBlocking = job.progress().copyMode() == CopyMode.WRITE_BLOCKING && !job.state().isConcluded();
+        boolean writesThrough = w.fill() != Fill.DISCARD && guest.writesThrough();
+        long firstChunk = bitmap.chunkOf(off);
+        long lastChunk = bitmap.chunkOf(off + len - 1);
+        boolean firstWasDirty = bitmap.isDirty(firstChunk);
+        boolean lastWasDirty = bitmap.isDirty(lastChunk);
         Context outer = context;
         context = Context.GUEST;
         try {
@@ -357,6 +368,9 @@ public final class MirrorSimulation {
             guestInProgress = null;
         }
         guestWrites++;
+        if (writesThrough && expectedErrors == jobFaultsBefore) {
+            checkWriteBlockingClear(off, len, firstChunk, lastChunk, firstWasDirty, lastWasDirty);
+        }
         System.arraycopy(data, 0, model, (int) off, len);
         sinceFloorRanges.add(new long[] {off, len});
         sinceFloorData.add(data);
@@ -549,6 +563,7 @@ public final class MirrorSimulation {
             }
         } else if (e instanceof MirrorEvent.Ready) {
             reachedReady = true;
+            readyBeforeHeal = action >= 0;
             checkReady(e);
         } else if (e instanceof MirrorEvent.Error err) {
             errorInAction = true;
@@ -676,6 +691,26 @@ public final class MirrorSimulation {
             }
             if (e instanceof MirrorEvent.Failed && errorsSeen == 0) {
                 throw violation("error-policy", e + " without any ERROR event");
+            }
+        }
+    }
+
+    /** DESIGN §3.4: see the class comment's {@code write-blocking-clear}. */
+    private void checkWriteBlockingClear(long off, int len, long firstChunk, long lastChunk, boolean firstWasDirty,
+            boolean lastWasDirty) {
+        for (long c = firstChunk; c <= lastChunk; c++) {
+            long from = bitmap.offsetOf(c);
+            long to = Math.min(size, bitmap.offsetOf(c + 1));
+            boolean whole = off <= from && off + len >= to;
+            boolean dirty = bitmap.isDirty(c);
+            if (whole && dirty) {
+                throw violation("write-blocking-clear", "the write-blocking write " + off + "+" + len
+                        + " covered chunk " + c + " completely and succeeded, but left it dirty");
+            }
+            if (!whole && dirty != (c == firstChunk ? firstWasDirty : lastWasDirty)) {
+                throw violation("write-blocking-clear", "the write-blocking write " + off + "+" + len
+                        + " covered chunk " + c + " only in part but left it " + (dirty ? "dirty" : "clean")
+                        + " where it was " + (dirty ? "clean" : "dirty"));
             }
         }
     }

@@ -92,6 +92,54 @@ class MirrorSimulationTest {
         }
     }
 
+    /**
+     * DESIGN §2.6: write-blocking converges whatever the guest's write rate. A guest rewrites the
+     * last chunks of the disk, whole, as fast as it can: every task of the job runs inside one of
+     * its writes (nested in the source write, while it holds the claims of those chunks), so the
+     * copier can never claim them. The job must still reach READY while the guest writes, since
+     * the guest's own writes leave those chunks clean. (A copier-only convergence would starve.)
+     */
+    @Test
+    void aWriteBlockingGuestRewritingOneDirtyChunkAsFastAsItCanCannotKeepTheJobFromReady() {
+        for (long seed = 1; seed <= HOT_CHUNK_SEEDS; seed++) {
+            MirrorScenario s = hotChunk(seed);
+            MirrorSimulation.Result r;
+            try {
+                r = new MirrorSimulation(s).run();
+            } catch (PropertyViolation v) {
+                throw new AssertionError("hot-chunk seed " + seed + ": " + v.getMessage() + "\n" + s, v);
+            }
+            assertThat(r.readyBeforeHeal()).as("READY while the guest still rewrites its chunk; seed %d:%n%s", seed, s)
+                    .isTrue();
+        }
+    }
+
+    static final int HOT_CHUNK_SEEDS = 200;
+
+    /** Write-blocking, sync FULL, no faults; the guest rewrites the last one or two chunks, whole, with every task nested. */
+    static MirrorScenario hotChunk(long seed) {
+        java.util.SplittableRandom r = new java.util.SplittableRandom(seed);
+        int shift = r.nextInt(3);
+        int g = 512 << shift;
+        int bufChunks = 1 + r.nextInt(3);
+        int chunks = bufChunks + 2 + r.nextInt(10);
+        int tail = r.nextInt(3) == 0 ? 1 + r.nextInt(g - 1) : 0;
+        MirrorScenario.Config config = new MirrorScenario.Config(r.nextLong(), shift, chunks, tail, bufChunks,
+                1 + r.nextInt(bufChunks), 0, SyncMode.FULL, CopyMode.WRITE_BLOCKING, ErrorPolicy.REPORT,
+                ErrorPolicy.REPORT, r.nextBoolean(), r.nextInt(3) == 0 ? 0 : r.nextInt(2_000));
+        int hot = r.nextBoolean() ? 1 : 2; // beyond the chunks start() claims
+        long off = (long) (chunks - hot) * g;
+        int len = (int) (config.size() - off);
+        List<MirrorScenario.Action> actions = new java.util.ArrayList<>();
+        actions.add(new MirrorScenario.Command(MirrorScenario.Cmd.START));
+        for (int i = 0; i < 8 * chunks; i++) {
+            MirrorScenario.Fill fill = r.nextInt(5) == 0 ? MirrorScenario.Fill.WRITE_ZEROES : MirrorScenario.Fill.PATTERN;
+            int nest = 7 | (r.nextBoolean() ? 8 : 0) | (r.nextInt(16) << 4); // seven tasks, before or after the data lands
+            actions.add(new MirrorScenario.Write(off, len, fill, nest));
+        }
+        return new MirrorScenario(config, actions);
+    }
+
     @Test
     void regressionSeedsStillPass() {
         List<Long> seeds = Seeds.regression(MirrorSimulationTest.class, "mirror-regression-seeds.txt");

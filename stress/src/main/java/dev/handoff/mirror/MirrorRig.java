@@ -77,6 +77,14 @@ public final class MirrorRig implements JobRuntime {
         return new MirrorRig(source, target, options);
     }
 
+    /**
+     * A job with the given options (their granularity may span several {@link ChunkDevice} chunks,
+     * so that a write can cover a mirror chunk in part), not started.
+     */
+    public static MirrorRig create(ChunkDevice source, ChunkDevice target, MirrorOptions options) {
+        return new MirrorRig(source, target, options);
+    }
+
     /* ---- JobRuntime: queue only ---- */
 
     @Override
