@@ -11,7 +11,13 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 
@@ -19,86 +25,145 @@ import java.util.stream.Stream;
  * Runs the broken-variant catalog (mutants/catalog.json; the format is in mutants/README.md).
  *
  * <p>Copies the work tree (tracked and untracked, not ignored files) to a scratch directory and
- * builds it once, offline. Then, for each variant: copies the kernel's production sources, applies
- * the variant's patch ({@code git apply --check} first: a patch that no longer applies, or no
- * longer compiles, is STALE), compiles them, and runs each of the variant's checks with the
- * patched classes first on the class path. A variant is CAUGHT when every one of its checks fails;
- * otherwise it SURVIVED. Exits 0 only if every variant is caught.
+ * builds it once, offline (or, with {@code --prebuilt}, uses the work tree's own build). Then, for
+ * each variant: copies the production sources of the modules its patch touches, applies the patch
+ * ({@code git apply --check} first: a patch that no longer applies, or no longer compiles, is
+ * STALE), compiles them, and runs the variant's checks with the patched classes first on the class
+ * path: every JUnit check of one module in one launcher, every jcstress check in one jcstress JVM.
+ * A check fires only when the test it names fails and, where the entry names what must fire
+ * ({@code expect}), that failure shows it (a simulation property, a jcstress outcome); a variant is
+ * CAUGHT when every one of its checks fired. Exits 0 only if every variant is caught.
  *
- * <p>Usage (from the repository root): {@code java mutants/RunCatalog.java [--only id,id] [--keep]}
+ * <p>Usage (from the repository root): {@code java mutants/RunCatalog.java [--only id,id] [--fast]
+ * [--jobs N] [--prebuilt] [--keep]}
  */
 public final class RunCatalog {
     /** jcstress flags for a catalog check: one short fork per JVM mode, enough for every harness here. */
     static final List<String> JCSTRESS_FLAGS = List.of("-f", "1", "-fsm", "1", "-iters", "1", "-time", "200",
             "-sc", "false", "-jvmArgs", "-Xmx256m");
     static final long CHECK_TIMEOUT_MINUTES = 10;
+    /** Modules whose production sources a patch may touch, in build order. */
+    static final List<String> PATCHABLE = List.of("kernel", "nbd", "cli");
+    static final Pattern PATCHED_FILE = Pattern.compile("^\\+\\+\\+ b/([a-z]+)/src/main/java/", Pattern.MULTILINE);
 
-    enum Verdict { CAUGHT, SURVIVED, STALE, ERROR }
+    enum Verdict { CAUGHT, SURVIVED, MISFIRED, STALE, ERROR }
 
-    record Check(String kind, String module, String select, String test, List<String> args) {
+    record Check(String kind, String module, String select, String test, String expect, List<String> args) {
         String describe() {
-            return kind.equals("jcstress") ? "jcstress -t " + test : "junit " + module + " " + select;
+            String what = kind.equals("jcstress") ? "jcstress " + test : "junit " + module + " " + select;
+            return expect == null ? what : what + " [" + expect + "]";
         }
     }
 
-    record Variant(String id, Path patch, String invariant, List<Check> checks) {
+    record Variant(String id, Path patch, String invariant, List<Check> checks, boolean fast) {
     }
 
     record Result(Variant variant, Verdict verdict, String detail, long millis) {
+    }
+
+    /** What one check did on the broken variant. */
+    enum Fired { NAMED, OTHER, PASSED, ERROR }
+
+    record Outcome(Check check, Fired fired, String detail) {
     }
 
     public static void main(String[] args) throws Exception {
         Path root = Path.of("").toAbsolutePath();
         Set<String> only = new LinkedHashSet<>();
         boolean keep = false;
+        boolean fast = false;
+        boolean prebuilt = false;
+        int jobs = 2;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
                 case "--only" -> only.addAll(Arrays.asList(args[++i].split(",")));
                 case "--keep" -> keep = true;
+                case "--fast" -> fast = true;
+                case "--prebuilt" -> prebuilt = true;
+                case "--jobs" -> jobs = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + "; usage: java mutants/RunCatalog.java [--only id,id] [--keep]");
+                        + "; usage: java mutants/RunCatalog.java [--only id,id] [--fast] [--jobs N] [--prebuilt] [--keep]");
             }
         }
         List<Variant> variants = load(root.resolve("mutants/catalog.json"));
         if (!only.isEmpty()) {
+            Set<String> known = variants.stream().map(Variant::id).collect(Collectors.toSet());
+            for (String id : only) {
+                if (!known.contains(id)) {
+                    throw new IllegalArgumentException("no variant " + id + " in mutants/catalog.json");
+                }
+            }
             variants = variants.stream().filter(v -> only.contains(v.id())).collect(Collectors.toList());
+        }
+        if (fast) {
+            variants = variants.stream().filter(Variant::fast).collect(Collectors.toList());
         }
         Path scratch = Files.createTempDirectory("handoff-mutants-");
         long start = System.nanoTime();
-        System.out.println("catalog: " + variants.size() + " variants; scratch " + scratch);
+        System.out.println("catalog: " + variants.size() + " variants, " + jobs + " at a time; scratch " + scratch);
 
-        Path base = scratch.resolve("base");
-        copyWorkTree(root, base);
         Set<String> modules = new LinkedHashSet<>(List.of("kernel", "stress"));
         for (Variant v : variants) {
+            modules.addAll(patchedModules(v));
             for (Check c : v.checks()) {
                 if (c.kind().equals("junit")) {
                     modules.add(c.module());
                 }
             }
         }
-        long t = System.nanoTime();
-        int built = run(base, base.resolve("build.log"), List.of("mvn", "-o", "-q", "-B", "-pl", String.join(",", modules),
-                "-am", "package", "-DskipTests", "-Djcstress.skip=true", "dependency:build-classpath",
-                "-Dmdep.includeScope=test", "-Dmdep.outputFile=target/test-classpath.txt"));
-        if (built != 0) {
-            System.out.println("the unpatched tree does not build; see " + base.resolve("build.log"));
-            System.exit(2);
+        Path base;
+        if (prebuilt) {
+            base = root; // the caller built every module (mvn verify does; see mutants/pom.xml)
+        } else {
+            base = scratch.resolve("base");
+            copyWorkTree(root, base);
+            long t = System.nanoTime();
+            int built = run(base, base.resolve("build.log"), List.of("mvn", "-o", "-q", "-B", "-pl",
+                    String.join(",", modules), "-am", "package", "-DskipTests", "-Djcstress.skip=true"));
+            if (built != 0) {
+                System.out.println("the unpatched tree does not build; see " + base.resolve("build.log"));
+                System.exit(2);
+            }
+            System.out.printf("built the unpatched tree in %d s%n", seconds(t));
         }
-        System.out.printf("built the unpatched tree in %d s%n", seconds(t));
+        for (String m : modules) {
+            if (!Files.exists(base.resolve(m).resolve("target/test-classpath.txt"))) {
+                System.out.println("missing " + m + "/target/test-classpath.txt: build the module first (mvn -pl " + m
+                        + " -am package -DskipTests)");
+                System.exit(2);
+            }
+        }
 
-        List<Result> results = new ArrayList<>();
+        // Two variants at a time by default, but one jcstress JVM at a time: its actors need both cores.
+        Semaphore jcstress = new Semaphore(1);
+        ExecutorService pool = Executors.newFixedThreadPool(jobs);
+        List<Future<Result>> futures = new ArrayList<>();
+        Path finalBase = base;
         for (Variant v : variants) {
-            Result r = runVariant(base, scratch.resolve("variants").resolve(v.id()), v);
-            results.add(r);
-            System.out.printf("%-34s %-8s %4d s  %s%n", v.id(), r.verdict(), r.millis() / 1000, r.detail());
+            futures.add(pool.submit(() -> {
+                Result r = runVariant(finalBase, scratch.resolve("variants").resolve(v.id()), v, jcstress);
+                synchronized (System.out) {
+                    System.out.printf("%-38s %-8s %4d s  %s%n", v.id(), r.verdict(), r.millis() / 1000, r.detail());
+                }
+                return r;
+            }));
         }
+        List<Result> results = new ArrayList<>();
+        for (Future<Result> f : futures) {
+            results.add(f.get());
+        }
+        pool.shutdown();
 
         long caught = results.stream().filter(r -> r.verdict() == Verdict.CAUGHT).count();
         System.out.println();
-        System.out.printf("%d of %d variants caught (%d survived, %d stale, %d errors) in %d s%n", caught, results.size(),
-                count(results, Verdict.SURVIVED), count(results, Verdict.STALE), count(results, Verdict.ERROR),
-                seconds(start));
+        for (Result r : results) {
+            if (r.verdict() != Verdict.CAUGHT) {
+                System.out.printf("NOT CAUGHT: %s %s: %s%n", r.variant().id(), r.verdict(), r.detail());
+            }
+        }
+        System.out.printf("%d of %d variants caught (%d survived, %d misfired, %d stale, %d errors) in %d s%n", caught,
+                results.size(), count(results, Verdict.SURVIVED), count(results, Verdict.MISFIRED),
+                count(results, Verdict.STALE), count(results, Verdict.ERROR), seconds(start));
         if (!keep && caught == results.size()) {
             deleteTree(scratch);
         } else {
@@ -107,95 +172,271 @@ public final class RunCatalog {
         System.exit(caught == results.size() ? 0 : 1);
     }
 
-    static Result runVariant(Path base, Path dir, Variant v) throws Exception {
+    /** The modules whose production sources the variant's patch touches, in build order. */
+    static List<String> patchedModules(Variant v) throws IOException {
+        Set<String> touched = new LinkedHashSet<>();
+        Matcher m = PATCHED_FILE.matcher(Files.readString(v.patch()));
+        while (m.find()) {
+            touched.add(m.group(1));
+        }
+        for (String t : touched) {
+            if (!PATCHABLE.contains(t)) {
+                throw new IllegalArgumentException(v.id() + ": a patch may touch only " + PATCHABLE
+                        + " production sources, not " + t);
+            }
+        }
+        if (touched.isEmpty()) {
+            throw new IllegalArgumentException(v.id() + ": the patch touches no production source");
+        }
+        return PATCHABLE.stream().filter(touched::contains).collect(Collectors.toList());
+    }
+
+    static Result runVariant(Path base, Path dir, Variant v, Semaphore jcstressPermit) throws Exception {
         long t = System.nanoTime();
         Files.createDirectories(dir);
-        copyTree(base.resolve("kernel/src/main"), dir.resolve("kernel/src/main"));
-        List<String> applyCheck = List.of("git", "apply", "--check", v.patch().toString());
-        if (run(dir, dir.resolve("apply.log"), applyCheck) != 0) {
+        List<String> patched = patchedModules(v);
+        for (String m : patched) {
+            copyTree(base.resolve(m).resolve("src/main"), dir.resolve(m).resolve("src/main"));
+        }
+        if (run(dir, dir.resolve("apply.log"), List.of("git", "apply", "--check", v.patch().toString())) != 0) {
             return new Result(v, Verdict.STALE, "patch no longer applies: " + firstLine(dir.resolve("apply.log")), millis(t));
         }
         run(dir, dir.resolve("apply.log"), List.of("git", "apply", v.patch().toString()));
         Path classes = dir.resolve("classes");
-        List<String> javac = new ArrayList<>(List.of(tool("javac"), "-nowarn", "-Xlint:none", "--release", "17", "-d",
-                classes.toString()));
-        try (Stream<Path> s = Files.walk(dir.resolve("kernel/src/main/java"))) {
-            s.filter(p -> p.toString().endsWith(".java")).forEach(p -> javac.add(p.toString()));
-        }
-        if (run(dir, dir.resolve("javac.log"), javac) != 0) {
-            return new Result(v, Verdict.STALE, "patched kernel does not compile: see " + dir.resolve("javac.log"), millis(t));
-        }
-        List<String> survived = new ArrayList<>();
-        List<String> errors = new ArrayList<>();
-        int n = 0;
-        for (Check c : v.checks()) {
-            Path log = dir.resolve("check-" + (++n) + ".log");
-            int code;
-            if (c.kind().equals("jcstress")) {
-                List<String> cmd = new ArrayList<>(List.of(tool("java"), "-Djava.io.tmpdir=" + dir, "-cp",
-                        classes + ":" + base.resolve("stress/target/jcstress.jar"), "org.openjdk.jcstress.Main",
-                        "-t", "\\." + c.test() + "$", "-r", dir.resolve("jcstress-report-" + n).toString()));
-                cmd.addAll(c.args() != null ? c.args() : JCSTRESS_FLAGS);
-                code = run(dir, log, cmd);
-                String out = Files.readString(log);
-                if (code != 0 && out.contains("[FAILED]")) {
-                    continue; // caught: a FORBIDDEN outcome was observed
-                }
-                if (code == 0) {
-                    survived.add(c.describe());
-                } else {
-                    errors.add(c.describe() + " exited " + code + " without a failed test (" + log + ")");
-                }
-            } else if (c.kind().equals("junit")) {
-                String selector = c.select().contains("#") ? "--select-method=" + c.select() : "--select-class=" + c.select();
-                code = run(dir, log, List.of(tool("java"), "-Djava.io.tmpdir=" + dir, "-cp", junitClasspath(base, classes, c.module()),
-                        "org.junit.platform.console.ConsoleLauncher", "execute", selector, "--fail-if-no-tests",
-                        "--disable-banner", "--disable-ansi-colors", "--details=summary"));
-                if (code == 1) {
-                    continue; // caught: the test failed
-                }
-                if (code == 0) {
-                    survived.add(c.describe());
-                } else {
-                    errors.add(c.describe() + " exited " + code + " (" + log + ")");
-                }
-            } else {
-                errors.add("unknown check kind " + c.kind());
+        for (String m : patched) {
+            List<String> javac = new ArrayList<>(List.of(tool("javac"), "-nowarn", "-Xlint:none", "--release", "17",
+                    "-proc:none", "-cp", classes + ":" + moduleClasspath(base, m), "-d", classes.toString()));
+            try (Stream<Path> s = Files.walk(dir.resolve(m).resolve("src/main/java"))) {
+                s.filter(p -> p.toString().endsWith(".java")).forEach(p -> javac.add(p.toString()));
+            }
+            if (run(dir, dir.resolve("javac-" + m + ".log"), javac) != 0) {
+                return new Result(v, Verdict.STALE, "patched " + m + " does not compile: see "
+                        + dir.resolve("javac-" + m + ".log"), millis(t));
             }
         }
+        List<Outcome> outcomes = new ArrayList<>();
+        Map<String, List<Check>> junitByModule = new LinkedHashMap<>();
+        List<Check> jcstressDefault = new ArrayList<>();
+        for (Check c : v.checks()) {
+            if (c.kind().equals("junit")) {
+                junitByModule.computeIfAbsent(c.module(), k -> new ArrayList<>()).add(c);
+            } else if (c.kind().equals("jcstress") && c.args() == null) {
+                jcstressDefault.add(c);
+            } else if (c.kind().equals("jcstress")) {
+                jcstressPermit.acquire();
+                try {
+                    outcomes.addAll(runJcstress(base, dir, classes, List.of(c), c.args()));
+                } finally {
+                    jcstressPermit.release();
+                }
+            } else {
+                outcomes.add(new Outcome(c, Fired.ERROR, "unknown check kind " + c.kind()));
+            }
+        }
+        for (Map.Entry<String, List<Check>> e : junitByModule.entrySet()) {
+            outcomes.addAll(runJunit(base, dir, classes, e.getKey(), e.getValue()));
+        }
+        if (!jcstressDefault.isEmpty()) {
+            jcstressPermit.acquire();
+            try {
+                outcomes.addAll(runJcstress(base, dir, classes, jcstressDefault, JCSTRESS_FLAGS));
+            } finally {
+                jcstressPermit.release();
+            }
+        }
+        List<String> errors = describe(outcomes, Fired.ERROR);
+        List<String> passed = describe(outcomes, Fired.PASSED);
+        List<String> other = describe(outcomes, Fired.OTHER);
         if (!errors.isEmpty()) {
             return new Result(v, Verdict.ERROR, String.join("; ", errors), millis(t));
         }
-        if (!survived.isEmpty()) {
-            return new Result(v, Verdict.SURVIVED, "passed on the broken variant: " + String.join(", ", survived), millis(t));
+        if (!passed.isEmpty()) {
+            return new Result(v, Verdict.SURVIVED, "passed on the broken variant: " + String.join("; ", passed), millis(t));
+        }
+        if (!other.isEmpty()) {
+            return new Result(v, Verdict.MISFIRED, "failed, but not by the named check: " + String.join("; ", other),
+                    millis(t));
         }
         return new Result(v, Verdict.CAUGHT, v.checks().stream().map(Check::describe).collect(Collectors.joining(", ")),
                 millis(t));
     }
 
-    /** The patched kernel first, then the module's own classes, then its test dependencies. */
-    static String junitClasspath(Path base, Path kernelClasses, String module) throws IOException {
-        List<String> cp = new ArrayList<>();
-        cp.add(kernelClasses.toString());
-        cp.add(base.resolve(module).resolve("target/test-classes").toString());
-        if (!module.equals("kernel")) {
-            cp.add(base.resolve(module).resolve("target/classes").toString());
+    static List<String> describe(List<Outcome> outcomes, Fired which) {
+        return outcomes.stream().filter(o -> o.fired() == which)
+                .map(o -> o.check().describe() + (o.detail().isEmpty() ? "" : ": " + o.detail()))
+                .collect(Collectors.toList());
+    }
+
+    /* ---- JUnit: every check of one module in one console launcher; verdicts from its XML report ---- */
+
+    static List<Outcome> runJunit(Path base, Path dir, Path classes, String module, List<Check> checks)
+            throws IOException, InterruptedException {
+        Path reports = dir.resolve("junit-" + module);
+        List<String> cmd = new ArrayList<>(List.of(tool("java"), "-Djava.io.tmpdir=" + dir, "-cp",
+                junitClasspath(base, classes, module), "org.junit.platform.console.ConsoleLauncher", "execute",
+                "--disable-banner", "--disable-ansi-colors", "--details=summary", "--reports-dir=" + reports,
+                "--config=junit.jupiter.execution.timeout.default=2m"));
+        for (Check c : checks) {
+            cmd.add(c.select().contains("#") ? "--select-method=" + c.select() : "--select-class=" + c.select());
         }
-        Set<String> deps = new LinkedHashSet<>();
-        for (String m : List.of(module, "stress")) { // stress's list brings the console launcher
-            Path f = base.resolve(m).resolve("target/test-classpath.txt");
-            if (Files.exists(f)) {
-                for (String e : Files.readString(f).trim().split(":")) {
-                    if (!e.isEmpty() && !e.endsWith("kernel/target/classes")) {
-                        deps.add(e);
-                    }
+        Path log = dir.resolve("junit-" + module + ".log");
+        int code = run(dir, log, cmd);
+        List<Outcome> out = new ArrayList<>();
+        Path xml = reports.resolve("TEST-junit-jupiter.xml");
+        if (!Files.exists(xml)) {
+            for (Check c : checks) {
+                out.add(new Outcome(c, Fired.ERROR, "the launcher exited " + code + " without a report (" + log + ")"));
+            }
+            return out;
+        }
+        String report = Files.readString(xml);
+        for (Check c : checks) {
+            String cls = c.select().contains("#") ? c.select().substring(0, c.select().indexOf('#')) : c.select();
+            String method = c.select().contains("#") ? c.select().substring(c.select().indexOf('#') + 1) : null;
+            int ran = 0;
+            StringBuilder failures = new StringBuilder();
+            Matcher m = TESTCASE.matcher(report);
+            while (m.find()) {
+                String name = unescape(m.group(1));
+                String classname = unescape(m.group(2));
+                if (!classname.equals(cls) || (method != null && !name.startsWith(method + "("))) {
+                    continue;
+                }
+                ran++;
+                String bodyText = m.group(3) == null ? "" : m.group(3);
+                Matcher f = FAILURE.matcher(bodyText);
+                while (f.find()) {
+                    failures.append(unescape(f.group(1))).append('\n');
                 }
             }
+            if (ran == 0) {
+                out.add(new Outcome(c, Fired.ERROR, "no such test ran (" + log + ")"));
+            } else if (failures.length() == 0) {
+                out.add(new Outcome(c, Fired.PASSED, ""));
+            } else if (c.expect() != null && !failures.toString().contains(c.expect())) {
+                out.add(new Outcome(c, Fired.OTHER, firstLineOf(failures.toString())));
+            } else {
+                out.add(new Outcome(c, Fired.NAMED, ""));
+            }
         }
-        cp.addAll(deps);
+        return out;
+    }
+
+    static final Pattern TESTCASE = Pattern.compile(
+            "<testcase name=\"([^\"]*)\" classname=\"([^\"]*)\"[^>]*?(?:/>|>(.*?)</testcase>)", Pattern.DOTALL);
+    static final Pattern FAILURE = Pattern.compile("<(?:failure|error)[^>]*?(?:/>|>(.*?)</(?:failure|error)>)",
+            Pattern.DOTALL);
+
+    static String unescape(String s) {
+        if (s == null) {
+            return "";
+        }
+        return s.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&apos;", "'")
+                .replace("&#10;", "\n").replace("&amp;", "&");
+    }
+
+    static String firstLineOf(String s) {
+        String line = s.strip().lines().findFirst().orElse("");
+        return line.length() > 200 ? line.substring(0, 200) + "..." : line;
+    }
+
+    /* ---- jcstress: every check of a variant in one JVM; verdicts from its console output ---- */
+
+    static List<Outcome> runJcstress(Path base, Path dir, Path classes, List<Check> checks, List<String> flags)
+            throws IOException, InterruptedException {
+        String tests = checks.stream().map(Check::test).distinct().collect(Collectors.joining("|"));
+        String tag = checks.size() == 1 ? checks.get(0).test() : "all";
+        Path log = dir.resolve("jcstress-" + tag + ".log");
+        Path work = dir.resolve("jcstress-" + tag);
+        Files.createDirectories(work);
+        List<String> cmd = new ArrayList<>(List.of(tool("java"), "-Djava.io.tmpdir=" + dir, "-cp",
+                classes + ":" + base.resolve("stress/target/jcstress.jar"), "org.openjdk.jcstress.Main",
+                "-t", "\\.(" + tests + ")$", "-r", work.resolve("report").toString()));
+        cmd.addAll(flags);
+        int code = run(work, log, cmd);
+        String out = Files.readString(log);
+        List<Outcome> result = new ArrayList<>();
+        for (Check c : checks) {
+            String section = jcstressSection(out, c.test());
+            if (section == null) {
+                result.add(new Outcome(c, code == 0 ? Fired.PASSED : Fired.ERROR,
+                        code == 0 ? "" : "jcstress exited " + code + " with no result for it (" + log + ")"));
+                continue;
+            }
+            if (section.startsWith("[ERROR]")) {
+                result.add(new Outcome(c, Fired.ERROR, "the harness itself crashed (" + log + ")"));
+                continue;
+            }
+            List<String> forbidden = forbiddenSeen(section);
+            if (forbidden.isEmpty()) {
+                result.add(new Outcome(c, Fired.OTHER, "FAILED without a forbidden outcome (" + log + ")"));
+            } else if (c.expect() != null && forbidden.stream().noneMatch(l -> l.contains(c.expect()))) {
+                result.add(new Outcome(c, Fired.OTHER, "forbidden: " + String.join(" | ", forbidden)));
+            } else {
+                result.add(new Outcome(c, Fired.NAMED, ""));
+            }
+        }
+        return result;
+    }
+
+    /**
+     * The console block jcstress prints for a test that did not pass ({@code [FAILED] pkg.Test} or
+     * {@code [ERROR] pkg.Test}, up to the next blank-line-separated block), or null if it passed.
+     */
+    static String jcstressSection(String out, String test) {
+        Matcher m = Pattern.compile("\\[(FAILED|ERROR)\\] [\\w.$]*\\." + Pattern.quote(test) + "\\b").matcher(out);
+        if (!m.find()) {
+            return null;
+        }
+        int end = out.indexOf("\n  [", m.end());
+        int alt = out.indexOf("\n\n\n", m.end());
+        int stop = end < 0 ? (alt < 0 ? out.length() : alt) : (alt < 0 ? end : Math.min(end, alt));
+        return out.substring(m.start(), stop);
+    }
+
+    /** Rows of a result table whose expectation is FORBIDDEN and whose sample count is not zero. */
+    static List<String> forbiddenSeen(String section) {
+        List<String> rows = new ArrayList<>();
+        for (String line : section.split("\n")) {
+            Matcher m = FORBIDDEN_ROW.matcher(line);
+            if (m.find() && !m.group(1).replace(",", "").equals("0")) {
+                rows.add(line.strip());
+            }
+        }
+        return rows;
+    }
+
+    static final Pattern FORBIDDEN_ROW = Pattern.compile("\\s([\\d,]+)\\s+[\\d.<%]+\\s+Forbidden\\s", Pattern.CASE_INSENSITIVE);
+
+    /* ---- Class paths ---- */
+
+    /** A module's classes and its test dependencies, as its build wrote them. */
+    static String moduleClasspath(Path base, String module) throws IOException {
+        List<String> cp = new ArrayList<>();
+        cp.add(base.resolve(module).resolve("target/classes").toString());
+        for (String e : Files.readString(base.resolve(module).resolve("target/test-classpath.txt")).trim().split(":")) {
+            if (!e.isEmpty()) {
+                cp.add(e);
+            }
+        }
         return String.join(":", cp);
     }
 
+    /** The patched classes first, then the module's test classes and classes, then its test dependencies. */
+    static String junitClasspath(Path base, Path patched, String module) throws IOException {
+        Set<String> cp = new LinkedHashSet<>();
+        cp.add(patched.toString());
+        cp.add(base.resolve(module).resolve("target/test-classes").toString());
+        cp.add(base.resolve(module).resolve("target/classes").toString());
+        for (String m : List.of(module, "stress")) { // stress's list brings the console launcher
+            for (String e : Files.readString(base.resolve(m).resolve("target/test-classpath.txt")).trim().split(":")) {
+                if (!e.isEmpty()) {
+                    cp.add(e);
+                }
+            }
+        }
+        return String.join(":", cp);
+    }
     /* ---- Processes and files ---- */
 
     static int run(Path dir, Path log, List<String> cmd) throws IOException, InterruptedException {
@@ -293,14 +534,27 @@ public final class RunCatalog {
                 Map<String, Object> cm = (Map<String, Object>) c;
                 List<String> args = cm.containsKey("args") ? ((List<Object>) cm.get("args")).stream()
                         .map(String::valueOf).collect(Collectors.toList()) : null;
-                checks.add(new Check((String) cm.get("kind"), (String) cm.getOrDefault("module", "stress"),
-                        (String) cm.get("select"), (String) cm.get("test"), args));
+                Check check = new Check((String) cm.get("kind"), (String) cm.getOrDefault("module", "stress"),
+                        (String) cm.get("select"), (String) cm.get("test"), (String) cm.get("expect"), args);
+                if (check.kind().equals("junit") && !check.select().contains("#") && check.expect() == null) {
+                    throw new IllegalArgumentException(id + ": a check of a whole test class must name what must fire"
+                            + " (\"expect\"): " + check.select());
+                }
+                if (check.kind().equals("jcstress") && check.expect() == null) {
+                    throw new IllegalArgumentException(id + ": a jcstress check must name the forbidden outcome that"
+                            + " must be seen (\"expect\"): " + check.test());
+                }
+                checks.add(check);
             }
             if (checks.isEmpty()) {
                 throw new IllegalArgumentException(id + ": a variant needs at least one check");
             }
+            if (!id.matches("[a-z0-9]+(-[a-z0-9]+)*") || !m.get("patch").equals("patches/" + id + ".patch")) {
+                throw new IllegalArgumentException(id + ": ids are kebab-case and name their patch, patches/" + id
+                        + ".patch");
+            }
             variants.add(new Variant(id, catalog.getParent().resolve((String) m.get("patch")).toAbsolutePath(),
-                    (String) m.get("invariant"), checks));
+                    (String) m.get("invariant"), checks, Boolean.TRUE.equals(m.get("fast"))));
         }
         return variants;
     }

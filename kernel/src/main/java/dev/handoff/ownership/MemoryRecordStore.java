@@ -10,7 +10,7 @@ import java.util.concurrent.atomic.AtomicReference;
 final class MemoryRecordStore implements RecordStore {
     /*
      * One AtomicReference to an encoded record; arrays are never mutated after publication. read is
-     * a volatile get; write a volatile set; compareAndWrite decodes what it got and CASes from that
+     * a volatile get; compareAndWrite decodes what it got and CASes from that
      * very array (VarHandle#compareAndSet semantics), so it fails if any write landed in between.
      */
     private final AtomicReference<byte[]> bytes = new AtomicReference<>();
@@ -35,11 +35,6 @@ final class MemoryRecordStore implements RecordStore {
                 return found;
             }
         }
-    }
-
-    @Override
-    public void write(OwnershipRecord record) {
-        bytes.set(record.encode()); // volatile store; publishes the array to read()
     }
 
     @Override

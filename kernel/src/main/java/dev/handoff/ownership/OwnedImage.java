@@ -160,23 +160,18 @@ public final class OwnedImage implements BlockDevice {
     static final long DEFAULT_RECHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
     static final int DEFAULT_HEADER_CACHE_BYTES = 4096;
 
-    /** Package-private knobs for tests: recheck interval, header cache size, deliberate bug. */
-    record Tuning(long recheckNanos, int headerCacheBytes, Flaw flaw) {
-        static final Tuning DEFAULT = new Tuning(DEFAULT_RECHECK_NANOS, DEFAULT_HEADER_CACHE_BYTES, Flaw.NONE);
+    /** Package-private knobs for tests: recheck interval, header cache size. */
+    record Tuning(long recheckNanos, int headerCacheBytes) {
+        static final Tuning DEFAULT = new Tuning(DEFAULT_RECHECK_NANOS, DEFAULT_HEADER_CACHE_BYTES);
 
         Tuning {
             if (recheckNanos < 0 || headerCacheBytes < 0) {
                 throw new IllegalArgumentException("negative tuning");
             }
-            Objects.requireNonNull(flaw, "flaw");
-        }
-
-        Tuning withFlaw(Flaw f) {
-            return new Tuning(recheckNanos, headerCacheBytes, f);
         }
 
         Tuning withRecheckNanos(long nanos) {
-            return new Tuning(nanos, headerCacheBytes, flaw);
+            return new Tuning(nanos, headerCacheBytes);
         }
     }
 
@@ -209,7 +204,6 @@ public final class OwnedImage implements BlockDevice {
     private final String ownerId;
     private final String name;
     private final long recheckNanos;
-    private final Flaw flaw;
     private final HeaderCache header;
 
     private final ReentrantLock transitions = new ReentrantLock();
@@ -240,7 +234,6 @@ public final class OwnedImage implements BlockDevice {
         this.ownerId = Objects.requireNonNull(ownerId, "ownerId");
         this.name = Objects.requireNonNull(name, "name");
         this.recheckNanos = tuning.recheckNanos();
-        this.flaw = tuning.flaw();
         this.header = new HeaderCache((int) Math.min(tuning.headerCacheBytes(), device.size()));
         new OwnershipRecord(0, ownerId, true); // validates the owner id
     }
@@ -568,10 +561,8 @@ public final class OwnedImage implements BlockDevice {
         r.lock();
         try {
             admitState("flush");
-            if (flaw != Flaw.WRITE_WITHOUT_FENCING_CHECK) {
-                recheckRecord();
-                checkNotFenced("flush");
-            }
+            recheckRecord();
+            checkNotFenced("flush");
             device.flush();
         } finally {
             r.unlock();
@@ -595,13 +586,6 @@ public final class OwnedImage implements BlockDevice {
             DeviceException failure = null;
             if (lpState() == State.ACTIVE) {
                 failure = closeActiveLocked();
-            } else if (flaw == Flaw.CLOSE_INACTIVE_WRITES_RECORD) {
-                OwnershipRecord r = cachedRecord != null ? cachedRecord : OwnershipRecord.ABSENT;
-                try {
-                    records.write(r.withClean(true));
-                } catch (DeviceException ignored) {
-                    // the deliberate bug only needs the attempt
-                }
             }
             closed = true;
             header.drop();
@@ -661,31 +645,25 @@ public final class OwnedImage implements BlockDevice {
     /* ---- Transition internals (callers hold transitions and, except as noted, io.writeLock) ---- */
 
     private void activateLocked(HandoffToken expected, String op) throws DeviceException {
-        if (flaw != Flaw.ACTIVATE_WITHOUT_LOCK) {
-            lock.acquire(); // throws ImageInactiveException: still INACTIVE, nothing held
-        }
+        lock.acquire(); // throws ImageInactiveException: still INACTIVE, nothing held
         try {
             dropCaches();
             OwnershipRecord current = records.read();
             cachedRecord = current;
             observeEpoch(current.epoch());
-            if (expected != null && flaw != Flaw.HANDOFF_WITHOUT_EPOCH_CHECK) {
+            if (expected != null) {
                 checkContinues(expected, current, op);
             }
             long next = Math.max(current.epoch(), laNewestEpoch()) + 1;
             OwnershipRecord mine = new OwnershipRecord(next, ownerId, false);
-            if (flaw == Flaw.BUMP_WITHOUT_COMPARE) {
-                records.write(mine);
-            } else {
-                OwnershipRecord found = records.compareAndWrite(current.epoch(), mine);
-                if (found.epoch() != current.epoch()) {
-                    // Someone moved the epoch between our read and our write: only possible if the
-                    // lock failed to exclude them. The compare makes exactly one of us win.
-                    observeEpoch(found.epoch());
-                    throw new ImageFencedException(op + " refused for " + name + ": another holder activated concurrently "
-                            + "(record epoch " + found.epoch() + ", owner '" + found.ownerId() + "'); " + name
-                            + " remains INACTIVE", current.epoch(), found.epoch());
-                }
+            OwnershipRecord found = records.compareAndWrite(current.epoch(), mine);
+            if (found.epoch() != current.epoch()) {
+                // Someone moved the epoch between our read and our write: only possible if the
+                // lock failed to exclude them. The compare makes exactly one of us win.
+                observeEpoch(found.epoch());
+                throw new ImageFencedException(op + " refused for " + name + ": another holder activated concurrently "
+                        + "(record epoch " + found.epoch() + ", owner '" + found.ownerId() + "'); " + name
+                        + " remains INACTIVE", current.epoch(), found.epoch());
             }
             cachedRecord = mine;
             soEpoch(next);
@@ -723,20 +701,17 @@ public final class OwnedImage implements BlockDevice {
     }
 
     /**
-     * Inactivates an ACTIVE handle. Caller holds transitions and (unless the drain flaw) the
-     * io write lock.
+     * Inactivates an ACTIVE handle. Caller holds transitions and the io write lock.
      */
     private void inactivateLocked(String op, boolean handoff) throws DeviceException {
         recheckOrStayActive(op);
         if (isFenced()) {
             throw fencedInactivation(op, "nothing was flushed or written");
         }
-        if (flaw != Flaw.INACTIVATE_WITHOUT_FLUSH) {
-            try {
-                device.flush();
-            } catch (DeviceException e) {
-                throw stillActive(op, "flush", e);
-            }
+        try {
+            device.flush();
+        } catch (DeviceException e) {
+            throw stillActive(op, "flush", e);
         }
         OwnershipRecord clean = new OwnershipRecord(lpEpoch(), ownerId, true);
         OwnershipRecord found;
@@ -816,16 +791,13 @@ public final class OwnedImage implements BlockDevice {
     }
 
     private void dropCaches() {
-        if (flaw != Flaw.ACTIVATE_WITHOUT_DROPPING_CACHES) {
-            header.drop();
-        }
+        header.drop();
         cachedRecord = null;
         cacheDrops++;
     }
 
     private Lock drainLock() {
-        // The flawed variant takes a lock no I/O thread ever holds: no drain.
-        Lock l = flaw == Flaw.INACTIVATE_WITHOUT_DRAIN ? new ReentrantLock() : io.writeLock();
+        Lock l = io.writeLock();
         l.lock();
         return l;
     }
@@ -834,7 +806,7 @@ public final class OwnedImage implements BlockDevice {
 
     private void admitState(String op) throws DeviceException {
         ensureOpen(op);
-        if (laState() != State.ACTIVE && flaw != Flaw.INACTIVE_ACCEPTS_WRITES) {
+        if (laState() != State.ACTIVE) {
             throw new ImageInactiveException(op + " refused: " + name
                     + " is INACTIVE (another holder may own it); nothing was written");
         }
@@ -842,9 +814,6 @@ public final class OwnedImage implements BlockDevice {
 
     private void admitWrite(String op) throws DeviceException {
         admitState(op);
-        if (flaw == Flaw.WRITE_WITHOUT_FENCING_CHECK) {
-            return;
-        }
         if (System.nanoTime() - lpoLastRecheckAt() >= recheckNanos) {
             recheckRecord();
         }

@@ -25,9 +25,6 @@ interface RecordStore {
      */
     OwnershipRecord compareAndWrite(long expectedEpoch, OwnershipRecord next) throws DeviceException;
 
-    /** Replaces the record unconditionally (tests, and the deliberate bugs of {@link Flaw}). */
-    void write(OwnershipRecord record) throws DeviceException;
-
     /** Names the store in messages. */
     String describe();
 }

@@ -70,7 +70,7 @@ final class SidecarRecordStore implements RecordStore {
             ch.lock(); // released when the channel closes
             OwnershipRecord found = read();
             if (found.epoch() == expectedEpoch) {
-                write(next);
+                replace(next);
             }
             return found;
         } catch (IOException e) {
@@ -81,8 +81,12 @@ final class SidecarRecordStore implements RecordStore {
         }
     }
 
-    @Override
-    public void write(OwnershipRecord record) throws DeviceException {
+    /**
+     * Replaces the sidecar with {@code record}: a temporary file written and forced, renamed over
+     * the sidecar atomically, then the directory forced so that the rename survives a crash.
+     * Called only by {@link #compareAndWrite}, holding the record's lock.
+     */
+    private void replace(OwnershipRecord record) throws DeviceException {
         Path dir = sidecar.getParent();
         Path temp = dir.resolve("." + sidecar.getFileName() + "." + PID + "." + TEMP_COUNTER.incrementAndGet() + ".tmp");
         try {

@@ -27,7 +27,7 @@ class FencingTest {
     }
 
     private void takeOver(long epoch) throws DeviceException {
-        shared.store.write(new OwnershipRecord(epoch, "new", false));
+        shared.overwrite(new OwnershipRecord(epoch, "new", false));
     }
 
     @Test
@@ -146,7 +146,7 @@ class FencingTest {
             takeOver(9);
             assertThatThrownBy(image::flush).isInstanceOf(ImageFencedException.class);
             assertThatThrownBy(image::inactivate).isInstanceOf(ImageFencedException.class);
-            shared.store.write(OwnershipRecord.ABSENT); // a record reset behind our back
+            shared.overwrite(OwnershipRecord.ABSENT); // a record reset behind our back
             image.activate();
             assertThat(image.epoch()).isEqualTo(10);
         }
@@ -155,8 +155,8 @@ class FencingTest {
     @Test
     void fencingStopsTheOldOwnerEvenWhenASecondActivationBypassedTheLock() throws Exception {
         OwnedImage old = openActive(NO_TIMED_RECHECK);
-        OwnedImage intruder = shared.open("intruder", INACTIVE, Flaw.ACTIVATE_WITHOUT_LOCK);
-        intruder.activate(); // double active: only possible with the flaw
+        OwnedImage intruder = shared.openWithFailedLock("intruder", INACTIVE);
+        intruder.activate(); // double active: only possible when the lock fails to exclude
         assertThat(intruder.epoch()).isEqualTo(2);
         old.write(0, SharedImage.bytes(512, 1)); // inside the window
         assertThatThrownBy(old::flush).isInstanceOf(ImageFencedException.class);

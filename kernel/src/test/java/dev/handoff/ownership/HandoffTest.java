@@ -219,7 +219,7 @@ class HandoffTest {
     void aTokenFromASourceThatDiedActiveIsRefused() throws Exception {
         SharedImage shared = new SharedImage();
         try (OwnedImage destination = shared.open("dst", INACTIVE)) {
-            shared.store.write(new OwnershipRecord(1, "src", false)); // died while active: never clean
+            shared.overwrite(new OwnershipRecord(1, "src", false)); // died while active: never clean
             assertThatThrownBy(() -> destination.acceptHandoff(new HandoffToken(1, "src")))
                     .isInstanceOf(ImageFencedException.class).hasMessageContaining("unclean");
             destination.activate(); // management may still take over explicitly
@@ -255,8 +255,8 @@ class HandoffTest {
     void acceptAndAbortRacingExactlyOneWinsByTheEpochCompareEvenWhenTheLockFails() throws Exception {
         for (int round = 0; round < 300; round++) {
             SharedImage shared = new SharedImage();
-            try (OwnedImage source = shared.openWithFailedLock("src", ACTIVE, Flaw.NONE);
-                    OwnedImage destination = shared.openWithFailedLock("dst", INACTIVE, Flaw.NONE)) {
+            try (OwnedImage source = shared.openWithFailedLock("src", ACTIVE);
+                    OwnedImage destination = shared.openWithFailedLock("dst", INACTIVE)) {
                 race(source, destination, shared.records);
             }
         }

@@ -94,23 +94,23 @@ class OwnershipRecordTest {
     @Test
     void sidecarWriteReplacesTheRecordAndLeavesNoTemporaryFile(@TempDir Path dir) throws Exception {
         SidecarRecordStore store = new SidecarRecordStore(dir.resolve("x.owner"));
-        store.write(new OwnershipRecord(1, "a", false));
-        store.write(new OwnershipRecord(2, "b", true));
+        store.compareAndWrite(0, new OwnershipRecord(1, "a", false));
+        store.compareAndWrite(1, new OwnershipRecord(2, "b", true));
         assertThat(store.read()).isEqualTo(new OwnershipRecord(2, "b", true));
         assertThat(Files.readAllBytes(dir.resolve("x.owner"))).isEqualTo(new OwnershipRecord(2, "b", true).encode());
         try (var files = Files.list(dir)) {
-            assertThat(files.map(p -> p.getFileName().toString())).containsExactly("x.owner");
+            assertThat(files.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("x.owner", "x.owner.lock");
         }
     }
 
     @Test
     void aStrayTemporaryFileFromACrashIsIgnored(@TempDir Path dir) throws Exception {
         SidecarRecordStore store = new SidecarRecordStore(dir.resolve("x.owner"));
-        store.write(new OwnershipRecord(3, "a", true));
+        store.compareAndWrite(0, new OwnershipRecord(3, "a", true));
         // A crash after writing the temporary file, before the rename: half a record, never renamed.
         Files.write(dir.resolve(".x.owner.999.1.tmp"), Arrays.copyOf(new OwnershipRecord(4, "b", false).encode(), 10));
         assertThat(store.read()).isEqualTo(new OwnershipRecord(3, "a", true));
-        store.write(new OwnershipRecord(4, "b", false));
+        store.compareAndWrite(3, new OwnershipRecord(4, "b", false));
         assertThat(store.read()).isEqualTo(new OwnershipRecord(4, "b", false));
     }
 
@@ -166,18 +166,18 @@ class OwnershipRecordTest {
     }
 
     @Test
-    void aFailedSidecarWriteKeepsTheOldRecordAndCleansUp(@TempDir Path dir) throws Exception {
+    void aFailedCompareAndWriteKeepsTheOldRecordAndLeavesNoTemporaryFile(@TempDir Path dir) throws Exception {
         Path sidecar = dir.resolve("x.owner");
         SidecarRecordStore store = new SidecarRecordStore(sidecar);
-        store.write(new OwnershipRecord(1, "a", true));
+        store.compareAndWrite(0, new OwnershipRecord(1, "a", true));
         Path blocked = dir.resolve("y.owner");
         Files.createDirectories(blocked.resolve("not-empty"));
-        // Renaming a file over a non-empty directory fails after the temporary file was written.
-        assertThatThrownBy(() -> new SidecarRecordStore(blocked).write(new OwnershipRecord(2, "b", true)))
-                .isInstanceOf(DeviceException.class).hasMessageContaining("cannot write ownership record");
+        // A sidecar that is a non-empty directory: neither readable nor replaceable.
+        assertThatThrownBy(() -> new SidecarRecordStore(blocked).compareAndWrite(0, new OwnershipRecord(2, "b", true)))
+                .isInstanceOf(DeviceException.class).hasMessageContaining("ownership record " + blocked);
         assertThat(store.read()).isEqualTo(new OwnershipRecord(1, "a", true));
         try (var files = Files.list(dir)) {
-            assertThat(files.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("x.owner", "y.owner");
+            assertThat(files.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("x.owner", "x.owner.lock", "y.owner", "y.owner.lock");
         }
     }
 }

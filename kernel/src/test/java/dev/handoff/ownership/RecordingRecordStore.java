@@ -60,19 +60,6 @@ final class RecordingRecordStore implements RecordStore {
     }
 
     @Override
-    public void write(OwnershipRecord record) throws DeviceException {
-        Runnable hook = beforeWrite.getAndSet(null);
-        if (hook != null) {
-            hook.run();
-        }
-        log.add("record:write " + record.epoch() + (record.clean() ? " clean" : " unclean"));
-        if (failWrites.getAndUpdate(n -> Math.max(0, n - 1)) > 0) {
-            throw new DeviceException(DeviceException.Kind.IO_ERROR, "injected record write failure");
-        }
-        inner.write(record);
-    }
-
-    @Override
     public String describe() {
         return inner.describe();
     }

@@ -36,10 +36,6 @@ final class SharedImage {
         return open(owner, state, d -> d, OwnedImage.Tuning.DEFAULT);
     }
 
-    OwnedImage open(String owner, OwnedImage.State state, Flaw flaw) throws DeviceException {
-        return open(owner, state, d -> d, OwnedImage.Tuning.DEFAULT.withFlaw(flaw));
-    }
-
     OwnedImage open(String owner, OwnedImage.State state, UnaryOperator<BlockDevice> view, OwnedImage.Tuning tuning)
             throws DeviceException {
         return OwnedImage.assemble(view.apply(disk), () -> { }, records, lock(), owner, name, state, tuning);
@@ -49,9 +45,14 @@ final class SharedImage {
      * A handle whose lock grants every request: the situation fencing and the epoch compare exist
      * for (a lock lost under a live holder, a file system whose locks do not work).
      */
-    OwnedImage openWithFailedLock(String owner, OwnedImage.State state, Flaw flaw) throws DeviceException {
+    OwnedImage openWithFailedLock(String owner, OwnedImage.State state) throws DeviceException {
         return OwnedImage.assemble(disk, () -> { }, records, new GrantingLock(), owner, name, state,
-                OwnedImage.Tuning.DEFAULT.withFlaw(flaw));
+                OwnedImage.Tuning.DEFAULT);
+    }
+
+    /** Replaces the record behind every handle's back, as another host would (a compare with whatever is there). */
+    void overwrite(OwnershipRecord record) throws DeviceException {
+        store.compareAndWrite(store.read().epoch(), record);
     }
 
     /** An OwnershipLock that never refuses. */

@@ -31,12 +31,12 @@ final class ClientHandshake {
 
     /** Runs the handshake for export {@code name} on a fresh connection. */
     static Negotiated negotiate(Transport transport, String name) throws IOException {
-        return negotiate(transport, name, ByteBuffer::allocate, Flaw.NONE);
+        return negotiate(transport, name, ByteBuffer::allocate);
     }
 
     /** As above; every buffer whose size came from the wire is allocated by {@code allocator}. */
-    static Negotiated negotiate(Transport transport, String name, java.util.function.IntFunction<ByteBuffer> allocator,
-                                Flaw flaw) throws IOException {
+    static Negotiated negotiate(Transport transport, String name, java.util.function.IntFunction<ByteBuffer> allocator)
+            throws IOException {
         ByteBuffer greeting = ByteBuffer.allocate(GREETING_SIZE);
         readFully(transport, greeting);
         greeting.flip();
@@ -58,7 +58,7 @@ final class ClientHandshake {
         FrameIo.writeFully(transport, ByteBuffer.allocate(4).putInt(clientFlags).flip());
 
         if (fixed) {
-            Negotiated viaGo = go(transport, name, allocator, flaw);
+            Negotiated viaGo = go(transport, name, allocator);
             if (viaGo != null) {
                 return viaGo;
             }
@@ -67,8 +67,8 @@ final class ClientHandshake {
     }
 
     /** NBD_OPT_GO; null if the server does not support it. */
-    private static Negotiated go(Transport transport, String name, java.util.function.IntFunction<ByteBuffer> allocator,
-                                 Flaw flaw) throws IOException {
+    private static Negotiated go(Transport transport, String name, java.util.function.IntFunction<ByteBuffer> allocator)
+            throws IOException {
         InfoRequest request = new InfoRequest(name, new int[] {INFO_BLOCK_SIZE});
         ByteBuffer out = ByteBuffer.allocate(OPTION_HEADER_SIZE + request.encodedSize());
         new OptionRequest(OPT_GO, request.encodedSize()).encode(out);
@@ -88,7 +88,7 @@ final class ClientHandshake {
             if (reply.option() != OPT_GO) {
                 throw new ProtocolViolation("reply to option " + reply.option() + " while waiting for NBD_OPT_GO");
             }
-            if (reply.length() > MAX_OPTION_REPLY_DATA && flaw != Flaw.CLIENT_TRUSTS_REPLY_LENGTH) {
+            if (reply.length() > MAX_OPTION_REPLY_DATA) {
                 throw new ProtocolViolation("option reply of " + reply.length() + " bytes, more than "
                         + MAX_OPTION_REPLY_DATA);
             }

@@ -209,12 +209,12 @@ public final class NbdDevice implements BlockDevice {
     /** Runs the handshake on a connected transport (tests use in-memory transports). */
     static NbdDevice open(Transport transport, String description, String exportName, Options options)
             throws DeviceException {
-        return open(transport, description, exportName, options, ByteBuffer::allocate, Flaw.NONE);
+        return open(transport, description, exportName, options, ByteBuffer::allocate);
     }
 
-    /** As above, with the test seams: the allocator for sizes from the wire, and a deliberate bug. */
+    /** As above, with the test seam: the allocator for sizes from the wire. */
     static NbdDevice open(Transport transport, String description, String exportName, Options options,
-                          java.util.function.IntFunction<ByteBuffer> allocator, Flaw flaw) throws DeviceException {
+                          java.util.function.IntFunction<ByteBuffer> allocator) throws DeviceException {
         AtomicBoolean timedOut = new AtomicBoolean();
         ScheduledFuture<?> deadline = NbdTimer.after(options.connectTimeout().toNanos(), () -> {
             timedOut.set(true);
@@ -222,7 +222,7 @@ public final class NbdDevice implements BlockDevice {
         });
         boolean ok = false;
         try {
-            ClientHandshake.Negotiated negotiated = ClientHandshake.negotiate(transport, exportName, allocator, flaw);
+            ClientHandshake.Negotiated negotiated = ClientHandshake.negotiate(transport, exportName, allocator);
             deadline.cancel(false);
             if (timedOut.get()) {
                 throw new IOException("closed by the handshake deadline");

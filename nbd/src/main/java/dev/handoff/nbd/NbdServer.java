@@ -57,7 +57,6 @@ public final class NbdServer implements AutoCloseable {
 
     private final ServerLimits limits;
     private final IntFunction<ByteBuffer> allocator;
-    private final Flaw flaw;
     private final Map<String, NbdExport> exports = new ConcurrentSkipListMap<>();
     private final Map<Long, ServerConnection> connections = new ConcurrentHashMap<>();
     private final List<Listener> listeners = new ArrayList<>();
@@ -71,7 +70,6 @@ public final class NbdServer implements AutoCloseable {
     private NbdServer(Builder builder) {
         this.limits = builder.limits();
         this.allocator = builder.allocator;
-        this.flaw = builder.flaw;
         this.serverBytes = new Semaphore((int) limits.maxBytesInFlight());
         for (NbdExport export : builder.exports) {
             addExport(export);
@@ -206,8 +204,7 @@ public final class NbdServer implements AutoCloseable {
             return;
         }
         long id = CONNECTION_IDS.incrementAndGet();
-        ServerConnection connection = new ServerConnection(id, Transport.of(socket), host, limits, serverBytes, allocator,
-                flaw);
+        ServerConnection connection = new ServerConnection(id, Transport.of(socket), host, limits, serverBytes, allocator);
         synchronized (connections) { // acceptors of several addresses share the limit
             if (connections.size() >= limits.maxConnections() || closed.get()) {
                 LOG.log(Level.INFO, "nbd server: refusing a connection, " + connections.size() + " open");
@@ -339,7 +336,6 @@ public final class NbdServer implements AutoCloseable {
         private Duration shutdownGrace = defaults.shutdownGrace();
         /** Null: the server's own buffers (pooled direct buffers for requests that fit, heap otherwise). */
         private IntFunction<ByteBuffer> allocator;
-        private Flaw flaw = Flaw.NONE;
 
         private Builder() {
         }
@@ -415,12 +411,6 @@ public final class NbdServer implements AutoCloseable {
         /** Test seam: every buffer whose size came from the wire is allocated here. */
         Builder allocator(IntFunction<ByteBuffer> allocator) {
             this.allocator = Objects.requireNonNull(allocator);
-            return this;
-        }
-
-        /** Test seam: a deliberate bug (see {@link Flaw}). */
-        Builder flaw(Flaw flaw) {
-            this.flaw = Objects.requireNonNull(flaw);
             return this;
         }
 

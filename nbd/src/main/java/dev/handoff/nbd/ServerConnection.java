@@ -83,7 +83,6 @@ final class ServerConnection {
     private final ServerLimits limits;
     private final Semaphore serverBytes;
     private final IntFunction<ByteBuffer> allocator;
-    private final Flaw flaw;
 
     private final Semaphore slots;
     private final Semaphore connectionBytes;
@@ -112,7 +111,7 @@ final class ServerConnection {
     static final int POOLED_CAPACITY = 128 << 10;
 
     ServerConnection(long id, Transport transport, Host host, ServerLimits limits, Semaphore serverBytes,
-                     IntFunction<ByteBuffer> allocator, Flaw flaw) {
+                     IntFunction<ByteBuffer> allocator) {
         this.id = id;
         this.transport = transport;
         this.host = host;
@@ -120,7 +119,6 @@ final class ServerConnection {
         this.serverBytes = serverBytes;
         this.pool = allocator == null ? new ArrayBlockingQueue<>(poolCapacity()) : null;
         this.allocator = allocator != null ? allocator : ByteBuffer::allocate;
-        this.flaw = flaw;
         this.slots = new Semaphore(limits.maxRequestsInFlight());
         this.connectionBytes = new Semaphore((int) limits.maxBytesPerConnection());
         this.workers = new ThreadPoolExecutor(limits.workersPerConnection(), limits.workersPerConnection(),
@@ -385,9 +383,6 @@ final class ServerConnection {
             if (request.type() == CMD_DISC) {
                 return;
             }
-            if (flaw == Flaw.SERVER_ALLOCATES_BEFORE_VALIDATING && carriesData(request)) {
-                allocate((int) Math.min(request.length(), Integer.MAX_VALUE));
-            }
             int refusal = refusal(request, export, size);
             if (request.type() == CMD_WRITE) {
                 if (request.length() > limits.discardablePayload()) {
@@ -422,14 +417,7 @@ final class ServerConnection {
     }
 
     private void readPayload(Request request, BlockDevice device, ByteBuffer payload) throws IOException {
-        try {
-            FrameIo.readFully(transport, payload);
-        } catch (EOFException e) {
-            if (flaw == Flaw.SERVER_APPLIES_TRUNCATED_WRITE && payload.position() > 0) {
-                device.write(request.offset(), payload.flip());
-            }
-            throw e;
-        }
+        FrameIo.readFully(transport, payload); // a truncated payload throws: nothing of it is applied
     }
 
     /** The error a request is refused with before it reaches the device, or 0 if it is valid. */
@@ -438,8 +426,8 @@ final class ServerConnection {
         if ((request.flags() & ~allowedFlags) != 0) {
             return EINVAL;
         }
-        boolean inside = request.inside(size) || flaw == Flaw.SERVER_SKIPS_RANGE_CHECK;
-        boolean readOnly = export.readOnly() && flaw != Flaw.SERVER_READ_ONLY_ACCEPTS_WRITES;
+        boolean inside = request.inside(size);
+        boolean readOnly = export.readOnly();
         return switch (request.type()) {
             case CMD_READ -> request.length() > limits.maxPayload() || !inside ? EINVAL : 0;
             case CMD_WRITE -> readOnly ? EPERM
@@ -476,16 +464,11 @@ final class ServerConnection {
                 error = EIO;
                 LOG.log(Level.WARNING, "nbd connection " + id + ": device failed on " + commandName(request.type()), e);
             }
-            if (flaw == Flaw.SERVER_RECYCLES_BEFORE_REPLY) {
-                recycle(data);
-            }
             reply(request.handle(), error, error == 0 ? data : null);
             replied = true;
             // The device operation and the reply are done with both buffers (send is synchronous).
             recycle(payload);
-            if (flaw != Flaw.SERVER_RECYCLES_BEFORE_REPLY) {
-                recycle(data);
-            }
+            recycle(data);
         } finally {
             release(bytes);
             if (!replied) {
@@ -524,7 +507,7 @@ final class ServerConnection {
             }
             default -> throw new IllegalStateException("unvalidated command " + request.type());
         }
-        if (fua && request.type() != CMD_FLUSH && flaw != Flaw.SERVER_FUA_WITHOUT_FLUSH) {
+        if (fua && request.type() != CMD_FLUSH) {
             device.flush();
         }
         return null;

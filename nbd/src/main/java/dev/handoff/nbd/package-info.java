@@ -15,6 +15,7 @@
  *
  * <p>Wire layouts are drawn in {@code NbdWire}; the server's threading and budgets are described
  * at the top of {@code ServerConnection}, the client's at the top of {@code NbdDevice}. The
- * robustness checks and the bugs they are shown to catch are listed in {@code Flaw}.
+ * robustness checks and the broken variants they are shown to catch are in the mutant catalog
+ * ({@code mutants/catalog.json}).
  */
 package dev.handoff.nbd;

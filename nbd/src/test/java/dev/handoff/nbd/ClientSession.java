@@ -97,7 +97,7 @@ final class ClientSession {
         long t0 = System.nanoTime();
         NbdDevice device;
         try {
-            device = NbdDevice.open(transport, "scripted", "disk", OPTIONS, guard, Flaw.NONE);
+            device = NbdDevice.open(transport, "scripted", "disk", OPTIONS, guard);
         } catch (DeviceException e) {
             failures.addAll(guard.violations());
             checkTime(t0, OPTIONS.connectTimeout(), "open", failures);

@@ -38,7 +38,7 @@ class NbdCoverageFuzzTest {
             case 2 -> NbdServerRobustnessTest.concat(flags(), option(NbdWire.OPT_EXPORT_NAME, "disk".getBytes()), rest);
             default -> rest;
         };
-        ServerSession session = new ServerSession((mode & 1) != 0, Flaw.NONE);
+        ServerSession session = new ServerSession((mode & 1) != 0);
         List<String> failures = session.run(input);
         session.checkOptionRepliesWellFormed();
         assertThat(failures).isEmpty();

@@ -30,13 +30,11 @@ final class ServerSession {
     final GuardedDevice device;
     final AllocationGuard allocations = new AllocationGuard(Math.max(MAX_PAYLOAD, MAX_OPTION_DATA));
     final boolean readOnly;
-    final Flaw flaw;
     byte[] output;
     final List<String> failures = new ArrayList<>();
 
-    ServerSession(boolean readOnly, Flaw flaw) {
+    ServerSession(boolean readOnly) {
         this.readOnly = readOnly;
-        this.flaw = flaw;
         this.device = new GuardedDevice(memory, readOnly);
     }
 
@@ -66,7 +64,7 @@ final class ServerSession {
         };
         ServerLimits limits = limits();
         ServerConnection connection = new ServerConnection(1, transport, host, limits,
-                new Semaphore((int) limits.maxBytesInFlight()), allocations, flaw);
+                new Semaphore((int) limits.maxBytesInFlight()), allocations);
         Throwable[] escaped = new Throwable[1];
         Thread thread = new Thread(() -> {
             try {

@@ -19,7 +19,7 @@ class OwnershipFuzzTest {
             new OwnershipSimulation(s).run();
         } catch (PropertyViolation v) {
             throw Seeds.report("ownership fuzz input", -1, v, "size " + s.size() + ", header " + s.headerBytes(),
-                    s.actions(), actions -> OwnershipSimulationTest.check(s.withActions(actions), Flaw.NONE),
+                    s.actions(), actions -> OwnershipSimulationTest.check(s.withActions(actions)),
                     "mvn -B -pl properties verify -Dtest='OwnershipFuzzTest#ownership' (replays the crash file)");
         }
     }

@@ -175,7 +175,6 @@ public final class OwnershipSimulation {
     private static final String[] OWNER = {"source", "destination"};
 
     private final OwnershipScenario scenario;
-    private final Flaw flaw;
     private final int size;
     private final SharedDisk disk;
     private final MemoryRecordStore records = new MemoryRecordStore("simulated image");
@@ -194,13 +193,7 @@ public final class OwnershipSimulation {
     private int activations;
 
     public OwnershipSimulation(OwnershipScenario scenario) {
-        this(scenario, Flaw.NONE);
-    }
-
-    /** A simulation whose handles carry a deliberate protocol bug (the broken-variant self-tests). */
-    OwnershipSimulation(OwnershipScenario scenario, Flaw flaw) {
         this.scenario = scenario;
-        this.flaw = flaw;
         this.size = scenario.size();
         this.disk = new SharedDisk(size);
         this.durableModel = new byte[size];
@@ -228,7 +221,7 @@ public final class OwnershipSimulation {
     }
 
     private OwnedImage open(int side) throws DeviceException {
-        OwnedImage.Tuning tuning = new OwnedImage.Tuning(0, scenario.headerBytes(), flaw);
+        OwnedImage.Tuning tuning = new OwnedImage.Tuning(0, scenario.headerBytes());
         return OwnedImage.assemble(views[side], () -> { }, records, locks[side], OWNER[side], "simulated image",
                 OwnedImage.State.INACTIVE, tuning);
     }
@@ -520,6 +513,6 @@ public final class OwnershipSimulation {
     }
 
     private PropertyViolation violation(String property, String message) {
-        return new PropertyViolation(property, action, message + (flaw != Flaw.NONE ? " [flaw " + flaw + "]" : ""));
+        return new PropertyViolation(property, action, message);
     }
 }
