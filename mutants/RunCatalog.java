@@ -34,8 +34,10 @@ import java.util.stream.Stream;
  * ({@code expect}), that failure shows it (a simulation property, a jcstress outcome); a variant is
  * CAUGHT when every one of its checks fired. Exits 0 only if every variant is caught.
  *
- * <p>Usage (from the repository root): {@code java mutants/RunCatalog.java [--only id,id] [--fast]
- * [--jobs N] [--prebuilt] [--keep]}
+ * <p>Usage (from the repository root): {@code java mutants/RunCatalog.java [--only id,id]
+ * [--fast | --slow] [--jobs N] [--prebuilt] [--keep]}: {@code --fast} runs the variants marked
+ * {@code "fast"} (mvn verify runs them), {@code --slow} the others; {@code --prebuilt} uses the
+ * work tree's own build instead of building a scratch copy.
  */
 public final class RunCatalog {
     /** jcstress flags for a catalog check: one short fork per JVM mode, enough for every harness here. */
@@ -72,6 +74,7 @@ public final class RunCatalog {
         Set<String> only = new LinkedHashSet<>();
         boolean keep = false;
         boolean fast = false;
+        boolean slow = false;
         boolean prebuilt = false;
         int jobs = 2;
         for (int i = 0; i < args.length; i++) {
@@ -79,10 +82,11 @@ public final class RunCatalog {
                 case "--only" -> only.addAll(Arrays.asList(args[++i].split(",")));
                 case "--keep" -> keep = true;
                 case "--fast" -> fast = true;
+                case "--slow" -> slow = true;
                 case "--prebuilt" -> prebuilt = true;
                 case "--jobs" -> jobs = Integer.parseInt(args[++i]);
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + "; usage: java mutants/RunCatalog.java [--only id,id] [--fast] [--jobs N] [--prebuilt] [--keep]");
+                        + "; usage: java mutants/RunCatalog.java [--only id,id] [--fast | --slow] [--jobs N] [--prebuilt] [--keep]");
             }
         }
         List<Variant> variants = load(root.resolve("mutants/catalog.json"));
@@ -97,6 +101,9 @@ public final class RunCatalog {
         }
         if (fast) {
             variants = variants.stream().filter(Variant::fast).collect(Collectors.toList());
+        }
+        if (slow) { // the rest: mvn verify already ran the fast subset
+            variants = variants.stream().filter(v -> !v.fast()).collect(Collectors.toList());
         }
         Path scratch = Files.createTempDirectory("handoff-mutants-");
         long start = System.nanoTime();

@@ -24,12 +24,17 @@ import java.util.List;
 public final class MirrorRig implements JobRuntime {
     private static final VarHandle BITMAP;
     private static final VarHandle CLAIMS;
+    private static final VarHandle COPIER;
+    private static final VarHandle IDLE;
 
     static {
         try {
             MethodHandles.Lookup l = MethodHandles.privateLookupIn(MirrorJob.class, MethodHandles.lookup());
             BITMAP = l.findVarHandle(MirrorJob.class, "bitmap", DirtyBitmap.class);
             CLAIMS = l.findVarHandle(MirrorJob.class, "claims", InFlightChunks.class);
+            COPIER = l.findVarHandle(MirrorJob.class, "copier", Copier.class);
+            IDLE = MethodHandles.privateLookupIn(Copier.class, MethodHandles.lookup())
+                    .findVarHandle(Copier.class, "idle", boolean.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -191,6 +196,15 @@ public final class MirrorRig implements JobRuntime {
     /** Lets the copier look for work, as a wake-up from a guest or a timer would. */
     public void pump() {
         job.pump();
+    }
+
+    /**
+     * Puts the copier where a guest's wake-up leaves it: no longer idle, about to pump. Set-up only,
+     * for a harness that races the copier going idle again (the kernel gets there by a guest's
+     * CAS in {@code wakeIfIdle}, whose queued pump the harness would otherwise have to run first).
+     */
+    public void copierWoken() {
+        IDLE.setVolatile(COPIER.get(job), false);
     }
 
     /* ---- Observing ---- */

@@ -20,6 +20,7 @@ public class MirrorCopierLincheckTest extends MirrorCopierScenario {
                 .invocationsPerIteration(INVOCATIONS)
                 .threads(2)
                 .actorsPerThread(3)
+                .sequentialSpecification(GuestDiskModel.class)
                 .minimizeFailedScenario(false)
                 .check(getClass());
     }

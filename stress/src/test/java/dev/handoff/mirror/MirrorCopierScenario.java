@@ -17,10 +17,13 @@ import org.jetbrains.lincheck.datastructures.Validate;
  * run them; {@link #issue()} is the copier looking for work as a completion or a timer
  * makes it.
  *
- * <p>Checked: the key invariant at the end of every execution, before anything else runs (a
+ * <p>Checked: the guest's device is linearizable as one register per chunk (guest reads against
+ * {@link GuestDiskModel}, an independent sequential model, while copier steps run); progress
+ * offsets never go down; the key invariant at the end of every execution, before anything else runs (a
  * chunk neither dirty nor in flight holds the same value on both sides); READY and COMPLETED are
  * only announced with nothing in flight; after draining the copier the job is READY and the target
- * equals the source.
+ * equals the source, and the progress a management tool reads says READY with nothing dirty or
+ * in flight and every chunk copied.
  *
  * <p>Broken variants caught by {@link MirrorCopierLincheckTest}: overlapping-copies (a second copy of a chunk overtakes the first),
  * mark-before-write and clear-after-read (model checking switches threads between the guest's
@@ -37,6 +40,8 @@ public abstract class MirrorCopierScenario {
 
     protected final MirrorRig rig;
     private volatile String violation;
+    /** The last progress offset seen by {@link #progress()}; the copier group is one thread at a time. */
+    private volatile long lastOffset;
 
     protected MirrorCopierScenario(boolean failFirstTargetWrite) {
         ChunkDevice source = new ChunkDevice(CHUNKS);
@@ -68,6 +73,36 @@ public abstract class MirrorCopierScenario {
     @Operation
     public void guestWrite1(@Param(name = "value") int value) throws DeviceException {
         rig.guest.write(ChunkDevice.CHUNK, ChunkDevice.chunksOf(value, 1));
+    }
+
+    /** The guest reads chunk 0: the linearizability check compares it with {@link GuestDiskModel}. */
+    @Operation
+    public int guestRead0() throws DeviceException {
+        return read(0);
+    }
+
+    @Operation
+    public int guestRead1() throws DeviceException {
+        return read(1);
+    }
+
+    /** Reads the job's progress: offset never goes down, and length never falls below offset. */
+    @Operation(nonParallelGroup = "copier")
+    public void progress() {
+        checkProgress(rig.job.progress());
+    }
+
+    private int read(int chunk) throws DeviceException {
+        java.nio.ByteBuffer b = java.nio.ByteBuffer.allocate(ChunkDevice.CHUNK);
+        rig.guest.read((long) chunk * ChunkDevice.CHUNK, b);
+        return b.get(0) & 0xff; // ChunkDevice fills a chunk with its value
+    }
+
+    private void checkProgress(MirrorProgress p) {
+        if (p.offset() < lastOffset || p.length() < p.offset()) {
+            violation = "progress went backwards or below its offset: " + p + " after offset " + lastOffset;
+        }
+        lastOffset = p.offset();
     }
 
     /** Runs the oldest queued copier task. */
@@ -112,6 +147,14 @@ public abstract class MirrorCopierScenario {
                 throw new AssertionError("after draining, chunk " + c + ": dirty = " + rig.isDirty(c) + ", source = "
                         + rig.source.value(c) + ", target = " + rig.target.value(c));
             }
+        }
+        // What a management tool reads once quiescent, against constants of the model, not the
+        // kernel's own counters: nothing dirty or in flight, every chunk copied at least once.
+        MirrorProgress p = rig.job.progress();
+        checkProgress(p);
+        if (violation != null || !p.ready() || p.dirtyBytes() != 0 || p.bytesInFlight() != 0 || p.offset() != p.length()
+                || p.offset() < (long) CHUNKS * ChunkDevice.CHUNK) {
+            throw new AssertionError(violation != null ? violation : "quiescent progress " + p);
         }
     }
 }

@@ -25,6 +25,7 @@ public class MirrorIgnoredErrorLincheckTest extends MirrorCopierScenario {
                 .invocationsPerIteration(10)
                 .threads(2)
                 .actorsPerThread(3)
+                .sequentialSpecification(GuestDiskModel.class)
                 .minimizeFailedScenario(false)
                 .check(getClass());
     }
