@@ -560,6 +560,19 @@ public final class RunCatalog {
                 throw new IllegalArgumentException(id + ": ids are kebab-case and name their patch, patches/" + id
                         + ".patch");
             }
+            if (m.containsKey("tla")) {
+                // The TLC model of the same bug carries the same name: MC<Spec>_<CamelCaseOfId>_bug.cfg.
+                String tla = (String) m.get("tla");
+                String camel = Arrays.stream(id.split("-")).map(w -> Character.toUpperCase(w.charAt(0)) + w.substring(1))
+                        .collect(Collectors.joining());
+                if (!tla.endsWith("_" + camel + "_bug.cfg")) {
+                    throw new IllegalArgumentException(id + ": its TLC model must be named ..._" + camel + "_bug.cfg, not "
+                            + tla);
+                }
+                if (!Files.exists(catalog.getParent().resolve(tla))) {
+                    System.out.println("warning: " + id + ": no TLC model " + tla);
+                }
+            }
             variants.add(new Variant(id, catalog.getParent().resolve((String) m.get("patch")).toAbsolutePath(),
                     (String) m.get("invariant"), checks, Boolean.TRUE.equals(m.get("fast"))));
         }

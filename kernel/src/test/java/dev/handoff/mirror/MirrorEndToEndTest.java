@@ -22,7 +22,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class MirrorEndToEndTest {
     private static final long SIZE = 24L << 20;
-    private static final Duration LIMIT = Duration.ofSeconds(120);
+    /** Under the JUnit default timeout (two minutes), so that a stuck job fails with its state. */
+    private static final Duration LIMIT = Duration.ofSeconds(45);
 
     @TempDir
     Path dir;
@@ -45,10 +46,10 @@ class MirrorEndToEndTest {
         SyntheticGuest guest = new SyntheticGuest(job.guestDevice(), 4, 5, 96 << 10);
         guest.start(1_000_000);
         job.start();
-        assertThat(job.awaitReady(LIMIT)).as("READY while the guest writes").isTrue();
+        assertThat(Liveness.awaitReady(job, LIMIT)).as("READY while the guest writes").isTrue();
         Thread.sleep(50); // phase 2 under writes
         job.complete();
-        assertThat(job.awaitConclusion(LIMIT)).isEqualTo(JobState.COMPLETED);
+        assertThat(Liveness.awaitConclusion(job, LIMIT)).isEqualTo(JobState.COMPLETED);
         assertThat(job.guestDevice().currentDevice()).isSameAs(target);
         Thread.sleep(20); // the guest goes on, on the target
         guest.stop();
@@ -70,10 +71,10 @@ class MirrorEndToEndTest {
         SyntheticGuest guest = new SyntheticGuest(job.guestDevice(), 4, 6, 96 << 10);
         guest.start(1_000_000);
         job.start();
-        assertThat(job.awaitReady(LIMIT)).isTrue();
+        assertThat(Liveness.awaitReady(job, LIMIT)).isTrue();
         guest.stop(); // quiescent source: the point the target must equal
         job.cancel();
-        assertThat(job.awaitConclusion(LIMIT)).isEqualTo(JobState.COMPLETED);
+        assertThat(Liveness.awaitConclusion(job, LIMIT)).isEqualTo(JobState.COMPLETED);
         assertThat(job.guestDevice().currentDevice()).isSameAs(source);
 
         assertThat(guest.failures()).isEmpty();

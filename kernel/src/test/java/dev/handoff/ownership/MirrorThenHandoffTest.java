@@ -33,9 +33,9 @@ class MirrorThenHandoffTest {
         SyntheticGuest guest = new SyntheticGuest(job.guestDevice(), 2, 9, 32 << 10);
         guest.start(1_000_000);
         job.start();
-        assertThat(job.awaitReady(Duration.ofSeconds(60))).isTrue();
+        assertThat(dev.handoff.mirror.Liveness.awaitReady(job, Duration.ofSeconds(45))).isTrue();
         job.complete();
-        assertThat(job.awaitConclusion(Duration.ofSeconds(60))).isEqualTo(JobState.COMPLETED);
+        assertThat(dev.handoff.mirror.Liveness.awaitConclusion(job, Duration.ofSeconds(45))).isEqualTo(JobState.COMPLETED);
         guest.stop(); // its last writes went through the pivot onto `here`
         assertThat(guest.failures()).isEmpty();
 

@@ -66,7 +66,7 @@ class OwnershipGuaranteesTest {
     }
 
     /** Metadata read before another owner's writes does not survive activation; epochs keep growing. */
-    @Test // catches activate-without-dropping-caches
+    @Test // catches activate-keeps-cache
     void noStaleCacheSurvivesActivation() throws Exception {
         SharedImage shared = new SharedImage();
         OwnedImage a = shared.open("a", ACTIVE);
@@ -128,7 +128,7 @@ class OwnershipGuaranteesTest {
     }
 
     /** Closing an inactive handle writes neither data nor record. */
-    @Test // catches close-inactive-writes-metadata
+    @Test // catches close-inactive-writes-record
     void closeOfAnInactiveImageWritesNothing() throws Exception {
         SharedImage shared = new SharedImage();
         OwnedImage owner = shared.open("owner", ACTIVE);
@@ -162,7 +162,7 @@ class OwnershipGuaranteesTest {
     }
 
     /** After a takeover is seen (at the latest by a flush), nothing more is flushed or written. */
-    @Test // catches write-without-fencing-check
+    @Test // catches no-fencing
     void aFencedHandleWritesNothing() throws Exception {
         SharedImage shared = new SharedImage();
         RecordingDevice[] device = new RecordingDevice[1];

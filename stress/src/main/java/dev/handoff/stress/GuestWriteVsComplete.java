@@ -25,8 +25,8 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  * controller serves the copier until READY, calls complete() and serves until the job concludes;
  * a listener notes whether a copy was in flight when READY or COMPLETED was announced.
  *
- * Broken variant caught: ready-while-copy-in-flight
- * (mutants/patches/ready-while-copy-in-flight.patch): convergence looks at the bitmap only, so
+ * Broken variant caught: ready-with-copy-in-flight
+ * (mutants/patches/ready-with-copy-in-flight.patch): convergence looks at the bitmap only, so
  * READY (and COMPLETED) are announced while the cleared chunk's copy is still on its way: the
  * third result is 1 (and a guest write switched to the target can then be overwritten by it).
  *

@@ -25,8 +25,8 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  * (possibly stale) data for a while before it writes the target.
  * Guest and copier meet at a start line (bounded spin) so that they race inside the window.
  *
- * Broken variant caught: write-blocking-not-ordered
- * (mutants/patches/write-blocking-not-ordered.patch): the guest skips the claim, writes source and
+ * Broken variant caught: write-blocking-unordered
+ * (mutants/patches/write-blocking-unordered.patch): the guest skips the claim, writes source and
  * target while the copy holds the old source bytes, and the copy then overwrites the target:
  * target = 1 on a clean chunk (a write-blocking write marks nothing).
  *

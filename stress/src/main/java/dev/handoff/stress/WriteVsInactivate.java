@@ -26,8 +26,8 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  * whether the record is still src's clean record after dst closed.
  *
  * Broken variants caught: inactivate-without-flush (mutants/patches/inactivate-without-flush.patch:
- * "1, 0, 2, 1", acknowledged but not durable), close-inactive-writes-metadata
- * (mutants/patches/close-inactive-writes-metadata.patch: the record is overwritten by the inactive
+ * "1, 0, 2, 1", acknowledged but not durable), close-inactive-writes-record
+ * (mutants/patches/close-inactive-writes-record.patch: the record is overwritten by the inactive
  * handle's stale copy, last result 0).
  *
  * Rerun: java -jar stress/target/jcstress.jar -t WriteVsInactivate -m quick

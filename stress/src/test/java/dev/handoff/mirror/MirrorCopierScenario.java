@@ -27,7 +27,7 @@ import org.jetbrains.lincheck.datastructures.Validate;
  *
  * <p>Broken variants caught by {@link MirrorCopierLincheckTest}: overlapping-copies (a second copy of a chunk overtakes the first),
  * mark-before-write and clear-after-read (model checking switches threads between the guest's
- * two steps or the copier's), ready-while-copy-in-flight.
+ * two steps or the copier's), ready-with-copy-in-flight.
  */
 @Param(name = "value", gen = IntGen.class, conf = "2:3")
 public abstract class MirrorCopierScenario {

@@ -21,7 +21,7 @@ import java.util.concurrent.atomic.AtomicReference;
  * active handle serves it from its header cache, which must never be stale). The validation
  * function checks that an image with no active handle has everything flushed.
  *
- * <p>Broken variants caught: activate-without-dropping-caches (a handle that read the header while
+ * <p>Broken variants caught: activate-keeps-cache (a handle that read the header while
  * active, lost ownership and activated again serves its old copy: a read returns a value the
  * model does not have), activate-without-lock (two handles active), inactivate-without-flush.
  * Rerun:

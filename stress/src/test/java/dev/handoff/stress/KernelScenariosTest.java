@@ -25,7 +25,7 @@ import java.util.concurrent.LinkedBlockingQueue;
  *
  * and READY and COMPLETED were announced with no copy in flight.
  *
- * <p>Broken variant caught: ready-while-copy-in-flight (READY is announced with the bulk copy
+ * <p>Broken variant caught: ready-with-copy-in-flight (READY is announced with the bulk copy
  * still queued; complete() may then pivot before the late copy lands on the target). Rerun: {@code mvn -pl kernel,stress -am verify -Djcstress.skip -Dstress.test=KernelScenariosTest}
  */
 class KernelScenariosTest {
