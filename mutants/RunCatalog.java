@@ -14,7 +14,7 @@ import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.Semaphore;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -29,7 +29,8 @@ import java.util.stream.Stream;
  * each variant: copies the production sources of the modules its patch touches, applies the patch
  * ({@code git apply --check} first: a patch that no longer applies, or no longer compiles, is
  * STALE), compiles them, and runs the variant's checks with the patched classes first on the class
- * path: every JUnit check of one module in one launcher, every jcstress check in one jcstress JVM.
+ * path: every JUnit check of one module in one launcher, every jcstress check in one jcstress JVM
+ * (which runs alone: other variants' JUnit checks wait for it).
  * A check fires only when the test it names fails and, where the entry names what must fire
  * ({@code expect}), that failure shows it (a simulation property, a jcstress outcome); a variant is
  * CAUGHT when every one of its checks fired. Exits 0 only if every variant is caught.
@@ -141,8 +142,9 @@ public final class RunCatalog {
             }
         }
 
-        // Two variants at a time by default, but one jcstress JVM at a time: its actors need both cores.
-        Semaphore jcstress = new Semaphore(1);
+        // Two variants at a time by default, but a jcstress JVM runs alone: its actors need both
+        // cores to race, and a JUnit launcher beside them makes a real race rare enough to miss.
+        ReentrantReadWriteLock jcstress = new ReentrantReadWriteLock(true);
         ExecutorService pool = Executors.newFixedThreadPool(jobs);
         List<Future<Result>> futures = new ArrayList<>();
         Path finalBase = base;
@@ -198,7 +200,7 @@ public final class RunCatalog {
         return PATCHABLE.stream().filter(touched::contains).collect(Collectors.toList());
     }
 
-    static Result runVariant(Path base, Path dir, Variant v, Semaphore jcstressPermit) throws Exception {
+    static Result runVariant(Path base, Path dir, Variant v, ReentrantReadWriteLock cpu) throws Exception {
         long t = System.nanoTime();
         Files.createDirectories(dir);
         List<String> patched = patchedModules(v);
@@ -230,25 +232,30 @@ public final class RunCatalog {
             } else if (c.kind().equals("jcstress") && c.args() == null) {
                 jcstressDefault.add(c);
             } else if (c.kind().equals("jcstress")) {
-                jcstressPermit.acquire();
+                cpu.writeLock().lock();
                 try {
                     outcomes.addAll(runJcstress(base, dir, classes, List.of(c), c.args()));
                 } finally {
-                    jcstressPermit.release();
+                    cpu.writeLock().unlock();
                 }
             } else {
                 outcomes.add(new Outcome(c, Fired.ERROR, "unknown check kind " + c.kind()));
             }
         }
         for (Map.Entry<String, List<Check>> e : junitByModule.entrySet()) {
-            outcomes.addAll(runJunit(base, dir, classes, e.getKey(), e.getValue()));
+            cpu.readLock().lock();
+            try {
+                outcomes.addAll(runJunit(base, dir, classes, e.getKey(), e.getValue()));
+            } finally {
+                cpu.readLock().unlock();
+            }
         }
         if (!jcstressDefault.isEmpty()) {
-            jcstressPermit.acquire();
+            cpu.writeLock().lock();
             try {
                 outcomes.addAll(runJcstress(base, dir, classes, jcstressDefault, JCSTRESS_FLAGS));
             } finally {
-                jcstressPermit.release();
+                cpu.writeLock().unlock();
             }
         }
         List<String> errors = describe(outcomes, Fired.ERROR);
