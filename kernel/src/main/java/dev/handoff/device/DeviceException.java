@@ -26,7 +26,11 @@ public class DeviceException extends IOException {
         CLOSED,
         /** The image is held inactive: another owner may be writing it. */
         INACTIVE,
-        /** The image was taken over by a newer owner (a higher epoch); this handle is fenced. */
+        /**
+         * The image was taken over by a newer owner (a higher epoch), or this holder's claim on it
+         * ran out (a coordination service's lease that lapsed): this handle is fenced and nothing
+         * it does is acknowledged.
+         */
         FENCED
     }
 

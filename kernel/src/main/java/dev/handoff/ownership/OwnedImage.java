@@ -280,6 +280,27 @@ public final class OwnedImage implements BlockDevice {
     }
 
     /**
+     * Opens {@code device} as an image whose ownership lives in {@code records} and {@code lock}
+     * (another module's: a coordination service shared by several hosts, say). {@code INACTIVE}
+     * writes nothing, not even the record; {@code ACTIVE} activates at once (see
+     * {@link #activate()}). Closing the handle closes {@code release} last (the device and whatever
+     * the store and the lock need closed), whether or not the handle's own close succeeded.
+     *
+     * <p>The parts must keep their contracts ({@link RecordStore}, {@link OwnershipLock}); the
+     * handle calls them as {@link #openFile}'s handles call the sidecar and the file lock. Every
+     * guarantee of this class holds across every holder that shares the store and the lock.
+     *
+     * @param name how to name the image in messages
+     * @throws ImageInactiveException if asked for ACTIVE and another holder has the lock; the
+     *     handle is then closed (writing nothing), {@code release} included
+     */
+    public static OwnedImage open(BlockDevice device, AutoCloseable release, RecordStore records, OwnershipLock lock,
+            String ownerId, String name, State initial) throws DeviceException {
+        Objects.requireNonNull(initial, "initial");
+        return assemble(device, release, records, lock, ownerId, name, initial, Tuning.DEFAULT);
+    }
+
+    /**
      * Builds a handle from its parts. Reads the record (a read, even for INACTIVE); activates if
      * asked, closing the handle again (which writes nothing) if that fails.
      */

@@ -87,8 +87,8 @@ public record OwnershipRecord(long epoch, String ownerId, boolean clean) {
         return value == clean ? this : new OwnershipRecord(epoch, ownerId, value);
     }
 
-    /** The bytes of the layout above. */
-    byte[] encode() {
+    /** The bytes of the layout above (what a {@link RecordStore} outside the kernel may store). */
+    public byte[] encode() {
         byte[] id = ownerId.getBytes(StandardCharsets.UTF_8);
         ByteBuffer b = ByteBuffer.allocate(HEADER_BYTES + id.length + CHECKSUM_BYTES);
         b.putInt(MAGIC).putShort((short) VERSION).putShort((short) (clean ? FLAG_CLEAN : 0)).putLong(epoch)
@@ -106,7 +106,7 @@ public record OwnershipRecord(long epoch, String ownerId, boolean clean) {
      * @throws DeviceException of kind {@link DeviceException.Kind#IO_ERROR} if the bytes are not
      *     exactly one valid record
      */
-    static OwnershipRecord decode(byte[] bytes, String source) throws DeviceException {
+    public static OwnershipRecord decode(byte[] bytes, String source) throws DeviceException {
         if (bytes.length < HEADER_BYTES + CHECKSUM_BYTES) {
             throw corrupt(source, "too short (" + bytes.length + " bytes)");
         }

@@ -9,10 +9,19 @@ import dev.handoff.device.DeviceException;
  * at any time.
  *
  * <p>Implementations make writes atomic and durable: a concurrent or later {@link #read} (in any
- * process) sees the old record or the new one, never a mix, and after a crash the record is one
- * that some write wrote completely.
+ * thread, process or host that shares the store) sees the old record or the new one, never a mix,
+ * and after a crash the record is one that some write wrote completely. A read returns a record
+ * at least as new as every write that completed before the read started (the kernel's fencing
+ * re-reads the record to learn of a newer epoch).
+ *
+ * <p>The kernel's stores are the sidecar file of an image file ({@link OwnedImage#openFile}) and
+ * an in-memory record ({@link OwnedImage#openMemory}); another module supplies its own (a
+ * coordination service, say) to {@link OwnedImage#open}.
+ *
+ * <p>Threading: an {@link OwnedImage} calls {@link #read} from any of its I/O threads at once, and
+ * {@link #compareAndWrite} under its transition lock; implementations are safe for both.
  */
-interface RecordStore {
+public interface RecordStore {
 
     /** The current record, or {@link OwnershipRecord#ABSENT} if none was ever written. */
     OwnershipRecord read() throws DeviceException;

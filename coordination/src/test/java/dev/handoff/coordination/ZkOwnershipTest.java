@@ -1,0 +1,149 @@
+package dev.handoff.coordination;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.handoff.device.MemoryDevice;
+import dev.handoff.ownership.HandoffToken;
+import dev.handoff.ownership.ImageFencedException;
+import dev.handoff.ownership.ImageInactiveException;
+import dev.handoff.ownership.ImageLockedException;
+import dev.handoff.ownership.OwnedImage;
+import dev.handoff.ownership.OwnershipRecord;
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The ZooKeeper record store and lock behind OwnedImage, on a real three-server ensemble, in one JVM. */
+@Timeout(120)
+class ZkOwnershipTest {
+    static final Duration SESSION = Duration.ofSeconds(4);
+    static final Duration CONNECT = Duration.ofSeconds(10);
+    static Ensemble ensemble;
+    static final AtomicInteger paths = new AtomicInteger();
+
+    @BeforeAll
+    static void startEnsemble() throws Exception {
+        ensemble = Ensemble.start();
+    }
+
+    @AfterAll
+    static void stopEnsemble() throws Exception {
+        ensemble.close();
+    }
+
+    static ZkAddress freshPath() {
+        return ensemble.address("/handoff/test/image-" + paths.incrementAndGet());
+    }
+
+    static ZkOwnership connect(ZkAddress address) throws Exception {
+        return ZkOwnership.connect(address, SESSION, CONNECT);
+    }
+
+    static OwnedImage open(ZkAddress address, MemoryDevice disk, String owner, OwnedImage.State state) throws Exception {
+        return connect(address).open(disk, () -> { }, "disk.img", owner, state);
+    }
+
+    @Test
+    void aHandoffThroughZooKeeperMovesTheEpochAndFencesTheSource() throws Exception {
+        ZkAddress at = freshPath();
+        MemoryDevice disk = new MemoryDevice(1 << 20);
+        try (OwnedImage src = open(at, disk, "a", OwnedImage.State.ACTIVE);
+                OwnedImage dst = open(at, disk, "b", OwnedImage.State.INACTIVE)) {
+            assertThat(src.epoch()).isEqualTo(1);
+            src.write(0, ByteBuffer.wrap(new byte[] {1, 2, 3}));
+            HandoffToken token = src.prepareHandoff();
+            assertThat(token).isEqualTo(new HandoffToken(1, "a"));
+            dst.acceptHandoff(token);
+            assertThat(dst.state()).isEqualTo(OwnedImage.State.ACTIVE);
+            assertThat(dst.epoch()).isEqualTo(2);
+            assertThat(dst.readRecord()).isEqualTo(new OwnershipRecord(2, "b", false));
+            assertThatThrownBy(src::activate).isInstanceOf(ImageLockedException.class)
+                    .hasMessageContaining("locked by another holder").hasMessageContaining("owner 'b'");
+            assertThatThrownBy(() -> src.write(0, ByteBuffer.wrap(new byte[1]))).isInstanceOf(ImageInactiveException.class);
+        }
+        try (ZkOwnership look = connect(at)) {
+            ZkStatus status = look.status();
+            assertThat(status.record()).isEqualTo(new OwnershipRecord(2, "b", true));
+            assertThat(status.holder()).isNull();
+            assertThat(status.identity()).isEqualTo(new ImageIdentity("disk.img", 1 << 20));
+        }
+    }
+
+    @Test
+    void anAbortRacingAnAcceptHasExactlyOneWinner() throws Exception {
+        ZkAddress at = freshPath();
+        MemoryDevice disk = new MemoryDevice(1 << 16);
+        try (OwnedImage src = open(at, disk, "a", OwnedImage.State.ACTIVE);
+                OwnedImage dst = open(at, disk, "b", OwnedImage.State.INACTIVE)) {
+            HandoffToken token = src.prepareHandoff();
+            dst.acceptHandoff(token);
+            assertThatThrownBy(src::abortHandoff).isInstanceOfAny(ImageLockedException.class, ImageFencedException.class);
+            dst.inactivate();
+            // b let go; a's abort now finds the record moved on: fenced by the epoch, not refused by the lock
+            assertThatThrownBy(src::abortHandoff).isInstanceOf(ImageFencedException.class).hasMessageContaining("stale");
+            assertThat(src.state()).isEqualTo(OwnedImage.State.INACTIVE);
+        }
+    }
+
+    @Test
+    void statusShowsTheHoldersOwnerHostAndSession() throws Exception {
+        ZkAddress at = freshPath();
+        MemoryDevice disk = new MemoryDevice(1 << 16);
+        ZkOwnership holder = connect(at);
+        try (OwnedImage a = holder.open(disk, () -> { }, "disk.img", "alice", OwnedImage.State.ACTIVE);
+                ZkOwnership look = connect(at)) {
+            ZkStatus status = look.status();
+            assertThat(status.record()).isEqualTo(new OwnershipRecord(1, "alice", false));
+            assertThat(status.holder().ownerId()).isEqualTo("alice");
+            assertThat(status.holder().pid()).isEqualTo(ProcessHandle.current().pid());
+            assertThat(status.holder().sessionId()).isEqualTo(holder.sessionId()).isNotZero();
+            assertThat(holder.leaseBound()).isEqualTo(holder.sessionTimeout().multipliedBy(6).dividedBy(10));
+        }
+    }
+
+    @Test
+    void aPathThatBelongsToAnotherImageIsRefused() throws Exception {
+        ZkAddress at = freshPath();
+        try (OwnedImage a = open(at, new MemoryDevice(1 << 16), "a", OwnedImage.State.ACTIVE)) {
+            assertThat(a.state()).isEqualTo(OwnedImage.State.ACTIVE);
+        }
+        ZkOwnership other = connect(at);
+        assertThatThrownBy(() -> other.open(new MemoryDevice(1 << 17), () -> { }, "disk.img", "b", OwnedImage.State.INACTIVE))
+                .isInstanceOfSatisfying(CoordinationException.class,
+                        e -> assertThat(e.reason()).isEqualTo(CoordinationException.Reason.WRONG_IMAGE))
+                .hasMessageContaining("belongs to another image").hasMessageContaining("65536 bytes")
+                .hasMessageContaining("131072 bytes");
+    }
+
+    @Test
+    void anInactiveHolderWritesNothingToZooKeeper() throws Exception {
+        ZkAddress at = freshPath();
+        try (OwnedImage dst = open(at, new MemoryDevice(1 << 16), "b", OwnedImage.State.INACTIVE)) {
+            assertThat(dst.readRecord()).isEqualTo(OwnershipRecord.ABSENT);
+        }
+        try (ZkOwnership look = connect(at)) {
+            ZkStatus status = look.status();
+            assertThat(status.identity()).isNull(); // not even the PATH znode
+            assertThat(status.record()).isEqualTo(OwnershipRecord.ABSENT);
+        }
+    }
+
+    @Test
+    void anUnreachableEnsembleIsReportedWithinTheConnectTimeout() throws Exception {
+        int port;
+        try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+        long t = System.nanoTime();
+        assertThatThrownBy(() -> ZkOwnership.connect(new ZkAddress("127.0.0.1:" + port, "/x"), SESSION, Duration.ofSeconds(1)))
+                .isInstanceOfSatisfying(CoordinationException.class,
+                        e -> assertThat(e.reason()).isEqualTo(CoordinationException.Reason.UNREACHABLE))
+                .hasMessageContaining("cannot reach the ZooKeeper ensemble 127.0.0.1:" + port);
+        assertThat(Duration.ofNanos(System.nanoTime() - t)).isLessThan(Duration.ofSeconds(30));
+    }
+}
