@@ -193,6 +193,11 @@ public final class ZkOwnership implements AutoCloseable {
         }
     }
 
+    /** The lease of this image's lock (tests measure it). */
+    SessionLease lease() {
+        return lease;
+    }
+
     /** What the ensemble says about this PATH now: identity, record, lock holder. Writes nothing. */
     public ZkStatus status() throws DeviceException {
         ImageIdentity identity = ZkImages.readIdentity(session);

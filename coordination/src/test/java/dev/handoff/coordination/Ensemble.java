@@ -31,6 +31,7 @@ final class Ensemble implements AutoCloseable {
     static Ensemble start() throws Exception {
         System.setProperty("zookeeper.4lw.commands.whitelist", "srvr");
         System.setProperty("zookeeper.admin.enableServer", "false");
+        System.setProperty("zookeeper.forceSync", "no"); // a test ensemble need not survive a power cut
         List<InstanceSpec> specs = new ArrayList<>();
         for (int id = 1; id <= 3; id++) {
             specs.add(new InstanceSpec(null, -1, -1, -1, true, id, TICK_MILLIS, -1));
@@ -44,6 +45,15 @@ final class Ensemble implements AutoCloseable {
 
     String connectString() {
         return cluster.getConnectString();
+    }
+
+    /** The servers' client ports. */
+    List<Integer> ports() {
+        List<Integer> ports = new ArrayList<>();
+        for (InstanceSpec s : cluster.getInstances()) {
+            ports.add(s.getPort());
+        }
+        return ports;
     }
 
     ZkAddress address(String path) {

@@ -1,0 +1,264 @@
+package dev.handoff.coordination;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.handoff.coordination.Blocks.Block;
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.curator.test.InstanceSpec;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * Two holders of one image in two JVMs, coordinated by a real three-server ensemble on loopback:
+ * a handoff, the leader killed during one, a holder paused (SIGSTOP) past its session timeout
+ * while the other activates, and a holder cut off from the ensemble. The checks are on the data:
+ * the image file itself says which holder wrote which block with which epoch, and each holder's
+ * log says which writes it acknowledged, and when (one monotonic clock for the whole host).
+ */
+@Timeout(value = 180, unit = TimeUnit.SECONDS)
+class HoldersInSeparateJvmsTest {
+    /** T: the session timeout asked for (the test ensemble grants 0.5 s to 5 s). */
+    static final Duration SESSION = Duration.ofSeconds(4);
+    static final long BOUND_NANOS = SessionLease.boundNanos(SESSION.toNanos());
+    static final int BLOCKS = 64;
+
+    static Ensemble ensemble;
+    static final AtomicInteger paths = new AtomicInteger();
+
+    @TempDir
+    Path dir;
+
+    @BeforeAll
+    static void startEnsemble() throws Exception {
+        ensemble = Ensemble.start();
+    }
+
+    @AfterAll
+    static void stopEnsemble() throws Exception {
+        ensemble.close();
+    }
+
+    private Path image() throws IOException {
+        Path p = Files.createTempFile(dir, "disk", ".img");
+        try (RandomAccessFile f = new RandomAccessFile(p.toFile(), "rw")) {
+            f.setLength((long) BLOCKS * HolderMain.BLOCK);
+        }
+        return p;
+    }
+
+    private static String freshPath() {
+        return "/handoff/jvms/image-" + paths.incrementAndGet();
+    }
+
+    private static HolderProcess holder(String name, String path, Path image, long writeDelayMillis) throws Exception {
+        return new HolderProcess(name, ensemble.connectString(), path, image, SESSION, writeDelayMillis);
+    }
+
+    @Test
+    void twoHoldersInSeparateJvmsHandTheImageOverWithEveryAcknowledgedWrite() throws Exception {
+        Path img = image();
+        String path = freshPath();
+        try (HolderProcess a = holder("a", path, img, 0); HolderProcess b = holder("b", path, img, 0)) {
+            assertThat(a.call("activate")).startsWith("ok ACTIVE epoch=1");
+            assertThat(b.call("activate")).startsWith("refused INACTIVE").contains("locked by another holder")
+                    .contains("owner 'a'");
+            for (int n = 0; n < 8; n++) {
+                assertThat(a.call("write " + n)).startsWith("ack " + n);
+            }
+            String token = a.call("prepare");
+            assertThat(token).isEqualTo("ok token=1:a");
+            assertThat(b.call("accept 1:a")).startsWith("ok ACTIVE epoch=2");
+            Map<Integer, Block> blocks = Blocks.read(img);
+            for (int n = 0; n < 8; n++) {
+                assertThat(blocks.get(n)).isEqualTo(new Block("a", 1, n));
+            }
+            assertThat(a.call("write 9")).startsWith("refused 9 INACTIVE");
+            assertThat(a.call("activate")).startsWith("refused INACTIVE").contains("owner 'b'");
+            assertThat(b.call("write 9")).startsWith("ack 9");
+            assertThat(b.call("inactivate")).isEqualTo("ok INACTIVE");
+            // b let go: a's abort of its old handoff is refused by the epoch, not by a lock
+            assertThat(a.call("abort")).startsWith("refused fenced-by-epoch").contains("stale");
+            assertThat(a.call("record")).isEqualTo("ok record=2:b:clean");
+            assertThat(a.quit()).contains("closed").noneMatch(l -> l.startsWith("session-lost"));
+            assertThat(b.quit()).contains("closed").noneMatch(l -> l.startsWith("session-lost"));
+        }
+    }
+
+    @Test
+    void theLeaderKilledDuringAHandoffLosesNeitherTheEpochNorAnAcknowledgedWrite() throws Exception {
+        Path img = image();
+        String path = freshPath();
+        InstanceSpec killed = null;
+        try (HolderProcess a = holder("a", path, img, 0); HolderProcess b = holder("b", path, img, 0)) {
+            assertThat(a.call("activate")).startsWith("ok ACTIVE epoch=1");
+            for (int n = 0; n < 8; n++) {
+                assertThat(a.call("write " + n)).startsWith("ack " + n);
+            }
+            a.send("prepare");
+            killed = ensemble.killLeader();
+            String prepared = a.expect(l -> l.startsWith("ok") || l.startsWith("refused"));
+            // An election may outlast the lease: then prepare fails with a still-ACTIVE holder; it is retried.
+            for (int i = 0; i < 10 && !prepared.startsWith("ok"); i++) {
+                assertThat(prepared).contains("remains ACTIVE");
+                Thread.sleep(500);
+                prepared = a.call("prepare");
+            }
+            assertThat(prepared).isEqualTo("ok token=1:a");
+            String accepted = b.call("accept 1:a");
+            for (int i = 0; i < 10 && !accepted.startsWith("ok"); i++) {
+                assertThat(accepted).contains("remains INACTIVE");
+                Thread.sleep(500);
+                accepted = b.call("accept 1:a");
+            }
+            assertThat(accepted).startsWith("ok ACTIVE epoch=2");
+            Map<Integer, Block> blocks = Blocks.read(img);
+            for (int n = 0; n < 8; n++) {
+                assertThat(blocks.get(n)).isEqualTo(new Block("a", 1, n));
+            }
+            assertThat(a.call("write 8")).startsWith("refused 8 INACTIVE");
+            assertThat(b.call("write 8")).startsWith("ack 8");
+            assertThat(b.call("record")).isEqualTo("ok record=2:b:unclean");
+            assertThat(a.quit()).noneMatch(l -> l.startsWith("session-lost"));
+            assertThat(b.quit()).contains("closed").noneMatch(l -> l.startsWith("session-lost"));
+        } finally {
+            if (killed != null) {
+                ensemble.restart(killed);
+                ensemble.awaitLeader(Duration.ofSeconds(60));
+            }
+        }
+    }
+
+    @Test
+    void aHolderPausedPastItsSessionTimeoutGetsNoWriteAcknowledgedAfterTheNextActivation() throws Exception {
+        Path img = image();
+        String path = freshPath();
+        try (HolderProcess a = holder("a", path, img, 500); HolderProcess b = holder("b", path, img, 0)) {
+            assertThat(a.call("activate")).startsWith("ok ACTIVE epoch=1");
+            a.call("writeloop 0 " + BLOCKS);
+            a.expect(l -> l.startsWith("ack 1 "));
+            String writing = a.expect(l -> l.startsWith("writing "));
+            a.pause(); // inside a slow write: admitted by the lease, not yet on the disk
+            int inFlight = Integer.parseInt(writing.split(" ")[1]);
+
+            long activation = HolderProcess.time(b.call("activate-wait")); // once the ensemble expired a's session
+            Map<Integer, Block> atActivation = Blocks.read(img);
+            for (int n = 0; n < BLOCKS; n++) { // b overwrites everything: a later write of a's shows
+                assertThat(b.call("write " + n)).startsWith("ack " + n);
+            }
+            a.resume();
+            a.expect(l -> l.equals("loop-end"));
+            List<String> log = a.quit();
+
+            Set<Integer> acked = new HashSet<>();
+            for (String l : log) {
+                if (l.startsWith("ack ")) {
+                    acked.add(Integer.parseInt(l.split(" ")[1]));
+                    assertThat(HolderProcess.time(l)).as("a acknowledged a write after b activated: %s", l)
+                            .isLessThan(activation);
+                }
+            }
+            assertThat(acked).isNotEmpty().doesNotContain(inFlight);
+            for (int n : acked) { // every write a acknowledged was on the disk when b took over
+                assertThat(atActivation.get(n)).isEqualTo(new Block("a", 1, n));
+            }
+            Map<Integer, Block> end = Blocks.read(img);
+            for (Map.Entry<Integer, Block> e : end.entrySet()) { // a's data that landed after b's: never acknowledged
+                if (e.getValue().owner().equals("a")) {
+                    assertThat(e.getKey()).isEqualTo(inFlight);
+                }
+            }
+            // the write in flight across the pause: not acknowledged; the next ones: refused by the epoch before writing
+            String first = log.stream().filter(l -> l.startsWith("refused " + inFlight + " ")).findFirst().orElseThrow();
+            assertThat(first).contains("not acknowledged");
+            List<String> later = log.stream().filter(l -> l.matches("refused \\d+ .*") && !l.startsWith("refused " + inFlight + " "))
+                    .toList();
+            assertThat(later).hasSize(2).allMatch(l -> l.contains("fenced-by-epoch"));
+            assertThat(log).anyMatch(l -> l.startsWith("refused fenced-by-epoch") && l.contains("flush"));
+            assertThat(b.call("record")).isEqualTo("ok record=2:b:unclean");
+            assertThat(b.quit()).contains("closed");
+        }
+    }
+
+    @Test
+    void aHolderPausedBeforeItsRecordWriteIsRefusedByTheEpochWhenItReturns() throws Exception {
+        Path img = image();
+        String path = freshPath();
+        try (HolderProcess a = holder("a", path, img, 0); HolderProcess b = holder("b", path, img, 0)) {
+            assertThat(a.call("activate")).startsWith("ok ACTIVE epoch=1");
+            assertThat(a.call("write 0")).startsWith("ack 0");
+            a.call("pause-before-record-write");
+            a.send("inactivate"); // re-reads the record (epoch 1), flushes, then writes the record clean...
+            a.expect(l -> l.startsWith("record-write-pending expected=1"));
+            a.pause(); // ...after a pause longer than its session
+
+            assertThat(b.call("activate-wait")).startsWith("ok ACTIVE epoch=2");
+            assertThat(b.call("write 1")).startsWith("ack 1");
+            a.resume();
+            String inactivated = a.expect(l -> l.startsWith("ok") || l.startsWith("refused"));
+            assertThat(inactivated).startsWith("refused fenced-by-epoch").contains("record was not written");
+            assertThat(a.call("record")).isEqualTo("ok record=2:b:unclean");
+            assertThat(a.call("write 2")).startsWith("refused 2 INACTIVE");
+            assertThat(b.call("record")).isEqualTo("ok record=2:b:unclean");
+            assertThat(b.call("write 3")).startsWith("ack 3");
+            a.quit();
+            assertThat(b.quit()).contains("closed");
+        }
+    }
+
+    @Test
+    void aHolderCutOffFromTheEnsembleStopsAcknowledgingWithinTheLeaseBound() throws Exception {
+        Path img = image();
+        String path = freshPath();
+        try (PartitionProxy proxy = new PartitionProxy(ensemble.ports());
+                HolderProcess a = new HolderProcess("a", proxy.connectString(), path, img, SESSION, 20);
+                HolderProcess b = holder("b", path, img, 0)) {
+            assertThat(a.call("activate")).startsWith("ok ACTIVE epoch=1");
+            a.call("writeloop 0 " + BLOCKS * 1000); // wraps around the image: block = seq % BLOCKS
+            a.expect(l -> l.startsWith("ack 10 "));
+            a.call("leaseprobe");
+            long cut = System.nanoTime();
+            proxy.partition();
+
+            long activation = HolderProcess.time(b.call("activate-wait"));
+            Map<Integer, Block> atActivation = Blocks.read(img);
+            long lapsed = HolderProcess.time(a.expect(l -> l.startsWith("lease-refused ")));
+            proxy.heal(); // a comes back to find its session expired and the epoch moved on
+            a.expect(l -> l.equals("loop-end"));
+            List<String> log = a.quit();
+
+            long lastAck = log.stream().filter(l -> l.startsWith("ack ")).mapToLong(HolderProcess::time).max().orElseThrow();
+            System.out.printf("lease bound %d ms (session %d ms): after the cut, the lease refused writes after %d ms,"
+                    + " the last write was acknowledged after %d ms, the next holder activated after %d ms%n",
+                    TimeUnit.NANOSECONDS.toMillis(BOUND_NANOS), SESSION.toMillis(), TimeUnit.NANOSECONDS.toMillis(lapsed - cut),
+                    TimeUnit.NANOSECONDS.toMillis(lastAck - cut), TimeUnit.NANOSECONDS.toMillis(activation - cut));
+            assertThat(lapsed - cut).as("lease lapse after the cut, ns").isLessThanOrEqualTo(BOUND_NANOS);
+            assertThat(lastAck - cut).as("last acknowledged write after the cut, ns").isLessThanOrEqualTo(BOUND_NANOS);
+            assertThat(lastAck).isLessThan(activation);
+            assertThat(lapsed).isLessThan(activation);
+            for (String l : log) { // every write a acknowledged was on the disk when b took over
+                if (l.startsWith("ack ")) {
+                    int seq = Integer.parseInt(l.split(" ")[1]);
+                    Block onDisk = atActivation.get(seq % BLOCKS);
+                    assertThat(onDisk.owner()).isEqualTo("a");
+                    assertThat(onDisk.seq()).isGreaterThanOrEqualTo(seq);
+                }
+            }
+            assertThat(log).anyMatch(l -> l.startsWith("refused ") && l.contains("fenced-by-epoch"));
+            assertThat(b.call("record")).isEqualTo("ok record=2:b:unclean");
+            assertThat(b.quit()).contains("closed");
+        }
+    }
+}
