@@ -46,7 +46,7 @@ public final class RunCatalog {
             "-sc", "false", "-jvmArgs", "-Xmx256m");
     static final long CHECK_TIMEOUT_MINUTES = 10;
     /** Modules whose production sources a patch may touch, in build order. */
-    static final List<String> PATCHABLE = List.of("kernel", "nbd", "cli");
+    static final List<String> PATCHABLE = List.of("kernel", "nbd", "coordination", "cli");
     static final Pattern PATCHED_FILE = Pattern.compile("^\\+\\+\\+ b/([a-z]+)/src/main/java/", Pattern.MULTILINE);
 
     enum Verdict { CAUGHT, SURVIVED, MISFIRED, STALE, ERROR }

@@ -134,6 +134,45 @@ class ZkOwnershipTest {
     }
 
     @Test
+    void racingCompareAndWritesFromOneEpochHaveExactlyOneWinner() throws Exception {
+        ZkAddress at = freshPath();
+        int writers = 4;
+        ZkSession[] sessions = new ZkSession[writers];
+        ZkRecordStore[] stores = new ZkRecordStore[writers];
+        for (int i = 0; i < writers; i++) {
+            sessions[i] = ZkSession.connect(at, SESSION, CONNECT);
+            stores[i] = new ZkRecordStore(sessions[i]);
+        }
+        java.util.concurrent.ExecutorService pool = java.util.concurrent.Executors.newFixedThreadPool(writers);
+        try {
+            for (long epoch = 0; epoch < 20; epoch++) {
+                long from = epoch;
+                java.util.concurrent.CyclicBarrier start = new java.util.concurrent.CyclicBarrier(writers);
+                java.util.List<java.util.concurrent.Future<Boolean>> won = new java.util.ArrayList<>();
+                for (int i = 0; i < writers; i++) {
+                    ZkRecordStore store = stores[i];
+                    String owner = "w" + i;
+                    won.add(pool.submit(() -> {
+                        start.await();
+                        return store.compareAndWrite(from, new OwnershipRecord(from + 1, owner, false)).epoch() == from;
+                    }));
+                }
+                int winners = 0;
+                for (java.util.concurrent.Future<Boolean> f : won) {
+                    winners += f.get() ? 1 : 0;
+                }
+                assertThat(winners).as("compare-and-writes that moved epoch %d", from).isEqualTo(1);
+                assertThat(stores[0].read().epoch()).isEqualTo(from + 1);
+            }
+        } finally {
+            pool.shutdownNow();
+            for (ZkSession s : sessions) {
+                s.close();
+            }
+        }
+    }
+
+    @Test
     void anUnreachableEnsembleIsReportedWithinTheConnectTimeout() throws Exception {
         int port;
         try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
