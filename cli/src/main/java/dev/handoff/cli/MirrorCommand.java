@@ -28,15 +28,18 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "mirror", sortOptions = false, usageHelpWidth = 100,
         description = {"Mirror the raw image SOURCE to TARGET (created if absent; an existing target must have the"
-                + " source's size). The source is held with QEMU-compatible locks while the job runs and is never"
-                + " written. By default the job completes as soon as it is READY."},
+                + " source's size). The source is held with QEMU-compatible locks (or, with --coordinator, ACTIVE"
+                + " through ZooKeeper) while the job runs and is never written. By default the job completes as soon as it is READY."},
         exitCodeListHeading = "%nExit codes:%n", exitCodeList = {
             " 0:COMPLETED: TARGET is a consistent copy of SOURCE",
-            " 1:FAILED: an I/O error under the report policy; TARGET is not consistent",
+            " 1:FAILED: an I/O error under the report policy, or the coordinator (ZooKeeper) cannot be reached;"
+                + " TARGET is not consistent",
             " 2:usage error",
-            " 3:bad image (missing source, size mismatch, target is the source, not writable)",
-            " 4:source or target locked by another process (QEMU or Handoff)",
+            " 3:bad image (missing source, size mismatch, target is the source, not writable), or the coordinator"
+                + " PATH belongs to another image",
+            " 4:source or target locked by another process (QEMU or Handoff), or held by another holder",
             " 5:CANCELLED before READY (block-job-cancel); TARGET is not consistent",
+            " 6:the coordinator session holding SOURCE was lost mid-command; TARGET is not consistent",
             "130:interrupted (Ctrl-C); the message says whether TARGET is consistent"})
 final class MirrorCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SOURCE", description = "Raw image file to copy.")
@@ -71,6 +74,12 @@ final class MirrorCommand implements Callable<Integer> {
     @Mixin
     JobOptions jobOptions;
 
+    @Mixin
+    CoordinatorOptions coordinator;
+
+    private volatile String sessionLost; // why the coordinator session was lost, if it was
+    private volatile MirrorJob running;
+
     private final Object exitLock = new Object();
     private boolean finished;     // guarded by exitLock: the main thread owns the ending
     private boolean interrupted;  // guarded by exitLock: the shutdown hook owns the ending
@@ -92,12 +101,17 @@ final class MirrorCommand implements Callable<Integer> {
         if (control != null) {
             QmpServer.check(control);
         }
+        coordinator.validate();
         SourceImage src = SourceImage.check(source);
         MirrorTarget tgt = MirrorTarget.resolve(target);
         tgt.check(src);
 
         PrintStream human = json ? System.err : System.out;
-        src.openAndLock();
+        if (coordinator.present()) {
+            src.openOwned(coordinator, "mirror-" + ProcessHandle.current().pid(), this::onSessionLost);
+        } else {
+            src.openAndLock();
+        }
         BlockDevice targetDevice;
         MirrorJob job;
         JobRun run;
@@ -112,6 +126,7 @@ final class MirrorCommand implements Callable<Integer> {
             MirrorOptions options = jobOptions.toMirrorOptions(tgt.readsAsZeroes());
             BlockDevice jobTarget = injection != null ? injection.wrap(targetDevice).device() : targetDevice;
             job = MirrorJob.create(src.device(), jobTarget, options);
+            running = job;
             run = new JobRun(job, jobId);
             if (control != null) {
                 server = QmpServer.bind(control, new JobControl(job, run.qmp()), "handoff " + Main.version());
@@ -177,6 +192,13 @@ final class MirrorCommand implements Callable<Integer> {
         src.close();
         double seconds = (System.nanoTime() - t0) / 1e9;
         String took = String.format(Locale.ROOT, "%.2f s", seconds);
+        String lost = sessionLost;
+        if (lost != null) {
+            System.err.println("handoff mirror: ZooKeeper session lost mid-command: " + lost + "; the job was cancelled"
+                    + " after " + took + " (another holder may write " + src.path() + "): " + tgt.display()
+                    + " is NOT consistent (left as is)");
+            return ExitCodes.FENCED;
+        }
         switch (end) {
             case COMPLETED:
                 human.println("done in " + took + ": " + tgt.display() + " is a consistent copy of " + src.path());
@@ -189,6 +211,19 @@ final class MirrorCommand implements Callable<Integer> {
                 System.err.println("handoff mirror: the job failed: " + job.failureReason() + "; " + tgt.display()
                         + " is NOT consistent (left as is)");
                 return ExitCodes.FAILED;
+        }
+    }
+
+    /** The source's coordinator session is gone: another holder may write it, so the copy cannot be trusted. */
+    private void onSessionLost(String why) {
+        sessionLost = why;
+        MirrorJob job = running;
+        if (job != null) {
+            try {
+                job.cancel(true);
+            } catch (IllegalStateException concluded) {
+                // it ended first: the report says the session was lost all the same
+            }
         }
     }
 

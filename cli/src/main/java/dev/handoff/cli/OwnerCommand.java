@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
@@ -26,7 +27,8 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "owner", usageHelpWidth = 100,
         description = {"Drive the ownership protocol on a raw image file: who may write it (one ACTIVE holder at a"
-                + " time, with QEMU-compatible locks and a fencing epoch in the sidecar IMAGE.owner)."},
+                + " time, with QEMU-compatible locks and a fencing epoch in the sidecar IMAGE.owner; or, with"
+                + " --coordinator, a lock and an epoch kept in a ZooKeeper ensemble that several hosts share)."},
         subcommands = {
             OwnerCommand.Status.class,
             OwnerCommand.Activate.class,
@@ -55,8 +57,12 @@ final class OwnerCommand {
         }
     }
 
-    static OwnedImage openInactive(Path image, String owner) throws CliException {
+    static OwnedImage openInactive(Path image, String owner, CoordinatorOptions coordinator) throws CliException {
         checkImage(image);
+        coordinator.validate();
+        if (coordinator.present()) {
+            return coordinator.open(image, owner, OwnedImage.State.INACTIVE, why -> sessionLost("handoff owner", image, why));
+        }
         try {
             return OwnedImage.openFile(image, owner, OwnedImage.State.INACTIVE);
         } catch (IllegalArgumentException e) {
@@ -64,6 +70,19 @@ final class OwnerCommand {
         } catch (DeviceException e) {
             throw new CliException(ExitCodes.BAD_IMAGE, "cannot open " + image + ": " + e.getMessage());
         }
+    }
+
+    /**
+     * The session that held the image's ZooKeeper lock is gone, mid-command: says so in one line and
+     * ends the process at once, as a crash would (the handle is fenced: nothing more can be
+     * acknowledged, the record stays unclean, and the next activation takes over with epoch + 1).
+     */
+    static void sessionLost(String command, Path image, String why) {
+        System.out.flush();
+        System.err.println(command + ": ZooKeeper session lost mid-command: " + why + "; " + image
+                + " is fenced here (nothing more is acknowledged; the next activation takes over with a newer epoch)");
+        System.err.flush();
+        Runtime.getRuntime().halt(ExitCodes.FENCED);
     }
 
     /** Maps a refused transition to its exit code, closing the handle (INACTIVE: writes nothing). */
@@ -91,10 +110,18 @@ final class OwnerCommand {
         @Option(names = "--json", description = "Print one JSON object.")
         boolean json;
 
+        @Mixin
+        CoordinatorOptions coordinator;
+
         @Override
         public Integer call() throws Exception {
+            if (coordinator.present()) {
+                checkImage(image);
+                coordinator.validate();
+                return CoordinatedStatus.print(image, coordinator, json);
+            }
             OwnershipRecord record;
-            try (OwnedImage handle = openInactive(image, "status")) {
+            try (OwnedImage handle = openInactive(image, "status", coordinator)) {
                 record = handle.readRecord();
             }
             List<LockTable.Lock> locks = LockTable.available() ? LockTable.on(image) : null;
@@ -151,9 +178,12 @@ final class OwnerCommand {
         @Option(names = "--owner", paramLabel = "ID", description = "Owner id in the record and in tokens (default: handoff-PID).")
         String owner;
 
+        @Mixin
+        CoordinatorOptions coordinator;
+
         @Override
         public Integer call() throws Exception {
-            OwnedImage handle = openInactive(image, owner != null ? owner : defaultOwner());
+            OwnedImage handle = openInactive(image, owner != null ? owner : defaultOwner(), coordinator);
             try {
                 handle.activate();
             } catch (DeviceException e) {
@@ -174,9 +204,12 @@ final class OwnerCommand {
         @Option(names = "--owner", paramLabel = "ID", description = "Owner id in the record and in tokens (default: handoff-PID).")
         String owner;
 
+        @Mixin
+        CoordinatorOptions coordinator;
+
         @Override
         public Integer call() throws Exception {
-            OwnedImage handle = openInactive(image, owner != null ? owner : defaultOwner());
+            OwnedImage handle = openInactive(image, owner != null ? owner : defaultOwner(), coordinator);
             return new ImageHolder(handle, image, System.out).serve();
         }
     }
@@ -195,6 +228,9 @@ final class OwnerCommand {
         @Option(names = "--owner", paramLabel = "ID", description = "Owner id in the record and in tokens (default: handoff-PID).")
         String owner;
 
+        @Mixin
+        CoordinatorOptions coordinator;
+
         @Override
         public Integer call() throws Exception {
             HandoffToken t;
@@ -203,7 +239,7 @@ final class OwnerCommand {
             } catch (IllegalArgumentException e) {
                 throw new CliException(ExitCodes.USAGE, "invalid value for option '--token': " + e.getMessage());
             }
-            OwnedImage handle = openInactive(image, owner != null ? owner : defaultOwner());
+            OwnedImage handle = openInactive(image, owner != null ? owner : defaultOwner(), coordinator);
             try {
                 handle.acceptHandoff(t);
             } catch (DeviceException e) {

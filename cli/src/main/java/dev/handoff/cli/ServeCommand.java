@@ -59,15 +59,17 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "serve", sortOptions = false, usageHelpWidth = 100,
         description = {"Export the raw image IMAGE over NBD, held ACTIVE with QEMU-compatible locks and an ownership"
-                + " record; with --mirror-to, mirror it to TARGET while clients write (the job stays READY until"
+                + " record (or, with --coordinator, a lock and record in a ZooKeeper ensemble); with --mirror-to, mirror it to TARGET while clients write (the job stays READY until"
                 + " block-job-complete or block-job-cancel over --control). Runs until `quit` over --control, or"
                 + " Ctrl-C."},
         exitCodeListHeading = "%nExit codes:%n", exitCodeList = {
             " 0:stopped by quit",
+            " 1:the coordinator (ZooKeeper) cannot be reached",
             " 2:usage error",
-            " 3:bad image or target (missing, size mismatch, not writable, unreachable export)",
+            " 3:bad image or target (missing, size mismatch, not writable, unreachable export), or the coordinator"
+                + " PATH belongs to another image",
             " 4:image locked by another process (QEMU or Handoff), or the NBD address is in use",
-            " 6:fenced: a newer owner took the image over",
+            " 6:fenced: a newer owner took the image over, or the coordinator session was lost",
             "130:interrupted (Ctrl-C)"})
 final class ServeCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "IMAGE", description = "Raw image file to export.")
@@ -108,9 +110,13 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     JobOptions jobOptions;
 
+    @Mixin
+    CoordinatorOptions coordinator;
+
     private final CountDownLatch quit = new CountDownLatch(1);
     private final AtomicBoolean stopped = new AtomicBoolean();
     private volatile boolean serving;
+    private volatile String sessionLost; // why the coordinator session was lost, if it was
 
     private OwnedImage owned;
     private MirrorTarget target;
@@ -150,6 +156,7 @@ final class ServeCommand implements Callable<Integer> {
         if (control != null) {
             QmpServer.check(control);
         }
+        coordinator.validate();
         SourceImage checked = SourceImage.check(image);
         if (mirrorTo != null) {
             target = MirrorTarget.resolve(mirrorTo);
@@ -198,6 +205,7 @@ final class ServeCommand implements Callable<Integer> {
         System.out.println("serving " + image + " (" + Sizes.format(owned.size()) + ") as " + uri + ": "
                 + owned.state() + ", owner " + ownerId + ", epoch " + owned.epoch() + (readOnly ? ", read-only" : "")
                 + (target != null ? ", mirroring to " + target.display() : "")
+                + (coordinator.present() ? ", coordinator " + coordinator.coordinator : "")
                 + (control != null ? ", control " + control : ""));
         System.out.flush();
         serving = true;
@@ -214,10 +222,22 @@ final class ServeCommand implements Callable<Integer> {
         } catch (IllegalStateException shuttingDown) {
             // the hook runs or has run: it finds the work done
         }
+        String lost = sessionLost;
+        if (lost != null) {
+            throw new CliException(ExitCodes.FENCED, "ZooKeeper session lost mid-command: " + lost + "; " + image
+                    + " is fenced here and no longer served (nothing more was acknowledged; the next activation takes"
+                    + " over with a newer epoch)");
+        }
         return ExitCodes.OK;
     }
 
     private OwnedImage open(String ownerId) throws CliException {
+        if (coordinator.present()) {
+            return coordinator.open(image, ownerId, inactive ? OwnedImage.State.INACTIVE : OwnedImage.State.ACTIVE, why -> {
+                sessionLost = why;
+                quit.countDown();
+            });
+        }
         try {
             return OwnedImage.openFile(image, ownerId, inactive ? OwnedImage.State.INACTIVE : OwnedImage.State.ACTIVE);
         } catch (IllegalArgumentException e) {
@@ -272,10 +292,12 @@ final class ServeCommand implements Callable<Integer> {
             try {
                 owned.close();
             } catch (DeviceException e) {
-                System.err.println("handoff serve: closing " + image + " failed: " + e.getMessage());
+                if (sessionLost == null) { // else the one line that says so is the error
+                    System.err.println("handoff serve: closing " + image + " failed: " + e.getMessage());
+                }
             }
         }
-        if (serving) {
+        if (serving && sessionLost == null) {
             System.out.println((signalled ? "interrupted" : "stopped") + ": " + image + " closed " + state);
             System.out.flush();
         }

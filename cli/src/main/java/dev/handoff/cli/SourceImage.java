@@ -1,11 +1,14 @@
 package dev.handoff.cli;
 
+import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.FileDevice;
 import dev.handoff.ownership.ImageInactiveException;
+import dev.handoff.ownership.OwnedImage;
 import dev.handoff.ownership.QemuFileLock;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.function.Consumer;
 
 /**
  * The source of {@code handoff mirror}: a raw image file, held with QEMU's write locks while the
@@ -13,13 +16,16 @@ import java.nio.file.Path;
  * guest writes through the job here, so nothing would track such writes).
  *
  * <p>{@link #check} only looks; {@link #openAndLock} opens the file read-write (fcntl write locks
- * need a writable descriptor) but never writes it.
+ * need a writable descriptor) but never writes it. With a coordinator, {@link #openOwned} holds
+ * the source ACTIVE through ZooKeeper instead (its lock and epoch, the only ones that reach other
+ * hosts); closing then marks the record clean.
  */
 final class SourceImage implements AutoCloseable {
     private final Path path;
     private final long size;
     private FileDevice device;
     private QemuFileLock lock;
+    private OwnedImage owned;
 
     private SourceImage(Path path, long size) {
         this.path = path;
@@ -57,8 +63,21 @@ final class SourceImage implements AutoCloseable {
         return size;
     }
 
-    FileDevice device() {
-        return device;
+    /** What the job reads: the file, or the owned image. */
+    BlockDevice device() {
+        return owned != null ? owned : device;
+    }
+
+    /**
+     * Holds the source ACTIVE with its ownership in the coordinator (lock, epoch + 1); on failure
+     * nothing is held. {@code onLost} hears that the session was lost mid-command.
+     */
+    void openOwned(CoordinatorOptions coordinator, String owner, Consumer<String> onLost) throws CliException {
+        owned = coordinator.open(path, owner, OwnedImage.State.ACTIVE, onLost);
+        if (owned.size() != size) {
+            close();
+            throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " changed size while being opened");
+        }
     }
 
     /** Opens the file and takes QEMU's write locks (bytes 101 and 201); on failure nothing is held. */
@@ -92,6 +111,14 @@ final class SourceImage implements AutoCloseable {
     /** Releases the locks and closes the file. Harmless twice. */
     @Override
     public void close() {
+        if (owned != null) {
+            try {
+                owned.close();
+            } catch (DeviceException ignored) {
+                // never written: nothing to lose; a fenced close leaves the record as it was
+            }
+            owned = null;
+        }
         if (lock != null) {
             try {
                 lock.release();
