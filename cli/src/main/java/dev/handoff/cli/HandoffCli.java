@@ -17,6 +17,7 @@ import picocli.CommandLine.Spec;
             "Start with `handoff demo`."},
         subcommands = {
             DemoCommand.class,
+            EnsembleDemoCommand.class,
             MirrorCommand.class,
             OwnerCommand.class,
             ServeCommand.class,
@@ -25,12 +26,13 @@ import picocli.CommandLine.Spec;
         exitCodeListHeading = "%nExit codes (every command):%n",
         exitCodeList = {
             " 0:done (mirror consistent, demo checks passed, owner command succeeded)",
-            " 1:job failed (I/O error with policy report), demo check failed, internal error",
+            " 1:job failed (I/O error with policy report), demo check failed, coordinator unreachable, internal error",
             " 2:usage: unknown option, missing or invalid argument",
-            " 3:bad image: missing source, target size differs, target is the source, target not writable",
+            " 3:bad image: missing source, target size differs, target is the source, target not writable, or the"
+                + " coordinator PATH belongs to another image",
             " 4:busy: image locked by another process (QEMU or Handoff) or owned by another holder",
             " 5:cancelled before the target was consistent",
-            " 6:fenced: a newer owner took the image over (stale token or handle)",
+            " 6:fenced: a newer owner took the image over (stale token or handle), or the coordinator session was lost",
             "130:interrupted (Ctrl-C); the target is left as is, consistent only if the message says so",
         },
         footer = {"%nEnvironment: HANDOFF_DEBUG=1 prints stack traces of internal errors."})
@@ -40,7 +42,7 @@ final class HandoffCli implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (demo, mirror, owner, serve)");
+        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (demo, ensemble-demo, mirror, owner, serve)");
     }
 
     /** Prints the version from the jar's manifest. */
