@@ -226,7 +226,7 @@ public final class HolderMain {
         public OwnershipRecord compareAndWrite(long expectedEpoch, OwnershipRecord next) throws DeviceException {
             if (pauseBeforeRecordWrite.getAndSet(false)) {
                 say("record-write-pending expected=" + expectedEpoch + " t=" + System.nanoTime());
-                sleep(1000); // the test stops the JVM here
+                sleep(2000); // the test stops the JVM here
             }
             OwnershipRecord found = inner.compareAndWrite(expectedEpoch, next);
             say("record-write-done found=" + found.epoch() + " t=" + System.nanoTime());

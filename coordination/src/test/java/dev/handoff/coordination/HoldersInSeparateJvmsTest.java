@@ -146,10 +146,11 @@ class HoldersInSeparateJvmsTest {
     void aHolderPausedPastItsSessionTimeoutGetsNoWriteAcknowledgedAfterTheNextActivation() throws Exception {
         Path img = image();
         String path = freshPath();
-        try (HolderProcess a = holder("a", path, img, 500); HolderProcess b = holder("b", path, img, 0)) {
+        // Each of a's writes sleeps 1 s between the lease's admission and the disk: the pause lands there.
+        try (HolderProcess a = holder("a", path, img, 1000); HolderProcess b = holder("b", path, img, 0)) {
             assertThat(a.call("activate")).startsWith("ok ACTIVE epoch=1");
             a.call("writeloop 0 " + BLOCKS);
-            a.expect(l -> l.startsWith("ack 1 "));
+            a.expect(l -> l.startsWith("ack 0 "));
             String writing = a.expect(l -> l.startsWith("writing "));
             a.pause(); // inside a slow write: admitted by the lease, not yet on the disk
             int inFlight = Integer.parseInt(writing.split(" ")[1]);
