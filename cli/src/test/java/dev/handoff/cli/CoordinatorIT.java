@@ -161,6 +161,43 @@ class CoordinatorIT {
     }
 
     @Test
+    void serveAndMirrorStopFencedWithOneLineWhenTheirSessionIsLostMidCommand() throws Exception {
+        Images.randomImage(dir.resolve("served.img"), SIZE, 38);
+        Images.randomImage(dir.resolve("source.img"), SIZE, 39);
+        String servedAt = coordinator();
+        String sourceAt = coordinator();
+        try (Cli.Running server = Cli.start(dir, "serve", "served.img", "--nbd", "unix:s.sock", "--coordinator", servedAt,
+                "--session-timeout", "1s");
+                Cli.Running mirror = Cli.start(dir, "mirror", "source.img", "copy.img", "--speed", "512K",
+                        "--progress", "none", "--coordinator", sourceAt, "--session-timeout", "1s")) {
+            server.awaitLine("serving served.img");
+            mirror.awaitLine("mirror source.img");
+            server.signal("STOP");
+            mirror.signal("STOP"); // both paused past their sessions: the ensemble expires them
+            awaitNoHolder("served.img", servedAt);
+            awaitNoHolder("source.img", sourceAt);
+            server.signal("CONT");
+            mirror.signal("CONT");
+            Cli.Result served = server.waitFor();
+            assertThat(served.exit()).as(served.toString()).isEqualTo(ExitCodes.FENCED);
+            assertThat(served.errLines()).hasSize(1);
+            assertThat(served.stderr()).contains("ZooKeeper session lost mid-command", "no longer served");
+            Cli.Result mirrored = mirror.waitFor();
+            assertThat(mirrored.exit()).as(mirrored.toString()).isEqualTo(ExitCodes.FENCED);
+            assertThat(mirrored.errLines()).hasSize(1);
+            assertThat(mirrored.stderr()).contains("ZooKeeper session lost mid-command", "copy.img is NOT consistent");
+        }
+    }
+
+    private void awaitNoHolder(String image, String zk) throws Exception {
+        long end = System.nanoTime() + 60_000_000_000L;
+        while (Cli.run(dir, "owner", "status", image, "--coordinator", zk).stdout().contains("ACTIVE elsewhere")) {
+            assertThat(System.nanoTime()).isLessThan(end);
+            Thread.sleep(200);
+        }
+    }
+
+    @Test
     void serveAndMirrorHoldTheImageThroughZooKeeper() throws Exception {
         Images.randomImage(dir.resolve("disk.img"), SIZE, 37);
         String zk = coordinator();
