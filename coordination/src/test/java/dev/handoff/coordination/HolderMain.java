@@ -155,7 +155,7 @@ public final class HolderMain {
         }
     }
 
-    /** Asks the lease every 5 ms whether a write would be admitted; says when it first is not. */
+    /** Asks the lease every 2 ms whether a write would be admitted; says when it first is not. */
     private void probeLease() {
         while (true) {
             try {
@@ -164,7 +164,7 @@ public final class HolderMain {
                 say("lease-refused t=" + System.nanoTime() + " " + e.getMessage());
                 return;
             }
-            sleep(5);
+            sleep(2);
         }
     }
 

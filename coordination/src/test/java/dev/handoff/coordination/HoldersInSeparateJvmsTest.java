@@ -35,6 +35,8 @@ class HoldersInSeparateJvmsTest {
     /** The documented lease bound, 0.6 T (stated here, not taken from the code under test). */
     static final long BOUND_NANOS = SESSION.toNanos() / 10 * 6;
     static final int BLOCKS = 64;
+    /** How late a holder may report the time of a check it made (scheduling on a loaded machine). */
+    static final long REPORT_SLACK_NANOS = TimeUnit.MILLISECONDS.toNanos(250);
 
     static Ensemble ensemble;
     static final AtomicInteger paths = new AtomicInteger();
@@ -231,8 +233,8 @@ class HoldersInSeparateJvmsTest {
             a.call("writeloop 0 " + BLOCKS * 1000); // wraps around the image: block = seq % BLOCKS
             a.expect(l -> l.startsWith("ack 10 "));
             a.call("leaseprobe");
-            long cut = System.nanoTime();
             proxy.partition();
+            long cut = System.nanoTime(); // every renewal that can still succeed was sent before this
 
             long activation = HolderProcess.time(b.call("activate-wait"));
             Map<Integer, Block> atActivation = Blocks.read(img);
@@ -246,8 +248,11 @@ class HoldersInSeparateJvmsTest {
                     + " the last write was acknowledged after %d ms, the next holder activated after %d ms%n",
                     TimeUnit.NANOSECONDS.toMillis(BOUND_NANOS), SESSION.toMillis(), TimeUnit.NANOSECONDS.toMillis(lapsed - cut),
                     TimeUnit.NANOSECONDS.toMillis(lastAck - cut), TimeUnit.NANOSECONDS.toMillis(activation - cut));
-            assertThat(lapsed - cut).as("lease lapse after the cut, ns").isLessThanOrEqualTo(BOUND_NANOS);
-            assertThat(lastAck - cut).as("last acknowledged write after the cut, ns").isLessThanOrEqualTo(BOUND_NANOS);
+            // The holder takes its t= just after the check it reports: allow it that much lateness on a loaded
+            // machine. (A lease without margin lapses 3.6 s or more after the cut.)
+            assertThat(lapsed - cut).as("lease lapse after the cut, ns").isLessThanOrEqualTo(BOUND_NANOS + REPORT_SLACK_NANOS);
+            assertThat(lastAck - cut).as("last acknowledged write after the cut, ns")
+                    .isLessThanOrEqualTo(BOUND_NANOS + REPORT_SLACK_NANOS);
             assertThat(lastAck).isLessThan(activation);
             assertThat(lapsed).isLessThan(activation);
             for (String l : log) { // every write a acknowledged was on the disk when b took over
