@@ -228,8 +228,13 @@ final class Copier {
         if (b != null) {
             return b;
         }
-        int pages = (maxCopyBytes + PAGE - 1) / PAGE;
-        return ByteBuffer.allocateDirect((pages + 1) * PAGE).alignedSlice(PAGE);
+        return ByteBuffer.allocateDirect((int) bufferBytes(maxCopyBytes)).alignedSlice(PAGE);
+    }
+
+    /** The direct memory one copy buffer of {@code maxCopyBytes} takes: whole pages, plus one to align. */
+    static long bufferBytes(int maxCopyBytes) {
+        long pages = ((long) maxCopyBytes + PAGE - 1) / PAGE;
+        return (pages + 1) * PAGE;
     }
 
     /** Whether each copy's write must be a separate task after its read; see {@link JobRuntime#separatesCopySteps}. */

@@ -29,15 +29,19 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <h2>Semantics (DESIGN §2)</h2>
  * <table>
  *   <caption>state × command → result ("ISE": {@link IllegalStateException}, nothing changes)</caption>
- *   <tr><th>state</th><th>start</th><th>pause</th><th>resume</th><th>complete</th><th>cancel</th><th>cancel(force)</th><th>setSpeed / setCopyMode(WB)</th></tr>
- *   <tr><td>CREATED</td><td>RUNNING</td><td>ISE</td><td>ISE</td><td>ISE</td><td>CANCELLED</td><td>CANCELLED</td><td>applied</td></tr>
- *   <tr><td>RUNNING</td><td>ISE</td><td>PAUSED</td><td>ISE</td><td>ISE</td><td>CANCELLING → CANCELLED</td><td>CANCELLING → CANCELLED</td><td>applied</td></tr>
- *   <tr><td>READY</td><td>ISE</td><td>PAUSED</td><td>ISE</td><td>COMPLETING → COMPLETED (pivot)</td><td>CANCELLING → COMPLETED (no pivot)</td><td>CANCELLING → CANCELLED</td><td>applied</td></tr>
- *   <tr><td>PAUSED</td><td>ISE</td><td>ISE</td><td>back to where it paused</td><td>ISE</td><td>as from the state it paused in</td><td>CANCELLING → CANCELLED</td><td>applied</td></tr>
- *   <tr><td>COMPLETING</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>CANCELLING → CANCELLED (no pivot)</td><td>applied</td></tr>
- *   <tr><td>CANCELLING</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>→ CANCELLED</td><td>applied</td></tr>
- *   <tr><td>concluded</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td></tr>
+ *   <tr><th>state</th><th>start</th><th>pause</th><th>resume</th><th>complete</th><th>finalizeJob</th><th>cancel</th><th>cancel(force)</th><th>setSpeed / setCopyMode(WB)</th></tr>
+ *   <tr><td>CREATED</td><td>RUNNING (→ PAUSED if paused)</td><td>CREATED, pauses on start (once)</td><td>CREATED if paused, else ISE</td><td>ISE</td><td>ISE</td><td>CANCELLED</td><td>CANCELLED</td><td>applied</td></tr>
+ *   <tr><td>RUNNING</td><td>ISE</td><td>PAUSED</td><td>ISE</td><td>ISE</td><td>ISE</td><td>CANCELLING → CANCELLED</td><td>CANCELLING → CANCELLED</td><td>applied</td></tr>
+ *   <tr><td>READY</td><td>ISE</td><td>PAUSED</td><td>ISE</td><td>COMPLETING → COMPLETED (pivot)</td><td>ISE</td><td>CANCELLING → COMPLETED (no pivot)</td><td>CANCELLING → CANCELLED</td><td>applied</td></tr>
+ *   <tr><td>PAUSED</td><td>ISE</td><td>ISE</td><td>back to where it paused</td><td>after READY: PAUSED, completes on resume; else ISE</td><td>ISE</td><td>as from the state it paused in</td><td>CANCELLING → CANCELLED</td><td>applied</td></tr>
+ *   <tr><td>COMPLETING</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>CANCELLING → CANCELLED (no pivot)</td><td>applied</td></tr>
+ *   <tr><td>CANCELLING</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>→ CANCELLED</td><td>applied</td></tr>
+ *   <tr><td>PENDING</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>COMPLETED (pivot if completing)</td><td>CANCELLED</td><td>CANCELLED</td><td>ISE</td></tr>
+ *   <tr><td>concluded</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td><td>ISE</td></tr>
  * </table>
+ * With auto-finalize off ({@link MirrorOptions#autoFinalize()}), COMPLETING and a CANCELLING
+ * after READY end in PENDING instead of COMPLETED: drained, the target flushed, the guest held,
+ * until {@link #finalizeJob()} or a cancel (QEMU's {@code auto-finalize=false}).
  * Switching the copy mode from WRITE_BLOCKING back to BACKGROUND is refused (ISE) in every state.
  * A job failing under REPORT keeps its state until its copies in flight return, then becomes
  * FAILED; meanwhile pause, complete and cancel are refused (ISE) and cancel(force) is a no-op.
@@ -97,6 +101,7 @@ public final class MirrorJob {
     private volatile long errorCount;
     private volatile CopyMode copyMode;
     private JobState resumeTo;
+    private boolean pauseOnStart;
     private Drain drain = Drain.NONE;
     private JobState abandoning;
     private boolean finishing;
@@ -176,7 +181,10 @@ public final class MirrorJob {
         listeners.remove(listener);
     }
 
-    /** CREATED → RUNNING: marks every chunk dirty (sync FULL) and starts copying. */
+    /**
+     * CREATED → RUNNING: marks every chunk dirty (sync FULL) and starts copying; or, if it was paused
+     * while CREATED, RUNNING → PAUSED at once, before any copy is issued.
+     */
     public void start() {
         synchronized (lock) {
             require(state == JobState.CREATED, "start");
@@ -184,23 +192,42 @@ public final class MirrorJob {
                 bitmap.markAll();
             }
             setStateLocked(JobState.RUNNING);
-            advanceLocked();
+            if (pauseOnStart) {
+                pauseOnStart = false;
+                pauseLocked();
+            } else {
+                advanceLocked();
+            }
         }
         deliver();
     }
 
-    /** RUNNING or READY → PAUSED: no new copies; guest writes are tracked as dirty meanwhile. */
+    /**
+     * RUNNING or READY → PAUSED: no new copies; guest writes are tracked as dirty meanwhile. While
+     * CREATED (once): the job stays CREATED and pauses as soon as it starts, as QEMU pauses a job that
+     * is paused before it runs.
+     */
     public void pause() {
         synchronized (lock) {
+            if (state == JobState.CREATED) {
+                require(!pauseOnStart, "pause");
+                pauseOnStart = true;
+                return; // no event: nothing changes until start()
+            }
             require((state == JobState.RUNNING || state == JobState.READY) && abandoning == null, "pause");
             pauseLocked();
         }
         deliver();
     }
 
-    /** PAUSED → the state it paused in. */
+    /** PAUSED → the state it paused in; CREATED and paused → CREATED, starting normally. */
     public void resume() {
         synchronized (lock) {
+            if (state == JobState.CREATED) {
+                require(pauseOnStart, "resume");
+                pauseOnStart = false;
+                return;
+            }
             require(state == JobState.PAUSED && abandoning == null, "resume");
             JobState to = resumeTo;
             resumeTo = null;
@@ -213,11 +240,34 @@ public final class MirrorJob {
         deliver();
     }
 
-    /** READY → COMPLETING → COMPLETED with a pivot to the target. */
+    /**
+     * READY → COMPLETING → COMPLETED with a pivot to the target (through PENDING, waiting for
+     * {@link #finalizeJob()}, if the options turn auto-finalize off). PAUSED after READY (QEMU's
+     * standby) → still PAUSED, and the job completes once resumed: QEMU 6.0 and later accept
+     * {@code block-job-complete} in standby.
+     */
     public void complete() {
         synchronized (lock) {
+            if (state == JobState.PAUSED && resumeTo == JobState.READY && abandoning == null) {
+                drain = Drain.PIVOT;
+                resumeTo = JobState.COMPLETING; // resume() holds the guest again and drains
+                return; // no event: nothing changes until resume()
+            }
             require(state == JobState.READY && abandoning == null, "complete");
             beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);
+        }
+        deliver();
+    }
+
+    /**
+     * PENDING → COMPLETED: the last step of a job whose options turn auto-finalize off (QEMU's
+     * {@code job-finalize}). The drain is done and the target flushed; the guest, held since the
+     * drain began, is switched to the target if the job completes with a pivot, and released.
+     */
+    public void finalizeJob() {
+        synchronized (lock) {
+            require(state == JobState.PENDING, "finalize");
+            concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);
         }
         deliver();
     }
@@ -242,7 +292,9 @@ public final class MirrorJob {
                 throw new IllegalStateException("cannot cancel a job that is " + state + " and already ending as "
                         + abandoning);
             }
-            if (state == JobState.CREATED) {
+            if (state == JobState.CREATED || state == JobState.PENDING) {
+                // Nothing runs: CREATED never started; PENDING has drained and holds the guest, which
+                // is released onto the source without a pivot.
                 concludeLocked(JobState.CANCELLED, false);
             } else if (force) {
                 if (state != JobState.CANCELLING) {
@@ -273,7 +325,7 @@ public final class MirrorJob {
             throw new IllegalArgumentException("speed must be >= 0 bytes/s (0 = unlimited), got " + bytesPerSecond);
         }
         synchronized (lock) {
-            require(!state.isConcluded(), "set-speed");
+            require(!state.isConcluded() && state != JobState.PENDING, "set-speed");
             copier.setSpeedLocked(bytesPerSecond);
             advanceLocked();
         }
@@ -284,7 +336,7 @@ public final class MirrorJob {
     public void setCopyMode(CopyMode mode) {
         Objects.requireNonNull(mode, "mode");
         synchronized (lock) {
-            require(!state.isConcluded(), "change copy mode");
+            require(!state.isConcluded() && state != JobState.PENDING, "change copy mode");
             if (mode == copyMode) {
                 return;
             }
@@ -370,7 +422,7 @@ public final class MirrorJob {
             }
             return; // otherwise onGuestsDrained advances again
         }
-        if (state == JobState.CREATED || state == JobState.PAUSED) {
+        if (state == JobState.CREATED || state == JobState.PAUSED || state == JobState.PENDING) {
             return;
         }
         copier.issueLocked();
@@ -415,7 +467,11 @@ public final class MirrorJob {
             } else if (abandoning == null && drain != Drain.NONE && state != JobState.PAUSED
                     && copier.convergedLocked() && gate.isDrained()) {
                 // Nothing can have changed since the flush: guests are held and no copy runs.
-                concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);
+                if (options.autoFinalize()) {
+                    concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);
+                } else {
+                    setStateLocked(JobState.PENDING); // guests stay held until finalizeJob() or cancel
+                }
             } else {
                 advanceLocked();
             }

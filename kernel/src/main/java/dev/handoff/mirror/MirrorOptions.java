@@ -18,6 +18,7 @@ import java.util.Objects;
  *   <tr><td>copyMode</td><td>BACKGROUND</td><td></td></tr>
  *   <tr><td>onSourceError, onTargetError</td><td>REPORT</td><td></td></tr>
  *   <tr><td>targetIsZero</td><td>false</td><td>true if the target reads as zeroes at start</td></tr>
+ *   <tr><td>autoFinalize</td><td>true</td><td>false: a drained job waits in PENDING for {@code finalizeJob()}</td></tr>
  * </table>
  */
 public final class MirrorOptions {
@@ -37,6 +38,7 @@ public final class MirrorOptions {
     private final ErrorPolicy onSourceError;
     private final ErrorPolicy onTargetError;
     private final boolean targetIsZero;
+    private final boolean autoFinalize;
 
     private MirrorOptions(Builder b) {
         this.granularity = b.granularity;
@@ -49,6 +51,7 @@ public final class MirrorOptions {
         this.onSourceError = b.onSourceError;
         this.onTargetError = b.onTargetError;
         this.targetIsZero = b.targetIsZero;
+        this.autoFinalize = b.autoFinalize;
     }
 
     /** The defaults. */
@@ -72,6 +75,7 @@ public final class MirrorOptions {
         b.onSourceError = onSourceError;
         b.onTargetError = onTargetError;
         b.targetIsZero = targetIsZero;
+        b.autoFinalize = autoFinalize;
         return b;
     }
 
@@ -117,11 +121,34 @@ public final class MirrorOptions {
         return targetIsZero;
     }
 
+    /**
+     * Whether a drained job concludes at once (true, the default) or waits in
+     * {@link JobState#PENDING} for {@link MirrorJob#finalizeJob()}: QEMU's {@code auto-finalize}.
+     */
+    public boolean autoFinalize() {
+        return autoFinalize;
+    }
+
+    /**
+     * The most memory the job's copy buffers take when at most {@code copiesInFlight} copies run at
+     * once (the runtime's parallelism): one page-aligned buffer of {@link #maxCopyBytes()} per copy
+     * in flight, and never more copies in flight than buf-size holds chunks. Buffers are direct
+     * ({@code ByteBuffer.allocateDirect}), so this is what the job takes of the JVM's direct memory.
+     */
+    public long copyBufferBytes(int copiesInFlight) {
+        if (copiesInFlight < 1) {
+            throw new IllegalArgumentException("copies in flight must be >= 1, got " + copiesInFlight);
+        }
+        long copies = Math.min(copiesInFlight, Math.max(1, bufSize / granularity));
+        return copies * Copier.bufferBytes(maxCopyBytes);
+    }
+
     @Override
     public String toString() {
         return "MirrorOptions[granularity=" + granularity + ", bufSize=" + bufSize + ", maxCopyBytes=" + maxCopyBytes
                 + ", speed=" + speed + ", sync=" + sync + ", copyMode=" + copyMode + ", onSourceError="
-                + onSourceError + ", onTargetError=" + onTargetError + ", targetIsZero=" + targetIsZero + "]";
+                + onSourceError + ", onTargetError=" + onTargetError + ", targetIsZero=" + targetIsZero
+                + ", autoFinalize=" + autoFinalize + "]";
     }
 
     @Override
@@ -132,13 +159,13 @@ public final class MirrorOptions {
         MirrorOptions m = (MirrorOptions) o;
         return granularity == m.granularity && bufSize == m.bufSize && maxCopyBytes == m.maxCopyBytes
                 && speed == m.speed && sync == m.sync && copyMode == m.copyMode && onSourceError == m.onSourceError
-                && onTargetError == m.onTargetError && targetIsZero == m.targetIsZero;
+                && onTargetError == m.onTargetError && targetIsZero == m.targetIsZero && autoFinalize == m.autoFinalize;
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(granularity, bufSize, maxCopyBytes, speed, sync, copyMode, onSourceError, onTargetError,
-                targetIsZero);
+                targetIsZero, autoFinalize);
     }
 
     /** Mutable builder; not thread-safe. */
@@ -152,6 +179,7 @@ public final class MirrorOptions {
         private ErrorPolicy onSourceError = ErrorPolicy.REPORT;
         private ErrorPolicy onTargetError = ErrorPolicy.REPORT;
         private boolean targetIsZero;
+        private boolean autoFinalize = true;
 
         private Builder() {
         }
@@ -212,6 +240,11 @@ public final class MirrorOptions {
 
         public Builder targetIsZero(boolean zero) {
             this.targetIsZero = zero;
+            return this;
+        }
+
+        public Builder autoFinalize(boolean auto) {
+            this.autoFinalize = auto;
             return this;
         }
 

@@ -48,6 +48,7 @@ final class JobHarness {
     JobHarness reach(String name) throws DeviceException {
         switch (name) {
             case "CREATED" -> { }
+            case "CREATED_PAUSED" -> job.pause();
             case "RUNNING" -> job.start();
             case "READY" -> ready();
             case "PAUSED" -> {
@@ -57,6 +58,11 @@ final class JobHarness {
             case "PAUSED_READY" -> {
                 ready();
                 job.pause();
+            }
+            case "PAUSED_READY_COMPLETE" -> {
+                ready();
+                job.pause();
+                job.complete();
             }
             case "COMPLETING" -> {
                 ready();
@@ -70,6 +76,16 @@ final class JobHarness {
                 ready();
                 job.cancel();
             }
+            case "PENDING" -> {
+                ready();
+                job.complete();
+                runtime.runAll();
+            }
+            case "PENDING_NO_PIVOT" -> {
+                ready();
+                job.cancel();
+                runtime.runAll();
+            }
             case "COMPLETED" -> {
                 ready();
                 job.complete();
@@ -82,6 +98,9 @@ final class JobHarness {
                 runtime.runAll();
             }
             default -> throw new IllegalArgumentException(name);
+        }
+        if (name.startsWith("PENDING") && job.state() != JobState.PENDING) {
+            throw new AssertionError("not PENDING (auto-finalize must be off): " + job.state());
         }
         return this;
     }

@@ -133,6 +133,8 @@ public final class MirrorSimulation {
     private JobState lastState = JobState.CREATED;
     private MirrorEvent terminal;
     private JobState pausedFrom;
+    /** Whether a pause was accepted while CREATED (the job pauses as it starts). */
+    private boolean pauseOnStart;
 
     private final byte[] model;
     private byte[] floor;
@@ -436,12 +438,33 @@ public final class MirrorSimulation {
         boolean concluded = s.isConcluded();
         boolean ready = job.progress().ready();
         switch (cmd) {
-            case START -> command("start", s == JobState.CREATED, job::start);
-            case PAUSE -> command("pause", (s == JobState.RUNNING || s == JobState.READY) && !abandonKnown, job::pause);
-            case RESUME -> command("resume", s == JobState.PAUSED && !abandonKnown, job::resume);
+            case START -> {
+                if (command("start", s == JobState.CREATED, job::start)) {
+                    pauseOnStart = false;
+                }
+            }
+            case PAUSE -> {
+                // QEMU's table: a job paused while CREATED stays CREATED and pauses when it starts.
+                if (command("pause", ((s == JobState.RUNNING || s == JobState.READY) && !abandonKnown)
+                        || (s == JobState.CREATED && !pauseOnStart), job::pause) && s == JobState.CREATED) {
+                    pauseOnStart = true;
+                }
+            }
+            case RESUME -> {
+                if (command("resume", (s == JobState.PAUSED && !abandonKnown) || (s == JobState.CREATED && pauseOnStart),
+                        job::resume) && s == JobState.CREATED) {
+                    pauseOnStart = false;
+                }
+            }
             case WRITE_BLOCKING -> command("setCopyMode(WRITE_BLOCKING)", !concluded,
                     () -> job.setCopyMode(CopyMode.WRITE_BLOCKING));
-            case COMPLETE -> command("complete", s == JobState.READY && !abandonKnown, job::complete);
+            case COMPLETE -> {
+                // In standby (paused after READY) complete is accepted and takes effect on resume.
+                boolean standby = s == JobState.PAUSED && pausedFrom == JobState.READY && !abandonKnown;
+                if (command("complete", (s == JobState.READY && !abandonKnown) || standby, job::complete) && standby) {
+                    pausedFrom = JobState.COMPLETING;
+                }
+            }
             case CANCEL -> {
                 JobState at = s == JobState.PAUSED ? pausedFrom : s;
                 // A job already ending (failing under REPORT, or cancelled before READY) refuses it.
