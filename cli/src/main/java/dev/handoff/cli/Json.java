@@ -9,6 +9,9 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 /** The one ObjectMapper of the command line (thread-safe once configured) and small node helpers. */
 final class Json {
     static final ObjectMapper MAPPER = new ObjectMapper();
+    /** Reads QMP input as QEMU does: single-quoted strings are allowed. */
+    static final ObjectMapper LENIENT = new ObjectMapper()
+            .configure(com.fasterxml.jackson.core.JsonParser.Feature.ALLOW_SINGLE_QUOTES, true);
 
     private Json() {
     }

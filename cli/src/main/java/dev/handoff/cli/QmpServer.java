@@ -1,13 +1,10 @@
 package dev.handoff.cli;
 
-import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.MappingIterator;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
@@ -30,7 +27,8 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * replies, asynchronous events), so that clients written for QEMU's monitor connect unchanged.
  *
  * <p>Each client gets a thread that reads a stream of JSON values (one command per value; newlines
- * optional, as in QEMU) and answers in order. Events go only to clients that have negotiated
+ * optional, as in QEMU) and answers in order. A syntax error gets an error reply and the session
+ * goes on, as in QEMU: {@link QmpStreamer} finds where the next message starts. Events go only to clients that have negotiated
  * capabilities, as in QEMU. Writes to a client are whole lines under the session's lock, so a
  * reply and an event never interleave. Reads and writes use the channel directly: the
  * {@code Channels} stream adapters serialize reads and writes on one lock, which would hold
@@ -207,29 +205,28 @@ final class QmpServer implements AutoCloseable {
         void run() {
             try {
                 send(Json.line(greeting()));
-                InputStream in = new InputStream() {
+                QmpStreamer streamer = new QmpStreamer(new QmpStreamer.Sink() {
                     @Override
-                    public int read() throws IOException {
-                        byte[] one = new byte[1];
-                        int n = read(one, 0, 1);
-                        return n < 0 ? -1 : one[0] & 0xff;
+                    public void message(String json) {
+                        JsonNode request;
+                        try {
+                            request = Json.LENIENT.readTree(json);
+                        } catch (JsonProcessingException e) {
+                            reply(null, QmpServer.Session.this.error(QmpException.GENERIC,
+                                    "JSON parse error, " + e.getOriginalMessage()));
+                            return;
+                        }
+                        handle(request);
                     }
 
                     @Override
-                    public int read(byte[] b, int off, int len) throws IOException {
-                        return len == 0 ? 0 : channel.read(ByteBuffer.wrap(b, off, len));
+                    public void error(String description) {
+                        reply(null, QmpServer.Session.this.error(QmpException.GENERIC, description));
                     }
-                };
-                JsonParser parser = Json.MAPPER.getFactory().createParser(in);
-                try (MappingIterator<JsonNode> values = Json.MAPPER.readerFor(JsonNode.class).readValues(parser)) {
-                    while (values.hasNextValue()) {
-                        handle(values.nextValue());
-                    }
-                } catch (JsonProcessingException | RuntimeException e) {
-                    // QEMU resynchronizes after a parse error; a stream parser cannot, so the
-                    // client gets the error and is disconnected.
-                    String why = e instanceof JsonProcessingException j ? j.getOriginalMessage() : String.valueOf(e.getMessage());
-                    reply(null, error(QmpException.GENERIC, "JSON parse error, " + why));
+                });
+                ByteBuffer in = ByteBuffer.allocate(8192);
+                while (channel.read(in.clear()) >= 0) {
+                    streamer.feed(in.array(), in.position());
                 }
             } catch (ClosedChannelException e) {
                 // server closing
