@@ -145,7 +145,9 @@ final class DemoCommand implements Callable<Integer> {
             throw new CliException(ExitCodes.USAGE, "--sync none would leave the source's data uncopied; the demo"
                     + " checks that the target equals the source, so it needs --sync full");
         }
-        JobOptions.Injection injection = jobOptions.injection();
+        jobOptions.requireResumable(false, "the demo has no control socket to resume it: use ignore (retry the"
+                + " failed chunk) or report (fail)");
+        JobLauncher launcher = JobLauncher.of(jobOptions, "mirror0");
         Path work = dir != null ? Files.createDirectories(dir) : workDirectory(size);
         Path sourcePath = work.resolve("source.img");
         Path targetPath = work.resolve("target.img");
@@ -177,7 +179,7 @@ final class DemoCommand implements Callable<Integer> {
             out.println("source.img: " + Sizes.format(size) + ", " + Sizes.format(data) + " of data, the rest holes;"
                     + " both images ACTIVE (epoch " + source.epoch() + ", owner " + PARENT + ")");
 
-            boolean mirrored = mirror(source, target, injection);
+            boolean mirrored = mirror(source, target, launcher);
             if (mirrored && !noHandoff) {
                 handoff(target, targetPath);
             }
@@ -195,27 +197,21 @@ final class DemoCommand implements Callable<Integer> {
 
     /* ---- 1 + 2: mirror under a live guest, then verify ---- */
 
-    private boolean mirror(OwnedImage source, OwnedImage target, JobOptions.Injection injection) throws Exception {
-        MirrorOptions options = jobOptions.toMirrorOptions(true);
-        BlockDevice jobTarget = target;
-        if (loseTargetWrites > 0) {
-            jobTarget = new LosingDevice(jobTarget, 8, loseTargetWrites);
-        }
-        JobOptions.Injected injected = injection != null ? injection.wrap(jobTarget) : null;
-        if (injected != null) {
-            jobTarget = injected.device();
-        }
-        MirrorJob job = MirrorJob.create(source, jobTarget, options);
-        if (injected != null) {
+    private boolean mirror(OwnedImage source, OwnedImage target, JobLauncher launcher) throws Exception {
+        JobOptions.Injection injection = launcher.injection();
+        BlockDevice lossy = loseTargetWrites > 0 ? new LosingDevice(target, 8, loseTargetWrites) : target;
+        JobRun run = launcher.launch(source, lossy, true);
+        MirrorJob job = run.job();
+        MirrorOptions options = job.options();
+        if (injection != null) {
             // Faults are for the copy; once the job drains for the pivot the guest writes the target.
             job.addListener(e -> {
                 if (e instanceof MirrorEvent.StateChanged s
                         && (s.to() == JobState.COMPLETING || s.to() == JobState.CANCELLING || s.to().isConcluded())) {
-                    injected.disarm().run();
+                    run.disarmFaults();
                 }
             });
         }
-        JobRun run = new JobRun(job, "mirror0");
         long t0 = System.nanoTime();
         ProgressView view = new ProgressView(job::progress, out, progress, t0);
         run.addSink((e, qmp) -> {
@@ -236,7 +232,7 @@ final class DemoCommand implements Callable<Integer> {
                 + (guestRate > 0 ? ", " + Sizes.format(guestRate) + "/s in all" : ", as fast as they can"));
         guest.start(Long.MAX_VALUE);
         view.start();
-        job.start();
+        run.start();
 
         boolean ready = job.awaitReady(seconds(convergeTimeout));
         if (!ready && !job.state().isConcluded() && job.progress().copyMode() == CopyMode.BACKGROUND) {
@@ -268,7 +264,7 @@ final class DemoCommand implements Callable<Integer> {
 
         row("READY reached", ready, ready ? String.format(Locale.ROOT, "yes, after %.2f s", (readyAt - t0) / 1e9)
                 : "no" + (job.failureReason() != null ? ": " + job.failureReason() : ""));
-        boolean completed = end == JobState.COMPLETED && job.guestDevice().currentDevice() == jobTarget;
+        boolean completed = end == JobState.COMPLETED && job.guestDevice().currentDevice() != source;
         row("COMPLETED with pivot", completed, completed
                 ? String.format(Locale.ROOT, "yes, after %.2f s", (doneAt - t0) / 1e9)
                 : "no: the job ended " + end + (job.failureReason() != null ? ": " + job.failureReason() : ""));

@@ -9,8 +9,19 @@ final class EventLines {
     private EventLines() {
     }
 
-    /** The line for {@code event}, or null. */
+    /** The line for {@code event}, or null; a pivot is described as the guest moving to the target. */
     static String describe(MirrorEvent event) {
+        return describe(event, true);
+    }
+
+    /**
+     * The line for {@code event}, or null. Without a guest ({@code handoff mirror} copies an image
+     * no one writes through the job) a completion is only a copy: no one's I/O moved anywhere.
+     */
+    static String describe(MirrorEvent event, boolean hasGuest) {
+        if (event == null) {
+            return null;
+        }
         if (event instanceof MirrorEvent.StateChanged s) {
             switch (s.to()) {
                 case PAUSED:
@@ -19,7 +30,11 @@ final class EventLines {
                 case READY:
                     return s.from() == JobState.PAUSED ? "RESUMED: " + s.to() : null;
                 case COMPLETING:
-                    return "COMPLETING: holding new guest writes, copying what is still dirty, flushing the target";
+                    return hasGuest ? "COMPLETING: holding new guest writes, copying what is still dirty, flushing the target"
+                            : "COMPLETING: flushing the target";
+                case PENDING:
+                    return "PENDING: drained and flushed" + (hasGuest ? ", guest writes held" : "")
+                            + "; waiting for job-finalize";
                 case CANCELLING:
                     return "CANCELLING";
                 default:
@@ -30,8 +45,8 @@ final class EventLines {
             return "READY: " + Sizes.format(r.offset()) + " copied; the target is in sync and stays in sync";
         }
         if (event instanceof MirrorEvent.Completed c) {
-            return "COMPLETED" + (c.pivoted() ? " (pivot: guest I/O now goes to the target)" : " (no pivot)")
-                    + ": " + Sizes.format(c.offset()) + " copied";
+            String how = !c.pivoted() ? " (no pivot)" : hasGuest ? " (pivot: guest I/O now goes to the target)" : "";
+            return "COMPLETED" + how + ": " + Sizes.format(c.offset()) + " copied";
         }
         if (event instanceof MirrorEvent.Cancelled c) {
             return "CANCELLED after " + Sizes.format(c.offset()) + " copied";

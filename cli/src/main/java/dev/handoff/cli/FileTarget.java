@@ -10,7 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 
-/** A raw image file target: an existing file of the source's size, or a new (sparse) one. */
+/** A raw image target: an existing file or block device of the source's size, or a new (sparse) file. */
 final class FileTarget extends MirrorTarget {
     private final Path path;
     private FileDevice device;
@@ -27,7 +27,7 @@ final class FileTarget extends MirrorTarget {
     }
 
     @Override
-    void check(SourceImage source) throws CliException {
+    void check(SourceImage source, ImageFormat format) throws CliException {
         if (Files.exists(path)) {
             try {
                 if (Files.isSameFile(source.path(), path)) {
@@ -37,12 +37,13 @@ final class FileTarget extends MirrorTarget {
             } catch (IOException e) {
                 throw new CliException(ExitCodes.BAD_IMAGE, "cannot examine target " + path + ": " + e.getMessage());
             }
-            if (!Files.isRegularFile(path)) {
-                throw new CliException(ExitCodes.BAD_IMAGE, "target " + path + " is not a regular file");
+            if (!Files.isRegularFile(path) && !Devices.isBlockDevice(path)) {
+                throw new CliException(ExitCodes.BAD_IMAGE, "target " + path + " is neither a regular file nor a block"
+                        + " device");
             }
             long size;
             try {
-                size = Files.size(path);
+                size = Devices.size(path);
             } catch (IOException e) {
                 throw new CliException(ExitCodes.BAD_IMAGE, "cannot read the size of target " + path + ": " + e.getMessage());
             }
@@ -52,6 +53,18 @@ final class FileTarget extends MirrorTarget {
             }
             if (!Files.isWritable(path)) {
                 throw new CliException(ExitCodes.BAD_IMAGE, "target " + path + " is not writable");
+            }
+            if (format != ImageFormat.RAW) {
+                String found;
+                try {
+                    found = ImageFormat.probe(path);
+                } catch (IOException e) {
+                    throw new CliException(ExitCodes.BAD_IMAGE, "cannot read target " + path + ": " + e.getMessage());
+                }
+                if (found != null) {
+                    throw new CliException(ExitCodes.BAD_IMAGE, ImageFormat.refusal("target", path, found)
+                            .replace("would treat its", "would overwrite its"));
+                }
             }
             return;
         }
@@ -66,6 +79,29 @@ final class FileTarget extends MirrorTarget {
             throw new CliException(ExitCodes.BAD_IMAGE, "cannot create target " + path + ": directory " + parent
                     + " is not writable");
         }
+    }
+
+    /** Whether the target exists already. */
+    boolean exists() {
+        return Files.exists(path);
+    }
+
+    Path path() {
+        return path;
+    }
+
+    @Override
+    BlockDevice openExisting() throws CliException {
+        if (!Files.exists(path)) {
+            throw new CliException(ExitCodes.BAD_IMAGE, "Could not open '" + path + "': No such file or directory");
+        }
+        try {
+            device = FileDevice.open(path);
+        } catch (DeviceException e) {
+            throw new CliException(ExitCodes.BAD_IMAGE, "Could not open '" + path + "': " + e.getMessage());
+        }
+        lock();
+        return device;
     }
 
     @Override
@@ -84,6 +120,11 @@ final class FileTarget extends MirrorTarget {
             abandon();
             throw new CliException(ExitCodes.BAD_IMAGE, "target " + path + " changed size while being opened");
         }
+        lock();
+        return device;
+    }
+
+    private void lock() throws CliException {
         lock = new QemuFileLock(device);
         try {
             lock.acquire();
@@ -94,7 +135,6 @@ final class FileTarget extends MirrorTarget {
             abandon();
             throw new CliException(ExitCodes.FAILED, "cannot lock target " + path + ": " + e.getMessage());
         }
-        return device;
     }
 
     @Override

@@ -34,6 +34,7 @@ import picocli.CommandLine.Spec;
             " 5:cancelled before the target was consistent",
             " 6:fenced: a newer owner took the image over (stale token or handle), or the coordinator session was lost",
             "130:interrupted (Ctrl-C); the target is left as is, consistent only if the message says so",
+            "143:terminated (SIGTERM); the same as 130",
         },
         footer = {"%nEnvironment: HANDOFF_DEBUG=1 prints stack traces of internal errors."})
 final class HandoffCli implements Callable<Integer> {

@@ -98,6 +98,24 @@ final class JobOptions {
         injection();
     }
 
+    /**
+     * Refuses {@code stop} and {@code enospc} where nothing could resume the job they pause:
+     * {@code resumable} is false without a control socket, and {@code hint} says what to do instead.
+     */
+    void requireResumable(boolean resumable, String hint) throws CliException {
+        if (resumable) {
+            return;
+        }
+        for (String side : new String[] {"source", "target"}) {
+            ErrorPolicy p = side.equals("source") ? onSourceError : onTargetError;
+            if (p == ErrorPolicy.STOP || p == ErrorPolicy.ENOSPC) {
+                throw new CliException(ExitCodes.USAGE, "--on-" + side + "-error " + Choices.name(p) + " pauses the job"
+                        + (p == ErrorPolicy.ENOSPC ? " when the target runs out of space" : " on an error")
+                        + " until block-job-resume, and " + hint);
+            }
+        }
+    }
+
     /** The injected-fault rule, or null. */
     Injection injection() throws CliException {
         if (injectTargetErrors == null) {

@@ -9,20 +9,23 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * A running mirror job as the command line sees it: its QMP job id, its events translated to QMP
+ * A mirror job as the command line sees it: its QMP job id, its events translated to QMP
  * ({@link QmpEvents}), and a fan-out of every event to sinks (the terminal, {@code --json}, the
- * control socket's clients, the auto-complete rule).
+ * control socket's clients, the auto-complete rule). Made by {@link JobLauncher}.
  *
  * <p>The kernel delivers events on its own threads and asks listeners not to block; the listener
  * here only translates and queues, and one dispatcher thread feeds the sinks in sequence order,
  * so a slow socket client or terminal never holds up the job. Sinks may call the job's commands.
+ * The dispatcher starts with {@link #start()}, so sinks added before it see every event.
  */
 final class JobRun {
 
     /** Receives each event with its QMP translation, on the dispatcher thread, in order. */
     interface Sink {
+        /** {@code event} is null for events of the QMP job alone ({@code job-dismiss}). */
         void accept(MirrorEvent event, List<ObjectNode> qmp);
     }
 
@@ -31,18 +34,23 @@ final class JobRun {
 
     private final MirrorJob job;
     private final QmpEvents qmp;
+    private final Runnable disarmFaults;
     private final LinkedBlockingQueue<Item> queue = new LinkedBlockingQueue<>();
     private final List<Sink> sinks = new CopyOnWriteArrayList<>();
     private final CountDownLatch finalDelivered = new CountDownLatch(1);
+    private final AtomicBoolean dispatching = new AtomicBoolean();
+    private volatile boolean completeRequested;
 
     JobRun(MirrorJob job, String jobId) {
+        this(job, jobId, () -> { }, true);
+    }
+
+    JobRun(MirrorJob job, String jobId, Runnable disarmFaults, boolean autoDismiss) {
         this.job = job;
-        this.qmp = new QmpEvents(jobId, job::progress);
+        this.qmp = new QmpEvents(jobId, job::progress, autoDismiss);
+        this.disarmFaults = disarmFaults;
         Json.warmUp(); // before the job starts: see Json.warmUp
         job.addListener(e -> queue.add(new Item(e, qmp.translate(e))));
-        Thread dispatcher = new Thread(this::dispatch, "job-events");
-        dispatcher.setDaemon(true);
-        dispatcher.start();
     }
 
     MirrorJob job() {
@@ -53,17 +61,36 @@ final class JobRun {
         return qmp;
     }
 
-    /** Adds a sink; add them all before the job starts to see every event. */
+    String jobId() {
+        return qmp.jobId();
+    }
+
+    /** Whether a complete was accepted while paused after READY (it takes effect on resume). */
+    boolean completeRequested() {
+        return completeRequested;
+    }
+
+    void noteCompleteRequested() {
+        completeRequested = true;
+    }
+
+    /** Stops the faults of {@code --inject-target-errors}, if any. */
+    void disarmFaults() {
+        disarmFaults.run();
+    }
+
+    /** Adds a sink; add them all before {@link #start()} to see every event. */
     void addSink(Sink sink) {
         sinks.add(sink);
     }
 
     /**
-     * Starts the job, unless a command on the control socket has already ended it: the socket is
-     * up before the job starts, so a management tool can cancel a job that never started. That is
-     * not an error; the job's end is reported like any other.
+     * Starts delivering events, then the job, unless a command on the control socket has already
+     * ended it: the socket is up before the job starts, so a management tool can cancel a job that
+     * never started. That is not an error; the job's end is reported like any other.
      */
     void start() {
+        startDispatcher();
         try {
             job.start();
         } catch (IllegalStateException e) {
@@ -71,6 +98,28 @@ final class JobRun {
                 throw e;
             }
         }
+    }
+
+    /** Starts delivering events without starting the job (a job ended before it ran). */
+    void startDispatcher() {
+        if (dispatching.compareAndSet(false, true)) {
+            Thread dispatcher = new Thread(this::dispatch, "job-events");
+            dispatcher.setDaemon(true);
+            dispatcher.start();
+        }
+    }
+
+    /**
+     * job-dismiss: a concluded job leaves the QMP list; its {@code null} status goes to the sinks
+     * after every earlier event. Returns false if the job is not concluded.
+     */
+    boolean dismiss() {
+        List<ObjectNode> events = qmp.dismiss();
+        if (events == null) {
+            return false;
+        }
+        queue.add(new Item(null, events));
+        return true;
     }
 
     /** Waits until the job's final event has reached every sink. */

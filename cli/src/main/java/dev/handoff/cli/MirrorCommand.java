@@ -1,10 +1,10 @@
 package dev.handoff.cli;
 
 import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
 import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.mirror.MirrorJob;
-import dev.handoff.mirror.MirrorOptions;
 import dev.handoff.mirror.SyncMode;
 import java.io.PrintStream;
 import java.nio.file.Path;
@@ -27,11 +27,12 @@ import picocli.CommandLine.Parameters;
  * target, bind the control socket (each undone if a later step fails); then run.
  */
 @Command(name = "mirror", sortOptions = false, usageHelpWidth = 100,
-        description = {"Mirror the raw image SOURCE to TARGET (created if absent; an existing target must have the"
-                + " source's size). The source is held with QEMU-compatible locks (or, with --coordinator, ACTIVE"
-                + " through ZooKeeper) while the job runs and is never written. By default the job completes as soon as it is READY."},
+        description = {"Mirror the raw image SOURCE (a file or a block device) to TARGET (a file, created if absent,"
+                + " a block device, or an NBD export; an existing target must have the source's size). The source is"
+                + " held with QEMU-compatible locks (or, with --coordinator, ACTIVE through ZooKeeper) while the job"
+                + " runs and is never written. By default the job completes as soon as it is READY."},
         exitCodeListHeading = "%nExit codes:%n", exitCodeList = {
-            " 0:COMPLETED: TARGET is a consistent copy of SOURCE",
+            " 0:COMPLETED, or cancelled once READY: TARGET is a consistent copy of SOURCE",
             " 1:FAILED: an I/O error under the report policy, or the coordinator (ZooKeeper) cannot be reached;"
                 + " TARGET is not consistent",
             " 2:usage error",
@@ -40,12 +41,14 @@ import picocli.CommandLine.Parameters;
             " 4:source or target locked by another process (QEMU or Handoff), or held by another holder",
             " 5:CANCELLED before READY (block-job-cancel); TARGET is not consistent",
             " 6:the coordinator session holding SOURCE was lost mid-command; TARGET is not consistent",
-            "130:interrupted (Ctrl-C); the message says whether TARGET is consistent"})
+            "130:interrupted (Ctrl-C); the message says whether TARGET is consistent",
+            "143:terminated (SIGTERM); the message says whether TARGET is consistent"})
 final class MirrorCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "SOURCE", description = "Raw image file to copy.")
+    @Parameters(index = "0", paramLabel = "SOURCE", description = "Raw image file or block device to copy.")
     Path source;
 
-    @Parameters(index = "1", paramLabel = "TARGET", description = "Raw image file or NBD export (nbd+unix:///NAME?socket=PATH, nbd://HOST:PORT/NAME) to write.")
+    @Parameters(index = "1", paramLabel = "TARGET", description = "Raw image file, block device or NBD export (nbd+unix:///NAME?socket=PATH,"
+                    + " nbd://HOST:PORT/NAME) to write.")
     String target;
 
     @Option(names = "--wait", description = "Stay READY (keeping the target in sync) until told over --control"
@@ -59,6 +62,11 @@ final class MirrorCommand implements Callable<Integer> {
     @Option(names = "--control", paramLabel = "SOCKET", description = "Listen on this unix socket for QMP commands"
             + " (query-block-jobs, block-job-complete/cancel/pause/resume/set-speed/change, ...) and send QMP events.")
     Path control;
+
+    @Option(names = "--format", paramLabel = "FORMAT", converter = ImageFormat.Converter.class,
+            description = "raw: take SOURCE and an existing TARGET as raw even if their first bytes look like another"
+                    + " format's header (qcow2, vmdk, vhdx, vdi, vpc, qed, LUKS, ...), which is refused otherwise.")
+    ImageFormat format;
 
     @Option(names = "--json", description = "Print the job's QMP events as JSON lines on stdout (messages go to stderr).")
     boolean json;
@@ -90,21 +98,20 @@ final class MirrorCommand implements Callable<Integer> {
             throw new CliException(ExitCodes.USAGE, "--wait and --cancel-when-ready exclude each other");
         }
         jobOptions.validate();
-        JobOptions.Injection injection = jobOptions.injection();
         if (jobOptions.sync == SyncMode.NONE) {
             throw new CliException(ExitCodes.USAGE, "--sync none copies only writes made while the job runs, and"
                     + " `handoff mirror` has no guest writing: it would copy nothing");
         }
-        if (jobId.isBlank()) {
-            throw new CliException(ExitCodes.USAGE, "--job-id must not be empty");
-        }
+        jobOptions.requireResumable(control != null, "only a control socket can resume it: add --control SOCKET"
+                + " (then send block-job-resume), or use ignore (retry the failed chunk) or report (fail)");
+        JobLauncher launcher = JobLauncher.of(jobOptions, jobId);
         if (control != null) {
             QmpServer.check(control);
         }
         coordinator.validate();
-        SourceImage src = SourceImage.check(source);
+        SourceImage src = SourceImage.check(source, format);
         MirrorTarget tgt = MirrorTarget.resolve(target);
-        tgt.check(src);
+        tgt.check(src, format);
 
         PrintStream human = json ? System.err : System.out;
         if (coordinator.present()) {
@@ -113,7 +120,6 @@ final class MirrorCommand implements Callable<Integer> {
             src.openAndLock();
         }
         BlockDevice targetDevice;
-        MirrorJob job;
         JobRun run;
         QmpServer server = null;
         try {
@@ -123,19 +129,20 @@ final class MirrorCommand implements Callable<Integer> {
             throw e;
         }
         try {
-            MirrorOptions options = jobOptions.toMirrorOptions(tgt.readsAsZeroes());
-            BlockDevice jobTarget = injection != null ? injection.wrap(targetDevice).device() : targetDevice;
-            job = MirrorJob.create(src.device(), jobTarget, options);
-            running = job;
-            run = new JobRun(job, jobId);
+            run = launcher.launch(src.device(), targetDevice, tgt.readsAsZeroes());
+            running = run.job();
             if (control != null) {
-                server = QmpServer.bind(control, new JobControl(job, run.qmp()), "handoff " + Main.version());
+                JobTable table = new JobTable();
+                table.add(run);
+                server = QmpServer.bind(control, new JobControl(table), "handoff " + Main.version());
             }
-        } catch (CliException | RuntimeException e) {
+        } catch (CliException | QmpException | RuntimeException e) {
             tgt.abandon();
             src.close();
-            throw e;
+            throw e instanceof QmpException q ? new CliException(ExitCodes.FAILED, q.getMessage()) : e;
         }
+        MirrorJob job = run.job();
+        JobOptions.Injection injection = launcher.injection();
 
         long t0 = System.nanoTime();
         ProgressView.Mode mode = json && progress == ProgressView.Mode.AUTO ? ProgressView.Mode.NONE : progress;
@@ -153,7 +160,7 @@ final class MirrorCommand implements Callable<Integer> {
             });
         }
         run.addSink((e, qmp) -> {
-            String line = EventLines.describe(e);
+            String line = EventLines.describe(e, false);
             if (line != null) {
                 view.println(view.elapsed() + " " + line);
             }
@@ -170,7 +177,8 @@ final class MirrorCommand implements Callable<Integer> {
             human.println("--wait without --control: staying READY until interrupted (Ctrl-C leaves a consistent copy)");
         }
 
-        Thread hook = new Thread(() -> onInterrupt(run, view, tgt, src, qmpServer, human), "handoff-interrupt");
+        Thread hook = new Thread(() -> onInterrupt(run, view, tgt, targetDevice, src, qmpServer, human),
+                "handoff-interrupt");
         Runtime.getRuntime().addShutdownHook(hook);
         view.start();
         run.start();
@@ -188,6 +196,10 @@ final class MirrorCommand implements Callable<Integer> {
         if (qmpServer != null) {
             qmpServer.close();
         }
+        // A forced cancel after READY abandons the job without its final flush; the copy itself
+        // was complete (no one writes the source here), so make it durable and say so.
+        boolean consistentAfterCancel = sessionLost == null && end == JobState.CANCELLED && job.progress().ready()
+                && flushed(targetDevice);
         tgt.close();
         src.close();
         double seconds = (System.nanoTime() - t0) / 1e9;
@@ -204,6 +216,11 @@ final class MirrorCommand implements Callable<Integer> {
                 human.println("done in " + took + ": " + tgt.display() + " is a consistent copy of " + src.path());
                 return ExitCodes.OK;
             case CANCELLED:
+                if (consistentAfterCancel) {
+                    human.println("cancelled after " + took + ", once READY: " + tgt.display() + " is a consistent copy"
+                            + " of " + src.path() + " (nothing wrote the source after READY; the target was flushed)");
+                    return ExitCodes.OK;
+                }
                 System.err.println("handoff mirror: cancelled after " + took + " before the copy was consistent: "
                         + tgt.display() + " is NOT consistent (left as is)");
                 return ExitCodes.CANCELLED;
@@ -227,6 +244,17 @@ final class MirrorCommand implements Callable<Integer> {
         }
     }
 
+    /** Flushes the target; false (with a line on stderr) if that fails. */
+    private static boolean flushed(BlockDevice target) {
+        try {
+            target.flush();
+            return true;
+        } catch (DeviceException e) {
+            System.err.println("handoff mirror: flushing the target failed: " + e.getMessage());
+            return false;
+        }
+    }
+
     /** Completes (or soft-cancels) each time the job becomes READY, unless --wait. */
     private void onEventAutoAction(JobRun run, MirrorEvent e) {
         if (waitInReady || !(e instanceof MirrorEvent.StateChanged s) || s.to() != JobState.READY) {
@@ -246,8 +274,8 @@ final class MirrorCommand implements Callable<Integer> {
     }
 
     /** Ctrl-C or SIGTERM: stop the job cleanly and say what the target holds. */
-    private void onInterrupt(JobRun run, ProgressView view, MirrorTarget tgt, SourceImage src, QmpServer server,
-            PrintStream human) {
+    private void onInterrupt(JobRun run, ProgressView view, MirrorTarget tgt, BlockDevice targetDevice, SourceImage src,
+            QmpServer server, PrintStream human) {
         synchronized (exitLock) {
             if (finished) {
                 return;
@@ -282,6 +310,7 @@ final class MirrorCommand implements Callable<Integer> {
             how = "interrupted after the job ended";
         }
         try {
+            run.startDispatcher();
             run.awaitDelivered(Duration.ofSeconds(2));
         } catch (InterruptedException ignored) {
             // report what we have
@@ -293,11 +322,14 @@ final class MirrorCommand implements Callable<Integer> {
         var p = job.progress();
         JobState end = job.state();
         String copied = Sizes.format(p.offset()) + " of " + Sizes.format(src.size()) + " copied";
+        // After READY a forced cancel leaves the copy complete too (no one writes the source here);
+        // it only skips the final flush, made here.
+        boolean consistent = end == JobState.COMPLETED || (end == JobState.CANCELLED && p.ready() && flushed(targetDevice));
         tgt.close();
         src.close();
-        if (end == JobState.COMPLETED) {
+        if (consistent) {
             System.err.println("handoff mirror: " + how + ": the job had reached READY, so " + tgt.display()
-                    + " is a consistent copy of " + src.path() + " (no pivot); " + src.path() + " untouched");
+                    + " is a consistent copy of " + src.path() + "; " + src.path() + " untouched");
         } else {
             System.err.println("handoff mirror: " + how + " (" + copied + "): " + src.path() + " untouched; "
                     + tgt.display() + " is NOT consistent (left as is)");

@@ -27,15 +27,28 @@ abstract class MirrorTarget implements AutoCloseable {
 
     /**
      * Checks that the target can receive a copy of {@code source}: right size, writable, not the
-     * source itself. Changes nothing.
+     * source itself, and raw: an existing target whose first bytes are another format's header is
+     * refused unless {@code format} forces raw (overwriting it would destroy that image). Changes
+     * nothing.
      */
-    abstract void check(SourceImage source) throws CliException;
+    abstract void check(SourceImage source, ImageFormat format) throws CliException;
+
+    /** {@link #check(SourceImage, ImageFormat)} with probing. */
+    final void check(SourceImage source) throws CliException {
+        check(source, null);
+    }
 
     /**
      * Opens (or creates) the target for writing and takes whatever locks keep other writers out;
      * on failure, undoes what it did and throws.
      */
     abstract BlockDevice open(long size) throws CliException;
+
+    /**
+     * Opens an existing target as it is, for QMP's {@code blockdev-add}: its size is whatever it
+     * has, and it is locked like {@link #open}. Nothing is created.
+     */
+    abstract BlockDevice openExisting() throws CliException;
 
     /** Whether the opened target is known to read as zeroes (a file just created, say). */
     abstract boolean readsAsZeroes();

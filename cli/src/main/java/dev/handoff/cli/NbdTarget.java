@@ -36,7 +36,7 @@ final class NbdTarget extends MirrorTarget {
     }
 
     @Override
-    void check(SourceImage source) throws CliException {
+    void check(SourceImage source, ImageFormat format) throws CliException {
         connect();
         if (device.size() != source.size()) {
             long size = device.size();
@@ -48,6 +48,23 @@ final class NbdTarget extends MirrorTarget {
             close();
             throw new CliException(ExitCodes.BAD_IMAGE, "target " + uri + " is a read-only export");
         }
+        if (format != ImageFormat.RAW) {
+            java.nio.ByteBuffer head = java.nio.ByteBuffer.allocate((int) Math.min(ImageFormat.PROBE_BYTES, device.size()));
+            String found;
+            try {
+                device.read(0, head);
+                found = ImageFormat.detect(head.flip());
+            } catch (DeviceException e) {
+                close();
+                throw new CliException(ExitCodes.BAD_IMAGE, "cannot read target " + uri + ": " + e.getMessage());
+            }
+            if (found != null) {
+                close();
+                throw new CliException(ExitCodes.BAD_IMAGE, "target " + uri + " holds a " + found + " image, not raw:"
+                        + " the mirror would overwrite its " + found + " metadata (give --format raw if its bytes"
+                        + " really are the disk)");
+            }
+        }
     }
 
     @Override
@@ -57,6 +74,12 @@ final class NbdTarget extends MirrorTarget {
             close();
             throw new CliException(ExitCodes.BAD_IMAGE, "target " + uri + " changed size");
         }
+        return device;
+    }
+
+    @Override
+    BlockDevice openExisting() throws CliException {
+        connect();
         return device;
     }
 

@@ -18,36 +18,51 @@ import java.util.function.Supplier;
  * <h2>Status mapping (QEMU's JobStatus)</h2>
  * <table>
  *   <caption>kernel state → QEMU status</caption>
- *   <tr><td>CREATED</td><td>created</td></tr>
+ *   <tr><td>CREATED</td><td>created (sent with the first event, as QEMU sends it when the job is made)</td></tr>
  *   <tr><td>RUNNING</td><td>running</td></tr>
  *   <tr><td>READY</td><td>ready</td></tr>
  *   <tr><td>PAUSED</td><td>paused, or standby once READY was reached (QEMU's "paused while ready")</td></tr>
  *   <tr><td>COMPLETING</td><td>waiting (the job has stopped accepting work and is finishing)</td></tr>
  *   <tr><td>CANCELLING</td><td>waiting for a graceful cancel after READY (it ends COMPLETED, as QEMU's
  *       soft cancel does); aborting otherwise</td></tr>
+ *   <tr><td>PENDING</td><td>pending, then BLOCK_JOB_PENDING (auto-finalize off: waiting for job-finalize)</td></tr>
  *   <tr><td>COMPLETED</td><td>waiting → pending → BLOCK_JOB_COMPLETED → concluded → null</td></tr>
  *   <tr><td>CANCELLED</td><td>aborting → BLOCK_JOB_CANCELLED → concluded → null</td></tr>
  *   <tr><td>FAILED</td><td>aborting → BLOCK_JOB_COMPLETED with "error" → concluded → null</td></tr>
  * </table>
  * Each status is sent once, as JOB_STATUS_CHANGE, when it differs from the last one sent; the
- * final sequences are QEMU's (auto-finalize and auto-dismiss on).
+ * final sequences are QEMU's. With auto-dismiss off the job stays {@code concluded} until
+ * {@link #dismiss()} ({@code job-dismiss}) sends {@code null}. Resuming from standby into a
+ * pending complete goes through {@code ready} first, as in QEMU.
  *
  * <p>Threading: {@link #translate} is called by the job's listener, one event at a time in
- * sequence order; {@link #status()} and {@link #ioStatus()} may be read from any thread.
+ * sequence order, and {@link #dismiss} by a control session, both under this object's monitor;
+ * {@link #status()} and {@link #ioStatus()} may be read from any thread.
  */
 final class QmpEvents {
     private final String jobId;
     private final Supplier<MirrorProgress> progress;
+    private final boolean autoDismiss;
 
     private volatile String status = "created";
     private volatile String ioStatus = "ok";
     private volatile boolean forceCancel;
     private volatile boolean ready;
     private volatile String error;
+    private boolean createdSent; // guarded by this
 
     QmpEvents(String jobId, Supplier<MirrorProgress> progress) {
+        this(jobId, progress, true);
+    }
+
+    QmpEvents(String jobId, Supplier<MirrorProgress> progress, boolean autoDismiss) {
         this.jobId = jobId;
         this.progress = progress;
+        this.autoDismiss = autoDismiss;
+    }
+
+    boolean autoDismiss() {
+        return autoDismiss;
     }
 
     String jobId() {
@@ -82,9 +97,31 @@ final class QmpEvents {
         }
     }
 
+    /** Whether the job is still listed: not yet dismissed (status null). */
+    boolean listed() {
+        return !status.equals("null");
+    }
+
+    /**
+     * job-dismiss: the concluded job leaves the list. Returns the events to send
+     * ({@code JOB_STATUS_CHANGE null}), or null if the job is not concluded.
+     */
+    synchronized List<ObjectNode> dismiss() {
+        if (!status.equals("concluded")) {
+            return null;
+        }
+        List<ObjectNode> out = new ArrayList<>(1);
+        status("null", out);
+        return out;
+    }
+
     /** The QMP events for one job event, in order. */
-    List<ObjectNode> translate(MirrorEvent event) {
+    synchronized List<ObjectNode> translate(MirrorEvent event) {
         List<ObjectNode> out = new ArrayList<>(4);
+        if (!createdSent) {
+            createdSent = true;
+            out.add(statusEvent("created"));
+        }
         if (event instanceof MirrorEvent.StateChanged s) {
             onState(s.from(), s.to(), out);
         } else if (event instanceof MirrorEvent.Ready r) {
@@ -93,26 +130,32 @@ final class QmpEvents {
         } else if (event instanceof MirrorEvent.Error e) {
             onError(e, out);
         } else if (event instanceof MirrorEvent.Completed c) {
-            status("waiting", out);
-            status("pending", out);
+            if (!status.equals("pending")) { // auto-finalize: waiting and pending pass at once
+                status("waiting", out);
+                status("pending", out);
+            }
             out.add(event("BLOCK_JOB_COMPLETED", blockJobData(c.offset(), c.length())));
-            status("concluded", out);
-            status("null", out);
+            conclude(out);
         } else if (event instanceof MirrorEvent.Cancelled c) {
             status("aborting", out);
             out.add(event("BLOCK_JOB_CANCELLED", blockJobData(c.offset(), c.length())));
-            status("concluded", out);
-            status("null", out);
+            conclude(out);
         } else if (event instanceof MirrorEvent.Failed f) {
             error = f.reason() != null ? f.reason() : "failed";
             status("aborting", out);
             ObjectNode data = blockJobData(f.offset(), f.length());
             data.put("error", error);
             out.add(event("BLOCK_JOB_COMPLETED", data));
-            status("concluded", out);
-            status("null", out);
+            conclude(out);
         }
         return out;
+    }
+
+    private void conclude(List<ObjectNode> out) {
+        status("concluded", out);
+        if (autoDismiss) {
+            status("null", out);
+        }
     }
 
     private void onState(JobState from, JobState to, List<ObjectNode> out) {
@@ -130,12 +173,27 @@ final class QmpEvents {
                 break;
             case COMPLETING:
                 ioStatus = "ok";
+                if (from == JobState.PAUSED) {
+                    status("ready", out); // resumed from standby with a complete pending: QEMU passes ready
+                }
                 status("waiting", out);
                 break;
             case CANCELLING:
                 ioStatus = "ok";
-                status(ready && !forceCancel ? "waiting" : "aborting", out);
+                boolean graceful = ready && !forceCancel;
+                if (graceful && from == JobState.PAUSED) {
+                    status("ready", out);
+                }
+                status(graceful ? "waiting" : "aborting", out);
                 break;
+            case PENDING: {
+                status("pending", out);
+                ObjectNode data = Json.object();
+                data.put("type", "mirror");
+                data.put("id", jobId);
+                out.add(event("BLOCK_JOB_PENDING", data));
+                break;
+            }
             default:
                 // CREATED is never entered; the concluded states are sent with their final event.
                 break;
@@ -166,10 +224,14 @@ final class QmpEvents {
             return;
         }
         status = s;
+        out.add(statusEvent(s));
+    }
+
+    private ObjectNode statusEvent(String s) {
         ObjectNode data = Json.object();
         data.put("id", jobId);
         data.put("status", s);
-        out.add(event("JOB_STATUS_CHANGE", data));
+        return event("JOB_STATUS_CHANGE", data);
     }
 
     private ObjectNode blockJobData(long offset, long length) {

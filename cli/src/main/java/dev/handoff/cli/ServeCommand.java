@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
-import dev.handoff.mirror.MirrorJob;
+import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.nbd.NbdAddress;
 import dev.handoff.nbd.NbdExport;
 import dev.handoff.nbd.NbdServer;
@@ -15,7 +15,7 @@ import dev.handoff.ownership.ImageFencedException;
 import dev.handoff.ownership.ImageInactiveException;
 import dev.handoff.ownership.OwnedImage;
 import java.io.IOException;
-import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Set;
@@ -24,7 +24,6 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.locks.ReentrantReadWriteLock;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -32,47 +31,58 @@ import picocli.CommandLine.Parameters;
 
 /**
  * {@code handoff serve IMAGE --nbd ADDRESS}: exports a raw image over NBD, held ACTIVE (QEMU's
- * write locks and an ownership record), optionally mirroring it to a target while clients write,
- * driven over a QMP control socket: the shape of qemu-storage-daemon with an NBD export and a
- * mirror job, so that the same scripts drive both.
+ * write locks and an ownership record), and mirrors it to targets while clients write, driven over
+ * a QMP control socket: the shape of qemu-storage-daemon with an NBD export and mirror jobs, so
+ * that the same scripts drive both.
  *
- * <p>Control commands, besides the block-job commands of {@code handoff mirror}
- * ({@code query-block-jobs}, {@code block-job-complete}, {@code block-job-cancel}, ...):
+ * <p>Control commands, besides the job commands of {@link JobControl} ({@code query-block-jobs},
+ * {@code block-job-complete}, {@code job-finalize}, ...):
  * <ul>
+ *   <li>{@code blockdev-add} / {@code blockdev-del} / {@code query-named-block-nodes}: mirror
+ *       targets by node name ({@link BlockNodes});</li>
+ *   <li>{@code blockdev-mirror} (to a node) and {@code drive-mirror} (to a file or an NBD URI),
+ *       with QEMU's job options: a mirror job on the served image (its node name is
+ *       {@code --node-name}), one at a time; {@code serve --mirror-to} is a shortcut for the
+ *       second;</li>
  *   <li>{@code query-block-exports}: the NBD export, as QEMU lists it (plus {@code x-uri});</li>
- *   <li>{@code x-handoff-prepare}: the source's half of a handoff once the job has concluded:
- *       waits for in-flight writes, refuses new ones (clients get {@code EPERM}), flushes, marks the
- *       ownership record clean, goes INACTIVE and releases the locks; returns the token
+ *   <li>{@code x-handoff-prepare}: the source's half of a handoff once no job runs: waits for
+ *       in-flight writes, refuses new ones (clients get {@code EPERM}), flushes, marks the ownership
+ *       record clean, goes INACTIVE and releases the locks; returns the token
  *       {@code {"epoch": N, "owner": ID}};</li>
  *   <li>{@code x-handoff-accept {"epoch": N, "owner": ID}}: the destination's half, for an image
- *       on shared storage served with {@code --inactive}: activates with the source's token (the
- *       ownership lock, the epoch check), after which clients may write;</li>
- *   <li>{@code x-handoff-abort}: takes the image back after a failed migration (ACTIVE again,
- *       writes accepted again);</li>
+ *       on shared storage served with {@code --inactive}: activates with the source's token;</li>
+ *   <li>{@code x-handoff-abort}: takes the image back after a failed migration;</li>
  *   <li>{@code x-query-ownership}: {@code {"state", "epoch", "owner"}};</li>
  *   <li>{@code quit}: stops serving and exits 0 (an ACTIVE image is flushed and released, an
- *       INACTIVE one closed without writing anything).</li>
+ *       INACTIVE or read-only one closed without writing anything).</li>
  * </ul>
- * The mirror job never completes on its own: it stays READY, keeping the target in sync, until
+ * A mirror job never completes on its own: it stays READY, keeping the target in sync, until
  * {@code block-job-complete} (pivot: clients then write to the target) or {@code block-job-cancel}
  * (no pivot: the target is a consistent copy, clients stay on IMAGE; what a migration does).
+ *
+ * <p>Order of work, so that a serve that fails changes no ownership state: check the options and
+ * the image; listen on the NBD address (no export yet) and the control socket; open the image
+ * INACTIVE (which writes nothing) and the mirror target; then activate, the one step that writes
+ * the ownership record, and only then export the image. A failure before the activation undoes
+ * the steps before it; {@code --read-only} never activates (no write lock, no epoch, no record).
  */
 @Command(name = "serve", sortOptions = false, usageHelpWidth = 100,
         description = {"Export the raw image IMAGE over NBD, held ACTIVE with QEMU-compatible locks and an ownership"
-                + " record (or, with --coordinator, a lock and record in a ZooKeeper ensemble); with --mirror-to, mirror it to TARGET while clients write (the job stays READY until"
-                + " block-job-complete or block-job-cancel over --control). Runs until `quit` over --control, or"
-                + " Ctrl-C."},
+                + " record (or, with --coordinator, a lock and record in a ZooKeeper ensemble); with --mirror-to, or blockdev-mirror / drive-mirror over --control, mirror it to a target"
+                + " while clients write (the job stays READY until block-job-complete or block-job-cancel). Runs until"
+                + " `quit` over --control, Ctrl-C or SIGTERM."},
         exitCodeListHeading = "%nExit codes:%n", exitCodeList = {
             " 0:stopped by quit",
             " 1:the coordinator (ZooKeeper) cannot be reached",
             " 2:usage error",
-            " 3:bad image or target (missing, size mismatch, not writable, unreachable export), or the coordinator"
-                + " PATH belongs to another image",
-            " 4:image locked by another process (QEMU or Handoff), or the NBD address is in use",
+            " 3:bad image or target (missing, not raw, size mismatch, not writable, unreachable export), a socket"
+                    + " path in a missing directory, or the coordinator PATH belongs to another image",
+            " 4:image locked by another process (QEMU or Handoff), or an address in use",
             " 6:fenced: a newer owner took the image over, or the coordinator session was lost",
-            "130:interrupted (Ctrl-C)"})
+            "130:interrupted (Ctrl-C)",
+            "143:terminated (SIGTERM)"})
 final class ServeCommand implements Callable<Integer> {
-    @Parameters(index = "0", paramLabel = "IMAGE", description = "Raw image file to export.")
+    @Parameters(index = "0", paramLabel = "IMAGE", description = "Raw image file or block device to export.")
     Path image;
 
     @Option(names = "--nbd", required = true, paramLabel = "ADDRESS",
@@ -83,16 +93,27 @@ final class ServeCommand implements Callable<Integer> {
             description = "The export's name, as in nbd+unix:///NAME?socket=PATH (default: ${DEFAULT-VALUE}).")
     String exportName;
 
-    @Option(names = "--read-only", description = "Refuse writes from NBD clients (EPERM).")
+    @Option(names = "--node-name", paramLabel = "NAME", description = "The image's node name, the \"device\" of"
+            + " blockdev-mirror and drive-mirror (default: the export's name).")
+    String nodeName;
+
+    @Option(names = "--read-only", description = "Serve IMAGE read-only: clients' writes get EPERM, and the image is"
+            + " held as QEMU holds an image it only reads (no write lock, no ownership record, no epoch), so QEMU"
+            + " may open it meanwhile.")
     boolean readOnly;
 
+    @Option(names = "--format", paramLabel = "FORMAT", converter = ImageFormat.Converter.class,
+            description = "raw: serve IMAGE as raw even if its first bytes look like another format's header.")
+    ImageFormat format;
+
     @Option(names = "--mirror-to", paramLabel = "TARGET", description = "Mirror IMAGE to TARGET while serving: a raw"
-            + " image file (created if absent) or an NBD export (nbd+unix:///NAME?socket=PATH, nbd://HOST:PORT/NAME).")
+            + " image file (created if absent), a block device, or an NBD export (nbd+unix:///NAME?socket=PATH,"
+            + " nbd://HOST:PORT/NAME). The same as drive-mirror over --control.")
     String mirrorTo;
 
     @Option(names = "--control", paramLabel = "SOCKET", description = "Listen on this unix socket for QMP commands"
-            + " (the block-job commands, query-block-exports, x-handoff-prepare, x-handoff-accept, x-handoff-abort,"
-            + " x-query-ownership, quit) and send QMP events.")
+            + " (the job commands, blockdev-add, blockdev-mirror, drive-mirror, query-block-exports,"
+            + " x-handoff-prepare, x-handoff-accept, x-handoff-abort, x-query-ownership, quit) and send QMP events.")
     Path control;
 
     @Option(names = "--owner", paramLabel = "ID", description = "This holder's id in the ownership record and in"
@@ -104,7 +125,7 @@ final class ServeCommand implements Callable<Integer> {
     boolean inactive;
 
     @Option(names = "--job-id", paramLabel = "ID", defaultValue = "mirror0",
-            description = "The mirror job's QMP id (\"device\") (default: ${DEFAULT-VALUE}).")
+            description = "The --mirror-to job's QMP id (\"device\") (default: ${DEFAULT-VALUE}).")
     String jobId;
 
     @Mixin
@@ -118,26 +139,32 @@ final class ServeCommand implements Callable<Integer> {
     private volatile boolean serving;
     private volatile String sessionLost; // why the coordinator session was lost, if it was
 
-    private OwnedImage owned;
-    private MirrorTarget target;
-    private MirrorJob job;
-    private JobRun run;
-    private WriteGate gate;
+    private OwnedImage owned;          // the image, unless read-only
+    private ReadOnlyImage readOnlyImage;
+    private MirrorTarget target;       // --mirror-to's
+    private JobRun mirrorToRun;
+    private ExportGate gate;
     private NbdServer server;
     private QmpServer qmpServer;
     private NbdUri uri;
+    private BlockNodes nodes;
+    private final JobTable jobs = new JobTable();
+    private volatile String pivotedTo; // where a completed job moved the export, or null
 
     @Override
     public Integer call() throws Exception {
         String ownerId = owner != null ? owner : "serve-" + ProcessHandle.current().pid();
+        String node = nodeName != null ? nodeName : exportName;
         NbdAddress address;
         try {
             address = NbdAddress.parse(nbd);
         } catch (IllegalArgumentException e) {
             throw new CliException(ExitCodes.USAGE, "invalid value for option '--nbd': " + e.getMessage());
         }
-        if (jobId.isBlank()) {
-            throw new CliException(ExitCodes.USAGE, "--job-id must not be empty");
+        if (readOnly && (inactive || mirrorTo != null)) {
+            throw new CliException(ExitCodes.USAGE, "--read-only excludes " + (inactive ? "--inactive" : "--mirror-to")
+                    + ": a read-only serve takes no write lock and no part in the ownership protocol, so nothing"
+                    + " keeps other writers from changing the image under " + (inactive ? "a handoff" : "a mirror job"));
         }
         if (inactive && mirrorTo != null) {
             throw new CliException(ExitCodes.USAGE, "--inactive and --mirror-to exclude each other: an INACTIVE image"
@@ -148,71 +175,79 @@ final class ServeCommand implements Callable<Integer> {
         } catch (IllegalArgumentException e) {
             throw new CliException(ExitCodes.USAGE, "invalid value for option '--export-name': " + e.getMessage());
         }
-        JobOptions.Injection injection = null;
+        if (!BlockNodes.wellFormed(node)) {
+            throw new CliException(ExitCodes.USAGE, "invalid node name '" + node + "': a letter, then letters, digits,"
+                    + " '-', '.' or '_' (set it with --node-name)");
+        }
+        JobLauncher launcher = null;
         if (mirrorTo != null) {
             jobOptions.validate();
-            injection = jobOptions.injection();
+            jobOptions.requireResumable(control != null, "only a control socket can resume it: add --control SOCKET"
+                    + " (then send block-job-resume), or use ignore (retry the failed chunk) or report (fail)");
+            launcher = JobLauncher.of(jobOptions, jobId);
         }
         if (control != null) {
             QmpServer.check(control);
         }
         coordinator.validate();
-        SourceImage checked = SourceImage.check(image);
+        if (coordinator.present() && readOnly) {
+            throw new CliException(ExitCodes.USAGE, "--coordinator keeps the ownership record in ZooKeeper: it excludes"
+                    + " --read-only, which takes no part in the ownership protocol");
+        }
+        checkSocketDirectory(address);
+        SourceImage checked = SourceImage.check(image, format);
         if (mirrorTo != null) {
             target = MirrorTarget.resolve(mirrorTo);
             target.check(checked);
         }
+        nodes = new BlockNodes(node);
 
         try {
-            owned = open(ownerId);
-            BlockDevice exported = owned;
-            if (target != null) {
-                BlockDevice targetDevice = target.open(checked.size());
-                BlockDevice jobTarget = injection != null ? injection.wrap(targetDevice).device() : targetDevice;
-                job = MirrorJob.create(owned, jobTarget, jobOptions.toMirrorOptions(target.readsAsZeroes()));
-                run = new JobRun(job, jobId);
-                exported = job.guestDevice();
-            }
-            gate = new WriteGate(exported);
             try {
-                server = NbdServer.builder().listen(address)
-                        .export(new NbdExport(exportName, gate, readOnly, "handoff serve " + image)).start();
+                server = NbdServer.builder().listen(address).start();
             } catch (IOException e) {
                 throw new CliException(ExitCodes.BUSY, "cannot listen on " + address + ": " + e.getMessage());
             }
             uri = server.uri(exportName);
             if (control != null) {
-                qmpServer = QmpServer.bind(control, new Control(), "handoff " + Main.version());
+                qmpServer = QmpServer.bind(control, new Control(node), "handoff " + Main.version());
             }
-        } catch (CliException | RuntimeException e) {
+            BlockDevice exported;
+            if (readOnly) {
+                readOnlyImage = ReadOnlyImage.open(image);
+                exported = readOnlyImage.device();
+            } else {
+                owned = open(ownerId);
+                exported = owned;
+            }
+            gate = new ExportGate(exported);
+            if (target != null) {
+                BlockDevice targetDevice = target.open(checked.size());
+                mirrorToRun = prepareMirror(launcher, targetDevice, target.readsAsZeroes(), null);
+            }
+            if (!readOnly && !inactive) {
+                activate();
+            }
+        } catch (CliException | QmpException | RuntimeException e) {
+            if (target != null) {
+                target.abandon();
+            }
             stop(false);
-            throw e;
+            throw e instanceof QmpException q ? new CliException(ExitCodes.FAILED, q.getMessage()) : e;
         }
+        server.addExport(new NbdExport(exportName, gate, readOnly, "handoff serve " + image));
 
-        if (run != null) {
-            QmpServer q = qmpServer;
-            if (q != null) {
-                run.addSink((e, events) -> events.forEach(q::broadcast));
-            }
-            run.addSink((e, events) -> {
-                String line = EventLines.describe(e);
-                if (line != null) {
-                    System.out.println(line);
-                    System.out.flush();
-                }
-            });
-        }
-        System.out.println("serving " + image + " (" + Sizes.format(owned.size()) + ") as " + uri + ": "
-                + owned.state() + ", owner " + ownerId + ", epoch " + owned.epoch() + (readOnly ? ", read-only" : "")
-                + (target != null ? ", mirroring to " + target.display() : "")
+        System.out.println("serving " + image + " (" + Sizes.format(gate.size()) + ") as " + uri + ": "
+                + (readOnly ? "read-only (no ownership)" : owned.state() + ", owner " + ownerId + ", epoch " + owned.epoch())
+                + (mirrorTo != null ? ", mirroring to " + target.display() : "")
                 + (coordinator.present() ? ", coordinator " + coordinator.coordinator : "")
                 + (control != null ? ", control " + control : ""));
         System.out.flush();
         serving = true;
         Thread hook = new Thread(() -> stop(true), "handoff-serve-stop");
         Runtime.getRuntime().addShutdownHook(hook);
-        if (run != null) {
-            run.start();
+        if (mirrorToRun != null) {
+            mirrorToRun.start();
         }
         quit.await();
         Thread.sleep(100); // lets the reply to `quit` reach the client
@@ -231,29 +266,91 @@ final class ServeCommand implements Callable<Integer> {
         return ExitCodes.OK;
     }
 
+    /** A unix socket in a directory that does not exist is a bad path (exit 3), refused before anything is bound. */
+    private static void checkSocketDirectory(NbdAddress address) throws CliException {
+        if (address instanceof NbdAddress.Unix unix) {
+            Path parent = unix.path().toAbsolutePath().getParent();
+            if (parent == null || !Files.isDirectory(parent)) {
+                throw new CliException(ExitCodes.BAD_IMAGE, "cannot listen on " + address + ": no such directory "
+                        + parent);
+            }
+        }
+    }
+
+    /** Opens the image INACTIVE: reads the ownership record, writes nothing. */
     private OwnedImage open(String ownerId) throws CliException {
         if (coordinator.present()) {
-            return coordinator.open(image, ownerId, inactive ? OwnedImage.State.INACTIVE : OwnedImage.State.ACTIVE, why -> {
+            return coordinator.open(image, ownerId, OwnedImage.State.INACTIVE, why -> {
                 sessionLost = why;
                 quit.countDown();
             });
         }
         try {
-            return OwnedImage.openFile(image, ownerId, inactive ? OwnedImage.State.INACTIVE : OwnedImage.State.ACTIVE);
+            return OwnedImage.openFile(image, ownerId, OwnedImage.State.INACTIVE);
         } catch (IllegalArgumentException e) {
             throw new CliException(ExitCodes.USAGE, "invalid value for option '--owner': " + e.getMessage());
-        } catch (ImageFencedException e) {
-            throw new CliException(ExitCodes.FENCED, "cannot activate " + image + ": " + e.getMessage());
-        } catch (ImageInactiveException e) {
-            throw new CliException(ExitCodes.BUSY, "image is in use: " + e.getMessage());
         } catch (DeviceException e) {
             throw new CliException(ExitCodes.BAD_IMAGE, "cannot open " + image + ": " + e.getMessage());
         }
     }
 
+    /** The one step that changes ownership state: the lock, a new epoch, the record marked in use. */
+    private void activate() throws CliException {
+        try {
+            owned.activate();
+        } catch (DeviceException e) {
+            throw activationFailure(e);
+        }
+    }
+
+    /** The exit code and one line for a failed activation (QEMU or another holder has it, fenced, ...). */
+    private CliException activationFailure(DeviceException e) {
+        if (coordinator.present()) {
+            return CoordinatorOptions.failure(image, e);
+        }
+        if (e instanceof ImageFencedException) {
+            return new CliException(ExitCodes.FENCED, "cannot activate " + image + ": " + e.getMessage());
+        }
+        if (e instanceof ImageInactiveException) {
+            return new CliException(ExitCodes.BUSY, "image is in use: " + e.getMessage());
+        }
+        return new CliException(ExitCodes.BAD_IMAGE, "cannot activate " + image + ": " + e.getMessage());
+    }
+
     /**
-     * Stops serving: NBD clients' in-flight requests finish, a running job is cancelled (forced,
-     * as on any exit of qemu-storage-daemon), then the target and the image are closed. Once.
+     * A mirror job from the served image to {@code targetDevice}, in the job table and wired to the
+     * control socket and stdout, not started yet; {@code node} is released when it concludes.
+     */
+    private JobRun prepareMirror(JobLauncher launcher, BlockDevice targetDevice, boolean zero, BlockNodes.Node node)
+            throws QmpException {
+        JobRun run = launcher.launch(owned, targetDevice, zero);
+        jobs.add(run);
+        QmpServer q = qmpServer;
+        if (q != null) {
+            run.addSink((e, events) -> events.forEach(q::broadcast));
+        }
+        run.addSink((e, events) -> {
+            String line = EventLines.describe(e);
+            if (line != null) {
+                System.out.println(run.jobId() + ": " + line);
+                System.out.flush();
+            }
+            if (e instanceof MirrorEvent.Completed c && c.pivoted()) {
+                pivotedTo = node != null ? node.name : target.display();
+            }
+            if (node != null && (e instanceof MirrorEvent.Completed || e instanceof MirrorEvent.Cancelled
+                    || e instanceof MirrorEvent.Failed)) {
+                nodes.release(node, e instanceof MirrorEvent.Completed c && c.pivoted());
+            }
+        });
+        // Clients move onto the job's guest device once the writes in flight are done (ExportGate).
+        gate.route(run.job().guestDevice());
+        return run;
+    }
+
+    /**
+     * Stops serving: NBD clients' in-flight requests finish, running jobs are cancelled (forced,
+     * as on any exit of qemu-storage-daemon), then the targets and the image are closed. Once.
      */
     private void stop(boolean signalled) {
         if (!stopped.compareAndSet(false, true)) {
@@ -262,19 +359,20 @@ final class ServeCommand implements Callable<Integer> {
         if (server != null) {
             server.close();
         }
-        if (job != null && !job.state().isConcluded()) {
-            try {
-                run.qmp().noteCancel(true);
-                job.cancel(true);
-                job.awaitConclusion(Duration.ofSeconds(30));
-            } catch (IllegalStateException | TimeoutException raced) {
-                // concluded meanwhile, or stuck: closing below
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
+        for (JobRun run : jobs.listed()) {
+            if (!run.job().state().isConcluded()) {
+                try {
+                    run.qmp().noteCancel(true);
+                    run.job().cancel(true);
+                    run.job().awaitConclusion(Duration.ofSeconds(30));
+                } catch (IllegalStateException | TimeoutException raced) {
+                    // concluded meanwhile, or stuck: closing below
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
             }
-        }
-        if (run != null) {
             try {
+                run.startDispatcher();
                 run.awaitDelivered(Duration.ofSeconds(2));
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -285,6 +383,9 @@ final class ServeCommand implements Callable<Integer> {
         }
         if (target != null) {
             target.close();
+        }
+        if (nodes != null) {
+            nodes.close();
         }
         String state = "";
         if (owned != null) {
@@ -297,56 +398,82 @@ final class ServeCommand implements Callable<Integer> {
                 }
             }
         }
+        if (readOnlyImage != null) {
+            state = "read-only";
+            readOnlyImage.close();
+        }
         if (serving && sessionLost == null) {
             System.out.println((signalled ? "interrupted" : "stopped") + ": " + image + " closed " + state);
             System.out.flush();
         }
     }
 
-    /** The control socket: the job's commands plus the export's, the handoff's and quit. */
+    /** The control socket: the job commands plus the nodes', the mirrors', the export's, the handoff's and quit. */
     private final class Control implements QmpServer.Handler {
-        private final JobControl jobControl = job != null ? new JobControl(job, run.qmp()) : null;
-        private final Set<String> own = Set.of("query-block-exports", "x-handoff-prepare", "x-handoff-accept",
+        private final String node;
+        private final JobControl jobControl = new JobControl(jobs);
+        private final Set<String> own = Set.of("query-block-exports", "query-named-block-nodes", "blockdev-add",
+                "blockdev-del", "blockdev-mirror", "drive-mirror", "x-handoff-prepare", "x-handoff-accept",
                 "x-handoff-abort", "x-query-ownership", "quit");
+
+        Control(String node) {
+            this.node = node;
+        }
 
         @Override
         public Set<String> commands() {
             Set<String> all = new TreeSet<>(own);
-            if (jobControl != null) {
-                all.addAll(jobControl.commands());
-            }
+            all.addAll(jobControl.commands());
             return all;
         }
 
         @Override
         public JsonNode execute(String command, ObjectNode args) throws QmpException {
+            if (!serving && !command.startsWith("query-")) {
+                throw QmpException.generic("the server is starting: try again once it serves");
+            }
             if (!own.contains(command)) {
-                if (jobControl != null && jobControl.commands().contains(command)) {
-                    return jobControl.execute(command, args);
-                }
-                throw new QmpException(QmpException.COMMAND_NOT_FOUND, "The command " + command + " has not been found");
+                return jobControl.execute(command, args);
             }
-            if (command.equals("x-handoff-accept")) {
-                return accept(args);
+            switch (command) {
+                case "blockdev-add":
+                    nodes.add(args);
+                    return Json.object();
+                case "blockdev-del":
+                    Args.allow(args, "node-name");
+                    nodes.delete(Args.string(args, "node-name"));
+                    return Json.object();
+                case "query-named-block-nodes":
+                    Args.allow(args, "flat");
+                    return nodes.describe();
+                case "blockdev-mirror":
+                    return blockdevMirror(args);
+                case "drive-mirror":
+                    return driveMirror(args);
+                case "x-handoff-accept":
+                    return accept(args);
+                default:
+                    break;
             }
-            if (args.size() > 0) {
-                throw QmpException.generic("Parameter '" + args.fieldNames().next() + "' is unexpected");
-            }
+            Args.allow(args);
             switch (command) {
                 case "query-block-exports": {
                     ArrayNode list = Json.array();
-                    ObjectNode export = list.addObject();
-                    export.put("type", "nbd");
-                    export.put("id", exportName);
-                    export.put("node-name", image.getFileName().toString());
-                    export.put("shutting-down", stopped.get());
-                    export.put("x-uri", uri.toString());
-                    export.put("x-connections", server.connectionCount());
+                    if (serving) {
+                        ObjectNode export = list.addObject();
+                        export.put("type", "nbd");
+                        export.put("id", exportName);
+                        export.put("node-name", node);
+                        export.put("shutting-down", stopped.get());
+                        export.put("x-uri", uri.toString());
+                        export.put("x-connections", server.connectionCount());
+                    }
                     return list;
                 }
                 case "x-handoff-prepare":
                     return prepare();
                 case "x-handoff-abort":
+                    requireOwnership();
                     try {
                         owned.abortHandoff();
                     } catch (DeviceException | IllegalStateException e) {
@@ -368,10 +495,127 @@ final class ServeCommand implements Callable<Integer> {
             }
         }
 
+        /** blockdev-mirror: a job from the served image to a node made by blockdev-add. */
+        private JsonNode blockdevMirror(ObjectNode args) throws QmpException {
+            Args.allow(args, concat(MirrorArgs.JOB_OPTIONS, "job-id", "device", "target", "replaces",
+                    "filter-node-name"));
+            MirrorArgs parsed = MirrorArgs.parse(args);
+            String device = Args.string(args, "device");
+            String targetName = Args.string(args, "target");
+            Args.optString(args, "filter-node-name"); // names QEMU's filter node; Handoff's filter has no name
+            requireDevice(device);
+            BlockNodes.Node targetNode;
+            if (targetName.equals(node)) {
+                throw QmpException.generic("Can't mirror node into itself");
+            }
+            targetNode = nodes.get(targetName);
+            String replaces = Args.optString(args, "replaces");
+            if (replaces != null && !replaces.equals(node)) {
+                throw QmpException.generic("Failed to find node with node-name='" + replaces + "'");
+            }
+            JobLauncher launcher = parsed.launcher(Args.optString(args, "job-id"), targetNode.device.size(),
+                    gate.size());
+            startMirror(launcher, targetNode, false);
+            return Json.object();
+        }
+
+        /** drive-mirror: the same to a file (or NBD export) named by its path, opened for the job. */
+        private JsonNode driveMirror(ObjectNode args) throws QmpException {
+            Args.allow(args, concat(MirrorArgs.JOB_OPTIONS, "job-id", "device", "target", "format", "node-name",
+                    "replaces", "mode", "unmap"));
+            MirrorArgs parsed = MirrorArgs.parse(args);
+            String device = Args.string(args, "device");
+            String targetSpec = Args.string(args, "target");
+            String mode = args.has("mode") ? Args.string(args, "mode") : "absolute-paths";
+            if (!mode.equals("absolute-paths") && !mode.equals("existing")) {
+                throw QmpException.generic("Parameter 'mode' does not accept value '" + mode + "'");
+            }
+            if (!Args.optBool(args, "unmap", true)) {
+                throw QmpException.generic("unmap=false is not supported: Handoff keeps the target as sparse as"
+                        + " the source");
+            }
+            String fmt = Args.optString(args, "format");
+            if (fmt != null && !fmt.equals("raw")) {
+                throw QmpException.generic("Format '" + fmt + "' is not supported: Handoff writes raw images only");
+            }
+            String replaces = Args.optString(args, "replaces");
+            requireDevice(device);
+            if (replaces != null && !replaces.equals(node)) {
+                throw QmpException.generic("Failed to find node with node-name='" + replaces + "'");
+            }
+            JobLauncher launcher = parsed.launcher(Args.optString(args, "job-id"), gate.size(), gate.size());
+            MirrorTarget t;
+            BlockDevice device0;
+            try {
+                t = MirrorTarget.resolve(targetSpec);
+                if (mode.equals("existing") && t instanceof FileTarget f && !f.exists()) {
+                    throw QmpException.generic("Could not open '" + targetSpec + "': No such file or directory");
+                }
+                t.check(SourceImage.ofSize(image, gate.size()), fmt != null ? ImageFormat.RAW : null);
+                device0 = t.open(gate.size());
+            } catch (CliException e) {
+                throw QmpException.generic(e.getMessage());
+            }
+            BlockNodes.Node targetNode;
+            try {
+                targetNode = nodes.addImplicit(Args.optString(args, "node-name"), t, device0);
+            } catch (QmpException e) {
+                t.abandon();
+                throw e;
+            }
+            try {
+                startMirror(launcher, targetNode, t.readsAsZeroes());
+            } catch (QmpException | RuntimeException e) {
+                nodes.release(targetNode, false);
+                throw e;
+            }
+            return Json.object();
+        }
+
+        private void requireDevice(String device) throws QmpException {
+            if (!device.equals(node)) {
+                throw QmpException.generic("Cannot find device='" + device + "' nor node-name='" + device + "'");
+            }
+        }
+
+        private void startMirror(JobLauncher launcher, BlockNodes.Node targetNode, boolean zero) throws QmpException {
+            if (readOnly) {
+                throw QmpException.generic(image + " is served read-only: it holds no write lock, so other writers"
+                        + " could change it behind a mirror job; serve it without --read-only to mirror it");
+            }
+            if (owned.state() != OwnedImage.State.ACTIVE) {
+                throw QmpException.generic(image + " is INACTIVE: activate it (x-handoff-accept or x-handoff-abort)"
+                        + " before mirroring it");
+            }
+            if (pivotedTo != null) {
+                throw QmpException.generic("the export was pivoted to '" + pivotedTo + "' by an earlier job: serve"
+                        + " that image to mirror it again");
+            }
+            if (jobs.anyRunning()) {
+                throw QmpException.generic("Node '" + node + "' is busy: block device is in use by block job: mirror");
+            }
+            nodes.use(targetNode, "job '" + launcher.jobId() + "'");
+            JobRun run;
+            try {
+                run = prepareMirror(launcher, targetNode.device, zero, targetNode);
+            } catch (QmpException | RuntimeException e) {
+                nodes.release(targetNode, false);
+                throw e;
+            }
+            run.start();
+        }
+
+        private void requireOwnership() throws QmpException {
+            if (owned == null) {
+                throw QmpException.generic(image + " is served read-only: it takes no part in the ownership protocol");
+            }
+        }
+
         private JsonNode prepare() throws QmpException {
-            if (job != null && !job.state().isConcluded()) {
-                throw QmpException.generic("Job '" + jobId + "' is " + job.state()
-                        + ": complete or cancel it before handing the image over");
+            requireOwnership();
+            if (jobs.anyRunning()) {
+                throw QmpException.generic("a mirror job is still running: complete or cancel it before handing the"
+                        + " image over");
             }
             gate.refuseWrites(); // waits for in-flight client writes; new ones are refused from here on
             HandoffToken token;
@@ -393,13 +637,8 @@ final class ServeCommand implements Callable<Integer> {
 
         /** The destination's half (shared storage): {"epoch": N, "owner": ID} from the source's prepare. */
         private JsonNode accept(ObjectNode args) throws QmpException {
-            java.util.Iterator<String> names = args.fieldNames();
-            while (names.hasNext()) {
-                String n = names.next();
-                if (!n.equals("epoch") && !n.equals("owner")) {
-                    throw QmpException.generic("Parameter '" + n + "' is unexpected");
-                }
-            }
+            requireOwnership();
+            Args.allow(args, "epoch", "owner");
             JsonNode epoch = args.get("epoch");
             JsonNode from = args.get("owner");
             if (epoch == null || !epoch.canConvertToLong() || from == null || !from.isTextual()) {
@@ -425,6 +664,10 @@ final class ServeCommand implements Callable<Integer> {
 
         private ObjectNode ownership() {
             ObjectNode r = Json.object();
+            if (owned == null) {
+                r.put("state", "READ-ONLY");
+                return r;
+            }
             r.put("state", owned.state().toString());
             r.put("epoch", owned.epoch());
             r.put("owner", owned.ownerId());
@@ -432,87 +675,10 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    /**
-     * What NBD clients write through: refuses writes (INACTIVE, so clients get EPERM) once closed
-     * for a handoff. Writes hold the read lock from the check until the device returns; closing
-     * takes the write lock, so it returns only when no write is in flight and none can start.
-     */
-    private static final class WriteGate implements BlockDevice {
-        private final BlockDevice inner;
-        private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
-        private volatile boolean closed; // written under the write lock, read under the read lock
-
-        WriteGate(BlockDevice inner) {
-            this.inner = inner;
-        }
-
-        void refuseWrites() {
-            lock.writeLock().lock();
-            try {
-                closed = true;
-            } finally {
-                lock.writeLock().unlock();
-            }
-        }
-
-        void acceptWrites() {
-            closed = false;
-        }
-
-        private interface Write {
-            void run() throws DeviceException;
-        }
-
-        private void write(Write w) throws DeviceException {
-            lock.readLock().lock();
-            try {
-                if (closed) {
-                    throw new ImageInactiveException("the image was handed over: writes are refused here");
-                }
-                w.run();
-            } finally {
-                lock.readLock().unlock();
-            }
-        }
-
-        @Override
-        public long size() {
-            return inner.size();
-        }
-
-        @Override
-        public void read(long offset, ByteBuffer dst) throws DeviceException {
-            inner.read(offset, dst);
-        }
-
-        @Override
-        public void write(long offset, ByteBuffer src) throws DeviceException {
-            write(() -> inner.write(offset, src));
-        }
-
-        @Override
-        public void writeZeroes(long offset, long length) throws DeviceException {
-            write(() -> inner.writeZeroes(offset, length));
-        }
-
-        @Override
-        public void discard(long offset, long length) throws DeviceException {
-            write(() -> inner.discard(offset, length));
-        }
-
-        @Override
-        public void flush() throws DeviceException {
-            write(inner::flush);
-        }
-
-        @Override
-        public void close() {
-            // the command closes the image and the target itself
-        }
-
-        @Override
-        public String toString() {
-            return "WriteGate[" + inner + "]";
-        }
+    private static String[] concat(String[] a, String... b) {
+        String[] all = new String[a.length + b.length];
+        System.arraycopy(a, 0, all, 0, a.length);
+        System.arraycopy(b, 0, all, a.length, b.length);
+        return all;
     }
 }

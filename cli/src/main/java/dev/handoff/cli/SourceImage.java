@@ -11,8 +11,8 @@ import java.nio.file.Path;
 import java.util.function.Consumer;
 
 /**
- * The source of {@code handoff mirror}: a raw image file, held with QEMU's write locks while the
- * job runs so that neither QEMU nor another Handoff process writes it behind the job's back (no
+ * The source of {@code handoff mirror}: a raw image file or block device, held with QEMU's write
+ * locks while the job runs so that neither QEMU nor another Handoff process writes it behind the job's back (no
  * guest writes through the job here, so nothing would track such writes).
  *
  * <p>{@link #check} only looks; {@link #openAndLock} opens the file read-write (fcntl write locks
@@ -32,26 +32,48 @@ final class SourceImage implements AutoCloseable {
         this.size = size;
     }
 
-    /** Checks that {@code path} is a non-empty, readable regular file. Changes nothing. */
-    static SourceImage check(Path path) throws CliException {
+    /**
+     * Checks that {@code path} is a non-empty, readable raw image: a regular file or a block device
+     * whose first bytes are not another format's header (unless {@code format} forces raw). Changes
+     * nothing.
+     */
+    static SourceImage check(Path path, ImageFormat format) throws CliException {
         if (!Files.exists(path)) {
             throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " does not exist");
         }
-        if (!Files.isRegularFile(path)) {
-            throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " is not a regular file (a raw image file is needed)");
+        boolean device = Devices.isBlockDevice(path);
+        if (!Files.isRegularFile(path) && !device) {
+            throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " is neither a regular file nor a block"
+                    + " device (a raw image is needed)");
         }
         if (!Files.isReadable(path)) {
             throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " is not readable");
         }
         long size;
         try {
-            size = Files.size(path);
+            size = Devices.size(path);
         } catch (java.io.IOException e) {
             throw new CliException(ExitCodes.BAD_IMAGE, "cannot read the size of source " + path + ": " + e.getMessage());
         }
         if (size == 0) {
             throw new CliException(ExitCodes.BAD_IMAGE, "source " + path + " is empty: nothing to mirror");
         }
+        if (format != ImageFormat.RAW) {
+            String found;
+            try {
+                found = ImageFormat.probe(path);
+            } catch (java.io.IOException e) {
+                throw new CliException(ExitCodes.BAD_IMAGE, "cannot read source " + path + ": " + e.getMessage());
+            }
+            if (found != null) {
+                throw new CliException(ExitCodes.BAD_IMAGE, ImageFormat.refusal("source", path, found));
+            }
+        }
+        return new SourceImage(path, size);
+    }
+
+    /** A source already open elsewhere (the image a {@code serve} exports), for checking a target against. */
+    static SourceImage ofSize(Path path, long size) {
         return new SourceImage(path, size);
     }
 

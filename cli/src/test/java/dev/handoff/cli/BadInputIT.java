@@ -6,15 +6,18 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Each bad input of the issue: one clear line on stderr, the documented exit code, and no file
  * changed (the directory is snapshotted before and after: names, sizes, times, contents).
  */
+@Timeout(300)
 class BadInputIT {
     private static final long SIZE = 4L << 20;
 
@@ -28,8 +31,12 @@ class BadInputIT {
 
     /** Runs the CLI and checks the exit code, a single stderr line containing {@code message}, and no change. */
     private Cli.Result refused(int exit, String message, String... args) throws Exception {
+        return refusedWithJvm(List.of(), exit, message, args);
+    }
+
+    private Cli.Result refusedWithJvm(List<String> jvm, int exit, String message, String... args) throws Exception {
         Map<String, String> before = Images.snapshot(dir);
-        Cli.Result r = Cli.run(dir, args);
+        Cli.Result r = Cli.runWithJvm(dir, jvm, args);
         assertThat(r.exit()).as(r.toString()).isEqualTo(exit);
         assertThat(r.errLines()).as(r.toString()).hasSize(1);
         assertThat(r.errLines().get(0)).as(r.toString()).contains(message);
@@ -123,6 +130,47 @@ class BadInputIT {
         refused(ExitCodes.USAGE, "is too large", "mirror", "src.img", "tgt.img", "--speed", "99999999999T");
         refused(ExitCodes.USAGE, "max copy bytes", "mirror", "src.img", "tgt.img", "--max-copy", "4K");
         refused(ExitCodes.USAGE, "--size must be at least 1M", "demo", "--size", "4K");
+    }
+
+    /**
+     * Regression: {@code --buf-size 1T --max-copy 1G} on a small heap died of an OutOfMemoryError in
+     * the middle of the copy, with a stack trace and a misleading "interrupted" line.
+     */
+    @Test
+    void copyBuffersLargerThanTheJvmsDirectMemoryAreRefusedBeforeAnythingIsOpened() throws Exception {
+        List<String> smallHeap = List.of("-Xmx64m");
+        refusedWithJvm(smallHeap, ExitCodes.USAGE, "--buf-size 1 TiB is more than this JVM's",
+                "mirror", "src.img", "tgt.img", "--buf-size", "1T", "--max-copy", "1G");
+        refusedWithJvm(smallHeap, ExitCodes.USAGE, "the job's copy buffers need up to 128",
+                "mirror", "src.img", "tgt.img", "--buf-size", "64M", "--max-copy", "32M");
+        refusedWithJvm(List.of("-Xmx256m", "-XX:MaxDirectMemorySize=32m"), ExitCodes.USAGE, "lower --max-copy",
+                "mirror", "src.img", "tgt.img", "--max-copy", "16M");
+        refusedWithJvm(smallHeap, ExitCodes.USAGE, "of direct memory",
+                "serve", "src.img", "--nbd", "unix:s.sock", "--mirror-to", "tgt.img", "--buf-size", "1T");
+    }
+
+    /** Regression: stop and enospc paused a job without a control socket forever, with no way out and no hint. */
+    @Test
+    void stopAndEnospcPoliciesWithoutAControlSocketAreRefusedWithAHint() throws Exception {
+        refused(ExitCodes.USAGE, "--on-target-error stop pauses the job on an error until block-job-resume, and only a"
+                + " control socket can resume it: add --control SOCKET", "mirror", "src.img", "tgt.img",
+                "--on-target-error", "stop");
+        refused(ExitCodes.USAGE, "--on-source-error enospc pauses the job when the target runs out of space",
+                "mirror", "src.img", "tgt.img", "--on-source-error", "enospc");
+        refused(ExitCodes.USAGE, "add --control SOCKET", "serve", "src.img", "--nbd", "unix:s.sock", "--mirror-to",
+                "tgt.img", "--on-target-error", "enospc");
+        refused(ExitCodes.USAGE, "the demo has no control socket", "demo", "--on-target-error", "stop");
+    }
+
+    /** Regression: the top-level help listed exit 130 (Ctrl-C) but not 143 (SIGTERM). */
+    @Test
+    void topLevelHelpListsEveryExitCode() throws Exception {
+        Cli.Result r = Cli.run(dir, "--help");
+        assertThat(r.exit()).isZero();
+        for (String code : List.of(" 0 ", " 1 ", " 2 ", " 3 ", " 4 ", " 5 ", " 6 ", " 130 ", " 143 ")) {
+            assertThat(r.stdout()).as(r.stdout()).contains(code);
+        }
+        assertThat(r.stdout()).contains("SIGTERM");
     }
 
     @Test

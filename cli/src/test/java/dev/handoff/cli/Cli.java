@@ -35,9 +35,16 @@ final class Cli {
     }
 
     static List<String> command(String... args) {
+        return command(List.of(), args);
+    }
+
+    /** The command line with extra JVM options (a small heap, say) before {@code -jar}. */
+    static List<String> command(List<String> jvmOptions, String... args) {
         List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-Djava.io.tmpdir=" + System.getProperty("java.io.tmpdir"),
-                "-jar", jar().toString()));
+                "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-Djava.io.tmpdir=" + System.getProperty("java.io.tmpdir")));
+        cmd.addAll(jvmOptions);
+        cmd.add("-jar");
+        cmd.add(jar().toString());
         Collections.addAll(cmd, args);
         return cmd;
     }
@@ -62,7 +69,18 @@ final class Cli {
     }
 
     static Running start(Path dir, String... args) throws IOException {
-        ProcessBuilder pb = new ProcessBuilder(command(args)).directory(dir.toFile());
+        return start(dir, List.of(), args);
+    }
+
+    /** Runs to completion with stdin closed, with extra JVM options. */
+    static Result runWithJvm(Path dir, List<String> jvmOptions, String... args) throws IOException, InterruptedException {
+        Running r = start(dir, jvmOptions, args);
+        r.closeStdin();
+        return r.waitFor();
+    }
+
+    static Running start(Path dir, List<String> jvmOptions, String... args) throws IOException {
+        ProcessBuilder pb = new ProcessBuilder(command(jvmOptions, args)).directory(dir.toFile());
         pb.environment().remove("COLUMNS");
         return new Running(pb.start());
     }

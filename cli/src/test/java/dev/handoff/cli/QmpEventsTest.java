@@ -38,9 +38,9 @@ class QmpEventsTest {
         assertThat(feed(state(JobState.CREATED, JobState.RUNNING), new MirrorEvent.Ready(++seq, 10, 10),
                 state(JobState.RUNNING, JobState.READY), state(JobState.READY, JobState.COMPLETING),
                 state(JobState.COMPLETING, JobState.COMPLETED), new MirrorEvent.Completed(++seq, 10, 10, true)))
-                .containsExactly("JOB_STATUS_CHANGE:running", "BLOCK_JOB_READY", "JOB_STATUS_CHANGE:ready",
-                        "JOB_STATUS_CHANGE:waiting", "JOB_STATUS_CHANGE:pending", "BLOCK_JOB_COMPLETED",
-                        "JOB_STATUS_CHANGE:concluded", "JOB_STATUS_CHANGE:null");
+                .containsExactly("JOB_STATUS_CHANGE:created", "JOB_STATUS_CHANGE:running", "BLOCK_JOB_READY",
+                        "JOB_STATUS_CHANGE:ready", "JOB_STATUS_CHANGE:waiting", "JOB_STATUS_CHANGE:pending",
+                        "BLOCK_JOB_COMPLETED", "JOB_STATUS_CHANGE:concluded", "JOB_STATUS_CHANGE:null");
     }
 
     @Test
@@ -101,7 +101,36 @@ class QmpEventsTest {
     }
 
     @Test
+    void withAutoFinalizeAndAutoDismissOffTheJobWaitsInPendingThenStaysConcludedUntilDismissed() {
+        QmpEvents manual = new QmpEvents("job1",
+                () -> new MirrorProgress(JobState.PENDING, true, 10, 10, 0, 0, false, 0, 0, CopyMode.BACKGROUND), false);
+        List<String> out = new ArrayList<>();
+        for (MirrorEvent e : List.of(state(JobState.CREATED, JobState.RUNNING), state(JobState.RUNNING, JobState.READY),
+                new MirrorEvent.Ready(++seq, 10, 10), state(JobState.READY, JobState.COMPLETING),
+                state(JobState.COMPLETING, JobState.PENDING), state(JobState.PENDING, JobState.COMPLETED),
+                new MirrorEvent.Completed(++seq, 10, 10, true))) {
+            manual.translate(e).forEach(n -> out.add(QmpClient.describe(n)));
+        }
+        assertThat(out).containsExactly("JOB_STATUS_CHANGE:created", "JOB_STATUS_CHANGE:running",
+                "JOB_STATUS_CHANGE:ready", "BLOCK_JOB_READY", "JOB_STATUS_CHANGE:waiting", "JOB_STATUS_CHANGE:pending",
+                "BLOCK_JOB_PENDING", "BLOCK_JOB_COMPLETED", "JOB_STATUS_CHANGE:concluded");
+        assertThat(manual.listed()).isTrue();
+        assertThat(manual.dismiss()).extracting(QmpClient::describe).containsExactly("JOB_STATUS_CHANGE:null");
+        assertThat(manual.listed()).isFalse();
+        assertThat(manual.dismiss()).as("dismissed once").isNull();
+    }
+
+    @Test
+    void resumingFromStandbyIntoAPendingCompletePassesThroughReadyAsQemuDoes() {
+        feed(state(JobState.CREATED, JobState.RUNNING), state(JobState.RUNNING, JobState.READY),
+                new MirrorEvent.Ready(++seq, 10, 10), state(JobState.READY, JobState.PAUSED));
+        assertThat(feed(state(JobState.PAUSED, JobState.COMPLETING)))
+                .containsExactly("JOB_STATUS_CHANGE:ready", "JOB_STATUS_CHANGE:waiting");
+    }
+
+    @Test
     void blockJobEventsCarryQemusFields() {
+        feed(state(JobState.CREATED, JobState.RUNNING));
         List<ObjectNode> out = qmp.translate(new MirrorEvent.Ready(++seq, 7, 9));
         ObjectNode data = (ObjectNode) out.get(0).path("data");
         assertThat(data.path("type").asText()).isEqualTo("mirror");

@@ -207,6 +207,85 @@ class ServeIT {
         assertThat(Files.exists(dir.resolve("x.img.owner"))).isFalse();
     }
 
+    /**
+     * Regression: a serve that failed to start (an address in use, a socket in a missing directory)
+     * had already activated the image: it bumped the epoch, wrote the record, and so fenced a pending
+     * handoff (accept and abort both refused), once more on every retry. A command that fails
+     * changes no ownership state: here the handoff prepared before three failed serves still completes.
+     */
+    @Test
+    void aServeThatFailsToStartChangesNoOwnershipStateAndAPendingHandoffStillCompletes() throws Exception {
+        Images.randomImage(dir.resolve("fresh.img"), 1 << 20, 26);
+        Cli.Result missingDir = Cli.run(dir, "serve", "fresh.img", "--nbd", "unix:" + dir.resolve("nope/x.sock"));
+        assertThat(missingDir.exit()).as(missingDir.toString()).isEqualTo(ExitCodes.BAD_IMAGE);
+        assertThat(missingDir.errLines()).singleElement().asString().contains("no such directory");
+        assertThat(dir.resolve("fresh.img.owner")).as("no record written").doesNotExist();
+
+        try (java.nio.channels.ServerSocketChannel busy = java.nio.channels.ServerSocketChannel
+                .open(java.net.StandardProtocolFamily.UNIX)) {
+            busy.bind(java.net.UnixDomainSocketAddress.of(dir.resolve("busy.sock")));
+            Cli.Result inUse = Cli.run(dir, "serve", "fresh.img", "--nbd", "unix:busy.sock");
+            assertThat(inUse.exit()).as(inUse.toString()).isEqualTo(ExitCodes.BUSY);
+            assertThat(dir.resolve("fresh.img.owner")).doesNotExist();
+
+            try (Cli.Running a = Cli.start(dir, "owner", "activate", "fresh.img", "--owner", "a")) {
+                assertThat(a.nextLine()).startsWith("ok ACTIVE epoch=1");
+                assertThat(a.send("prepare")).endsWith("token=1:a");
+                for (int i = 0; i < 2; i++) {
+                    Cli.Result retry = Cli.run(dir, "serve", "fresh.img", "--nbd", "unix:busy.sock", "--owner", "c");
+                    assertThat(retry.exit()).as(retry.toString()).isEqualTo(ExitCodes.BUSY);
+                }
+                Cli.Result badTarget = Cli.run(dir, "serve", "fresh.img", "--nbd", "unix:ok.sock", "--owner", "c",
+                        "--mirror-to", "nbd+unix:///x?socket=" + dir.resolve("none.sock"));
+                assertThat(badTarget.exit()).as(badTarget.toString()).isEqualTo(ExitCodes.BAD_IMAGE);
+                assertThat(Cli.run(dir, "owner", "status", "fresh.img").stdout())
+                        .as("the record is as prepare left it").contains("epoch 1, owner a, clean");
+                try (Cli.Running b = Cli.start(dir, "owner", "accept", "fresh.img", "--token", "1:a", "--owner", "b")) {
+                    assertThat(b.nextLine()).as("the pending handoff completes").startsWith("ok ACTIVE epoch=2 owner=b");
+                    b.send("quit");
+                    assertThat(b.waitFor().exit()).isZero();
+                }
+                a.send("quit");
+                assertThat(a.waitFor().exit()).isZero();
+            }
+        }
+    }
+
+    /**
+     * Regression: serve --read-only took the exclusive write lock, bumped the epoch and marked the
+     * record unclean, so QEMU could not open the image meanwhile. Now it holds the image as QEMU's
+     * own read-only exporter does: QEMU may write it, NBD clients may not, and no record appears.
+     */
+    @Test
+    void aReadOnlyServeTakesNoWriteLockAndWritesNoOwnershipRecord() throws Exception {
+        QemuTools.require("qemu-io");
+        Path img = Images.randomImage(dir.resolve("ro.img"), SIZE, 27);
+        String ownUri = "nbd+unix:///disk?socket=" + dir.resolve("ro.sock");
+        try (Cli.Running server = Cli.start(dir, "serve", "ro.img", "--nbd", "unix:ro.sock", "--read-only",
+                "--control", "ro.qmp")) {
+            assertThat(server.awaitLine("serving ro.img")).contains("read-only");
+            assertThat(qemuIo(ownUri, "write -P 0x11 0 4k").output()).as("NBD clients may not write")
+                    .containsAnyOf("Permission denied", "Operation not permitted");
+            Object[] io = QemuTools.run("qemu-io", "-f", "raw", "-c", "write -P 0x22 1M 4k", img.toString());
+            assertThat((Integer) io[0]).as("QEMU may open and write the image meanwhile: %s", io[1]).isZero();
+            Object[] read = QemuTools.run("qemu-io", "-r", "-f", "raw", "-c", "read -P 0x22 1M 4k", ownUri);
+            assertThat((Integer) read[0]).as("clients read what QEMU wrote: %s", read[1]).isZero();
+            assertThat((String) read[1]).doesNotContain("Pattern verification failed");
+            Object[] resize = QemuTools.run("qemu-img", "resize", "-f", "raw", img.toString(), "+1M");
+            assertThat((Integer) resize[0]).as("but not resize it, as with QEMU's read-only export: %s", resize[1])
+                    .isNotZero();
+            try (QmpClient qmp = QmpClient.connect(dir.resolve("ro.qmp"), server)) {
+                qmp.execute("qmp_capabilities");
+                assertThat(qmp.execute("x-query-ownership").path("return").path("state").asText()).isEqualTo("READ-ONLY");
+                assertThat(qmp.execute("x-handoff-prepare").path("error").path("desc").asText()).contains("read-only");
+                qmp.execute("quit");
+            }
+            assertThat(server.waitFor().exit()).isZero();
+        }
+        assertThat(dir.resolve("ro.img.owner")).as("no ownership record").doesNotExist();
+        assertThat(Cli.run(dir, "owner", "status", "ro.img").stdout()).contains("epoch 0: never activated");
+    }
+
     /* ---------------- helpers ---------------- */
 
     /** Starts a second server once the first has printed its "serving" line. */
