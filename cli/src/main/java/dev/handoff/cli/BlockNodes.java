@@ -50,6 +50,9 @@ final class BlockNodes implements AutoCloseable {
 
     /** {@code blockdev-add}: opens the node the arguments describe. */
     Node add(ObjectNode args) throws QmpException {
+        if (!args.has("node-name")) {
+            throw QmpException.generic("'node-name' must be specified for the root node");
+        }
         String name = Args.string(args, "node-name");
         checkName(name);
         Spec spec = spec(args, true);
@@ -158,7 +161,7 @@ final class BlockNodes implements AutoCloseable {
     }
 
     private static QmpException busy(Node node) {
-        return QmpException.generic("Node '" + node.name + "' is busy: it is used by " + node.usedBy);
+        return QmpException.generic("Node " + node.name + " is in use"); // QEMU's words; usedBy says by what
     }
 
     /** QEMU's rule for ids: a letter, then letters, digits, '-', '.' and '_'. */
@@ -183,6 +186,13 @@ final class BlockNodes implements AutoCloseable {
 
     private record Spec(MirrorTarget target, String driver) {
     }
+
+    /** QEMU's other block drivers: named, they get "not supported"; anything else is not a driver at all. */
+    private static final java.util.Set<String> QEMU_DRIVERS = java.util.Set.of("blkdebug", "blklogwrites",
+            "blkreplay", "blkverify", "bochs", "cloop", "compress", "copy-before-write", "copy-on-read", "dmg",
+            "ftp", "ftps", "gluster", "host_cdrom", "http", "https", "io_uring", "iscsi", "luks", "nfs", "null-aio",
+            "null-co", "nvme", "parallels", "preallocate", "qcow", "qcow2", "qed", "quorum", "rbd", "replication",
+            "snapshot-access", "ssh", "throttle", "vdi", "vhdx", "vmdk", "vpc", "vvfat");
 
     /** The target a node's description names; {@code top} allows the node-level keys. */
     private Spec spec(ObjectNode args, boolean top) throws QmpException {
@@ -245,6 +255,9 @@ final class BlockNodes implements AutoCloseable {
                 return new Spec(child.target(), "raw");
             }
             default:
+                if (!QEMU_DRIVERS.contains(driver)) {
+                    throw QmpException.generic("Parameter 'driver' does not accept value '" + driver + "'");
+                }
                 throw QmpException.generic("Driver '" + driver + "' is not supported: a mirror target is added with"
                         + " driver file, host_device, nbd, or raw over one of them");
         }

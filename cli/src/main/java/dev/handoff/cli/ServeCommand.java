@@ -325,6 +325,16 @@ final class ServeCommand implements Callable<Integer> {
             throws QmpException {
         JobRun run = launcher.launch(owned, targetDevice, zero);
         jobs.add(run);
+        // Bookkeeping first: a client that sees the job's last event may at once reuse its target.
+        run.addSink((e, events) -> {
+            if (e instanceof MirrorEvent.Completed c && c.pivoted()) {
+                pivotedTo = node != null ? node.name : target.display();
+            }
+            if (node != null && (e instanceof MirrorEvent.Completed || e instanceof MirrorEvent.Cancelled
+                    || e instanceof MirrorEvent.Failed)) {
+                nodes.release(node, e instanceof MirrorEvent.Completed c && c.pivoted());
+            }
+        });
         QmpServer q = qmpServer;
         if (q != null) {
             run.addSink((e, events) -> events.forEach(q::broadcast));
@@ -334,13 +344,6 @@ final class ServeCommand implements Callable<Integer> {
             if (line != null) {
                 System.out.println(run.jobId() + ": " + line);
                 System.out.flush();
-            }
-            if (e instanceof MirrorEvent.Completed c && c.pivoted()) {
-                pivotedTo = node != null ? node.name : target.display();
-            }
-            if (node != null && (e instanceof MirrorEvent.Completed || e instanceof MirrorEvent.Cancelled
-                    || e instanceof MirrorEvent.Failed)) {
-                nodes.release(node, e instanceof MirrorEvent.Completed c && c.pivoted());
             }
         });
         // Clients move onto the job's guest device once the writes in flight are done (ExportGate).

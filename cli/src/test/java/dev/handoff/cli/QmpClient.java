@@ -29,6 +29,7 @@ final class QmpClient implements AutoCloseable {
     private final BlockingQueue<JsonNode> replies = new LinkedBlockingQueue<>();
     private final BlockingQueue<JsonNode> events = new LinkedBlockingQueue<>();
     private final List<String> eventLog = new ArrayList<>();
+    private final List<JsonNode> allEvents = new ArrayList<>(); // guarded by eventLog
     final JsonNode greeting;
     private int nextId;
 
@@ -47,6 +48,7 @@ final class QmpClient implements AutoCloseable {
                     } else if (n.has("event")) {
                         synchronized (eventLog) {
                             eventLog.add(describe(n));
+                            allEvents.add(n);
                         }
                         events.add(n);
                     } else {
@@ -62,6 +64,27 @@ final class QmpClient implements AutoCloseable {
         greeting = first.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
         if (greeting == null) {
             throw new AssertionError("no QMP greeting");
+        }
+    }
+
+    /** Connects to any process's QMP socket (qemu-storage-daemon, say) once it is up. */
+    static QmpClient connect(Path socket, Process server, java.util.function.Supplier<String> diagnostics)
+            throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_SECONDS);
+        while (true) {
+            if (Files.exists(socket)) {
+                try {
+                    SocketChannel ch = SocketChannel.open(StandardProtocolFamily.UNIX);
+                    ch.connect(UnixDomainSocketAddress.of(socket));
+                    return new QmpClient(ch);
+                } catch (IOException notYet) {
+                    // bound but not listening yet
+                }
+            }
+            if (!server.isAlive() || System.nanoTime() > deadline) {
+                throw new AssertionError("no QMP socket at " + socket + ": " + diagnostics.get());
+            }
+            Thread.sleep(50);
         }
     }
 
@@ -154,6 +177,13 @@ final class QmpClient implements AutoCloseable {
     List<String> eventLog() {
         synchronized (eventLog) {
             return new ArrayList<>(eventLog);
+        }
+    }
+
+    /** Every event so far, as received. */
+    List<JsonNode> allEvents() {
+        synchronized (eventLog) {
+            return new ArrayList<>(allEvents);
         }
     }
 
