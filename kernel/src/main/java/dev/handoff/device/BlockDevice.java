@@ -43,7 +43,11 @@ public interface BlockDevice extends AutoCloseable {
      */
     void write(long offset, ByteBuffer src) throws DeviceException;
 
-    /** Makes {@code [offset, offset + length)} read as zeroes. */
+    /**
+     * Makes {@code [offset, offset + length)} read as zeroes; a device that can deallocate the
+     * range instead of writing zeroes into it (a hole in a sparse file) should, as QEMU does for a
+     * write-zeroes that may unmap.
+     */
     void writeZeroes(long offset, long length) throws DeviceException;
 
     /**
@@ -52,6 +56,32 @@ public interface BlockDevice extends AutoCloseable {
      * is written again.
      */
     void discard(long offset, long length) throws DeviceException;
+
+    /**
+     * Where data may be stored at or after {@code offset}: the smallest offset {@code d >= offset}
+     * such that {@code [offset, d)} is unallocated and reads as zeroes, or {@link #size()} if all of
+     * {@code [offset, size())} is (after Linux's {@code SEEK_DATA}). A copy may skip reading
+     * {@code [offset, d)}. A device that cannot tell returns {@code offset}: everything may be data.
+     * Concurrent writes may make the answer stale at once, as for any read.
+     *
+     * @param offset in {@code [0, size()]}
+     */
+    default long nextData(long offset) throws DeviceException {
+        DeviceException.checkRange(offset, 0, size());
+        return offset;
+    }
+
+    /**
+     * The smallest offset {@code h >= offset} that starts an unallocated range reading as zeroes,
+     * or {@link #size()} if there is none (after Linux's {@code SEEK_HOLE}). A device that cannot
+     * tell returns {@link #size()}: no hole is known.
+     *
+     * @param offset in {@code [0, size()]}
+     */
+    default long nextHole(long offset) throws DeviceException {
+        DeviceException.checkRange(offset, 0, size());
+        return size();
+    }
 
     /** Makes every write that returned before this call durable. */
     void flush() throws DeviceException;

@@ -103,6 +103,17 @@ public final class FaultyDevice implements BlockDevice {
         inner.discard(offset, length);
     }
 
+    /** The inner device's answer; faults are injected into data operations only. */
+    @Override
+    public long nextData(long offset) throws DeviceException {
+        return inner.nextData(offset);
+    }
+
+    @Override
+    public long nextHole(long offset) throws DeviceException {
+        return inner.nextHole(offset);
+    }
+
     @Override
     public void flush() throws DeviceException {
         before(Op.FLUSH, 0, inner.size());

@@ -12,11 +12,19 @@ import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 
 /**
- * A raw image file: byte {@code i} of the device is byte {@code i} of the file. Positional
- * {@link FileChannel} I/O, so concurrent operations need no lock; {@link #flush()} is
- * {@link FileChannel#force(boolean) force(true)}.
+ * A raw image: a file or a block device, byte {@code i} of the device is byte {@code i} of the
+ * file. Positional {@link FileChannel} I/O, so concurrent operations need no lock;
+ * {@link #flush()} is {@link FileChannel#force(boolean) force(true)}.
  *
- * <p>The device's size is the file's size when opened. A thread interrupted during I/O makes the
+ * <p>The device's size is the file's size when opened, or a block device's capacity.
+ *
+ * <p>Sparse images: where the kernel offers it ({@link LinuxFiles}), {@link #nextData} and
+ * {@link #nextHole} are {@code SEEK_DATA} and {@code SEEK_HOLE}, {@link #writeZeroes} punches a hole
+ * (a file) or asks the device to zero the range ({@code fallocate}, then {@code BLKZEROOUT}; a block
+ * device), and {@link #discard} punches a hole; otherwise zeroes are written and discard does
+ * nothing. With {@link #open(Path, boolean, boolean) direct} I/O ({@code O_DIRECT}) every offset,
+ * length and buffer must be aligned to {@link #alignment()}: the page cache is bypassed, so what a
+ * write returned is on the device (still not durable before a flush on a volatile cache). A thread interrupted during I/O makes the
  * JDK close the channel ({@link ClosedByInterruptException}); the kernel never interrupts I/O
  * threads, and embedders should not either.
  *
@@ -26,32 +34,60 @@ import java.nio.file.StandardOpenOption;
  */
 public final class FileDevice implements BlockDevice {
     private static final int ZERO_CHUNK = 1 << 20;
+    private static final int SECTOR = 512;
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(ZERO_CHUNK).asReadOnlyBuffer();
 
     private final Path path;
     private final FileChannel channel;
     private final long size;
     private final boolean readOnly;
+    private final boolean blockDevice;
+    private final int alignment;           // 1 unless direct
+    private final ByteBuffer zeroes;       // what writeZeroes falls back to writing: aligned if direct
+    private volatile boolean noSeekHoles;  // the file system cannot tell holes: stop asking (benign race)
 
-    private FileDevice(Path path, FileChannel channel, long size, boolean readOnly) {
+    private FileDevice(Path path, FileChannel channel, long size, boolean readOnly, boolean blockDevice,
+            int alignment) {
         this.path = path;
         this.channel = channel;
         this.size = size;
         this.readOnly = readOnly;
+        this.blockDevice = blockDevice;
+        this.alignment = alignment;
+        this.zeroes = alignment > 1
+                ? ByteBuffer.allocateDirect(ZERO_CHUNK + alignment).alignedSlice(alignment).limit(ZERO_CHUNK)
+                        .slice().asReadOnlyBuffer()
+                : ZEROES;
     }
 
-    /** Opens an existing raw image for reading and writing. */
+    /** Opens an existing raw image (a file or a block device) for reading and writing. */
     public static FileDevice open(Path path) throws DeviceException {
         return open(path, false);
     }
 
     /** Opens an existing raw image, read-only if asked. */
     public static FileDevice open(Path path, boolean readOnly) throws DeviceException {
+        return open(path, readOnly, false);
+    }
+
+    /**
+     * Opens an existing raw image, read-only if asked, with direct I/O ({@code O_DIRECT}, bypassing
+     * the page cache) if asked: then every offset, length and buffer address of its I/O must be a
+     * multiple of {@link #alignment()}, or the operation fails with an I/O error.
+     */
+    public static FileDevice open(Path path, boolean readOnly, boolean direct) throws DeviceException {
         try {
-            FileChannel channel = readOnly
-                    ? FileChannel.open(path, StandardOpenOption.READ)
-                    : FileChannel.open(path, StandardOpenOption.READ, StandardOpenOption.WRITE);
-            return new FileDevice(path, channel, channel.size(), readOnly);
+            java.util.Set<java.nio.file.OpenOption> options = new java.util.HashSet<>();
+            options.add(StandardOpenOption.READ);
+            if (!readOnly) {
+                options.add(StandardOpenOption.WRITE);
+            }
+            if (direct) {
+                options.add(com.sun.nio.file.ExtendedOpenOption.DIRECT);
+            }
+            FileChannel channel = FileChannel.open(path, options);
+            int alignment = direct ? Math.toIntExact(Files.getFileStore(path).getBlockSize()) : 1;
+            return new FileDevice(path, channel, channel.size(), readOnly, isBlockDevice(path), alignment);
         } catch (NoSuchFileException e) {
             throw new DeviceException(DeviceException.Kind.IO_ERROR, "no such image: " + path, e);
         } catch (java.nio.file.AccessDeniedException e) {
@@ -80,10 +116,13 @@ public final class FileDevice implements BlockDevice {
         }
         try {
             if (size > 0) {
-                // Writing the last byte sets the size; the rest stays a hole.
-                channel.write(ByteBuffer.wrap(new byte[1]), size - 1);
+                // ftruncate: the whole file is a hole. A second descriptor, closed at once, which is
+                // harmless here: nothing can hold a lock on a file that did not exist a moment ago.
+                try (java.io.RandomAccessFile raf = new java.io.RandomAccessFile(path.toFile(), "rw")) {
+                    raf.setLength(size);
+                }
             }
-            return new FileDevice(path, channel, size, false);
+            return new FileDevice(path, channel, size, false, false, 1);
         } catch (IOException e) {
             try {
                 channel.close();
@@ -110,6 +149,26 @@ public final class FileDevice implements BlockDevice {
     /** Whether the device was opened read-only. */
     public boolean isReadOnly() {
         return readOnly;
+    }
+
+    /** Whether the image is a block device rather than a regular file. */
+    public boolean isBlockDevice() {
+        return blockDevice;
+    }
+
+    /** What offsets, lengths and buffers of its I/O must be multiples of: 1, or the block size with direct I/O. */
+    public int alignment() {
+        return alignment;
+    }
+
+    /** Whether {@code path} (following links) is a block device. */
+    public static boolean isBlockDevice(Path path) {
+        try {
+            int mode = (Integer) Files.getAttribute(path, "unix:mode");
+            return (mode & 0170000) == 0060000;
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            return false;
+        }
     }
 
     @Override
@@ -152,18 +211,35 @@ public final class FileDevice implements BlockDevice {
         }
     }
 
+    /**
+     * Makes the range read as zeroes: a hole punched in a file; on a block device the device's own
+     * zeroing ({@code fallocate} with unmap, else {@code BLKZEROOUT}); zeroes written where neither
+     * is offered (or a block device's range is not sector-aligned).
+     */
     @Override
     public void writeZeroes(long offset, long length) throws DeviceException {
         ensureWritable();
         DeviceException.checkRange(offset, length, size);
-        long pos = offset;
-        long end = offset + length;
+        if (length == 0) {
+            ensureOpen();
+            return;
+        }
         try {
+            if (!blockDevice) {
+                if (LinuxFiles.punchHole(channel, offset, length) || LinuxFiles.zeroRange(channel, offset, length)) {
+                    return;
+                }
+            } else if (offset % SECTOR == 0 && length % SECTOR == 0
+                    && (LinuxFiles.punchHole(channel, offset, length) || LinuxFiles.blockZeroOut(channel, offset, length))) {
+                return;
+            }
+            long pos = offset;
+            long end = offset + length;
             while (pos < end) {
-                ByteBuffer zeroes = ZEROES.duplicate();
-                zeroes.limit((int) Math.min(ZERO_CHUNK, end - pos));
-                while (zeroes.hasRemaining()) {
-                    pos += channel.write(zeroes, pos);
+                ByteBuffer z = zeroes.duplicate();
+                z.limit((int) Math.min(z.capacity(), end - pos));
+                while (z.hasRemaining()) {
+                    pos += channel.write(z, pos);
                 }
             }
         } catch (IOException e) {
@@ -171,11 +247,66 @@ public final class FileDevice implements BlockDevice {
         }
     }
 
-    /** Advisory and a no-op for raw files: Java has no portable hole punching. */
+    /**
+     * Advisory: punches a hole in a file, or has a block device unmap the range where it can do so
+     * and read zeroes after (never a discard that could leave unstable bytes); otherwise nothing.
+     */
     @Override
     public void discard(long offset, long length) throws DeviceException {
         ensureWritable();
         DeviceException.checkRange(offset, length, size);
+        ensureOpen();
+        if (length == 0 || (blockDevice && (offset % SECTOR != 0 || length % SECTOR != 0))) {
+            return;
+        }
+        try {
+            LinuxFiles.punchHole(channel, offset, length);
+        } catch (IOException e) {
+            throw map("discard", e);
+        }
+    }
+
+    /** {@code SEEK_DATA} where the file system can tell; {@code offset} (all may be data) otherwise. */
+    @Override
+    public long nextData(long offset) throws DeviceException {
+        DeviceException.checkRange(offset, 0, size);
+        ensureOpen();
+        if (offset == size || noSeekHoles) {
+            return offset;
+        }
+        try {
+            long d = LinuxFiles.seekData(channel, offset);
+            if (d == LinuxFiles.UNSUPPORTED) {
+                noSeekHoles = true;
+                return offset;
+            }
+            return d == LinuxFiles.NONE ? size : Math.min(d, size);
+        } catch (IOException e) {
+            throw map("SEEK_DATA", e);
+        }
+    }
+
+    /** {@code SEEK_HOLE} where the file system can tell; {@code size()} (no hole known) otherwise. */
+    @Override
+    public long nextHole(long offset) throws DeviceException {
+        DeviceException.checkRange(offset, 0, size);
+        ensureOpen();
+        if (offset == size || noSeekHoles) {
+            return size;
+        }
+        try {
+            long h = LinuxFiles.seekHole(channel, offset);
+            if (h == LinuxFiles.UNSUPPORTED) {
+                noSeekHoles = true;
+                return size;
+            }
+            return h < 0 ? size : Math.min(h, size);
+        } catch (IOException e) {
+            throw map("SEEK_HOLE", e);
+        }
+    }
+
+    private void ensureOpen() throws DeviceException {
         if (!channel.isOpen()) {
             throw closed();
         }
@@ -208,7 +339,8 @@ public final class FileDevice implements BlockDevice {
 
     @Override
     public String toString() {
-        return "FileDevice[" + path + ", " + size + " bytes" + (readOnly ? ", read-only" : "") + "]";
+        return "FileDevice[" + path + ", " + size + " bytes" + (blockDevice ? ", block device" : "")
+                + (readOnly ? ", read-only" : "") + (alignment > 1 ? ", direct" : "") + "]";
     }
 
     private void ensureWritable() throws DeviceException {

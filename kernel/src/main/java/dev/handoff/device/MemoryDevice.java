@@ -100,6 +100,32 @@ public final class MemoryDevice implements BlockDevice {
         closed = true;
     }
 
+    /** Unallocated segments are holes: the next allocated segment at or after {@code offset}. */
+    @Override
+    public long nextData(long offset) throws DeviceException {
+        ensureOpen();
+        DeviceException.checkRange(offset, 0, size);
+        for (long pos = offset; pos < size; pos = ((pos >>> SEGMENT_SHIFT) + 1) << SEGMENT_SHIFT) {
+            if (segments.get((int) (pos >>> SEGMENT_SHIFT)) != null) {
+                return pos;
+            }
+        }
+        return size;
+    }
+
+    /** The next unallocated segment at or after {@code offset}. */
+    @Override
+    public long nextHole(long offset) throws DeviceException {
+        ensureOpen();
+        DeviceException.checkRange(offset, 0, size);
+        for (long pos = offset; pos < size; pos = ((pos >>> SEGMENT_SHIFT) + 1) << SEGMENT_SHIFT) {
+            if (segments.get((int) (pos >>> SEGMENT_SHIFT)) == null) {
+                return pos;
+            }
+        }
+        return size;
+    }
+
     /** Bytes of memory held by allocated segments. */
     public long allocatedBytes() {
         long total = 0;

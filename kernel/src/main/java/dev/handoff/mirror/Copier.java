@@ -290,6 +290,15 @@ final class Copier {
         return targetTouched != null && !targetTouched.anyDirty(offset, length);
     }
 
+    int granularity() {
+        return bitmap.granularity();
+    }
+
+    /** Up to {@code n} zero bytes to copy from: a view of a shared read-only buffer of 1 MiB. */
+    static ByteBuffer zeroes(int n) {
+        return ZEROES.duplicate().limit(Math.min(n, ZEROES.capacity()));
+    }
+
     static boolean isZero(ByteBuffer data) {
         int pos = data.position();
         int remaining = data.remaining();

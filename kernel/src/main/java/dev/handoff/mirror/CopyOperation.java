@@ -7,7 +7,8 @@ import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 
 /**
- * One copy of a run of adjacent chunks, source to target. The {@link Copier} has already done
+ * One copy of a run of adjacent chunks, source to target, sparse-aware: holes of the source are
+ * not read, and zero chunks are not written as data. The {@link Copier} has already done
  * the first two steps (claim every chunk, then clear its dirty bit); this object runs the rest as
  * two tasks on the job's runtime: {@link #readSource()}, then {@link #writeTarget()}, then
  * {@link #release()}. Each step is a separate task so a deterministic scheduler can interleave
@@ -57,14 +58,34 @@ final class CopyOperation implements Runnable {
         }
     }
 
-    /** Step 3: read the source. */
+    /**
+     * Step 3: read the source. Ranges the source reports as holes ({@link BlockDevice#nextData},
+     * asked after the clear, like the read itself) are not read but zero-filled: a guest write that
+     * lands there after the question dirties the chunk again, as one that lands after a read does.
+     */
     void readSource() {
         // Store-load barrier between the Copier's testAndClear (a store to the dirty word) and our
         // read of the source data. Pairs with the fence in DirtyBitmap.markRange.
         VarHandle.fullFence();
         buffer.clear().limit(length);
         try {
-            source.read(offset, buffer);
+            long end = offset + length;
+            long pos = offset;
+            while (pos < end) {
+                long data = Math.min(end, source.nextData(pos));
+                if (data > pos) {
+                    zeroFill((int) (pos - offset), (int) (data - pos));
+                    pos = data;
+                    continue;
+                }
+                long hole = Math.min(end, source.nextHole(pos));
+                if (hole <= pos) {
+                    hole = end; // a device that answers nonsense is read whole
+                }
+                buffer.limit((int) (hole - offset)).position((int) (pos - offset));
+                source.read(pos, buffer);
+                pos = hole;
+            }
         } catch (DeviceException e) {
             fail(MirrorEvent.Side.SOURCE, MirrorEvent.Operation.READ, e);
             return;
@@ -72,7 +93,7 @@ final class CopyOperation implements Runnable {
             fail(MirrorEvent.Side.SOURCE, MirrorEvent.Operation.READ, unexpected(e));
             return;
         }
-        buffer.flip();
+        buffer.position(0).limit(length);
         step = WRITE;
         if (copier.separatesSteps()) {
             copier.execute(this);
@@ -81,20 +102,52 @@ final class CopyOperation implements Runnable {
         }
     }
 
-    /** Step 4: write the target (write-zeroes for a zero run, or nothing if the target is known zero there). */
+    private void zeroFill(int from, int n) {
+        buffer.limit(from + n).position(from);
+        while (buffer.hasRemaining()) {
+            buffer.put(Copier.zeroes(buffer.remaining()));
+        }
+    }
+
+    /**
+     * Step 4: write the target, chunk by chunk: a run of chunks holding data is written, a run of
+     * zero chunks is written as write-zeroes (which keeps a sparse target sparse), or skipped where
+     * the target is known to read as zeroes already. So a target stays as sparse as the source, to
+     * within one chunk per extent.
+     */
     void writeTarget() {
         MirrorEvent.Operation op = MirrorEvent.Operation.WRITE;
+        int granularity = copier.granularity();
         try {
-            if (Copier.isZero(buffer)) {
-                if (copier.targetKnownZero(offset, length)) {
-                    skippedZero = true;
-                } else {
-                    op = MirrorEvent.Operation.WRITE_ZEROES;
-                    target.writeZeroes(offset, length);
+            int pos = 0;
+            boolean zero = Copier.isZero(slice(0, Math.min(length, granularity)));
+            while (pos < length) {
+                int end = Math.min(length, pos + granularity);
+                boolean nextZero = zero;
+                while (end < length) {
+                    int chunkEnd = Math.min(length, end + granularity);
+                    nextZero = Copier.isZero(slice(end, chunkEnd));
+                    if (nextZero != zero) {
+                        break;
+                    }
+                    end = chunkEnd;
                 }
-            } else {
-                copier.noteTargetWrite(offset, length);
-                target.write(offset, buffer);
+                long at = offset + pos;
+                int n = end - pos;
+                if (zero) {
+                    if (copier.targetKnownZero(at, n)) {
+                        skippedZero = true;
+                    } else {
+                        op = MirrorEvent.Operation.WRITE_ZEROES;
+                        target.writeZeroes(at, n);
+                    }
+                } else {
+                    op = MirrorEvent.Operation.WRITE;
+                    copier.noteTargetWrite(at, n);
+                    target.write(at, slice(pos, end));
+                }
+                pos = end;
+                zero = nextZero;
             }
         } catch (DeviceException e) {
             fail(MirrorEvent.Side.TARGET, op, e);
@@ -104,6 +157,10 @@ final class CopyOperation implements Runnable {
             return;
         }
         release();
+    }
+
+    private ByteBuffer slice(int from, int to) {
+        return buffer.duplicate().limit(to).position(from);
     }
 
     /** Step 5: release the claim; the copy is done. */

@@ -520,6 +520,20 @@ public final class OwnedImage implements BlockDevice {
         device.read(offset, dst);
     }
 
+    /** Allowed in both states, like a read: where the device's data is. */
+    @Override
+    public long nextData(long offset) throws DeviceException {
+        ensureOpen("nextData");
+        return device.nextData(offset);
+    }
+
+    /** Allowed in both states, like a read. */
+    @Override
+    public long nextHole(long offset) throws DeviceException {
+        ensureOpen("nextHole");
+        return device.nextHole(offset);
+    }
+
     /** Refused with {@link ImageInactiveException} while INACTIVE; see the class comment on fencing. */
     @Override
     public void write(long offset, ByteBuffer src) throws DeviceException {

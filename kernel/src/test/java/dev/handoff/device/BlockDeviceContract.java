@@ -182,6 +182,42 @@ public abstract class BlockDeviceContract {
         }
     }
 
+    @Test
+    void holeQueriesStayWithinTheDeviceAndNeverHideData() throws Exception {
+        byte[] model = new byte[SIZE];
+        SplittableRandom random = new SplittableRandom(11);
+        for (int i = 0; i < 6; i++) {
+            int len = 1 + random.nextInt(9000);
+            int off = random.nextInt(SIZE - len + 1);
+            byte[] data = new byte[len];
+            random.nextBytes(data);
+            device.write(off, ByteBuffer.wrap(data));
+            System.arraycopy(data, 0, model, off, len);
+        }
+        device.writeZeroes(1 << 20, 1 << 20);
+        java.util.Arrays.fill(model, 1 << 20, 2 << 20, (byte) 0);
+        List<Long> offsets = new ArrayList<>(List.of(0L, (long) SIZE - 1, (long) SIZE, 1L << 20, (2L << 20) - 1));
+        for (int i = 0; i < 40; i++) {
+            offsets.add((long) random.nextInt(SIZE));
+        }
+        for (long o : offsets) {
+            long d = device.nextData(o);
+            long h = device.nextHole(o);
+            assertThat(d).as("nextData(%d)", o).isBetween(o, (long) SIZE);
+            assertThat(h).as("nextHole(%d)", o).isBetween(o, (long) SIZE);
+            for (long b = o; b < d; b++) {
+                if (model[(int) b] != 0) {
+                    throw new AssertionError("nextData(" + o + ") = " + d + " skips data at " + b);
+                }
+            }
+        }
+        assertThat(device.nextData(SIZE)).isEqualTo(SIZE);
+        assertThat(device.nextHole(SIZE)).isEqualTo(SIZE);
+        assertThatThrownBy(() -> device.nextData(SIZE + 1L)).isInstanceOf(DeviceException.class)
+                .satisfies(e -> assertThat(((DeviceException) e).kind()).isEqualTo(DeviceException.Kind.OUT_OF_RANGE));
+        assertThat(read(device, 0, SIZE)).isEqualTo(model);
+    }
+
     protected static byte[] read(BlockDevice d, long off, int len) throws DeviceException {
         ByteBuffer b = ByteBuffer.allocate(len);
         d.read(off, b);
