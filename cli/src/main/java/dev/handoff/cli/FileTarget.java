@@ -16,9 +16,15 @@ final class FileTarget extends MirrorTarget {
     private FileDevice device;
     private QemuFileLock lock;
     private boolean created;
+    private boolean direct;
 
     FileTarget(Path path) {
         this.path = path;
+    }
+
+    /** Opens the target with direct I/O (O_DIRECT) from now on. */
+    void direct(boolean on) {
+        direct = on;
     }
 
     @Override
@@ -108,10 +114,11 @@ final class FileTarget extends MirrorTarget {
     BlockDevice open(long size) throws CliException {
         try {
             if (Files.exists(path, LinkOption.NOFOLLOW_LINKS) || Files.exists(path)) {
-                device = FileDevice.open(path);
+                device = FileDevice.open(path, false, direct);
             } else {
-                device = FileDevice.create(path, size);
+                FileDevice.create(path, size).close(); // nothing locks a file that did not exist
                 created = true;
+                device = FileDevice.open(path, false, direct);
             }
         } catch (DeviceException e) {
             throw new CliException(ExitCodes.BAD_IMAGE, "cannot open target: " + e.getMessage());

@@ -68,6 +68,11 @@ final class MirrorCommand implements Callable<Integer> {
                     + " format's header (qcow2, vmdk, vhdx, vdi, vpc, qed, LUKS, ...), which is refused otherwise.")
     ImageFormat format;
 
+    @Option(names = "--direct", description = "Open SOURCE and TARGET with direct I/O (O_DIRECT), bypassing the page"
+            + " cache: for block devices and large images whose copy should not evict the host's cache. The"
+            + " granularity and the image size must be multiples of the file system's block size.")
+    boolean direct;
+
     @Option(names = "--json", description = "Print the job's QMP events as JSON lines on stdout (messages go to stderr).")
     boolean json;
 
@@ -112,12 +117,19 @@ final class MirrorCommand implements Callable<Integer> {
         SourceImage src = SourceImage.check(source, format);
         MirrorTarget tgt = MirrorTarget.resolve(target);
         tgt.check(src, format);
+        if (direct) {
+            if (coordinator.present()) {
+                throw new CliException(ExitCodes.USAGE, "--direct and --coordinator exclude each other: the"
+                        + " coordinator opens the source through ZooKeeper's ownership, without O_DIRECT");
+            }
+            checkDirect(src, tgt, launcher.options().granularity());
+        }
 
         PrintStream human = json ? System.err : System.out;
         if (coordinator.present()) {
             src.openOwned(coordinator, "mirror-" + ProcessHandle.current().pid(), this::onSessionLost);
         } else {
-            src.openAndLock();
+            src.openAndLock(direct);
         }
         BlockDevice targetDevice;
         JobRun run;
@@ -240,6 +252,31 @@ final class MirrorCommand implements Callable<Integer> {
                 job.cancel(true);
             } catch (IllegalStateException concluded) {
                 // it ended first: the report says the session was lost all the same
+            }
+        }
+    }
+
+    /**
+     * Direct I/O moves whole blocks of the file system: every copy (granularity-aligned, up to the
+     * image's end) must be a multiple of its block size, on both sides.
+     */
+    private static void checkDirect(SourceImage src, MirrorTarget tgt, int granularity) throws CliException {
+        if (!(tgt instanceof FileTarget file)) {
+            throw new CliException(ExitCodes.USAGE, "--direct applies to files and block devices, not to an NBD export");
+        }
+        file.direct(true);
+        for (Path p : new Path[] {src.path(), file.exists() ? file.path() : file.path().toAbsolutePath().getParent()}) {
+            long block;
+            try {
+                block = java.nio.file.Files.getFileStore(p).getBlockSize();
+            } catch (java.io.IOException | UnsupportedOperationException e) {
+                throw new CliException(ExitCodes.BAD_IMAGE, "--direct: cannot learn the block size of " + p + ": "
+                        + e.getMessage());
+            }
+            if (granularity % block != 0 || src.size() % block != 0) {
+                throw new CliException(ExitCodes.USAGE, "--direct needs the granularity (" + Sizes.format(granularity)
+                        + ") and the image size (" + src.size() + " bytes) to be multiples of the block size of "
+                        + p + " (" + block + " bytes)");
             }
         }
     }

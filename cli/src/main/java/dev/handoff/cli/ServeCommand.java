@@ -68,7 +68,8 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "serve", sortOptions = false, usageHelpWidth = 100,
         description = {"Export the raw image IMAGE over NBD, held ACTIVE with QEMU-compatible locks and an ownership"
-                + " record (or, with --coordinator, a lock and record in a ZooKeeper ensemble); with --mirror-to, or blockdev-mirror / drive-mirror over --control, mirror it to a target"
+                + " record (or, with --coordinator, a lock and record in a ZooKeeper ensemble); with --mirror-to, or"
+                + " blockdev-mirror / drive-mirror over --control, mirror it to a target"
                 + " while clients write (the job stays READY until block-job-complete or block-job-cancel). Runs until"
                 + " `quit` over --control, Ctrl-C or SIGTERM."},
         exitCodeListHeading = "%nExit codes:%n", exitCodeList = {
@@ -119,6 +120,11 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--owner", paramLabel = "ID", description = "This holder's id in the ownership record and in"
             + " handoff tokens (default: serve-PID).")
     String owner;
+
+    @Option(names = "--record", paramLabel = "FILE", description = "Where the ownership record is (default:"
+            + " IMAGE.owner beside the image). Required for a block device, which has no directory of its own:"
+            + " a file every host that may own the device sees.")
+    Path record;
 
     @Option(names = "--inactive", description = "Open IMAGE INACTIVE (shared storage: the destination of a handoff):"
             + " clients may read, writes get EPERM until x-handoff-accept activates it with the source's token.")
@@ -190,12 +196,16 @@ final class ServeCommand implements Callable<Integer> {
             QmpServer.check(control);
         }
         coordinator.validate();
-        if (coordinator.present() && readOnly) {
-            throw new CliException(ExitCodes.USAGE, "--coordinator keeps the ownership record in ZooKeeper: it excludes"
-                    + " --read-only, which takes no part in the ownership protocol");
+        if (coordinator.present() && (readOnly || record != null)) {
+            throw new CliException(ExitCodes.USAGE, "--coordinator keeps the ownership record in ZooKeeper: it excludes "
+                    + (readOnly ? "--read-only, which takes no part in the ownership protocol" : "--record"));
         }
         checkSocketDirectory(address);
         SourceImage checked = SourceImage.check(image, format);
+        if (!readOnly && record == null && !coordinator.present() && Devices.isBlockDevice(image)) {
+            throw new CliException(ExitCodes.USAGE, image + " is a block device: give --record FILE for its ownership"
+                    + " record (on storage every host that may own the device sees), or serve it --read-only");
+        }
         if (mirrorTo != null) {
             target = MirrorTarget.resolve(mirrorTo);
             target.check(checked);
@@ -286,7 +296,8 @@ final class ServeCommand implements Callable<Integer> {
             });
         }
         try {
-            return OwnedImage.openFile(image, ownerId, OwnedImage.State.INACTIVE);
+            return record != null ? OwnedImage.openFile(image, record, ownerId, OwnedImage.State.INACTIVE)
+                    : OwnedImage.openFile(image, ownerId, OwnedImage.State.INACTIVE);
         } catch (IllegalArgumentException e) {
             throw new CliException(ExitCodes.USAGE, "invalid value for option '--owner': " + e.getMessage());
         } catch (DeviceException e) {

@@ -104,8 +104,13 @@ final class SourceImage implements AutoCloseable {
 
     /** Opens the file and takes QEMU's write locks (bytes 101 and 201); on failure nothing is held. */
     void openAndLock() throws CliException {
+        openAndLock(false);
+    }
+
+    /** {@link #openAndLock()}, with direct I/O (O_DIRECT) if asked. */
+    void openAndLock(boolean direct) throws CliException {
         try {
-            device = FileDevice.open(path);
+            device = FileDevice.open(path, false, direct);
         } catch (DeviceException e) {
             if (e.kind() == DeviceException.Kind.READ_ONLY) {
                 throw new CliException(ExitCodes.BAD_IMAGE, "cannot lock source " + path + ": it is not writable by"

@@ -249,11 +249,26 @@ public final class OwnedImage implements BlockDevice {
      * @throws ImageInactiveException if asked for ACTIVE and another holder has the lock
      */
     public static OwnedImage openFile(Path image, String ownerId, State initial) throws DeviceException {
+        return open(image, null, ownerId, initial);
+    }
+
+    /**
+     * As {@link #openFile(Path, String, State)}, with the ownership record at {@code record}: for an
+     * image with no directory of its own to hold a sidecar, such as a block device (the record must
+     * be where every holder of the image sees it).
+     */
+    public static OwnedImage openFile(Path image, Path record, String ownerId, State initial) throws DeviceException {
+        return open(image, Objects.requireNonNull(record, "record"), ownerId, initial);
+    }
+
+    private static OwnedImage open(Path image, Path record, String ownerId, State initial) throws DeviceException {
         Objects.requireNonNull(initial, "initial");
         ImageFiles.Lease lease = ImageFiles.open(image);
         try {
             FileDevice file = lease.device();
-            return assemble(file, lease, new SidecarRecordStore(OwnershipRecord.sidecarOf(file.path())),
+            // The sidecar of the path the file was first opened by: every handle on it meets one record.
+            Path at = record != null ? record : OwnershipRecord.sidecarOf(file.path());
+            return assemble(file, lease, new SidecarRecordStore(at),
                     new QemuFileLock(file), ownerId, image.toString(), initial, Tuning.DEFAULT);
         } catch (DeviceException | RuntimeException e) {
             closeQuietly(lease, e);
