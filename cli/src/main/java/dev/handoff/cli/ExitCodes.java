@@ -11,9 +11,12 @@ final class ExitCodes {
     static final int FAILED = 1;
     /** Usage: unknown command or option, missing or invalid argument (granularity, size, speed, mode, policy). */
     static final int USAGE = 2;
-    /** Bad image: missing or unreadable source, target of another size, target = source, target not writable. */
+    /**
+     * Bad image: missing or unreadable source, not a raw image, target of another size, target =
+     * source, target not writable; or a socket path in a directory that does not exist.
+     */
     static final int BAD_IMAGE = 3;
-    /** Busy: the image is locked by another process (QEMU or Handoff), or another owner holds it. */
+    /** Busy: the image is locked by another process (QEMU or Handoff), or another owner holds it; an address in use. */
     static final int BUSY = 4;
     /** Cancelled: the job was cancelled before the target was consistent (block-job-cancel). */
     static final int CANCELLED = 5;

@@ -25,12 +25,14 @@ import picocli.CommandLine.Spec;
         },
         exitCodeListHeading = "%nExit codes (every command):%n",
         exitCodeList = {
-            " 0:done (mirror consistent, demo checks passed, owner command succeeded)",
+            " 0:done (mirror consistent: completed, or cancelled once READY; demo checks passed; owner command"
+                    + " succeeded; serve stopped by quit)",
             " 1:job failed (I/O error with policy report), demo check failed, coordinator unreachable, internal error",
-            " 2:usage: unknown option, missing or invalid argument",
-            " 3:bad image: missing source, target size differs, target is the source, target not writable, or the"
-                + " coordinator PATH belongs to another image",
-            " 4:busy: image locked by another process (QEMU or Handoff) or owned by another holder",
+            " 2:usage: unknown option, missing or invalid argument, more memory than the JVM has, stop/enospc"
+                    + " without --control",
+            " 3:bad image: missing source, not raw, target size differs, target is the source, target not"
+                    + " writable, socket path in a missing directory, or the coordinator PATH belongs to another image",
+            " 4:busy: image locked by another process (QEMU or Handoff), owned by another holder, address in use",
             " 5:cancelled before the target was consistent",
             " 6:fenced: a newer owner took the image over (stale token or handle), or the coordinator session was lost",
             "130:interrupted (Ctrl-C); the target is left as is, consistent only if the message says so",

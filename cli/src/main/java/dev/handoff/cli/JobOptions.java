@@ -20,7 +20,8 @@ final class JobOptions {
     Long granularity;
 
     @Option(names = "--buf-size", paramLabel = "SIZE", converter = Sizes.Converter.class,
-            description = "Most bytes of copies in flight at once; at least the granularity (default: 16M).")
+            description = "Most bytes of copies in flight at once; at least the granularity, at most the JVM's direct"
+                    + " memory (default: 16M).")
     Long bufSize;
 
     @Option(names = "--max-copy", paramLabel = "SIZE", converter = Sizes.Converter.class,
@@ -41,11 +42,13 @@ final class JobOptions {
     SyncMode sync;
 
     @Option(names = "--on-source-error", paramLabel = "POLICY", converter = Choices.Policies.class,
-            description = "report, ignore, stop or enospc: what a failed source read does (default: report).")
+            description = "report, ignore, stop or enospc: what a failed source read does (default: report); stop and"
+                    + " enospc pause the job until block-job-resume, so they need --control.")
     ErrorPolicy onSourceError;
 
     @Option(names = "--on-target-error", paramLabel = "POLICY", converter = Choices.Policies.class,
-            description = "report, ignore, stop or enospc: what a failed target write does (default: report).")
+            description = "report, ignore, stop or enospc: what a failed target write does (default: report); stop and"
+                    + " enospc pause the job until block-job-resume, so they need --control.")
     ErrorPolicy onTargetError;
 
     @Option(names = "--inject-target-errors", paramLabel = "N[:KIND][@P]",
