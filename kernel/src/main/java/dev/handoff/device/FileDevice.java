@@ -220,8 +220,8 @@ public final class FileDevice implements BlockDevice {
     public void writeZeroes(long offset, long length) throws DeviceException {
         ensureWritable();
         DeviceException.checkRange(offset, length, size);
+        ensureOpen();
         if (length == 0) {
-            ensureOpen();
             return;
         }
         try {

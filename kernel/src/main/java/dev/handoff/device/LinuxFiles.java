@@ -157,8 +157,11 @@ final class LinuxFiles {
     }
 
     private static IOException failure(String what, int errno) {
+        if (errno == EBADF) {
+            return new java.nio.channels.ClosedChannelException(); // as FileChannel reports it
+        }
         String text = errno == ENOSPC ? "No space left on device" : errno == EDQUOT ? "Disk quota exceeded"
-                : errno == EBADF ? "the channel is closed" : "errno " + errno;
+                : "errno " + errno;
         return new IOException(what + " failed: " + text);
     }
 
