@@ -62,11 +62,13 @@ class ImageFormatIT {
     void anImageInAnotherFormatIsRefusedByNameAsSourceAndAsTargetWithNothingWritten(String format) throws Exception {
         Path img = qemuImage(format);
         refused(format, "source", "mirror", img.getFileName().toString(), "out.img");
-        refused(format, "source", "serve", img.getFileName().toString(), "--nbd", "unix:s.sock");
         Images.randomImage(dir.resolve("raw.img"), Files.size(img), 31);
         refused(format, "target", "mirror", "raw.img", img.getFileName().toString());
-        refused(format, "target", "serve", "raw.img", "--nbd", "unix:s.sock", "--mirror-to",
-                img.getFileName().toString());
+        if (format.equals("qcow2")) { // serve checks images the same way: once is enough
+            refused(format, "source", "serve", img.getFileName().toString(), "--nbd", "unix:s.sock");
+            refused(format, "target", "serve", "raw.img", "--nbd", "unix:s.sock", "--mirror-to",
+                    img.getFileName().toString());
+        }
     }
 
     @Test
