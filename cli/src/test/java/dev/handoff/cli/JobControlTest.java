@@ -83,6 +83,14 @@ class JobControlTest {
         }
     }
 
+    /** QEMU's job-cancel is a forced cancel: on a READY mirror it ends CANCELLED, not COMPLETED without pivot. */
+    @org.junit.jupiter.api.Test
+    void jobCancelOfAReadyJobIsForcedAndEndsCancelled() throws Exception {
+        JobRun run = jobIn("ready");
+        new JobControl(table(run)).execute("job-cancel", args("job-cancel"));
+        assertThat(run.job().awaitConclusion(Duration.ofSeconds(30))).isEqualTo(JobState.CANCELLED);
+    }
+
     private static JobTable table(JobRun run) throws QmpException {
         JobTable t = new JobTable();
         t.add(run);
