@@ -7,10 +7,16 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import javax.net.ssl.SSLException;
 
 /**
  * The client's side of the handshake: fixed newstyle with {@code NBD_OPT_GO}, falling back to
  * {@code NBD_OPT_EXPORT_NAME} for servers that do not know GO or do not speak fixed newstyle.
+ *
+ * <p>With TLS, {@code NBD_OPT_STARTTLS} is the first option, as the protocol advises a client that
+ * requires TLS, so that nothing (not even the export's name) is sent in plain text. A server that
+ * does not acknowledge it is left (after {@code NBD_OPT_ABORT}): the client never continues
+ * without TLS, which is what defeats a downgrade by a man in the middle.
  *
  * <p>Everything the server sends is checked: magic numbers, the option each reply echoes, reply
  * lengths (at most 64 KiB, read only after the check), info payload sizes, the export size (at
@@ -22,8 +28,8 @@ final class ClientHandshake {
     /** GO replies accepted before the final one: far more than the few infos a server sends. */
     private static final int MAX_REPLIES = 64;
 
-    /** What the handshake agreed on. */
-    record Negotiated(long size, int flags, int minBlock, int preferredBlock, int maxBlock) {
+    /** What the handshake agreed on, and the transport to go on with (TLS if it was started). */
+    record Negotiated(Transport transport, long size, int flags, int minBlock, int preferredBlock, int maxBlock) {
     }
 
     private ClientHandshake() {
@@ -31,12 +37,15 @@ final class ClientHandshake {
 
     /** Runs the handshake for export {@code name} on a fresh connection. */
     static Negotiated negotiate(Transport transport, String name) throws IOException {
-        return negotiate(transport, name, ByteBuffer::allocate);
+        return negotiate(transport, name, ByteBuffer::allocate, null);
     }
 
-    /** As above; every buffer whose size came from the wire is allocated by {@code allocator}. */
-    static Negotiated negotiate(Transport transport, String name, java.util.function.IntFunction<ByteBuffer> allocator)
-            throws IOException {
+    /**
+     * As above, upgrading to TLS first unless {@code tls} is null; every buffer whose size came
+     * from the wire is allocated by {@code allocator}.
+     */
+    static Negotiated negotiate(Transport transport, String name, java.util.function.IntFunction<ByteBuffer> allocator,
+                                ClientTls tls) throws IOException {
         ByteBuffer greeting = ByteBuffer.allocate(GREETING_SIZE);
         readFully(transport, greeting);
         greeting.flip();
@@ -57,6 +66,48 @@ final class ClientHandshake {
         int clientFlags = (fixed ? CLIENT_FIXED_NEWSTYLE : 0) | (noZeroes ? CLIENT_NO_ZEROES : 0);
         FrameIo.writeFully(transport, ByteBuffer.allocate(4).putInt(clientFlags).flip());
 
+        if (tls == null) {
+            return choose(transport, name, allocator, fixed, noZeroes);
+        }
+        if (!fixed) {
+            throw new DeviceException(DeviceException.Kind.IO_ERROR, "the server does not speak fixed newstyle"
+                    + " negotiation, so it cannot start TLS; refusing to continue in plain text");
+        }
+        Transport secured = startTls(transport, allocator, tls);
+        try {
+            return choose(secured, name, allocator, true, noZeroes);
+        } catch (SSLException e) {
+            // TLS 1.3: a server that refuses our certificate says so after our side of the handshake ended.
+            throw new DeviceException(DeviceException.Kind.IO_ERROR, TlsFailure.seenByClient(e, tls.hostname(),
+                    tls.caFile()), e);
+        } catch (ProtocolViolation | DeviceException e) {
+            throw e;
+        } catch (IOException e) {
+            // Our option may have met a socket the server already closed after its alert: read the alert.
+            SSLException alert = pendingAlert(secured);
+            if (alert == null) {
+                throw e;
+            }
+            throw new DeviceException(DeviceException.Kind.IO_ERROR, TlsFailure.seenByClient(alert, tls.hostname(),
+                    tls.caFile()), alert);
+        }
+    }
+
+    /** After a failed write to a server that hung up: the alert it sent before, if any. */
+    private static SSLException pendingAlert(Transport secured) {
+        try {
+            secured.read(ByteBuffer.allocate(1));
+            return null;
+        } catch (SSLException e) {
+            return e;
+        } catch (IOException e) {
+            return null;
+        }
+    }
+
+    private static Negotiated choose(Transport transport, String name,
+                                     java.util.function.IntFunction<ByteBuffer> allocator, boolean fixed,
+                                     boolean noZeroes) throws IOException {
         if (fixed) {
             Negotiated viaGo = go(transport, name, allocator);
             if (viaGo != null) {
@@ -64,6 +115,59 @@ final class ClientHandshake {
             }
         }
         return exportName(transport, name, noZeroes);
+    }
+
+    /**
+     * Sends NBD_OPT_STARTTLS and runs the TLS handshake on its acknowledgement. Any other answer
+     * ends the session: the client wanted TLS and will not go on without it.
+     */
+    private static Transport startTls(Transport transport, java.util.function.IntFunction<ByteBuffer> allocator,
+                                      ClientTls tls) throws IOException {
+        ByteBuffer out = ByteBuffer.allocate(OPTION_HEADER_SIZE);
+        new OptionRequest(OPT_STARTTLS, 0).encode(out);
+        FrameIo.writeFully(transport, out.flip());
+        ByteBuffer header = ByteBuffer.allocate(OPTION_REPLY_HEADER_SIZE);
+        readFully(transport, header);
+        OptionReply reply = OptionReply.decode(header.flip());
+        if (reply.option() != OPT_STARTTLS) {
+            throw new ProtocolViolation("reply to option " + reply.option() + " while waiting for NBD_OPT_STARTTLS");
+        }
+        if (reply.length() > MAX_OPTION_REPLY_DATA) {
+            throw new ProtocolViolation("option reply of " + reply.length() + " bytes, more than " + MAX_OPTION_REPLY_DATA);
+        }
+        ByteBuffer data = allocator.apply((int) reply.length());
+        readFully(transport, data);
+        data.flip();
+        if (reply.type() != REP_ACK) {
+            if (!reply.isError()) {
+                throw new ProtocolViolation("unexpected " + replyTypeName(reply.type()) + " to NBD_OPT_STARTTLS");
+            }
+            abort(transport);
+            String message = message(data);
+            throw new DeviceException(DeviceException.Kind.IO_ERROR, "the server does not offer TLS: it answered"
+                    + " NBD_OPT_STARTTLS with " + replyTypeName(reply.type()) + (message.isEmpty() ? "" : " (" + message
+                    + ")") + "; refusing to continue in plain text");
+        }
+        if (data.hasRemaining()) {
+            throw new ProtocolViolation("NBD_OPT_STARTTLS acknowledged with " + data.remaining() + " bytes of data");
+        }
+        try {
+            return TlsTransport.handshake(transport, tls.newEngine());
+        } catch (SSLException e) {
+            throw new DeviceException(DeviceException.Kind.IO_ERROR, TlsFailure.seenByClient(e, tls.hostname(),
+                    tls.caFile()), e);
+        }
+    }
+
+    /** NBD_OPT_ABORT, the soft way out of a negotiation; the server may close without answering. */
+    private static void abort(Transport transport) {
+        try {
+            ByteBuffer out = ByteBuffer.allocate(OPTION_HEADER_SIZE);
+            new OptionRequest(OPT_ABORT, 0).encode(out);
+            FrameIo.writeFully(transport, out.flip());
+        } catch (IOException e) {
+            // leaving anyway
+        }
     }
 
     /** NBD_OPT_GO; null if the server does not support it. */
@@ -100,6 +204,10 @@ final class ClientHandshake {
                     return null;
                 }
                 String message = message(data);
+                if (reply.type() == REP_ERR_TLS_REQD) {
+                    throw new DeviceException(DeviceException.Kind.IO_ERROR, "the server requires TLS for export '"
+                            + name + "': connect with nbds:// and TLS credentials");
+                }
                 throw new DeviceException(DeviceException.Kind.IO_ERROR, "the server refused export '" + name + "': "
                         + replyTypeName(reply.type()) + (message.isEmpty() ? "" : " (" + message + ")"));
             }
@@ -108,7 +216,7 @@ final class ClientHandshake {
                     if (size < 0) {
                         throw new ProtocolViolation("NBD_OPT_GO acknowledged without the export's size");
                     }
-                    return new Negotiated(size, flags, min, preferred, max);
+                    return new Negotiated(transport, size, flags, min, preferred, max);
                 }
                 case REP_INFO -> {
                     if (data.remaining() < 2) {
@@ -159,7 +267,7 @@ final class ClientHandshake {
         if (size < 0) {
             throw new ProtocolViolation("export size " + Long.toUnsignedString(size) + " is too large");
         }
-        return new Negotiated(size, Short.toUnsignedInt(reply.getShort()), 1, 4096, 0);
+        return new Negotiated(transport, size, Short.toUnsignedInt(reply.getShort()), 1, 4096, 0);
     }
 
     private static void expectInfo(ByteBuffer data, int size, String what) throws ProtocolViolation {

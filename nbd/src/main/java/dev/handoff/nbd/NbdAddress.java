@@ -127,6 +127,18 @@ public sealed interface NbdAddress permits NbdAddress.Unix, NbdAddress.Tcp {
             return new InetSocketAddress(host, port);
         }
 
+        /**
+         * Whether the host is a loopback address (127.0.0.0/8, ::1, or a name that resolves to
+         * one), reachable from this machine only. A name that does not resolve is not.
+         */
+        public boolean isLoopback() {
+            try {
+                return java.net.InetAddress.getByName(host).isLoopbackAddress();
+            } catch (java.net.UnknownHostException e) {
+                return false;
+            }
+        }
+
         @Override
         public SocketChannel connect(java.time.Duration timeout) throws IOException {
             SocketChannel channel = SocketChannel.open();

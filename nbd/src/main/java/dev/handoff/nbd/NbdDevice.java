@@ -100,8 +100,11 @@ public final class NbdDevice implements BlockDevice {
      * @param maxInFlight    requests sent but not yet answered (default 16)
      * @param maxPayload     the largest READ or WRITE sent (default 32 MiB; lowered to the
      *                       server's maximum block size)
+     * @param tls            client credentials for {@code nbds} URIs (ignored by none: a plain URI
+     *                       with credentials is refused), or null
      */
-    public record Options(Duration connectTimeout, Duration requestTimeout, int maxInFlight, int maxPayload) {
+    public record Options(Duration connectTimeout, Duration requestTimeout, int maxInFlight, int maxPayload,
+                          TlsCredentials tls) {
         public Options {
             Objects.requireNonNull(connectTimeout, "connectTimeout");
             Objects.requireNonNull(requestTimeout, "requestTimeout");
@@ -115,26 +118,34 @@ public final class NbdDevice implements BlockDevice {
             if (maxPayload < 512) {
                 throw new IllegalArgumentException("maxPayload must be >= 512");
             }
+            if (tls != null && tls.role() != TlsCredentials.Role.CLIENT) {
+                throw new IllegalArgumentException("a client needs client TLS credentials, got " + tls);
+            }
         }
 
         public static Options defaults() {
-            return new Options(Duration.ofSeconds(30), Duration.ofSeconds(60), 16, DEFAULT_MAX_PAYLOAD);
+            return new Options(Duration.ofSeconds(30), Duration.ofSeconds(60), 16, DEFAULT_MAX_PAYLOAD, null);
         }
 
         public Options withConnectTimeout(Duration timeout) {
-            return new Options(timeout, requestTimeout, maxInFlight, maxPayload);
+            return new Options(timeout, requestTimeout, maxInFlight, maxPayload, tls);
         }
 
         public Options withRequestTimeout(Duration timeout) {
-            return new Options(connectTimeout, timeout, maxInFlight, maxPayload);
+            return new Options(connectTimeout, timeout, maxInFlight, maxPayload, tls);
         }
 
         public Options withMaxInFlight(int n) {
-            return new Options(connectTimeout, requestTimeout, n, maxPayload);
+            return new Options(connectTimeout, requestTimeout, n, maxPayload, tls);
         }
 
         public Options withMaxPayload(int bytes) {
-            return new Options(connectTimeout, requestTimeout, maxInFlight, bytes);
+            return new Options(connectTimeout, requestTimeout, maxInFlight, bytes, tls);
+        }
+
+        /** Client credentials for TLS ({@code nbds} URIs). */
+        public Options withTls(TlsCredentials credentials) {
+            return new Options(connectTimeout, requestTimeout, maxInFlight, maxPayload, credentials);
         }
     }
 
@@ -163,11 +174,10 @@ public final class NbdDevice implements BlockDevice {
     /** System.nanoTime() when the send in progress started, or 0. */
     private volatile long sendStartedAt;
 
-    private NbdDevice(String description, String exportName, Transport transport, Options options,
-                      ClientHandshake.Negotiated negotiated) {
+    private NbdDevice(String description, String exportName, Options options, ClientHandshake.Negotiated negotiated) {
         this.description = description;
         this.exportName = exportName;
-        this.transport = transport;
+        this.transport = negotiated.transport();
         this.options = options;
         this.size = negotiated.size();
         this.flags = negotiated.flags();
@@ -190,20 +200,38 @@ public final class NbdDevice implements BlockDevice {
         return open(NbdUri.parse(uri), Options.defaults());
     }
 
+    /**
+     * Connects to an export over TLS or not, as the URI says: an {@code nbds} URI needs client
+     * credentials in {@code options}, and gets TLS or no connection at all.
+     */
+    public static NbdDevice open(String uri, Options options) throws DeviceException {
+        return open(NbdUri.parse(uri), options);
+    }
+
     /** Connects to an export with the default options. */
     public static NbdDevice open(NbdUri uri) throws DeviceException {
         return open(uri, Options.defaults());
     }
 
-    /** Connects to an export. */
+    /**
+     * Connects to an export. A TLS URI ({@code nbds}) needs {@link Options#tls() credentials} and
+     * credentials need a TLS URI: {@link IllegalArgumentException} otherwise.
+     */
     public static NbdDevice open(NbdUri uri, Options options) throws DeviceException {
+        if (uri.tls() && options.tls() == null) {
+            throw new IllegalArgumentException(uri + " is a TLS URI: it needs client TLS credentials");
+        }
+        if (!uri.tls() && options.tls() != null) {
+            throw new IllegalArgumentException("TLS credentials given for " + uri + ", which is not a TLS URI (nbds)");
+        }
+        ClientTls tls = uri.tls() ? new ClientTls(options.tls(), uri.verifiedHostname()) : null;
         SocketChannel channel;
         try {
             channel = uri.address().connect(options.connectTimeout());
         } catch (IOException e) {
             throw new DeviceException(Kind.IO_ERROR, "cannot connect to " + uri + ": " + e.getMessage(), e);
         }
-        return open(Transport.of(channel), uri.toString(), uri.exportName(), options);
+        return open(Transport.of(channel), uri.toString(), uri.exportName(), options, ByteBuffer::allocate, tls);
     }
 
     /** Runs the handshake on a connected transport (tests use in-memory transports). */
@@ -215,6 +243,13 @@ public final class NbdDevice implements BlockDevice {
     /** As above, with the test seam: the allocator for sizes from the wire. */
     static NbdDevice open(Transport transport, String description, String exportName, Options options,
                           java.util.function.IntFunction<ByteBuffer> allocator) throws DeviceException {
+        return open(transport, description, exportName, options, allocator, null);
+    }
+
+    /** As above, upgrading to TLS with {@code tls} first (unless null). */
+    static NbdDevice open(Transport transport, String description, String exportName, Options options,
+                          java.util.function.IntFunction<ByteBuffer> allocator, ClientTls tls)
+            throws DeviceException {
         AtomicBoolean timedOut = new AtomicBoolean();
         ScheduledFuture<?> deadline = NbdTimer.after(options.connectTimeout().toNanos(), () -> {
             timedOut.set(true);
@@ -222,15 +257,19 @@ public final class NbdDevice implements BlockDevice {
         });
         boolean ok = false;
         try {
-            ClientHandshake.Negotiated negotiated = ClientHandshake.negotiate(transport, exportName, allocator);
+            ClientHandshake.Negotiated negotiated = ClientHandshake.negotiate(transport, exportName, allocator, tls);
             deadline.cancel(false);
             if (timedOut.get()) {
                 throw new IOException("closed by the handshake deadline");
             }
-            NbdDevice device = new NbdDevice(description, exportName, transport, options, negotiated);
+            NbdDevice device = new NbdDevice(description, exportName, options, negotiated);
             ok = true;
             return device;
         } catch (DeviceException e) {
+            if (timedOut.get()) {
+                throw new DeviceException(Kind.IO_ERROR, "NBD handshake with " + description + " timed out after "
+                        + options.connectTimeout(), e);
+            }
             throw e;
         } catch (ProtocolViolation e) {
             throw new DeviceException(Kind.IO_ERROR, "NBD handshake with " + description + " failed: " + e.getMessage(), e);
@@ -464,6 +503,7 @@ public final class NbdDevice implements BlockDevice {
         return p;
     }
 
+    /** NBD_CMD_DISC, then (over TLS) close_notify: the orderly end of the session. */
     private void sendDisconnect() {
         ByteBuffer header = ByteBuffer.allocate(REQUEST_SIZE);
         new Request(0, CMD_DISC, handles.getAndIncrement(), 0, 0).encode(header);
@@ -471,6 +511,7 @@ public final class NbdDevice implements BlockDevice {
         try {
             sendStartedAt = System.nanoTime() | 1;
             transport.writeFully(header.flip(), null);
+            transport.finishOutput();
         } catch (IOException e) {
             LOG.log(System.Logger.Level.DEBUG, () -> "NBD_CMD_DISC to " + description + " failed: " + e);
         } finally {

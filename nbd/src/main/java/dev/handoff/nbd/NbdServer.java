@@ -13,11 +13,13 @@ import java.nio.channels.SocketChannel;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.ScheduledFuture;
@@ -25,11 +27,23 @@ import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Consumer;
 import java.util.function.IntFunction;
 
 /**
  * An NBD server: exports {@link dev.handoff.device.BlockDevice}s, in particular a mirror job's
  * guest device, on unix sockets or TCP ports (127.0.0.1 unless told otherwise).
+ *
+ * <h2>Who gets in</h2>
+ * With {@link Builder#tls TLS credentials} every client must upgrade to TLS with
+ * {@code NBD_OPT_STARTTLS} before anything else (the protocol's FORCEDTLS mode, as QEMU's
+ * {@code --tls-creds}): options before it are refused with {@code NBD_REP_ERR_TLS_REQD}, and a
+ * client that does not upgrade learns nothing and reaches no export. The client must present a
+ * certificate signed by the credentials' CA and, with {@link Builder#tlsAuthz an allow-list},
+ * named on it. Without TLS the server listens only on loopback TCP addresses and unix sockets:
+ * another TCP address is refused at start unless {@link Builder#insecure()} says the network is
+ * trusted. Unix sockets are created with mode 0600 unless {@link Builder#unixSocketMode} says
+ * otherwise. Each refused client is reported in one line ({@link Builder#onRefused}).
  *
  * <h2>Protocol</h2>
  * Fixed newstyle handshake with {@code NBD_OPT_GO}, {@code NBD_OPT_INFO}, {@code NBD_OPT_LIST},
@@ -57,6 +71,9 @@ public final class NbdServer implements AutoCloseable {
 
     private final ServerLimits limits;
     private final IntFunction<ByteBuffer> allocator;
+    private final ServerTls tls;
+    private final Set<PosixFilePermission> unixSocketMode;
+    private final Consumer<String> onRefused;
     private final Map<String, NbdExport> exports = new ConcurrentSkipListMap<>();
     private final Map<Long, ServerConnection> connections = new ConcurrentHashMap<>();
     private final List<Listener> listeners = new ArrayList<>();
@@ -70,6 +87,9 @@ public final class NbdServer implements AutoCloseable {
     private NbdServer(Builder builder) {
         this.limits = builder.limits();
         this.allocator = builder.allocator;
+        this.tls = builder.credentials == null ? null : new ServerTls(builder.credentials, builder.allowList);
+        this.unixSocketMode = builder.unixSocketMode;
+        this.onRefused = builder.onRefused;
         this.serverBytes = new Semaphore((int) limits.maxBytesInFlight());
         for (NbdExport export : builder.exports) {
             addExport(export);
@@ -124,7 +144,7 @@ public final class NbdServer implements AutoCloseable {
         ServerSocketChannel channel;
         NbdAddress actual;
         if (requested instanceof NbdAddress.Unix unix) {
-            channel = bindUnix(unix.path());
+            channel = bindUnix(unix.path(), unixSocketMode);
             owned = unix.path();
             actual = unix;
         } else {
@@ -146,8 +166,8 @@ public final class NbdServer implements AutoCloseable {
         acceptor.start();
     }
 
-    /** Binds a unix socket; a stale socket file that nobody listens on is replaced. */
-    private static ServerSocketChannel bindUnix(Path path) throws IOException {
+    /** Binds a unix socket with {@code mode}; a stale socket file that nobody listens on is replaced. */
+    private static ServerSocketChannel bindUnix(Path path, Set<PosixFilePermission> mode) throws IOException {
         if (Files.exists(path, LinkOption.NOFOLLOW_LINKS)) {
             if (!Files.readAttributes(path, java.nio.file.attribute.BasicFileAttributes.class,
                     LinkOption.NOFOLLOW_LINKS).isOther()) {
@@ -165,14 +185,7 @@ public final class NbdServer implements AutoCloseable {
             }
             Files.delete(path);
         }
-        ServerSocketChannel channel = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-        try {
-            channel.bind(NbdAddress.unix(path).socketAddress());
-            return channel;
-        } catch (IOException e) {
-            channel.close();
-            throw e;
-        }
+        return UnixSockets.bind(path, mode);
     }
 
     private void accept(ServerSocketChannel channel, NbdAddress address) {
@@ -236,7 +249,26 @@ public final class NbdServer implements AutoCloseable {
         public void closed(ServerConnection connection) {
             connections.remove(connection.id());
         }
+
+        @Override
+        public ServerTls tls() {
+            return tls;
+        }
+
+        @Override
+        public void refused(ServerConnection connection, String why) {
+            try {
+                onRefused.accept(why);
+            } catch (RuntimeException e) {
+                LOG.log(Level.WARNING, "nbd server: the refusal listener failed", e);
+            }
+        }
     };
+
+    /** Whether clients must start TLS (the server has credentials). */
+    public boolean requiresTls() {
+        return tls != null;
+    }
 
     private void checkDeadlines() {
         long now = System.nanoTime();
@@ -336,6 +368,11 @@ public final class NbdServer implements AutoCloseable {
         private Duration shutdownGrace = defaults.shutdownGrace();
         /** Null: the server's own buffers (pooled direct buffers for requests that fit, heap otherwise). */
         private IntFunction<ByteBuffer> allocator;
+        private TlsCredentials credentials;
+        private ClientAllowList allowList;
+        private boolean insecure;
+        private Set<PosixFilePermission> unixSocketMode = UnixSockets.OWNER_ONLY;
+        private Consumer<String> onRefused = why -> LOG.log(Level.INFO, "nbd server: " + why);
 
         private Builder() {
         }
@@ -349,6 +386,45 @@ public final class NbdServer implements AutoCloseable {
         /** Offers {@code export} (repeatable). */
         public Builder export(NbdExport export) {
             exports.add(Objects.requireNonNull(export, "export"));
+            return this;
+        }
+
+        /**
+         * Requires TLS of every client (NBD_OPT_STARTTLS before anything else), with these server
+         * credentials; clients must present a certificate signed by their CA.
+         */
+        public Builder tls(TlsCredentials credentials) {
+            this.credentials = Objects.requireNonNull(credentials, "credentials");
+            return this;
+        }
+
+        /** Lets in only clients whose certificate's subject is on {@code allowList} (needs {@link #tls}). */
+        public Builder tlsAuthz(ClientAllowList allowList) {
+            this.allowList = Objects.requireNonNull(allowList, "allowList");
+            return this;
+        }
+
+        /**
+         * Allows TCP addresses other than loopback without TLS: anyone who can reach them reads and
+         * writes the exports. For networks that are trusted as a whole.
+         */
+        public Builder insecure() {
+            this.insecure = true;
+            return this;
+        }
+
+        /** The permissions of the unix sockets the server creates (default {@code rw-------}). */
+        public Builder unixSocketMode(Set<PosixFilePermission> mode) {
+            this.unixSocketMode = Set.copyOf(Objects.requireNonNull(mode, "mode"));
+            return this;
+        }
+
+        /**
+         * Where the one-line report of each refused client goes (default: the
+         * {@code dev.handoff.nbd} logger at INFO). Called on the connection's thread; must not block.
+         */
+        public Builder onRefused(Consumer<String> sink) {
+            this.onRefused = Objects.requireNonNull(sink, "sink");
             return this;
         }
 
@@ -420,11 +496,34 @@ public final class NbdServer implements AutoCloseable {
                     maxBytesInFlight, maxPayload, maxOptions, handshakeTimeout, replyTimeout, shutdownGrace);
         }
 
+        /**
+         * Checks the configuration without binding anything: the limits, an allow-list only with
+         * TLS, and no TCP address but loopback without TLS (unless {@link #insecure()}). Throws
+         * {@link IllegalArgumentException} or {@link IllegalStateException} with the reason.
+         * {@link #start()} runs it too.
+         */
+        public Builder check() {
+            limits();
+            if (allowList != null && credentials == null) {
+                throw new IllegalStateException("a client allow-list needs TLS: clients are named by their certificates");
+            }
+            if (credentials == null && !insecure) {
+                for (NbdAddress address : addresses) {
+                    if (address instanceof NbdAddress.Tcp tcp && !tcp.isLoopback()) {
+                        throw new IllegalStateException("refusing to serve on " + address + " without TLS: it is not a"
+                                + " loopback address, so anyone who can reach it could read and write the exports");
+                    }
+                }
+            }
+            return this;
+        }
+
         /** Binds every address and starts serving. On failure nothing stays bound. */
         public NbdServer start() throws IOException {
             if (addresses.isEmpty()) {
                 throw new IllegalStateException("no address to listen on");
             }
+            check();
             NbdServer server = new NbdServer(this);
             try {
                 for (NbdAddress address : addresses) {

@@ -19,10 +19,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.IntFunction;
+import javax.net.ssl.SSLException;
 
 /**
- * One client connection of an {@link NbdServer}: the fixed newstyle handshake, then the
- * transmission phase with simple replies.
+ * One client connection of an {@link NbdServer}: the fixed newstyle handshake (upgraded to TLS
+ * first when the server requires it), then the transmission phase with simple replies.
  */
 final class ServerConnection {
     /*
@@ -59,6 +60,16 @@ final class ServerConnection {
      *
      * Never interrupt: workers may be inside FileChannel I/O, which an interrupt would close for
      * the whole device. Closing the socket is what unblocks threads here.
+     *
+     * TLS (FORCEDTLS in the protocol's terms, when the server has credentials). Before the upgrade
+     * only NBD_OPT_STARTTLS and NBD_OPT_ABORT are answered; every other option gets
+     * NBD_REP_ERR_TLS_REQD and changes nothing, and NBD_OPT_EXPORT_NAME, which cannot be refused
+     * with an error, ends the connection. So nothing negotiated in plain text survives the upgrade
+     * (there is nothing to reset), and a client that does not upgrade learns no export, no size,
+     * and reaches no device. The reader runs the TLS handshake itself, before any worker exists,
+     * and then swaps `transport` for the TLS one (volatile: closeNow, on the watchdog's thread,
+     * closes whichever it reads, and both close the same socket). The handshake deadline covers
+     * the TLS handshake too.
      */
 
     private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
@@ -73,13 +84,37 @@ final class ServerConnection {
 
         /** Called once, when the connection is done and its socket closed. */
         void closed(ServerConnection connection);
+
+        /** The TLS every client must start before anything else, or null for none. */
+        default ServerTls tls() {
+            return null;
+        }
+
+        /**
+         * Called once for a client refused before it reached an export: {@code why} is one line
+         * (the peer's address, then what it did or what failed).
+         */
+        default void refused(ServerConnection connection, String why) {
+        }
+    }
+
+    /** Thrown to end a connection whose client is refused; the message says why. */
+    static final class Refused extends IOException {
+        private static final long serialVersionUID = 1L;
+
+        Refused(String message) {
+            super(message);
+        }
     }
 
     private enum Phase { HANDSHAKE, TRANSMISSION, DONE }
 
     private final long id;
-    private final Transport transport;
+    /** The plain transport until a TLS upgrade replaces it (reader thread); read by any thread. */
+    private volatile Transport transport;
+    private final String peer;
     private final Host host;
+    private final ServerTls tls;
     private final ServerLimits limits;
     private final Semaphore serverBytes;
     private final IntFunction<ByteBuffer> allocator;
@@ -96,6 +131,12 @@ final class ServerConnection {
     private volatile long sendStartedAt;
     private volatile Phase phase = Phase.HANDSHAKE;
     private volatile String closeReason;
+    /** The TLS handshake is running; read by the watchdog for its message. */
+    private volatile boolean inTlsHandshake;
+    /** Reader thread only: TLS is up; options refused with NBD_REP_ERR_TLS_REQD; the export was reached. */
+    private boolean tlsActive;
+    private int refusedBeforeTls;
+    private boolean reachedExport;
     private ByteBuffer scratch;
     private boolean aborted;
     /**
@@ -114,7 +155,9 @@ final class ServerConnection {
                      IntFunction<ByteBuffer> allocator) {
         this.id = id;
         this.transport = transport;
+        this.peer = transport.toString();
         this.host = host;
+        this.tls = host.tls();
         this.limits = limits;
         this.serverBytes = serverBytes;
         this.pool = allocator == null ? new ArrayBlockingQueue<>(poolCapacity()) : null;
@@ -146,10 +189,13 @@ final class ServerConnection {
         try {
             NbdExport export = negotiate();
             if (export != null) {
+                reachedExport = true;
                 phase = Phase.TRANSMISSION;
                 transmit(export);
             }
             orderly = true;
+        } catch (Refused e) {
+            closeNow("refused: " + e.getMessage());
         } catch (ProtocolViolation e) {
             closeNow("protocol violation: " + e.getMessage());
         } catch (EOFException e) {
@@ -178,11 +224,55 @@ final class ServerConnection {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
+        if (orderly && tlsActive) {
+            endTls();
+        }
         closeNow(null);
+        reportRefusal();
         host.closed(this); // before done: whoever awaits done sees the connection gone
         done.countDown();
         LOG.log(Level.DEBUG, () -> "nbd connection " + id + " closed"
                 + (closeReason == null ? "" : ": " + closeReason));
+    }
+
+    /** Sends TLS's close_notify after the last reply, bounded by the reply watchdog like any send. */
+    private void endTls() {
+        sendLock.lock();
+        try {
+            if (!closed.get()) {
+                sendStartedAt = System.nanoTime() | 1;
+                transport.finishOutput();
+            }
+        } catch (IOException e) {
+            // the peer left first: nothing to end
+        } finally {
+            sendStartedAt = 0;
+            sendLock.unlock();
+        }
+    }
+
+    /**
+     * One line for a client that never reached an export and did not leave in order: refused by
+     * TLS, cut off by a deadline or a protocol violation, or gone after options refused for want of
+     * TLS. A client that only listed exports or aborted is not reported, nor is a server shutdown.
+     */
+    private void reportRefusal() {
+        if (reachedExport) {
+            return;
+        }
+        String reason = closeReason;
+        String why = null;
+        if (reason != null && !reason.equals("server closed")) {
+            why = reason;
+        } else if (refusedBeforeTls > 0 && !tlsActive) {
+            why = "refused: " + refusedBeforeTls + (refusedBeforeTls == 1 ? " option" : " options")
+                    + " before NBD_OPT_STARTTLS (this server requires TLS); the client left";
+        }
+        if (why != null) {
+            String line = peer + ": " + why;
+            LOG.log(Level.DEBUG, () -> "nbd connection " + id + " " + line);
+            host.refused(this, line);
+        }
     }
 
     /** Waits until run() has returned. */
@@ -214,7 +304,8 @@ final class ServerConnection {
     /** The watchdog: closes a connection stuck in its handshake or in a reply its peer will not take. */
     void checkDeadlines(long now) {
         if (phase == Phase.HANDSHAKE && now - handshakeDeadline > 0) {
-            closeNow("handshake not finished within " + limits.handshakeTimeout());
+            closeNow((inTlsHandshake ? "TLS handshake" : "handshake") + " not finished within "
+                    + seconds(limits.handshakeTimeout()));
         }
         long started = sendStartedAt;
         if (started != 0 && now - started > limits.replyTimeout().toNanos()) {
@@ -264,11 +355,54 @@ final class ServerConnection {
                 // Without fixed newstyle there is no way to answer an option with an error.
                 throw new ProtocolViolation("option " + option.option() + " without fixed newstyle");
             }
+            if (tls != null && !tlsActive && !allowedBeforeTls(option.option())) {
+                continue;
+            }
             NbdExport chosen = answer(option, data, noZeroes);
             if (chosen != null || aborted) {
                 return chosen;
             }
         }
+    }
+
+    /**
+     * FORCEDTLS: before the upgrade, whether answer() may handle the option. STARTTLS and ABORT
+     * may; EXPORT_NAME ends the connection (it cannot be refused with an error); every other
+     * option is refused here with NBD_REP_ERR_TLS_REQD.
+     */
+    private boolean allowedBeforeTls(int opt) throws IOException {
+        switch (opt) {
+            case OPT_STARTTLS, OPT_ABORT -> {
+                return true;
+            }
+            case OPT_EXPORT_NAME -> throw new Refused("NBD_OPT_EXPORT_NAME before NBD_OPT_STARTTLS (this server"
+                    + " requires TLS)");
+            default -> {
+                refusedBeforeTls++;
+                optionError(opt, REP_ERR_TLS_REQD, "TLS is required: send NBD_OPT_STARTTLS first");
+                return false;
+            }
+        }
+    }
+
+    /** Runs the TLS handshake after STARTTLS was acknowledged; a failed handshake ends the connection. */
+    private void startTls() throws IOException {
+        inTlsHandshake = true;
+        TlsTransport upgraded;
+        try {
+            upgraded = TlsTransport.handshake(transport, tls.newEngine());
+        } catch (SSLException e) {
+            if (closed.get()) {
+                throw e; // the watchdog's close: its reason stands
+            }
+            throw new Refused(TlsFailure.seenByServer(e));
+        } finally {
+            inTlsHandshake = false;
+        }
+        transport = upgraded;
+        tlsActive = true;
+        LOG.log(Level.DEBUG, () -> "nbd connection " + id + ": " + upgraded.protocol() + " with client "
+                + upgraded.peerSubject());
     }
 
     /** Answers one option; returns the export to serve (GO, EXPORT_NAME), or null to go on (or stop, if aborted). */
@@ -295,6 +429,19 @@ final class ServerConnection {
                     // The client may close without waiting for the acknowledgement.
                 }
                 aborted = true;
+                return null;
+            }
+            case OPT_STARTTLS -> {
+                if (tls == null) {
+                    optionError(opt, REP_ERR_POLICY, "TLS is not configured on this server");
+                } else if (tlsActive) {
+                    optionError(opt, REP_ERR_INVALID, "TLS is already active");
+                } else if (data.hasRemaining()) {
+                    optionError(opt, REP_ERR_INVALID, "NBD_OPT_STARTTLS takes no data");
+                } else {
+                    optionReply(opt, REP_ACK, null);
+                    startTls();
+                }
                 return null;
             }
             case OPT_LIST -> {
@@ -329,7 +476,7 @@ final class ServerConnection {
                 return opt == OPT_GO ? export : null;
             }
             default -> {
-                // STARTTLS, STRUCTURED_REPLY, meta contexts, extended headers and anything unknown:
+                // STRUCTURED_REPLY, meta contexts, extended headers and anything unknown:
                 // declined, and the client carries on with what this server does speak.
                 optionError(opt, REP_ERR_UNSUP, "option " + Integer.toUnsignedString(opt) + " is not supported");
                 return null;
@@ -632,6 +779,11 @@ final class ServerConnection {
             scratch = allocate(FrameIo.SKIP_CHUNK);
         }
         return scratch;
+    }
+
+    private static String seconds(java.time.Duration d) {
+        long millis = d.toMillis();
+        return millis % 1000 == 0 ? millis / 1000 + " s" : millis + " ms";
     }
 
     @Override

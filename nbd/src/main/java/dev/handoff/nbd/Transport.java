@@ -7,8 +7,8 @@ import java.nio.channels.GatheringByteChannel;
 import java.nio.channels.SocketChannel;
 
 /**
- * The byte stream a connection runs on: a blocking socket in production, an in-memory stream in
- * the fuzz and robustness tests. Reads come from one thread at a time and writes from one thread
+ * The byte stream a connection runs on: a blocking socket in production (possibly upgraded to
+ * TLS, {@link TlsTransport}), an in-memory stream in the fuzz and robustness tests. Reads come from one thread at a time and writes from one thread
  * at a time (the connection serializes them); a read and a write may run at once.
  */
 interface Transport extends ByteChannel {
@@ -18,6 +18,13 @@ interface Transport extends ByteChannel {
      * connection gracefully (in-flight requests still get their replies).
      */
     void shutdownInput() throws IOException;
+
+    /**
+     * Ends the output side in order before a close: TLS sends its close_notify; a plain stream has
+     * nothing to send. Nothing may be written after it.
+     */
+    default void finishOutput() throws IOException {
+    }
 
     /** Writes all of {@code header} and then all of {@code data} ({@code data} may be null). */
     default void writeFully(ByteBuffer header, ByteBuffer data) throws IOException {
@@ -78,10 +85,21 @@ interface Transport extends ByteChannel {
             channel.close();
         }
 
+        /** The peer: its address over TCP; over a unix socket, the user it runs as. */
         @Override
         public String toString() {
             try {
-                return String.valueOf(channel.getRemoteAddress());
+                java.net.SocketAddress remote = channel.getRemoteAddress();
+                if (remote instanceof java.net.InetSocketAddress inet) {
+                    String host = inet.getAddress() != null ? inet.getAddress().getHostAddress() : inet.getHostString();
+                    return (host.indexOf(':') >= 0 ? "[" + host + "]" : host) + ":" + inet.getPort();
+                }
+                try {
+                    var peer = channel.getOption(jdk.net.ExtendedSocketOptions.SO_PEERCRED);
+                    return "local client (user " + peer.user().getName() + ")";
+                } catch (IOException | UnsupportedOperationException e) {
+                    return "local client";
+                }
             } catch (IOException e) {
                 return "closed socket";
             }

@@ -125,7 +125,9 @@ class NbdServerTest {
     void unsupportedOptionsAreErrUnsupAndNegotiationGoesOn() throws Exception {
         server = TestServer.start(SIZE);
         try (RawPeer peer = server.peer().hello()) {
-            for (int option : new int[] {OPT_STRUCTURED_REPLY, OPT_STARTTLS, OPT_LIST_META_CONTEXT,
+            peer.option(OPT_STARTTLS, new byte[0]);
+            assertThat(peer.optionAnswer().type()).as("STARTTLS without TLS configured").isEqualTo(REP_ERR_POLICY);
+            for (int option : new int[] {OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT,
                     OPT_SET_META_CONTEXT, OPT_EXTENDED_HEADERS, 4, 0, 0x1234_5678, -1}) {
                 peer.option(option, new byte[] {1, 2, 3});
                 RawPeer.OptionAnswer a = peer.optionAnswer();

@@ -38,10 +38,31 @@ class NbdUriTest {
     }
 
     @Test
+    void parsesTlsUrisAndTheirHostName() {
+        NbdUri tcp = NbdUri.parse("nbds://127.0.0.1:10810/d");
+        assertThat(tcp).isEqualTo(new NbdUri(NbdAddress.tcp(10810), "d").withTls());
+        assertThat(tcp.verifiedHostname()).isEqualTo("127.0.0.1");
+        assertThat(tcp.toString()).isEqualTo("nbds://127.0.0.1:10810/d");
+        NbdUri unix = NbdUri.parse("nbds+unix:///d?socket=/run/s");
+        assertThat(unix.tls()).isTrue();
+        assertThat(unix.verifiedHostname()).as("a unix socket has no host: the CA is the check").isNull();
+        NbdUri named = NbdUri.parse("nbds+unix:///d?socket=/run/s&tls-hostname=nbd.example");
+        assertThat(named.verifiedHostname()).isEqualTo("nbd.example");
+        assertThat(NbdUri.parse(named.toString())).isEqualTo(named);
+        NbdUri overridden = NbdUri.parse("nbds://10.0.0.5/d?tls-hostname=nbd.example");
+        assertThat(overridden.verifiedHostname()).isEqualTo("nbd.example");
+        assertThat(NbdUri.parse(overridden.toString())).isEqualTo(overridden);
+        assertThat(NbdUri.isNbdUri("nbds+unix:///d?socket=/s")).isTrue();
+    }
+
+    @Test
     void refusesWhatItCannotServe() {
-        assertThatThrownBy(() -> NbdUri.parse("nbds://127.0.0.1/x")).hasMessageContaining("TLS");
+        assertThatThrownBy(() -> NbdUri.parse("nbds://127.0.0.1/x?tls-certificates=/etc/pki"))
+                .hasMessageContaining("--tls-creds");
+        assertThatThrownBy(() -> NbdUri.parse("nbd://127.0.0.1/x?tls-hostname=h")).hasMessageContaining("unexpected parameter");
+        assertThatThrownBy(() -> NbdUri.parse("nbds://127.0.0.1/x?tls-hostname=")).hasMessageContaining("empty tls-hostname");
         assertThatThrownBy(() -> NbdUri.parse("nbd+unix:///x")).hasMessageContaining("socket=");
-        assertThatThrownBy(() -> NbdUri.parse("nbd+unix:///x?socket=/s&tls=on")).hasMessageContaining("unknown parameter");
+        assertThatThrownBy(() -> NbdUri.parse("nbd+unix:///x?socket=/s&tls=on")).hasMessageContaining("unexpected parameter");
         assertThatThrownBy(() -> NbdUri.parse("http://x/y")).hasMessageContaining("scheme");
         assertThatThrownBy(() -> NbdUri.parse("/tmp/file.img")).hasMessageContaining("no scheme");
         assertThat(NbdUri.isNbdUri("nbd+unix:///x?socket=/s")).isTrue();

@@ -25,7 +25,8 @@ import java.util.SplittableRandom;
  *   <li>handshake: unknown client flags, a bad option magic, option data over 64 KiB, more than
  *       {@link ServerSession#MAX_OPTIONS} options, any option but EXPORT_NAME without fixed
  *       newstyle, EXPORT_NAME for an unknown export: hang up. Malformed INFO/GO data or LIST with
- *       data: ERR_INVALID; unknown export: ERR_UNKNOWN; unknown option: ERR_UNSUP.</li>
+ *       data: ERR_INVALID; unknown export: ERR_UNKNOWN; STARTTLS (no TLS configured): ERR_POLICY;
+ *       unknown option: ERR_UNSUP.</li>
  *   <li>transmission: a bad request magic, or a WRITE claiming more than 32 MiB: hang up.
  *       Unknown flags or commands: EINVAL. READ over the maximum payload or outside the export:
  *       EINVAL. WRITE on a read-only export: EPERM; over the maximum payload: EINVAL; outside:
@@ -39,7 +40,7 @@ import java.util.SplittableRandom;
 final class ServerSessionModel {
     private static final long DISCARDABLE = DEFAULT_MAX_PAYLOAD;
 
-    private enum OptionOutcome { LIST, INFO, GO, EXPORT_NAME, ABORT, ERR_INVALID, ERR_UNKNOWN, ERR_UNSUP }
+    private enum OptionOutcome { LIST, INFO, GO, EXPORT_NAME, ABORT, ERR_INVALID, ERR_UNKNOWN, ERR_UNSUP, ERR_POLICY }
 
     private record ExpectedOption(int option, OptionOutcome outcome) {
     }
@@ -166,7 +167,8 @@ final class ServerSessionModel {
                         4, 0, 0x7000_0000 | random.nextInt(1000)};
                 int opt = unknown[random.nextInt(unknown.length)];
                 option(opt, randomBytes(random.nextInt(64)));
-                options.add(new ExpectedOption(opt, OptionOutcome.ERR_UNSUP));
+                // A server without TLS knows STARTTLS and declines it by policy (NOTLS mode).
+                options.add(new ExpectedOption(opt, opt == OPT_STARTTLS ? OptionOutcome.ERR_POLICY : OptionOutcome.ERR_UNSUP));
             }
             case 6 -> {
                 option(OPT_ABORT, new byte[0]);
@@ -478,9 +480,13 @@ final class ServerSessionModel {
             ByteBuffer data = out.slice(out.position(), (int) length);
             out.position(out.position() + (int) length);
             switch (expected.outcome()) {
-                case ERR_INVALID, ERR_UNKNOWN, ERR_UNSUP -> {
-                    int want = expected.outcome() == OptionOutcome.ERR_INVALID ? REP_ERR_INVALID
-                            : expected.outcome() == OptionOutcome.ERR_UNKNOWN ? REP_ERR_UNKNOWN : REP_ERR_UNSUP;
+                case ERR_INVALID, ERR_UNKNOWN, ERR_UNSUP, ERR_POLICY -> {
+                    int want = switch (expected.outcome()) {
+                        case ERR_INVALID -> REP_ERR_INVALID;
+                        case ERR_UNKNOWN -> REP_ERR_UNKNOWN;
+                        case ERR_POLICY -> REP_ERR_POLICY;
+                        default -> REP_ERR_UNSUP;
+                    };
                     return type == want ? null : "got " + replyTypeName(type) + ", expected " + replyTypeName(want);
                 }
                 case ABORT -> {
