@@ -232,7 +232,7 @@ final class BlockNodes implements AutoCloseable {
                     throw QmpException.generic("Parameter 'type' does not accept value '" + type + "'");
                 }
                 String export = Args.optString(args, "export");
-                return new Spec(new NbdTarget(new NbdUri(address, export != null ? export : "")), driver);
+                return new Spec(new NbdTarget(new NbdUri(address, export != null ? export : ""), null), driver);
             }
             case "raw": {
                 Args.allow(args, concat(common, "file", "offset", "size"));

@@ -47,9 +47,19 @@ final class MirrorCommand implements Callable<Integer> {
     @Parameters(index = "0", paramLabel = "SOURCE", description = "Raw image file or block device to copy.")
     Path source;
 
-    @Parameters(index = "1", paramLabel = "TARGET", description = "Raw image file, block device or NBD export (nbd+unix:///NAME?socket=PATH,"
-                    + " nbd://HOST:PORT/NAME) to write.")
+    @Parameters(index = "1", paramLabel = "TARGET", description = "Raw image file, block device or NBD export"
+            + " (nbd+unix:///NAME?socket=PATH, nbd://HOST:PORT/NAME; over TLS nbds://HOST:PORT/NAME or"
+            + " nbds+unix:///NAME?socket=PATH) to write.")
     String target;
+
+    @Option(names = "--tls-creds", paramLabel = "DIR", description = "Client credentials for an nbds:// TARGET, laid out"
+            + " as QEMU's tls-creds-x509: ca-cert.pem (the CA the server's certificate must chain to; its host name is"
+            + " checked too), and client-cert.pem with client-key.pem if the server asks for a client certificate.")
+    Path tlsCreds;
+
+    @Option(names = "--socket-mode", paramLabel = "MODE", defaultValue = "0600", description = "Permissions of the"
+            + " --control socket, in octal (default: ${DEFAULT-VALUE}, owner only).")
+    String socketMode;
 
     @Option(names = "--wait", description = "Stay READY (keeping the target in sync) until told over --control"
             + " (block-job-complete or block-job-cancel), or interrupted.")
@@ -110,12 +120,13 @@ final class MirrorCommand implements Callable<Integer> {
         jobOptions.requireResumable(control != null, "only a control socket can resume it: add --control SOCKET"
                 + " (then send block-job-resume), or use ignore (retry the failed chunk) or report (fail)");
         JobLauncher launcher = JobLauncher.of(jobOptions, jobId);
+        var controlMode = TlsOptions.socketMode(socketMode, "--socket-mode");
         if (control != null) {
             QmpServer.check(control);
         }
         coordinator.validate();
         SourceImage src = SourceImage.check(source, format);
-        MirrorTarget tgt = MirrorTarget.resolve(target);
+        MirrorTarget tgt = MirrorTarget.resolve(target, tlsCreds, "--tls-creds");
         tgt.check(src, format);
         if (direct) {
             if (coordinator.present()) {
@@ -146,7 +157,7 @@ final class MirrorCommand implements Callable<Integer> {
             if (control != null) {
                 JobTable table = new JobTable();
                 table.add(run);
-                server = QmpServer.bind(control, new JobControl(table), "handoff " + Main.version());
+                server = QmpServer.bind(control, controlMode, new JobControl(table), "handoff " + Main.version());
             }
         } catch (CliException | QmpException | RuntimeException e) {
             tgt.abandon();

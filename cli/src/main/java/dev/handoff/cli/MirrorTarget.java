@@ -13,11 +13,24 @@ abstract class MirrorTarget implements AutoCloseable {
 
     /** The target named by {@code spec}: an NBD URI ({@code nbd://}, {@code nbd+unix://}) or a raw image file path. */
     static MirrorTarget resolve(String spec) throws CliException {
+        return resolve(spec, null, null);
+    }
+
+    /**
+     * As above; a TLS URI ({@code nbds://}, {@code nbds+unix://}) takes the client credentials in
+     * {@code tlsCreds}, given by the command's option {@code tlsOption}. Credentials and a TLS URI
+     * come together or not at all.
+     */
+    static MirrorTarget resolve(String spec, Path tlsCreds, String tlsOption) throws CliException {
         if (spec.isBlank()) {
             throw new CliException(ExitCodes.USAGE, "the target must not be empty");
         }
         if (dev.handoff.nbd.NbdUri.isNbdUri(spec)) {
-            return NbdTarget.parse(spec);
+            return NbdTarget.parse(spec, tlsCreds, tlsOption);
+        }
+        if (tlsCreds != null) {
+            throw new CliException(ExitCodes.USAGE, tlsOption + " is for a TLS target (nbds:// or nbds+unix://), and "
+                    + spec + " is a file");
         }
         return new FileTarget(Path.of(spec));
     }

@@ -4,10 +4,15 @@ import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.nbd.NbdDevice;
 import dev.handoff.nbd.NbdUri;
+import dev.handoff.nbd.TlsCredentials;
+import java.nio.file.Path;
 
 /**
  * A remote NBD export as the target ({@code nbd+unix:///NAME?socket=PATH} or
- * {@code nbd://HOST:PORT/NAME}): qemu-nbd, qemu-storage-daemon, or another {@code handoff serve}.
+ * {@code nbd://HOST:PORT/NAME}, over TLS {@code nbds://HOST:PORT/NAME} or
+ * {@code nbds+unix:///NAME?socket=PATH}): qemu-nbd, qemu-storage-daemon, or another
+ * {@code handoff serve}. Over TLS the server is checked against the credentials' CA and the host
+ * name, and the connection never falls back to plain text.
  *
  * <p>The connection is made once, by {@link #check} (to learn the export's size and whether it
  * takes writes; nothing is written), and kept for {@link #open}: a server such as qemu-nbd without
@@ -15,19 +20,36 @@ import dev.handoff.nbd.NbdUri;
  */
 final class NbdTarget extends MirrorTarget {
     private final NbdUri uri;
+    private final TlsCredentials tls;
     private NbdDevice device;
 
-    NbdTarget(NbdUri uri) {
+    NbdTarget(NbdUri uri, TlsCredentials tls) {
         this.uri = uri;
+        this.tls = tls;
     }
 
-    /** The target for an NBD URI, or a usage error saying what is wrong with it. */
-    static NbdTarget parse(String spec) throws CliException {
+    /**
+     * The target for an NBD URI, or a usage error saying what is wrong with it. A TLS URI needs the
+     * credentials directory {@code tlsCreds} (from option {@code tlsOption}); a plain one must not
+     * have one.
+     */
+    static NbdTarget parse(String spec, Path tlsCreds, String tlsOption) throws CliException {
+        NbdUri uri;
         try {
-            return new NbdTarget(NbdUri.parse(spec));
+            uri = NbdUri.parse(spec);
         } catch (IllegalArgumentException e) {
             throw new CliException(ExitCodes.USAGE, "invalid NBD target: " + e.getMessage());
         }
+        if (uri.tls() && tlsCreds == null) {
+            throw new CliException(ExitCodes.USAGE, "the TLS target " + uri + " needs " + (tlsOption == null
+                    ? "client credentials" : tlsOption + " DIR") + " (ca-cert.pem, and client-cert.pem with"
+                    + " client-key.pem for a server that asks for a client certificate)");
+        }
+        if (!uri.tls() && tlsCreds != null) {
+            throw new CliException(ExitCodes.USAGE, tlsOption + " is for a TLS target: write nbds:// or nbds+unix://"
+                    + " instead of " + spec.substring(0, spec.indexOf(':')) + "://");
+        }
+        return new NbdTarget(uri, uri.tls() ? TlsOptions.client(tlsCreds, tlsOption) : null);
     }
 
     @Override
@@ -88,7 +110,8 @@ final class NbdTarget extends MirrorTarget {
             return;
         }
         try {
-            device = NbdDevice.open(uri);
+            device = NbdDevice.open(uri, tls == null ? NbdDevice.Options.defaults()
+                    : NbdDevice.Options.defaults().withTls(tls));
         } catch (DeviceException e) {
             throw new CliException(ExitCodes.BAD_IMAGE, "cannot use target " + uri + ": " + e.getMessage());
         }

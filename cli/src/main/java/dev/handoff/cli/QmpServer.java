@@ -4,8 +4,8 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.handoff.nbd.UnixSockets;
 import java.io.IOException;
-import java.net.StandardProtocolFamily;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
@@ -15,6 +15,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
@@ -88,24 +89,25 @@ final class QmpServer implements AutoCloseable {
         }
     }
 
-    /** Listens at {@code path} (replacing a stale socket there) and starts accepting clients. */
+    /** Listens at {@code path} (replacing a stale socket there), owner only, and starts accepting clients. */
     static QmpServer bind(Path path, Handler handler, String packageName) throws CliException {
+        return bind(path, UnixSockets.OWNER_ONLY, handler, packageName);
+    }
+
+    /**
+     * Listens at {@code path} (replacing a stale socket there) with permissions {@code mode}, and
+     * starts accepting clients. Whoever may connect may stop the job: the default is the owner only.
+     */
+    static QmpServer bind(Path path, Set<PosixFilePermission> mode, Handler handler, String packageName)
+            throws CliException {
         check(path);
-        ServerSocketChannel server = null;
+        ServerSocketChannel server;
         try {
             if (Files.exists(path, LinkOption.NOFOLLOW_LINKS) && isSocket(path)) {
                 Files.delete(path);
             }
-            server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
-            server.bind(UnixDomainSocketAddress.of(path));
+            server = UnixSockets.bind(path, mode);
         } catch (IOException | RuntimeException e) {
-            if (server != null) {
-                try {
-                    server.close();
-                } catch (IOException ignored) {
-                    // nothing was bound
-                }
-            }
             throw new CliException(ExitCodes.USAGE, "cannot listen on control socket " + path + ": " + e.getMessage());
         }
         QmpServer qmp = new QmpServer(path, server, handler, packageName);

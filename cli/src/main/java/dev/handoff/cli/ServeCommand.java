@@ -10,6 +10,7 @@ import dev.handoff.nbd.NbdAddress;
 import dev.handoff.nbd.NbdExport;
 import dev.handoff.nbd.NbdServer;
 import dev.handoff.nbd.NbdUri;
+import dev.handoff.nbd.TlsCredentials;
 import dev.handoff.ownership.HandoffToken;
 import dev.handoff.ownership.ImageFencedException;
 import dev.handoff.ownership.ImageInactiveException;
@@ -17,6 +18,7 @@ import dev.handoff.ownership.OwnedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
 import java.time.Duration;
 import java.util.Set;
 import java.util.TreeSet;
@@ -65,6 +67,12 @@ import picocli.CommandLine.Parameters;
  * INACTIVE (which writes nothing) and the mirror target; then activate, the one step that writes
  * the ownership record, and only then export the image. A failure before the activation undoes
  * the steps before it; {@code --read-only} never activates (no write lock, no epoch, no record).
+ *
+ * <p>Who may connect: with {@code --tls-creds} every NBD client must start TLS and present a
+ * certificate signed by the CA (and, with {@code --tls-authz}, named on the allow-list); without
+ * it, TCP is served on loopback only unless {@code --insecure}. The unix sockets (NBD and
+ * control) are created owner-only unless {@code --socket-mode} says otherwise. Each refused client
+ * gets one line on stderr, and the others are served on.
  */
 @Command(name = "serve", sortOptions = false, usageHelpWidth = 100,
         description = {"Export the raw image IMAGE over NBD, held ACTIVE with QEMU-compatible locks and an ownership"
@@ -87,8 +95,27 @@ final class ServeCommand implements Callable<Integer> {
     Path image;
 
     @Option(names = "--nbd", required = true, paramLabel = "ADDRESS",
-            description = "Where to listen: unix:PATH, or tcp:[HOST:]PORT (HOST defaults to 127.0.0.1).")
+            description = "Where to listen: unix:PATH, or tcp:[HOST:]PORT (HOST defaults to 127.0.0.1; another"
+                    + " address than loopback needs --tls-creds or --insecure).")
     String nbd;
+
+    @Option(names = "--tls-creds", paramLabel = "DIR", description = "Require TLS of every NBD client (NBD_OPT_STARTTLS"
+            + " before anything else), with the server credentials in DIR laid out as QEMU's tls-creds-x509:"
+            + " ca-cert.pem, server-cert.pem, server-key.pem. Clients must present a certificate signed by that CA.")
+    Path tlsCreds;
+
+    @Option(names = "--tls-authz", paramLabel = "FILE", description = "Let in only the clients whose certificate"
+            + " subject is listed in FILE, one distinguished name per line as `openssl x509 -noout -subject -nameopt"
+            + " RFC2253` prints it (e.g. CN=host-b,O=Example); # starts a comment. Needs --tls-creds.")
+    Path tlsAuthz;
+
+    @Option(names = "--insecure", description = "Serve --nbd tcp: on an address other than loopback without TLS:"
+            + " anyone who can reach it reads and writes IMAGE. Only for networks trusted as a whole.")
+    boolean insecure;
+
+    @Option(names = "--socket-mode", paramLabel = "MODE", defaultValue = "0600", description = "Permissions of the"
+            + " unix sockets created (--nbd unix:, --control), in octal (default: ${DEFAULT-VALUE}, owner only).")
+    String socketMode;
 
     @Option(names = "--export-name", paramLabel = "NAME", defaultValue = "disk",
             description = "The export's name, as in nbd+unix:///NAME?socket=PATH (default: ${DEFAULT-VALUE}).")
@@ -109,8 +136,14 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--mirror-to", paramLabel = "TARGET", description = "Mirror IMAGE to TARGET while serving: a raw"
             + " image file (created if absent), a block device, or an NBD export (nbd+unix:///NAME?socket=PATH,"
-            + " nbd://HOST:PORT/NAME). The same as drive-mirror over --control.")
+            + " nbd://HOST:PORT/NAME; over TLS nbds://HOST:PORT/NAME or nbds+unix:///NAME?socket=PATH, with"
+            + " --mirror-tls-creds). The same as drive-mirror over --control.")
     String mirrorTo;
+
+    @Option(names = "--mirror-tls-creds", paramLabel = "DIR", description = "Client credentials for a TLS mirror target"
+            + " (nbds://, nbds+unix://; of --mirror-to or of drive-mirror over --control): ca-cert.pem (the CA the target's certificate must chain to), and client-cert.pem"
+            + " with client-key.pem (this server's identity, if the target asks for one).")
+    Path mirrorTlsCreds;
 
     @Option(names = "--control", paramLabel = "SOCKET", description = "Listen on this unix socket for QMP commands"
             + " (the job commands, blockdev-add, blockdev-mirror, drive-mirror, query-block-exports,"
@@ -156,6 +189,7 @@ final class ServeCommand implements Callable<Integer> {
     private BlockNodes nodes;
     private final JobTable jobs = new JobTable();
     private volatile String pivotedTo; // where a completed job moved the export, or null
+    private java.util.Set<PosixFilePermission> socketPermissions;
 
     @Override
     public Integer call() throws Exception {
@@ -172,6 +206,18 @@ final class ServeCommand implements Callable<Integer> {
                     + ": a read-only serve takes no write lock and no part in the ownership protocol, so nothing"
                     + " keeps other writers from changing the image under " + (inactive ? "a handoff" : "a mirror job"));
         }
+        if (tlsAuthz != null && tlsCreds == null) {
+            throw new CliException(ExitCodes.USAGE, "--tls-authz needs --tls-creds: clients are named by their"
+                    + " certificates");
+        }
+        if (mirrorTlsCreds != null) {
+            if (!NbdUri.isTlsUri(mirrorTo) && control == null) {
+                throw new CliException(ExitCodes.USAGE, "--mirror-tls-creds is for a TLS mirror target (nbds:// or"
+                        + " nbds+unix://): of --mirror-to, or of drive-mirror over --control");
+            }
+            TlsOptions.client(mirrorTlsCreds, "--mirror-tls-creds"); // bad credentials fail now, not at drive-mirror
+        }
+        NbdServer.Builder listener = listener(address);
         if (inactive && mirrorTo != null) {
             throw new CliException(ExitCodes.USAGE, "--inactive and --mirror-to exclude each other: an INACTIVE image"
                     + " takes no writes, so its clients could not write while the job runs");
@@ -207,20 +253,20 @@ final class ServeCommand implements Callable<Integer> {
                     + " record (on storage every host that may own the device sees), or serve it --read-only");
         }
         if (mirrorTo != null) {
-            target = MirrorTarget.resolve(mirrorTo);
+            target = MirrorTarget.resolve(mirrorTo, tlsCredsFor(mirrorTo), "--mirror-tls-creds");
             target.check(checked);
         }
         nodes = new BlockNodes(node);
 
         try {
             try {
-                server = NbdServer.builder().listen(address).start();
+                server = listener.start();
             } catch (IOException e) {
                 throw new CliException(ExitCodes.BUSY, "cannot listen on " + address + ": " + e.getMessage());
             }
-            uri = server.uri(exportName);
+            uri = server.requiresTls() ? server.uri(exportName).withTls() : server.uri(exportName);
             if (control != null) {
-                qmpServer = QmpServer.bind(control, new Control(node), "handoff " + Main.version());
+                qmpServer = QmpServer.bind(control, socketPermissions, new Control(node), "handoff " + Main.version());
             }
             BlockDevice exported;
             if (readOnly) {
@@ -274,6 +320,40 @@ final class ServeCommand implements Callable<Integer> {
                     + " over with a newer epoch)");
         }
         return ExitCodes.OK;
+    }
+
+    /** The client credentials for a mirror target: --mirror-tls-creds for a TLS URI, none otherwise. */
+    private Path tlsCredsFor(String targetSpec) {
+        return NbdUri.isTlsUri(targetSpec) ? mirrorTlsCreds : null;
+    }
+
+    /**
+     * The NBD server's configuration, checked before anything is opened: credentials, allow-list,
+     * socket mode, and no plain-text TCP beyond loopback unless --insecure.
+     */
+    private NbdServer.Builder listener(NbdAddress address) throws CliException {
+        socketPermissions = TlsOptions.socketMode(socketMode, "--socket-mode");
+        NbdServer.Builder builder = NbdServer.builder().listen(address).unixSocketMode(socketPermissions)
+                .onRefused(why -> {
+                    System.err.println("handoff serve: nbd client " + why);
+                    System.err.flush();
+                });
+        if (tlsCreds != null) {
+            TlsCredentials credentials = TlsOptions.server(tlsCreds, "--tls-creds");
+            builder.tls(credentials);
+            if (tlsAuthz != null) {
+                builder.tlsAuthz(TlsOptions.allowList(tlsAuthz, "--tls-authz"));
+            }
+        }
+        if (insecure) {
+            builder.insecure();
+        }
+        try {
+            return builder.check();
+        } catch (IllegalStateException | IllegalArgumentException e) {
+            throw new CliException(ExitCodes.USAGE, e.getMessage() + "; give --tls-creds DIR to require TLS of every"
+                    + " client, or --insecure if every host that can reach it is trusted");
+        }
     }
 
     /** A unix socket in a directory that does not exist is a bad path (exit 3), refused before anything is bound. */
@@ -561,7 +641,7 @@ final class ServeCommand implements Callable<Integer> {
             MirrorTarget t;
             BlockDevice device0;
             try {
-                t = MirrorTarget.resolve(targetSpec);
+                t = MirrorTarget.resolve(targetSpec, tlsCredsFor(targetSpec), "--mirror-tls-creds");
                 if (mode.equals("existing") && t instanceof FileTarget f && !f.exists()) {
                     throw QmpException.generic("Could not open '" + targetSpec + "': No such file or directory");
                 }

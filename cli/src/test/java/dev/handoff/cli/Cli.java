@@ -180,6 +180,10 @@ final class Cli {
             return out.toString();
         }
 
+        String stderrSoFar() {
+            return err.toString();
+        }
+
         @Override
         public void close() {
             if (process.isAlive()) {

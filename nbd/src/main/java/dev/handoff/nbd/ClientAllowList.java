@@ -7,32 +7,40 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Objects;
 import java.util.Set;
+import javax.naming.InvalidNameException;
+import javax.naming.ldap.LdapName;
+import javax.naming.ldap.Rdn;
 import javax.security.auth.x500.X500Principal;
 
 /**
  * The client certificates a TLS server lets in, by subject distinguished name: QEMU's
  * {@code tls-authz} with an exact-match allow-list.
  *
- * <p>File format: one DN per line in RFC 4514 order, most specific attribute first, as
- * {@code openssl x509 -noout -subject -nameopt RFC2253 -in client-cert.pem} prints it (after
- * {@code subject=}) and as QEMU logs refused clients, e.g. {@code CN=backup-host,O=Example,C=GB}.
- * Blank lines and lines starting with {@code #} are ignored. Names are compared as X.500 names
- * (attribute types and values compared canonically: case and spacing of values do not matter,
- * the order of attributes does).
+ * <p>File format: one DN per line, e.g. {@code CN=backup-host,O=Example,C=GB}: in RFC 4514 order,
+ * most specific attribute first, as {@code openssl x509 -noout -subject -nameopt RFC2253 -in
+ * client-cert.pem} prints it (after {@code subject=}); or in the certificate's own order,
+ * {@code C=GB,O=Example,CN=backup-host}, as QEMU's {@code authz} identities are written and as QEMU
+ * logs a refused client. Blank lines and lines starting with {@code #} are ignored. Names are
+ * compared as X.500 names: case and spacing of values do not matter; the attributes must be the
+ * same, in one of the two orders.
  *
  * <p>Immutable; thread-safe.
  */
 public final class ClientAllowList {
+    /** Every name in both orders. */
     private final Set<X500Principal> allowed;
     private final String source;
+    private final int size;
 
-    private ClientAllowList(Set<X500Principal> allowed, String source) {
+    private ClientAllowList(Set<X500Principal> allowed, String source, int size) {
         this.allowed = Set.copyOf(allowed);
         this.source = source;
+        this.size = size;
     }
 
     /** Reads the allow-list in {@code file}; the message of a failure names the file and the line. */
@@ -54,28 +62,45 @@ public final class ClientAllowList {
             throw new IOException(file + ": not UTF-8 text", e);
         }
         Set<X500Principal> names = new LinkedHashSet<>();
+        int count = 0;
         for (int i = 0; i < lines.size(); i++) {
             String line = lines.get(i).strip();
             if (line.isEmpty() || line.startsWith("#")) {
                 continue;
             }
             try {
-                names.add(parse(line));
+                X500Principal name = parse(line);
+                names.add(name);
+                names.add(reversed(name));
+                count++;
             } catch (IllegalArgumentException e) {
                 throw new IOException(file + " line " + (i + 1) + ": not a distinguished name ('" + line + "'): "
                         + e.getMessage());
             }
         }
-        return new ClientAllowList(names, file.toString());
+        return new ClientAllowList(names, file.toString(), count);
     }
 
     /** An allow-list of the given names (RFC 4514 strings). */
     public static ClientAllowList of(String... names) {
         Set<X500Principal> set = new LinkedHashSet<>();
         for (String n : names) {
-            set.add(parse(Objects.requireNonNull(n, "name")));
+            X500Principal name = parse(Objects.requireNonNull(n, "name"));
+            set.add(name);
+            set.add(reversed(name));
         }
-        return new ClientAllowList(set, "the allow-list");
+        return new ClientAllowList(set, "the allow-list", names.length);
+    }
+
+    /** The same attributes in the opposite order: the other of the two ways a DN is written. */
+    private static X500Principal reversed(X500Principal name) {
+        try {
+            List<Rdn> rdns = new ArrayList<>(new LdapName(name.getName(X500Principal.RFC2253)).getRdns());
+            Collections.reverse(rdns);
+            return new X500Principal(new LdapName(rdns).toString());
+        } catch (InvalidNameException e) {
+            throw new IllegalArgumentException(e.getMessage(), e);
+        }
     }
 
     private static X500Principal parse(String name) {
@@ -90,9 +115,9 @@ public final class ClientAllowList {
         return allowed.contains(subject); // X500Principal.equals compares canonical forms
     }
 
-    /** The number of names on the list. */
+    /** The number of names on the list (lines). */
     public int size() {
-        return allowed.size();
+        return size;
     }
 
     /** Where the list came from (its file), for messages. */
@@ -100,17 +125,8 @@ public final class ClientAllowList {
         return source;
     }
 
-    /** The names, in RFC 4514 form. */
-    public List<String> names() {
-        List<String> out = new ArrayList<>();
-        for (X500Principal p : allowed) {
-            out.add(p.getName(X500Principal.RFC2253));
-        }
-        return out;
-    }
-
     @Override
     public String toString() {
-        return "ClientAllowList[" + source + ", " + allowed.size() + " names]";
+        return "ClientAllowList[" + source + ", " + size + " names]";
     }
 }

@@ -82,6 +82,10 @@ final class ClientHandshake {
                     tls.caFile()), e);
         } catch (ProtocolViolation | DeviceException e) {
             throw e;
+        } catch (EOFException e) {
+            // QEMU checks its tls-authz list after the handshake and closes without an alert.
+            throw new DeviceException(DeviceException.Kind.IO_ERROR, "the server ended the TLS session without"
+                    + " answering: it may not accept this client's certificate (not on its tls-authz list?)", e);
         } catch (IOException e) {
             // Our option may have met a socket the server already closed after its alert: read the alert.
             SSLException alert = pendingAlert(secured);

@@ -63,6 +63,11 @@ public record NbdUri(NbdAddress address, String exportName, boolean tls, String 
                 || text.startsWith("nbds+");
     }
 
+    /** Whether {@code text} looks like a TLS NBD URI ({@code nbds://}, {@code nbds+unix://}); false for null. */
+    public static boolean isTlsUri(String text) {
+        return text != null && (text.startsWith("nbds:") || text.startsWith("nbds+"));
+    }
+
     /** Parses an {@code nbd://}, {@code nbd+unix://}, {@code nbds://} or {@code nbds+unix://} URI. */
     public static NbdUri parse(String text) {
         Objects.requireNonNull(text, "uri");

@@ -80,6 +80,11 @@ final class TlsTransport implements Transport {
         return engine.getSession().getProtocol();
     }
 
+    /** The engine (tests cut records with it). */
+    SSLEngine engine() {
+        return engine;
+    }
+
     /** The subject of the peer's certificate (RFC 4514), or "no certificate". */
     String peerSubject() {
         try {

@@ -33,20 +33,20 @@ import org.junit.jupiter.api.Assumptions;
  * </ul>
  * A missing openssl fails the test under CI (the variable CI is set) and skips it otherwise.
  */
-final class TestPki {
-    static final String CLIENT_A = "CN=client-a,O=Handoff tests";
-    static final String CLIENT_B = "CN=client-b,O=Handoff tests";
+public final class TestPki {
+    public static final String CLIENT_A = "CN=client-a,O=Handoff tests";
+    public static final String CLIENT_B = "CN=client-b,O=Handoff tests";
 
     private static TestPki instance;
 
-    final Path root;
+    public final Path root;
 
     private TestPki(Path root) {
         this.root = root;
     }
 
     /** The certificates, made on first use. */
-    static synchronized TestPki get() {
+    public static synchronized TestPki get() {
         if (instance == null) {
             String openssl = require("openssl");
             Path root;
@@ -64,43 +64,43 @@ final class TestPki {
         return instance;
     }
 
-    Path server() {
+    public Path server() {
         return root.resolve("server");
     }
 
-    Path clientA() {
+    public Path clientA() {
         return root.resolve("client-a");
     }
 
-    Path clientB() {
+    public Path clientB() {
         return root.resolve("client-b");
     }
 
-    Path noClientCertificate() {
+    public Path noClientCertificate() {
         return root.resolve("no-client-cert");
     }
 
-    Path rogueClient() {
+    public Path rogueClient() {
         return root.resolve("rogue-client");
     }
 
-    Path otherCa() {
+    public Path otherCa() {
         return root.resolve("other-ca");
     }
 
-    Path expiredClient() {
+    public Path expiredClient() {
         return root.resolve("expired-client");
     }
 
-    Path expiredServer() {
+    public Path expiredServer() {
         return root.resolve("expired-server");
     }
 
-    Path wrongHostServer() {
+    public Path wrongHostServer() {
         return root.resolve("wrong-host-server");
     }
 
-    Path mismatchedServerKey() {
+    public Path mismatchedServerKey() {
         return root.resolve("mismatched-server-key");
     }
 
