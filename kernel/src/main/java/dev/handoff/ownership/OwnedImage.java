@@ -268,7 +268,7 @@ public final class OwnedImage implements BlockDevice {
             FileDevice file = lease.device();
             // The sidecar of the path the file was first opened by: every handle on it meets one record.
             Path at = record != null ? record : OwnershipRecord.sidecarOf(file.path());
-            return assemble(file, lease, new SidecarRecordStore(at),
+            return assemble(file, lease, new SidecarRecordStore(at, file.path()),
                     new QemuFileLock(file), ownerId, image.toString(), initial, Tuning.DEFAULT);
         } catch (DeviceException | RuntimeException e) {
             closeQuietly(lease, e);

@@ -8,12 +8,22 @@ import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFileAttributeView;
+import java.nio.file.attribute.PosixFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.nio.file.attribute.UserPrincipalLookupService;
 import java.util.Arrays;
 import java.util.zip.CRC32C;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
-/** The record's layout, its corruption checks and the sidecar's crash-safe replacement. */
+/**
+ * The record's layout, its corruption checks, the sidecar's crash-safe replacement, and the owner
+ * and permissions the sidecar files take from the image.
+ */
+@Timeout(60)
 class OwnershipRecordTest {
 
     @Test
@@ -100,6 +110,39 @@ class OwnershipRecordTest {
         assertThat(Files.readAllBytes(dir.resolve("x.owner"))).isEqualTo(new OwnershipRecord(2, "b", true).encode());
         try (var files = Files.list(dir)) {
             assertThat(files.map(p -> p.getFileName().toString())).containsExactlyInAnyOrder("x.owner", "x.owner.lock");
+        }
+    }
+
+    @Test
+    void theRecordAndItsLockFileTakeTheImagesPermissions(@TempDir Path dir) throws Exception {
+        for (String mode : new String[] {"rw-------", "rw-rw-rw-", "rwxr-x---"}) {
+            Path image = Files.createFile(dir.resolve("i" + mode.hashCode()));
+            Files.setPosixFilePermissions(image, PosixFilePermissions.fromString(mode));
+            SidecarRecordStore store = new SidecarRecordStore(OwnershipRecord.sidecarOf(image), image);
+            store.compareAndWrite(0, new OwnershipRecord(1, "a", false)); // creates the lock file, then the record
+            String expected = mode.replace('x', '-');
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(OwnershipRecord.sidecarOf(image))))
+                    .as("record of a %s image", mode).isEqualTo(expected);
+            assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(
+                    dir.resolve(image.getFileName() + ".owner.lock")))).as("lock file of a %s image", mode).isEqualTo(expected);
+        }
+    }
+
+    @Test
+    void theRecordAndItsLockFileTakeTheImagesOwner(@TempDir Path dir) throws Exception {
+        Assumptions.assumeTrue("root".equals(System.getProperty("user.name")), "only root may give a file away");
+        Path image = Files.createFile(dir.resolve("disk.img"));
+        UserPrincipalLookupService users = dir.getFileSystem().getUserPrincipalLookupService();
+        PosixFileAttributeView view = Files.getFileAttributeView(image, PosixFileAttributeView.class);
+        view.setOwner(users.lookupPrincipalByName("4321"));
+        view.setGroup(users.lookupPrincipalByGroupName("4322"));
+        SidecarRecordStore store = new SidecarRecordStore(OwnershipRecord.sidecarOf(image), image);
+        store.compareAndWrite(0, new OwnershipRecord(1, "a", false));
+        store.write(new OwnershipRecord(2, "a", true)); // a later write replaces the file: still the image's
+        for (Path p : new Path[] {OwnershipRecord.sidecarOf(image), dir.resolve("disk.img.owner.lock")}) {
+            PosixFileAttributes a = Files.readAttributes(p, PosixFileAttributes.class);
+            assertThat(a.owner().getName()).as(p.toString()).isEqualTo("4321");
+            assertThat(a.group().getName()).as(p.toString()).isEqualTo("4322");
         }
     }
 
