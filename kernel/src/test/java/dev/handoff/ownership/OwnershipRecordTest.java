@@ -138,7 +138,7 @@ class OwnershipRecordTest {
         view.setGroup(users.lookupPrincipalByGroupName("4322"));
         SidecarRecordStore store = new SidecarRecordStore(OwnershipRecord.sidecarOf(image), image);
         store.compareAndWrite(0, new OwnershipRecord(1, "a", false));
-        store.write(new OwnershipRecord(2, "a", true)); // a later write replaces the file: still the image's
+        store.compareAndWrite(1, new OwnershipRecord(2, "a", true)); // a later write replaces the file: still the image's
         for (Path p : new Path[] {OwnershipRecord.sidecarOf(image), dir.resolve("disk.img.owner.lock")}) {
             PosixFileAttributes a = Files.readAttributes(p, PosixFileAttributes.class);
             assertThat(a.owner().getName()).as(p.toString()).isEqualTo("4321");

@@ -248,7 +248,12 @@ final class TlsTransport implements Transport {
     /** Reads more from the socket into netIn; false at end of stream with no partial record. */
     private boolean fill() throws IOException {
         if (!netIn.hasRemaining()) {
-            netIn = grow(netIn, engine.getSession().getPacketBufferSize(), false);
+            int packet = engine.getSession().getPacketBufferSize();
+            if (netIn.capacity() >= 2 * packet) {
+                // The engine refuses records over the protocol's size; this is a second line.
+                throw new SSLException("a TLS record larger than " + packet + " bytes");
+            }
+            netIn = grow(netIn, packet, false);
         }
         int n = raw.read(netIn);
         if (n < 0) {

@@ -84,6 +84,11 @@ final class ScriptedTransport implements Transport {
         }
     }
 
+    /** Everything the client wrote. */
+    synchronized byte[] written() {
+        return written.toByteArray();
+    }
+
     @Override
     public synchronized void shutdownInput() {
         segment = segments.size();

@@ -30,11 +30,18 @@ final class ServerSession {
     final GuardedDevice device;
     final AllocationGuard allocations = new AllocationGuard(Math.max(MAX_PAYLOAD, MAX_OPTION_DATA));
     final boolean readOnly;
+    /** The TLS the server requires, or null. */
+    final ServerTls tls;
     byte[] output;
     final List<String> failures = new ArrayList<>();
 
     ServerSession(boolean readOnly) {
+        this(readOnly, null);
+    }
+
+    ServerSession(boolean readOnly, ServerTls tls) {
         this.readOnly = readOnly;
+        this.tls = tls;
         this.device = new GuardedDevice(memory, readOnly);
     }
 
@@ -60,6 +67,11 @@ final class ServerSession {
 
             @Override
             public void closed(ServerConnection connection) {
+            }
+
+            @Override
+            public ServerTls tls() {
+                return tls;
             }
         };
         ServerLimits limits = limits();

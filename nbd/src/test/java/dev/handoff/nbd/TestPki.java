@@ -51,7 +51,7 @@ public final class TestPki {
             String openssl = require("openssl");
             Path root;
             try {
-                root = Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")), "pki");
+                root = Files.createTempDirectory(Path.of(System.getProperty("java.io.tmpdir")), "pki").toAbsolutePath();
                 new Maker(openssl, root).makeAll();
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
