@@ -6,6 +6,7 @@
 #   bench/compare.sh                      # the full run (about 5 minutes on 2 cores after the build)
 #   bench/compare.sh --rounds 3 --nbd-rounds 1 --write-sizes 4096   # a shorter one
 #   bench/compare.sh --only bulk          # no NBD part
+#   bench/compare.sh --only tls           # only the cost of TLS on the NBD exports (fio, QD1 and QD16)
 #   bench/compare.sh --report out.txt     # also write the output to a file
 #
 # Builds the command-line jar and the benchmark jar first (Maven), and installs QEMU's tools
@@ -20,6 +21,13 @@ if ! command -v qemu-storage-daemon >/dev/null 2>&1 || ! command -v qemu-img >/d
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get install -y -q qemu-utils qemu-system-common >&2 \
     || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q qemu-utils qemu-system-common >&2; }
+fi
+if ! command -v fio >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+  echo "compare: installing fio (its nbd engine drives the TLS part) and openssl (its certificates)..." >&2
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get install -y -q fio openssl >&2 \
+    || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q fio openssl >&2; }
 fi
 command -v mvn >/dev/null 2>&1 || { echo "compare: Maven (mvn) is needed to build the jars" >&2; exit 1; }
 command -v java >/dev/null 2>&1 || { echo "compare: Java 17 or newer is needed" >&2; exit 1; }

@@ -44,6 +44,10 @@ import java.util.concurrent.locks.ReentrantLock;
  *   <li>A lost connection fails the requests in flight and every later call with
  *       {@link Kind#CLOSED}; a server that breaks the protocol fails the requests in flight with
  *       {@link Kind#IO_ERROR}, then likewise. There is no reconnection.</li>
+ *   <li>With an {@code nbds} URI the connection is upgraded to TLS before anything else is sent
+ *       ({@code NBD_OPT_STARTTLS}); the server's certificate must chain to the credentials' CA and,
+ *       for TCP or with {@code tls-hostname}, name the host. A server that does not upgrade is left
+ *       (there is no plain-text fallback).</li>
  *   <li>{@link #flush()} sends {@code NBD_CMD_FLUSH} (a no-op if the server does not offer it);
  *       {@link #discard} sends {@code NBD_CMD_TRIM} (a no-op if not offered); {@link #writeZeroes}
  *       sends {@code NBD_CMD_WRITE_ZEROES}, or writes zeroes if not offered.</li>
@@ -100,8 +104,8 @@ public final class NbdDevice implements BlockDevice {
      * @param maxInFlight    requests sent but not yet answered (default 16)
      * @param maxPayload     the largest READ or WRITE sent (default 32 MiB; lowered to the
      *                       server's maximum block size)
-     * @param tls            client credentials for {@code nbds} URIs (ignored by none: a plain URI
-     *                       with credentials is refused), or null
+     * @param tls            client credentials for {@code nbds} URIs, or null (a plain URI with
+     *                       credentials is refused, as is a TLS URI without)
      */
     public record Options(Duration connectTimeout, Duration requestTimeout, int maxInFlight, int maxPayload,
                           TlsCredentials tls) {

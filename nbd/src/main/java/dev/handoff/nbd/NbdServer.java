@@ -47,9 +47,10 @@ import java.util.function.IntFunction;
  *
  * <h2>Protocol</h2>
  * Fixed newstyle handshake with {@code NBD_OPT_GO}, {@code NBD_OPT_INFO}, {@code NBD_OPT_LIST},
- * {@code NBD_OPT_ABORT} and the old {@code NBD_OPT_EXPORT_NAME}; every other option is answered
- * {@code NBD_REP_ERR_UNSUP} (structured replies, TLS and metadata contexts are declined, and
- * clients such as QEMU's carry on with simple replies). Transmission: READ, WRITE (with FUA, which
+ * {@code NBD_OPT_ABORT}, the old {@code NBD_OPT_EXPORT_NAME} and {@code NBD_OPT_STARTTLS} (answered
+ * {@code NBD_REP_ERR_POLICY} without credentials); every other option is answered
+ * {@code NBD_REP_ERR_UNSUP} (structured replies and metadata contexts are declined, and clients
+ * such as QEMU's carry on with simple replies). Transmission: READ, WRITE (with FUA, which
  * flushes before the reply), FLUSH, TRIM, WRITE_ZEROES, DISC; requests of one connection run
  * concurrently and are answered in completion order. Read-only exports refuse WRITE, TRIM and
  * WRITE_ZEROES with {@code EPERM}. Device failures map to the protocol's errors: I/O error to

@@ -4,14 +4,18 @@
  * {@link dev.handoff.nbd.NbdDevice} is a {@code BlockDevice} backed by a remote export, usable as a
  * mirror target or source. Addresses are {@link dev.handoff.nbd.NbdAddress} ({@code unix:PATH},
  * {@code tcp:HOST:PORT}) and exports are named by {@link dev.handoff.nbd.NbdUri}
- * ({@code nbd+unix:///NAME?socket=PATH}, {@code nbd://HOST:PORT/NAME}).
+ * ({@code nbd+unix:///NAME?socket=PATH}, {@code nbd://HOST:PORT/NAME}, and over TLS
+ * {@code nbds+unix://}, {@code nbds://}).
  *
  * <p>What is implemented, after the NBD protocol document: the fixed newstyle handshake with
- * {@code NBD_OPT_GO}, {@code NBD_OPT_INFO}, {@code NBD_OPT_LIST}, {@code NBD_OPT_ABORT} and
- * {@code NBD_OPT_EXPORT_NAME} (other options are declined with {@code NBD_REP_ERR_UNSUP});
- * transmission with simple replies only: READ, WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC.
- * Not implemented: TLS, structured replies, block status and metadata contexts, extended headers,
- * the oldstyle handshake, reconnection.
+ * {@code NBD_OPT_GO}, {@code NBD_OPT_INFO}, {@code NBD_OPT_LIST}, {@code NBD_OPT_ABORT},
+ * {@code NBD_OPT_EXPORT_NAME} and {@code NBD_OPT_STARTTLS} (other options are declined with
+ * {@code NBD_REP_ERR_UNSUP}); TLS in the protocol's FORCEDTLS mode with X.509 credentials in QEMU's
+ * layout ({@link dev.handoff.nbd.TlsCredentials}) and a client allow-list
+ * ({@link dev.handoff.nbd.ClientAllowList}); transmission with simple replies only: READ, WRITE
+ * (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC. Not implemented: structured replies, block status and
+ * metadata contexts, extended headers, the oldstyle handshake, reconnection, TLS with pre-shared
+ * keys.
  *
  * <p>Wire layouts are drawn in {@code NbdWire}; the server's threading and budgets are described
  * at the top of {@code ServerConnection}, the client's at the top of {@code NbdDevice}. The

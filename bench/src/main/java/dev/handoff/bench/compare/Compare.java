@@ -76,6 +76,10 @@ public final class Compare {
     private boolean runMemory = true;
     private boolean runBulk = true;
     private boolean runNbd = true;
+    private boolean runTls = true;
+    private int tlsRounds = 3;
+    private int tlsSeconds = 5;
+    private TlsCost tlsCost;
     private InMemory.Result memory;
     private Path handoffJar;
     private List<String> java = new ArrayList<>();
@@ -121,8 +125,9 @@ public final class Compare {
 
     private static final String USAGE = String.join("\n",
             "usage: compare --handoff-jar JAR [--size BYTES] [--rounds N] [--nbd-rounds N] [--work DIR]",
-            "               [--report FILE] [--only memory,bulk,nbd] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
-            "               [--windows WARM,ALONE,AFTER] [--granularity BYTES] [--buf-size BYTES]");
+            "               [--report FILE] [--only memory,bulk,nbd,tls] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
+            "               [--windows WARM,ALONE,AFTER] [--granularity BYTES] [--buf-size BYTES]",
+            "               [--tls-rounds N] [--tls-seconds S]");
 
     private void parse(String[] args) {
         String javaOpts = "";
@@ -137,6 +142,8 @@ public final class Compare {
                 case "--size" -> size = Long.parseLong(v);
                 case "--rounds" -> rounds = Integer.parseInt(v);
                 case "--nbd-rounds" -> nbdRounds = Integer.parseInt(v);
+                case "--tls-rounds" -> tlsRounds = Integer.parseInt(v);
+                case "--tls-seconds" -> tlsSeconds = Integer.parseInt(v);
                 case "--work" -> workRoot = Paths.get(v);
                 case "--report" -> report = Paths.get(v);
                 case "--granularity" -> granularity = Long.parseLong(v);
@@ -154,8 +161,9 @@ public final class Compare {
                     runMemory = parts.contains("memory");
                     runBulk = parts.contains("bulk");
                     runNbd = parts.contains("nbd");
-                    if (!parts.stream().allMatch(x -> x.equals("memory") || x.equals("bulk") || x.equals("nbd"))) {
-                        throw new IllegalArgumentException("--only takes a list of memory, bulk, nbd");
+                    runTls = parts.contains("tls");
+                    if (!parts.stream().allMatch(x -> List.of("memory", "bulk", "nbd", "tls").contains(x))) {
+                        throw new IllegalArgumentException("--only takes a list of memory, bulk, nbd, tls");
                     }
                 }
                 default -> throw new IllegalArgumentException("unknown option " + a);
@@ -164,7 +172,8 @@ public final class Compare {
         if (handoffJar == null || !Files.isRegularFile(handoffJar)) {
             throw new IllegalArgumentException("--handoff-jar must name the built cli/target/handoff.jar");
         }
-        if (rounds < 1 || nbdRounds < 1 || size < (64L << 20) || size % (1 << 20) != 0) {
+        if (rounds < 1 || nbdRounds < 1 || tlsRounds < 1 || tlsSeconds < 1 || size < (64L << 20)
+                || size % (1 << 20) != 0) {
             throw new IllegalArgumentException("rounds must be >= 1 and size a multiple of 1 MiB, at least 64 MiB");
         }
         java.add(ProcessHandle.current().info().command().orElse("java"));
@@ -202,11 +211,18 @@ public final class Compare {
             if (runNbd) {
                 runNbd();
             }
+            if (runTls) {
+                tlsCost = new TlsCost(out, work, src, size, java, handoffJar, tlsRounds, tlsSeconds);
+                failures += tlsCost.run();
+            }
             if (runBulk) {
                 bulkTable();
             }
             if (runNbd) {
                 nbdTable();
+            }
+            if (runTls) {
+                tlsCost.table();
             }
             targets();
             out.println();
@@ -251,7 +267,9 @@ public final class Compare {
                 + ", NBD rounds " + nbdRounds + "; windows: warm-up " + warmSeconds + " s, alone " + aloneSeconds
                 + " s, after READY " + afterSeconds + " s");
         out.println("tools:       " + firstLine(List.of("qemu-storage-daemon", "--version")) + "; "
-                + firstLine(List.of(java.get(0), "-version")) + "; " + firstLine(List.of("cp", "--version")));
+                + firstLine(List.of(java.get(0), "-version")) + "; " + firstLine(List.of("cp", "--version"))
+                + (runTls ? "; " + firstLine(List.of("fio", "--version")) + "; " + firstLine(List.of("openssl", "version"))
+                : ""));
         out.println();
     }
 
