@@ -33,7 +33,7 @@ command -v mvn >/dev/null 2>&1 || { echo "compare: Maven (mvn) is needed to buil
 command -v java >/dev/null 2>&1 || { echo "compare: Java 17 or newer is needed" >&2; exit 1; }
 
 echo "compare: building cli/target/handoff.jar and bench/target/benchmarks.jar..." >&2
-(cd "$root" && mvn -q -B -pl cli,bench -am package -Dmaven.test.skip=true) >&2
+(cd "$root" && mvn -q -B -pl cli,bench -am package -DskipTests -Djcstress.skip=true) >&2
 
 exec java -cp "$root/bench/target/benchmarks.jar" dev.handoff.bench.compare.Compare \
   --handoff-jar "$root/cli/target/handoff.jar" "$@"

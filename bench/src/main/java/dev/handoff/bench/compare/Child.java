@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.TimeUnit;
@@ -51,7 +52,14 @@ final class Child implements AutoCloseable {
 
     /** Starts {@code command}; its output goes to {@code log}. */
     static Child start(String name, List<String> command, Path log) throws IOException {
+        return start(name, command, log, Map.of());
+    }
+
+    /** As above, with {@code environment} added to this process's environment. */
+    static Child start(String name, List<String> command, Path log, Map<String, String> environment)
+            throws IOException {
         ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+        pb.environment().putAll(environment);
         Child c = new Child(name, pb.start(), log);
         LIVE.add(c);
         return c;
@@ -111,7 +119,13 @@ final class Child implements AutoCloseable {
 
     /** Runs {@code command} to completion (at most {@code timeout}); returns its exit code. */
     static int run(String name, List<String> command, Path log, Duration timeout) throws IOException, InterruptedException {
-        try (Child c = start(name, command, log)) {
+        return run(name, command, log, Map.of(), timeout);
+    }
+
+    /** As above, with {@code environment} added to this process's environment. */
+    static int run(String name, List<String> command, Path log, Map<String, String> environment, Duration timeout)
+            throws IOException, InterruptedException {
+        try (Child c = start(name, command, log, environment)) {
             return c.waitFor(timeout);
         }
     }

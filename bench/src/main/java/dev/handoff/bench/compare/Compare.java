@@ -42,6 +42,9 @@ import java.util.stream.Stream;
  *       same {@link GuestWriter} (queue depth 1, random aligned writes) measures IOPS and
  *       p50/p99 latency alone (no job), during the bulk copy, after READY, and while completing;
  *       plus the time to READY and to COMPLETED under that load.</li>
+ *   <li><b>The cost of TLS</b> ({@link TlsCost}), {@code --tls-rounds} times: fio (libnbd) writes
+ *       4 KiB at random at queue depth 1 and 16 through each export over TCP on loopback, with
+ *       TLS 1.3 and without, both settings every round in alternating order.</li>
  * </ol>
  * Every target is checked with {@code qemu-img compare}; with a guest writer, against the source
  * with every acknowledged write replayed in order (which is what the target must hold after a

@@ -9,10 +9,13 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -42,6 +45,8 @@ final class TlsCost {
     private final int seconds;
     private final List<Run> runs = new ArrayList<>();
     private Path pki;
+    /** A home directory whose .pki/libnbd holds the client's credentials, for fio's libnbd. */
+    private Path clientHome;
     private int failures;
 
     TlsCost(PrintStream out, Path work, Path image, long size, List<String> java, Path handoffJar, int rounds,
@@ -59,6 +64,17 @@ final class TlsCost {
     /** Runs every round; returns the number of measurements that failed. */
     int run() throws Exception {
         pki = makeCertificates(work.resolve("pki"));
+        clientHome = clientHome();
+        try {
+            rounds();
+        } finally {
+            deleteTree(clientHome);
+        }
+        out.println();
+        return failures;
+    }
+
+    private void rounds() {
         for (int r = 1; r <= rounds; r++) {
             for (String system : SYSTEMS) {
                 boolean[] order = r % 2 == 1 ? new boolean[] {false, true} : new boolean[] {true, false};
@@ -74,16 +90,44 @@ final class TlsCost {
                 }
             }
         }
-        out.println();
-        return failures;
+    }
+
+    /**
+     * fio's engine does not let libnbd read {@code tls-certificates=} from the URI, so libnbd takes
+     * the client's credentials from its default place: {@code $HOME/.pki/libnbd}, except for root,
+     * whose place is {@code /etc/pki/libnbd}. So fio runs with a home made here, and, under root,
+     * as {@code nobody}; the home is outside the (root-only) work directory.
+     */
+    private Path clientHome() throws IOException {
+        Path home = Files.createTempDirectory(work.getParent(), "handoff-fio-home-");
+        Path libnbd = Files.createDirectories(home.resolve(".pki/libnbd"));
+        for (String f : List.of("ca-cert.pem", "client-cert.pem", "client-key.pem")) {
+            Files.copy(pki.resolve(f), libnbd.resolve(f));
+            Files.setPosixFilePermissions(libnbd.resolve(f), PosixFilePermissions.fromString("rw-r--r--"));
+        }
+        for (Path d : List.of(home, home.resolve(".pki"), libnbd)) {
+            Files.setPosixFilePermissions(d, PosixFilePermissions.fromString("rwxr-xr-x"));
+        }
+        return home;
+    }
+
+    private static boolean root() {
+        return "root".equals(System.getProperty("user.name"));
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        try (var walk = Files.walk(dir)) {
+            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
     }
 
     private void measure(String system, boolean tls) throws Exception {
         int port = freePort();
         try (Child server = system.equals("Handoff") ? handoff(port, tls) : qemu(port, tls)) {
             awaitListening(port, server);
-            String uri = (tls ? "nbds" : "nbd") + "://127.0.0.1:" + port + "/disk"
-                    + (tls ? "?tls-certificates=" + pki : "");
+            String uri = (tls ? "nbds" : "nbd") + "://127.0.0.1:" + port + "/disk";
             for (int depth : DEPTHS) {
                 Run r = fio(system, depth, tls, uri);
                 runs.add(r);
@@ -118,18 +162,24 @@ final class TlsCost {
 
     /** One fio run of {@code seconds} after a second of ramp-up; its JSON report parsed. */
     private Run fio(String system, int depth, boolean tls, String uri) throws Exception {
-        Path report = work.resolve("fio.json");
-        List<String> cmd = List.of("fio", "--name=tls", "--ioengine=nbd", "--uri=" + uri, "--rw=randwrite", "--bs=4k",
-                "--iodepth=" + depth, "--size=" + size, "--time_based", "--runtime=" + seconds, "--ramp_time=1",
-                "--output-format=json", "--output=" + report);
-        int code = Child.run("fio", cmd, work.resolve("fio.log"), Duration.ofSeconds(seconds + 60L));
-        if (code != 0) {
-            throw new IOException("fio exited " + code + ": " + Files.readString(work.resolve("fio.log")));
+        List<String> cmd = new ArrayList<>();
+        if (root()) {
+            cmd.addAll(List.of("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"));
         }
-        JsonNode write = new ObjectMapper().readTree(report.toFile()).path("jobs").path(0).path("write");
+        cmd.addAll(List.of("fio", "--name=tls", "--ioengine=nbd", "--uri=" + uri, "--rw=randwrite", "--bs=4k",
+                "--iodepth=" + depth, "--size=" + size, "--time_based", "--runtime=" + seconds, "--ramp_time=1",
+                "--output-format=json"));
+        Path log = work.resolve("fio.log");
+        int code = Child.run("fio", cmd, log, Map.of("HOME", clientHome.toString()), Duration.ofSeconds(seconds + 60L));
+        String output = Files.readString(log);
+        if (code != 0 || output.indexOf('{') < 0) {
+            throw new IOException("fio exited " + code + ": " + output);
+        }
+        JsonNode write = new ObjectMapper().readTree(output.substring(output.indexOf('{'))).path("jobs").path(0)
+                .path("write");
         JsonNode p = write.path("clat_ns").path("percentile");
         if (write.path("iops").asDouble() <= 0) {
-            throw new IOException("fio wrote nothing through " + uri + ": " + Files.readString(report));
+            throw new IOException("fio wrote nothing through " + uri + ": " + output);
         }
         return new Run(system, depth, tls, write.path("iops").asDouble(), p.path("50.000000").asDouble() / 1e3,
                 p.path("99.000000").asDouble() / 1e3);
