@@ -71,13 +71,21 @@ class TlsIT {
             assertThat(rogue.exit()).as(rogue.output()).isNotZero();
             Outcome outsider = run("nbdinfo", "nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + pki.clientB());
             assertThat(outsider.exit()).as(outsider.output()).isNotZero();
+            // ... one whose certificate has expired, and one that does not trust this server.
+            Outcome expired = run("nbdinfo", "nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + pki.expiredClient());
+            assertThat(expired.exit()).as(expired.output()).isNotZero();
+            Outcome distrusting = run("nbdinfo", "nbds://127.0.0.1:" + port + "/disk?tls-certificates=" + pki.otherCa());
+            assertThat(distrusting.exit()).as(distrusting.output()).isNotZero();
 
-            List<String> lines = awaitStderrLines(serve, 3);
+            List<String> lines = awaitStderrLines(serve, 5);
             assertThat(lines.get(0)).startsWith("handoff serve: nbd client 127.0.0.1:")
                     .contains("before NBD_OPT_STARTTLS (this server requires TLS); the client left");
             assertThat(lines.get(1)).contains(": refused: ").matches(".*(not signed by this server's certificate"
                     + " authority|sent no certificate).*");
             assertThat(lines.get(2)).endsWith(": refused: client certificate " + TestPki.CLIENT_B + " is not in " + allow);
+            assertThat(lines.get(3)).endsWith(": refused: the client's certificate has expired");
+            assertThat(lines.get(4)).matches(".*: refused: the client (hung up during the TLS handshake \\(does it trust"
+                    + " this server's certificate\\?\\)|aborted the TLS handshake .*)");
 
             // ... and the server still serves the client that belongs.
             run("qemu-io", "--object", creds(pki.clientA()), "--image-opts", qemuA, "-c", "read -P 0x5c 1M 64k")

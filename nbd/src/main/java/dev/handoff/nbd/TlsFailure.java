@@ -51,6 +51,10 @@ final class TlsFailure {
         if (message.contains("Unsupported or unrecognized SSL message")) {
             return "the client did not speak TLS after its NBD_OPT_STARTTLS was accepted";
         }
+        if (message.contains(TlsTransport.PEER_LEFT)) {
+            // GnuTLS clients (QEMU, libnbd) that refuse the server's certificate hang up without an alert.
+            return "the client hung up during the TLS handshake (does it trust this server's certificate?)";
+        }
         return "TLS handshake failed: " + message;
     }
 
@@ -81,6 +85,9 @@ final class TlsFailure {
         }
         if (message.contains("Unsupported or unrecognized SSL message")) {
             return "the server did not speak TLS after accepting NBD_OPT_STARTTLS";
+        }
+        if (message.contains(TlsTransport.PEER_LEFT)) {
+            return "the server hung up during the TLS handshake (does it accept this client's certificate?)";
         }
         return "TLS handshake failed: " + message;
     }

@@ -36,6 +36,8 @@ import javax.net.ssl.SSLHandshakeException;
  */
 final class TlsTransport implements Transport {
     private static final ByteBuffer[] NOTHING = {ByteBuffer.allocate(0)};
+    /** The message of a handshake cut by the peer's hanging up, which {@link TlsFailure} recognizes. */
+    static final String PEER_LEFT = "the peer closed the connection during the TLS handshake";
 
     private final Transport raw;
     private final SSLEngine engine;
@@ -119,7 +121,7 @@ final class TlsTransport implements Transport {
                     default -> { // NEED_UNWRAP, NEED_UNWRAP_AGAIN
                         SSLEngineResult r = unwrap();
                         if (r == null) {
-                            throw new SSLHandshakeException("the peer closed the connection during the TLS handshake");
+                            throw new SSLHandshakeException(PEER_LEFT);
                         }
                         if (r.getStatus() == SSLEngineResult.Status.CLOSED) {
                             throw new SSLHandshakeException("the peer ended the TLS session during the handshake");

@@ -305,7 +305,7 @@ class NbdTlsTest {
     @Test
     void theClientChecksTheServersHostName() throws Exception {
         TlsCredentials wrongHost = TlsCredentials.server(pki.wrongHostServer());
-        server = TestServer.start(SIZE, false, b -> b.tls(wrongHost).listen(NbdAddress.tcp(0)));
+        server = TestServer.start(SIZE, false, b -> b.tls(wrongHost).listen(NbdAddress.tcp(0)).onRefused(refusals::add));
         NbdAddress.Tcp tcp = (NbdAddress.Tcp) server.server.addresses().get(1);
         assertThatThrownBy(() -> NbdDevice.open("nbds://127.0.0.1:" + tcp.port() + "/disk", client(pki.clientA())))
                 .isInstanceOf(DeviceException.class)
@@ -317,6 +317,7 @@ class NbdTlsTest {
              NbdDevice caOnly = NbdDevice.open(unix, client(pki.clientA()))) {
             assertThat(named.size()).isEqualTo(caOnly.size()).isEqualTo(SIZE);
         }
+        assertThat(refusals).hasSize(2).allMatch(l -> l.endsWith("it does not accept this server's certificate"));
     }
 
     @Test
