@@ -98,6 +98,9 @@ final class ServerConnection {
         }
     }
 
+    /** The close reason of a socket that failed: the peer went away (not reported as a refusal). */
+    private static final String PEER_GONE = "I/O error: ";
+
     /** Thrown to end a connection whose client is refused; the message says why. */
     static final class Refused extends IOException {
         private static final long serialVersionUID = 1L;
@@ -196,12 +199,14 @@ final class ServerConnection {
             orderly = true;
         } catch (Refused e) {
             closeNow("refused: " + e.getMessage());
+        } catch (SSLException e) {
+            closeNow(closed.get() ? closeReason : "TLS failed: " + TlsFailure.seenByServer(e));
         } catch (ProtocolViolation e) {
             closeNow("protocol violation: " + e.getMessage());
         } catch (EOFException e) {
             closeNow("peer left mid-frame: " + e.getMessage());
         } catch (IOException e) {
-            closeNow(closed.get() ? closeReason : "I/O error: " + e);
+            closeNow(closed.get() ? closeReason : PEER_GONE + e);
         } catch (RuntimeException e) {
             LOG.log(Level.WARNING, "nbd connection " + id + " failed", e);
             closeNow("internal error: " + e);
@@ -254,7 +259,8 @@ final class ServerConnection {
     /**
      * One line for a client that never reached an export and did not leave in order: refused by
      * TLS, cut off by a deadline or a protocol violation, or gone after options refused for want of
-     * TLS. A client that only listed exports or aborted is not reported, nor is a server shutdown.
+     * TLS. A client that only listed exports or aborted is not reported, nor one whose socket merely
+     * failed (it went away), nor a server shutdown.
      */
     private void reportRefusal() {
         if (reachedExport) {
@@ -262,7 +268,7 @@ final class ServerConnection {
         }
         String reason = closeReason;
         String why = null;
-        if (reason != null && !reason.equals("server closed")) {
+        if (reason != null && !reason.equals("server closed") && !reason.startsWith(PEER_GONE)) {
             why = reason;
         } else if (refusedBeforeTls > 0 && !tlsActive) {
             why = "refused: " + refusedBeforeTls + (refusedBeforeTls == 1 ? " option" : " options")
