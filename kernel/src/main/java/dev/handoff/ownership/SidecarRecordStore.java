@@ -37,7 +37,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * read and write opens and closes its own channel on the sidecar; that is safe for the image's
  * locks, which live on the image file, not on the sidecar.
  *
- * <p>The record and the lock file take the image's owner, group and permissions (without execute
+ * <p>The record and the lock file take the image's owner, group and permissions (DESIGN §7.1; without execute
  * bits; always readable and writable by the owner, whom the lock file's lock needs), so that whoever may use the image may use its record, and nobody else may: a record
  * written by root for a user's 0600 image stays the user's and stays 0600, instead of root's and
  * umask's. Each file is created with at most the image's permissions (the umask can only narrow

@@ -13,10 +13,10 @@ import javax.net.ssl.SSLException;
  * The client's side of the handshake: fixed newstyle with {@code NBD_OPT_GO}, falling back to
  * {@code NBD_OPT_EXPORT_NAME} for servers that do not know GO or do not speak fixed newstyle.
  *
- * <p>With TLS, {@code NBD_OPT_STARTTLS} is the first option, as the protocol advises a client that
- * requires TLS, so that nothing (not even the export's name) is sent in plain text. A server that
- * does not acknowledge it is left (after {@code NBD_OPT_ABORT}): the client never continues
- * without TLS, which is what defeats a downgrade by a man in the middle.
+ * <p>With TLS (DESIGN §7.4), {@code NBD_OPT_STARTTLS} is the first option, as the protocol
+ * advises a client that requires TLS, so that nothing (not even the export's name) is sent in
+ * plain text. A server that does not acknowledge it is left (after {@code NBD_OPT_ABORT}): the
+ * client never continues without TLS, which is what defeats a downgrade by a man in the middle.
  *
  * <p>Everything the server sends is checked: magic numbers, the option each reply echoes, reply
  * lengths (at most 64 KiB, read only after the check), info payload sizes, the export size (at

@@ -34,7 +34,7 @@ import java.util.function.IntFunction;
  * An NBD server: exports {@link dev.handoff.device.BlockDevice}s, in particular a mirror job's
  * guest device, on unix sockets or TCP ports (127.0.0.1 unless told otherwise).
  *
- * <h2>Who gets in</h2>
+ * <h2>Who gets in (DESIGN §7)</h2>
  * With {@link Builder#tls TLS credentials} every client must upgrade to TLS with
  * {@code NBD_OPT_STARTTLS} before anything else (the protocol's FORCEDTLS mode, as QEMU's
  * {@code --tls-creds}): options before it are refused with {@code NBD_REP_ERR_TLS_REQD}, and a

@@ -61,8 +61,8 @@ final class ServerConnection {
      * Never interrupt: workers may be inside FileChannel I/O, which an interrupt would close for
      * the whole device. Closing the socket is what unblocks threads here.
      *
-     * TLS (FORCEDTLS in the protocol's terms, when the server has credentials). Before the upgrade
-     * only NBD_OPT_STARTTLS and NBD_OPT_ABORT are answered; every other option gets
+     * TLS (DESIGN §7.2, §7.3: FORCEDTLS in the protocol's terms, when the server has credentials).
+     * Before the upgrade only NBD_OPT_STARTTLS and NBD_OPT_ABORT are answered; every other option gets
      * NBD_REP_ERR_TLS_REQD and changes nothing, and NBD_OPT_EXPORT_NAME, which cannot be refused
      * with an error, ends the connection. So nothing negotiated in plain text survives the upgrade
      * (there is nothing to reset), and a client that does not upgrade learns no export, no size,

@@ -11,7 +11,7 @@ import javax.net.ssl.X509ExtendedTrustManager;
  * A server's TLS policy: its credentials, the client certificates it accepts (signed by its CA,
  * and, with an allow-list, named on it), and the engines that run each connection's handshake.
  *
- * <p>The allow-list is checked inside the handshake, right after the certificate chain: a client
+ * <p>DESIGN §7.3. The allow-list is checked inside the handshake, right after the certificate chain: a client
  * that is not on it fails the handshake with a TLS alert, exactly as an untrusted one does, and
  * never reaches option negotiation.
  *

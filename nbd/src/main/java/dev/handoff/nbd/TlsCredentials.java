@@ -45,7 +45,7 @@ import javax.net.ssl.X509TrustManager;
  * store is never used. A server always asks for a client certificate (QEMU's {@code verify-peer}
  * default); a client without one is refused by such servers.
  *
- * <p>Everything is checked when the directory is loaded, so a bad directory fails at start-up,
+ * <p>Everything is checked when the directory is loaded (DESIGN §7.5), so a bad directory fails at start-up,
  * with one line that names the file: a file missing, unreadable or not PEM; an encrypted key; a key
  * that does not belong to its certificate; a certificate that has expired, is not yet valid, is not
  * signed by the CA, or is not meant for its role (extended key usage).

@@ -15,8 +15,8 @@ import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
- * Listening unix sockets created with a chosen mode and no moment of wider access: the JDK binds
- * a unix socket with the process's umask and cannot change the umask, so a socket bound in place
+ * Listening unix sockets created with a chosen mode and no moment of wider access (DESIGN §7.1):
+ * the JDK binds a unix socket with the process's umask and cannot change the umask, so a socket bound in place
  * and then {@code chmod}ed would be open, for that moment, to whoever the umask lets in. Instead
  * the socket is bound in a fresh directory only the owner can enter, given its mode there, and
  * then hard-linked to its name (a link never replaces an existing file, so a socket someone else

@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * NBD over TLS between Handoff's server and client, and everything both refuse: the server is in
+ * NBD over TLS between Handoff's server and client, and everything both refuse (DESIGN §7): the server is in
  * FORCEDTLS mode (NBD protocol, "TLS support"), requires a client certificate signed by its CA and,
  * with an allow-list, named on it; the client insists on TLS for an {@code nbds} URI and checks the
  * server's certificate against its CA and the host name. Each refused peer gets one line, and the
