@@ -10,8 +10,9 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * QEMU's tools as independent judges and peers. Missing tools skip the test on a developer's
- * machine and fail it on CI (the CI variable is set), where .ci/run installs qemu-utils.
+ * QEMU's and libnbd's tools as independent judges and peers. Missing tools skip the test on a
+ * developer's machine and fail it on CI (the CI variable is set), where .ci/run installs them
+ * (qemu-utils, qemu-system-common, libnbd-bin).
  */
 final class QemuTools {
     private QemuTools() {
@@ -21,9 +22,18 @@ final class QemuTools {
         boolean present = List.of(System.getenv().getOrDefault("PATH", "").split(":")).stream()
                 .anyMatch(d -> Files.isExecutable(Path.of(d, tool)));
         if (!present && System.getenv("CI") != null) {
-            throw new AssertionError(tool + " is missing on CI: .ci/run must install qemu-utils");
+            throw new AssertionError(tool + " is missing on CI: .ci/run must install " + debianPackage(tool));
         }
-        assumeTrue(present, tool + " not installed (apt-get install qemu-utils)");
+        assumeTrue(present, tool + " not installed (apt-get install " + debianPackage(tool) + ")");
+    }
+
+    /** The Debian package that ships {@code tool}. */
+    private static String debianPackage(String tool) {
+        return switch (tool) {
+            case "nbdinfo", "nbdcopy" -> "libnbd-bin";
+            case "qemu-storage-daemon" -> "qemu-system-common";
+            default -> "qemu-utils";
+        };
     }
 
     /** Runs a tool; returns {exit code, output}. */
