@@ -17,7 +17,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
  * guest rewrote whole; a chunk it covers only in part stays dirty; a failed write leaves its
  * chunks dirty before the claim is released.
  *
- * <p>Broken variants caught (mutants/): wb-clears-partial-chunk, wb-never-clears.
+ * <p>Broken variants caught (mutants/): wb-clears-partial-chunk, write-blocking-no-clear.
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class WriteBlockingConvergenceTest {

@@ -33,7 +33,7 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  * r3: 1 if the job is READY with nothing dirty or claimed and target = source everywhere.
  *
  * Broken variants caught:
- *  - wb-never-clears (mutants/patches/wb-never-clears.patch): the guest's write leaves the
+ *  - write-blocking-no-clear (mutants/patches/write-blocking-no-clear.patch): the guest's write leaves the
  *    chunk it rewrote whole dirty when it ran before the copy: r1 = 1.
  *  - wb-clears-partial-chunk (mutants/patches/wb-clears-partial-chunk.patch): the guest's write
  *    clears mirror chunk 2, which it covered in part, before the copier copied it: its other half
