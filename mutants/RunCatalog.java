@@ -1,4 +1,8 @@
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.StringWriter;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -20,6 +24,8 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import javax.tools.JavaCompiler;
+import javax.tools.ToolProvider;
 
 /**
  * Runs the broken-variant catalog (mutants/catalog.json; the format is in mutants/README.md).
@@ -36,14 +42,37 @@ import java.util.stream.Stream;
  * CAUGHT when every one of its checks fired. Exits 0 only if every variant is caught.
  *
  * <p>Usage (from the repository root): {@code java mutants/RunCatalog.java [--only id,id]
- * [--fast | --slow] [--jobs N] [--prebuilt] [--keep]}: {@code --fast} runs the variants marked
- * {@code "fast"} (mvn verify runs them), {@code --slow} the others; {@code --prebuilt} uses the
- * work tree's own build instead of building a scratch copy.
+ * [--fast | --slow] [--jobs N] [--prebuilt] [--keep] [--timings FILE]}: {@code --fast} runs the
+ * variants marked {@code "fast"} (mvn verify runs them), {@code --slow} the others; {@code --prebuilt}
+ * uses the work tree's own build instead of building a scratch copy; {@code --timings} writes one
+ * line per variant and phase (seconds, and the load average as it started). {@code --table} prints
+ * the README's table of variants and exits.
+ *
+ * <p>What keeps it cheap (CI runs it after {@code mvn verify}, within a 25-minute budget on 2
+ * cores): patched sources are compiled by this JVM's own javac (no JVM start per variant); a
+ * simulation check stops at its first failing seed, does not shrink it ({@code -Dhandoff.shrink=false}),
+ * and runs at most the variant's {@code seeds}; a jcstress JVM probes the machine while other
+ * variants' JUnit checks run, and waits at a gate (a line on its stdin) until it may run its
+ * actors alone; each jcstress check runs for the shortest {@code -time} measured to catch its
+ * variant.
  */
 public final class RunCatalog {
-    /** jcstress flags for a catalog check: one short fork per JVM mode, enough for every harness here. */
-    static final List<String> JCSTRESS_FLAGS = List.of("-f", "1", "-fsm", "1", "-iters", "1", "-time", "200",
-            "-sc", "false", "-jvmArgs", "-Xmx256m");
+    /**
+     * jcstress flags for a catalog check: one short fork per JVM mode; {@code -time} is the check's
+     * own ({@code "time"}, measured to catch its variant in three runs out of three) or this default.
+     */
+    static final List<String> JCSTRESS_FLAGS = List.of("-f", "1", "-fsm", "1", "-iters", "1", "-sc", "false",
+            "-jvmArgs", "-Xmx256m");
+    static final int JCSTRESS_DEFAULT_TIME_MS = 200;
+    /**
+     * JVM flags of a JUnit check's launcher: a check runs for seconds, so C1 alone compiles what it
+     * needs sooner than tiered compilation does, and one serial GC thread leaves the other core to
+     * the other variant.
+     */
+    static final List<String> JUNIT_JVM_FLAGS = List.of("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC",
+            "-Dhandoff.shrink=false");
+    /** The line the gated jcstress JVM prints when it has probed the machine and waits to run actors. */
+    static final String GATE_LINE = "@@handoff-catalog: probed, waiting to run actors";
     static final long CHECK_TIMEOUT_MINUTES = 10;
     /** Modules whose production sources a patch may touch, in build order. */
     static final List<String> PATCHABLE = List.of("kernel", "nbd", "coordination", "cli");
@@ -51,17 +80,19 @@ public final class RunCatalog {
 
     enum Verdict { CAUGHT, SURVIVED, MISFIRED, STALE, ERROR }
 
-    record Check(String kind, String module, String select, String test, String expect, List<String> args) {
+    record Check(String kind, String module, String select, String test, String expect, List<String> args,
+            Integer time) {
         String describe() {
             String what = kind.equals("jcstress") ? "jcstress " + test : "junit " + module + " " + select;
             return expect == null ? what : what + " [" + expect + "]";
         }
     }
 
-    record Variant(String id, Path patch, String invariant, List<Check> checks, boolean fast) {
+    record Variant(String id, Path patch, String invariant, List<Check> checks, boolean fast, Integer seeds,
+            String tla) {
     }
 
-    record Result(Variant variant, Verdict verdict, String detail, long millis) {
+    record Result(Variant variant, Verdict verdict, String detail, long millis, String phases) {
     }
 
     /** What one check did on the broken variant. */
@@ -77,6 +108,8 @@ public final class RunCatalog {
         boolean fast = false;
         boolean slow = false;
         boolean prebuilt = false;
+        boolean table = false;
+        Path timings = null;
         int jobs = 2;
         for (int i = 0; i < args.length; i++) {
             switch (args[i]) {
@@ -86,11 +119,18 @@ public final class RunCatalog {
                 case "--slow" -> slow = true;
                 case "--prebuilt" -> prebuilt = true;
                 case "--jobs" -> jobs = Integer.parseInt(args[++i]);
+                case "--timings" -> timings = Path.of(args[++i]).toAbsolutePath();
+                case "--table" -> table = true;
                 default -> throw new IllegalArgumentException("unknown argument " + args[i]
-                        + "; usage: java mutants/RunCatalog.java [--only id,id] [--fast | --slow] [--jobs N] [--prebuilt] [--keep]");
+                        + "; usage: java mutants/RunCatalog.java [--only id,id] [--fast | --slow] [--jobs N] [--prebuilt]"
+                        + " [--keep] [--timings FILE] [--table]");
             }
         }
         List<Variant> variants = load(root.resolve("mutants/catalog.json"));
+        if (table) {
+            printTable(variants);
+            return;
+        }
         if (!only.isEmpty()) {
             Set<String> known = variants.stream().map(Variant::id).collect(Collectors.toSet());
             for (String id : only) {
@@ -108,7 +148,9 @@ public final class RunCatalog {
         }
         Path scratch = Files.createTempDirectory("handoff-mutants-");
         long start = System.nanoTime();
-        System.out.println("catalog: " + variants.size() + " variants, " + jobs + " at a time; scratch " + scratch);
+        String loadAtStart = loadAverage();
+        System.out.println("catalog: " + variants.size() + " variants, " + jobs + " at a time; load average " + loadAtStart
+                + "; scratch " + scratch);
 
         Set<String> modules = new LinkedHashSet<>(List.of("kernel", "stress"));
         for (Variant v : variants) {
@@ -145,14 +187,22 @@ public final class RunCatalog {
         // Two variants at a time by default, but a jcstress JVM runs alone: its actors need both
         // cores to race, and a JUnit launcher beside them makes a real race rare enough to miss.
         ReentrantReadWriteLock jcstress = new ReentrantReadWriteLock(true);
+        Path gate = compileGate(base, scratch.resolve("gate"));
         ExecutorService pool = Executors.newFixedThreadPool(jobs);
         List<Future<Result>> futures = new ArrayList<>();
         Path finalBase = base;
+        Path finalTimings = timings;
+        if (timings != null) {
+            Files.writeString(timings, "# variant\tphase\tseconds\tload average at start\n");
+        }
         for (Variant v : variants) {
             futures.add(pool.submit(() -> {
-                Result r = runVariant(finalBase, scratch.resolve("variants").resolve(v.id()), v, jcstress);
+                Result r = runVariant(finalBase, scratch.resolve("variants").resolve(v.id()), v, jcstress, gate);
                 synchronized (System.out) {
                     System.out.printf("%-38s %-8s %4d s  %s%n", v.id(), r.verdict(), r.millis() / 1000, r.detail());
+                    if (finalTimings != null) {
+                        Files.writeString(finalTimings, r.phases(), java.nio.file.StandardOpenOption.APPEND);
+                    }
                 }
                 return r;
             }));
@@ -170,9 +220,10 @@ public final class RunCatalog {
                 System.out.printf("NOT CAUGHT: %s %s: %s%n", r.variant().id(), r.verdict(), r.detail());
             }
         }
-        System.out.printf("%d of %d variants caught (%d survived, %d misfired, %d stale, %d errors) in %d s%n", caught,
-                results.size(), count(results, Verdict.SURVIVED), count(results, Verdict.MISFIRED),
-                count(results, Verdict.STALE), count(results, Verdict.ERROR), seconds(start));
+        System.out.printf("%d of %d variants caught (%d survived, %d misfired, %d stale, %d errors) in %d s"
+                + " (load average %s at the start, %s at the end)%n", caught, results.size(),
+                count(results, Verdict.SURVIVED), count(results, Verdict.MISFIRED), count(results, Verdict.STALE),
+                count(results, Verdict.ERROR), seconds(start), loadAtStart, loadAverage());
         if (!keep && caught == results.size()) {
             deleteTree(scratch);
         } else {
@@ -200,29 +251,31 @@ public final class RunCatalog {
         return PATCHABLE.stream().filter(touched::contains).collect(Collectors.toList());
     }
 
-    static Result runVariant(Path base, Path dir, Variant v, ReentrantReadWriteLock cpu) throws Exception {
+    static Result runVariant(Path base, Path dir, Variant v, ReentrantReadWriteLock cpu, Path gate) throws Exception {
         long t = System.nanoTime();
+        Phases phases = new Phases(v.id());
         Files.createDirectories(dir);
         List<String> patched = patchedModules(v);
         for (String m : patched) {
             copyTree(base.resolve(m).resolve("src/main"), dir.resolve(m).resolve("src/main"));
         }
         if (run(dir, dir.resolve("apply.log"), List.of("git", "apply", "--check", v.patch().toString())) != 0) {
-            return new Result(v, Verdict.STALE, "patch no longer applies: " + firstLine(dir.resolve("apply.log")), millis(t));
+            return new Result(v, Verdict.STALE, "patch no longer applies: " + firstLine(dir.resolve("apply.log")), millis(t),
+                    phases.done());
         }
         run(dir, dir.resolve("apply.log"), List.of("git", "apply", v.patch().toString()));
         Path classes = dir.resolve("classes");
         for (String m : patched) {
-            List<String> javac = new ArrayList<>(List.of(tool("javac"), "-nowarn", "-Xlint:none", "--release", "17",
-                    "-proc:none", "-cp", classes + ":" + moduleClasspath(base, m), "-d", classes.toString()));
+            List<String> sources;
             try (Stream<Path> s = Files.walk(dir.resolve(m).resolve("src/main/java"))) {
-                s.filter(p -> p.toString().endsWith(".java")).forEach(p -> javac.add(p.toString()));
+                sources = s.filter(p -> p.toString().endsWith(".java")).map(Path::toString).collect(Collectors.toList());
             }
-            if (run(dir, dir.resolve("javac-" + m + ".log"), javac) != 0) {
+            if (!javac(classes + ":" + moduleClasspath(base, m), classes, sources, dir.resolve("javac-" + m + ".log"))) {
                 return new Result(v, Verdict.STALE, "patched " + m + " does not compile: see "
-                        + dir.resolve("javac-" + m + ".log"), millis(t));
+                        + dir.resolve("javac-" + m + ".log"), millis(t), phases.done());
             }
         }
+        phases.mark("patch and compile");
         List<Outcome> outcomes = new ArrayList<>();
         Map<String, List<Check>> junitByModule = new LinkedHashMap<>();
         List<Check> jcstressDefault = new ArrayList<>();
@@ -232,12 +285,8 @@ public final class RunCatalog {
             } else if (c.kind().equals("jcstress") && c.args() == null) {
                 jcstressDefault.add(c);
             } else if (c.kind().equals("jcstress")) {
-                cpu.writeLock().lock();
-                try {
-                    outcomes.addAll(runJcstress(base, dir, classes, List.of(c), c.args()));
-                } finally {
-                    cpu.writeLock().unlock();
-                }
+                outcomes.addAll(runJcstress(base, dir, classes, List.of(c), c.args(), cpu, gate));
+                phases.mark("jcstress " + c.test());
             } else {
                 outcomes.add(new Outcome(c, Fired.ERROR, "unknown check kind " + c.kind()));
             }
@@ -245,34 +294,86 @@ public final class RunCatalog {
         for (Map.Entry<String, List<Check>> e : junitByModule.entrySet()) {
             cpu.readLock().lock();
             try {
-                outcomes.addAll(runJunit(base, dir, classes, e.getKey(), e.getValue()));
+                outcomes.addAll(runJunit(base, dir, classes, e.getKey(), e.getValue(), v.seeds()));
             } finally {
                 cpu.readLock().unlock();
             }
+            phases.mark("junit " + e.getKey() + " (" + e.getValue().size() + " checks)");
         }
         if (!jcstressDefault.isEmpty()) {
-            cpu.writeLock().lock();
-            try {
-                outcomes.addAll(runJcstress(base, dir, classes, jcstressDefault, JCSTRESS_FLAGS));
-            } finally {
-                cpu.writeLock().unlock();
-            }
+            // One JVM for all of them, at the longest time any of them needs.
+            int time = jcstressDefault.stream().mapToInt(c -> c.time() == null ? JCSTRESS_DEFAULT_TIME_MS : c.time())
+                    .max().getAsInt();
+            List<String> flags = new ArrayList<>(JCSTRESS_FLAGS);
+            flags.addAll(List.of("-time", String.valueOf(time)));
+            outcomes.addAll(runJcstress(base, dir, classes, jcstressDefault, flags, cpu, gate));
+            phases.mark("jcstress " + jcstressDefault.stream().map(Check::test).distinct()
+                    .collect(Collectors.joining(",")) + " (-time " + time + ")");
         }
         List<String> errors = describe(outcomes, Fired.ERROR);
         List<String> passed = describe(outcomes, Fired.PASSED);
         List<String> other = describe(outcomes, Fired.OTHER);
         if (!errors.isEmpty()) {
-            return new Result(v, Verdict.ERROR, String.join("; ", errors), millis(t));
+            return new Result(v, Verdict.ERROR, String.join("; ", errors), millis(t), phases.done());
         }
         if (!passed.isEmpty()) {
-            return new Result(v, Verdict.SURVIVED, "passed on the broken variant: " + String.join("; ", passed), millis(t));
+            return new Result(v, Verdict.SURVIVED, "passed on the broken variant: " + String.join("; ", passed), millis(t),
+                    phases.done());
         }
         if (!other.isEmpty()) {
             return new Result(v, Verdict.MISFIRED, "failed, but not by the named check: " + String.join("; ", other),
-                    millis(t));
+                    millis(t), phases.done());
         }
         return new Result(v, Verdict.CAUGHT, v.checks().stream().map(Check::describe).collect(Collectors.joining(", ")),
-                millis(t));
+                millis(t), phases.done());
+    }
+
+    /** Wall time of each phase of one variant, with the load average as it started (for --timings). */
+    static final class Phases {
+        private final String id;
+        private final StringBuilder lines = new StringBuilder();
+        private long since = System.nanoTime();
+        private String load = loadAverage();
+
+        Phases(String id) {
+            this.id = id;
+        }
+
+        void mark(String phase) {
+            long now = System.nanoTime();
+            lines.append(String.format("%s\t%s\t%.1f\t%s%n", id, phase, (now - since) / 1e9, load));
+            since = now;
+            load = loadAverage();
+        }
+
+        String done() {
+            return lines.toString();
+        }
+    }
+
+    /** The 1-, 5- and 15-minute load averages, as /proc/loadavg has them (or "?"). */
+    static String loadAverage() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return f[0] + " " + f[1] + " " + f[2];
+        } catch (IOException | RuntimeException e) {
+            return "?";
+        }
+    }
+
+    /** Compiles {@code sources} with this JVM's own javac (no JVM start per variant); false on errors. */
+    static boolean javac(String classpath, Path out, List<String> sources, Path log) throws IOException {
+        JavaCompiler compiler = ToolProvider.getSystemJavaCompiler();
+        if (compiler == null) {
+            throw new IllegalStateException("no javac in this JVM: run the catalog with a JDK");
+        }
+        List<String> options = new ArrayList<>(List.of("-nowarn", "-Xlint:none", "--release", "17", "-proc:none",
+                "-cp", classpath, "-d", out.toString()));
+        options.addAll(sources);
+        java.io.ByteArrayOutputStream messages = new java.io.ByteArrayOutputStream();
+        int code = compiler.run(null, OutputStream.nullOutputStream(), messages, options.toArray(new String[0]));
+        Files.write(log, messages.toByteArray());
+        return code == 0;
     }
 
     static List<String> describe(List<Outcome> outcomes, Fired which) {
@@ -283,10 +384,15 @@ public final class RunCatalog {
 
     /* ---- JUnit: every check of one module in one console launcher; verdicts from its XML report ---- */
 
-    static List<Outcome> runJunit(Path base, Path dir, Path classes, String module, List<Check> checks)
+    static List<Outcome> runJunit(Path base, Path dir, Path classes, String module, List<Check> checks, Integer seeds)
             throws IOException, InterruptedException {
         Path reports = dir.resolve("junit-" + module);
-        List<String> cmd = new ArrayList<>(List.of(tool("java"), "-Djava.io.tmpdir=" + dir, "-cp",
+        List<String> cmd = new ArrayList<>(List.of(tool("java"), "-Djava.io.tmpdir=" + dir));
+        cmd.addAll(JUNIT_JVM_FLAGS);
+        if (seeds != null) {
+            cmd.add("-Dhandoff.seeds=" + seeds); // from seed 1: a prefix of what mvn verify runs
+        }
+        cmd.addAll(List.of("-cp",
                 junitClasspath(base, classes, module), "org.junit.platform.console.ConsoleLauncher", "execute",
                 "--disable-banner", "--disable-ansi-colors", "--details=summary", "--reports-dir=" + reports,
                 "--config=junit.jupiter.execution.timeout.default=2m"));
@@ -356,18 +462,18 @@ public final class RunCatalog {
 
     /* ---- jcstress: every check of a variant in one JVM; verdicts from its console output ---- */
 
-    static List<Outcome> runJcstress(Path base, Path dir, Path classes, List<Check> checks, List<String> flags)
-            throws IOException, InterruptedException {
+    static List<Outcome> runJcstress(Path base, Path dir, Path classes, List<Check> checks, List<String> flags,
+            ReentrantReadWriteLock cpu, Path gate) throws IOException, InterruptedException {
         String tests = checks.stream().map(Check::test).distinct().collect(Collectors.joining("|"));
         String tag = checks.size() == 1 ? checks.get(0).test() : "all";
         Path log = dir.resolve("jcstress-" + tag + ".log");
         Path work = dir.resolve("jcstress-" + tag);
         Files.createDirectories(work);
         List<String> cmd = new ArrayList<>(List.of(tool("java"), "-Djava.io.tmpdir=" + dir, "-cp",
-                classes + ":" + base.resolve("stress/target/jcstress.jar"), "org.openjdk.jcstress.Main",
+                gate + ":" + classes + ":" + base.resolve("stress/target/jcstress.jar"), GATE_CLASS,
                 "-t", "\\.(" + tests + ")$", "-r", work.resolve("report").toString()));
         cmd.addAll(flags);
-        int code = run(work, log, cmd);
+        int code = runGated(work, log, cmd, cpu);
         String out = Files.readString(log);
         List<Outcome> result = new ArrayList<>();
         for (Check c : checks) {
@@ -391,6 +497,105 @@ public final class RunCatalog {
             }
         }
         return result;
+    }
+
+    /**
+     * Runs a gated jcstress JVM: it probes the machine (a minute of JVM starts on a loaded machine)
+     * holding no lock, while other variants' JUnit checks run; at the gate it waits for a line on its
+     * stdin, which it gets once this thread holds the write lock, so that its actors run alone.
+     */
+    static int runGated(Path dir, Path log, List<String> cmd, ReentrantReadWriteLock cpu)
+            throws IOException, InterruptedException {
+        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+        boolean locked = false;
+        try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
+             java.io.Writer logw = Files.newBufferedWriter(log)) {
+            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(CHECK_TIMEOUT_MINUTES);
+            Thread watchdog = new Thread(() -> {
+                try {
+                    if (!p.waitFor(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                        p.descendants().forEach(ProcessHandle::destroyForcibly);
+                        p.destroyForcibly();
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            });
+            watchdog.setDaemon(true);
+            watchdog.start();
+            String line;
+            while ((line = out.readLine()) != null) {
+                logw.write(line);
+                logw.write('\n');
+                if (line.equals(GATE_LINE) && !locked) {
+                    logw.flush();
+                    cpu.writeLock().lock();
+                    locked = true;
+                    p.getOutputStream().write('\n');
+                    p.getOutputStream().flush();
+                }
+            }
+            p.waitFor();
+            if (System.nanoTime() - deadline > 0) {
+                logw.write("\ntimed out after " + CHECK_TIMEOUT_MINUTES + " minutes\n");
+                return 124;
+            }
+            return p.exitValue();
+        } finally {
+            if (locked) {
+                cpu.writeLock().unlock();
+            }
+        }
+    }
+
+    static final String GATE_CLASS = "HandoffCatalogGate";
+
+    /**
+     * jcstress's own main, with a gate: when jcstress has probed the machine and is about to run
+     * actors (it prints "Detecting CPU topology", on its main thread, which then forks the test
+     * JVMs), the gate prints {@link #GATE_LINE} and waits for a line on stdin.
+     */
+    static final String GATE_SOURCE = """
+            public final class HandoffCatalogGate {
+                public static void main(String[] args) throws Exception {
+                    java.io.PrintStream real = System.out;
+                    java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in));
+                    System.setOut(new java.io.PrintStream(new java.io.OutputStream() {
+                        private final java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
+                        private boolean passed;
+
+                        @Override
+                        public synchronized void write(int b) throws java.io.IOException {
+                            real.write(b);
+                            if (b != '\\n') {
+                                line.write(b);
+                                return;
+                            }
+                            String s = line.toString();
+                            line.reset();
+                            if (!passed && s.contains("Detecting CPU topology")) {
+                                passed = true;
+                                real.println("%s");
+                                real.flush();
+                                in.readLine();
+                            }
+                        }
+                    }, true));
+                    org.openjdk.jcstress.Main.main(args);
+                }
+            }
+            """.formatted(GATE_LINE);
+
+    /** Compiles the gate against the build's jcstress jar; returns its class directory. */
+    static Path compileGate(Path base, Path dir) throws IOException {
+        Files.createDirectories(dir);
+        Path src = dir.resolve(GATE_CLASS + ".java");
+        Files.writeString(src, GATE_SOURCE);
+        if (!javac(base.resolve("stress/target/jcstress.jar").toString(), dir, List.of(src.toString()),
+                dir.resolve("javac.log"))) {
+            throw new IllegalStateException("the jcstress gate does not compile: see " + dir.resolve("javac.log"));
+        }
+        return dir;
     }
 
     /**
@@ -532,6 +737,28 @@ public final class RunCatalog {
 
     /* ---- The catalog ---- */
 
+    /** The README's table of variants, generated from the catalog. */
+    static void printTable(List<Variant> variants) {
+        System.out.println("| id | invariant it breaks | caught by |");
+        System.out.println("|---|---|---|");
+        for (Variant v : variants) {
+            List<String> checks = new ArrayList<>();
+            for (Check c : v.checks()) {
+                if (c.kind().equals("jcstress")) {
+                    checks.add("jcstress `" + c.test() + "` (\"" + c.expect() + "\")");
+                } else {
+                    String sel = c.select().substring(c.select().lastIndexOf('.') + 1);
+                    checks.add("`" + sel + "`" + (c.expect() == null ? "" : " `" + c.expect() + "`"));
+                }
+            }
+            if (v.tla() != null) {
+                checks.add("TLC `" + Path.of(v.tla()).getFileName().toString().replace(".cfg", "") + "`");
+            }
+            System.out.printf("| %s%s | %s | %s |%n", v.id(), v.fast() ? " (fast)" : "", v.invariant(),
+                    String.join("; ", checks));
+        }
+    }
+
     @SuppressWarnings("unchecked")
     static List<Variant> load(Path catalog) throws IOException {
         Map<String, Object> doc = (Map<String, Object>) new Json(Files.readString(catalog)).value();
@@ -548,8 +775,9 @@ public final class RunCatalog {
                 Map<String, Object> cm = (Map<String, Object>) c;
                 List<String> args = cm.containsKey("args") ? ((List<Object>) cm.get("args")).stream()
                         .map(String::valueOf).collect(Collectors.toList()) : null;
+                Integer time = cm.containsKey("time") ? ((Number) cm.get("time")).intValue() : null;
                 Check check = new Check((String) cm.get("kind"), (String) cm.getOrDefault("module", "stress"),
-                        (String) cm.get("select"), (String) cm.get("test"), (String) cm.get("expect"), args);
+                        (String) cm.get("select"), (String) cm.get("test"), (String) cm.get("expect"), args, time);
                 if (check.kind().equals("junit") && !check.select().contains("#") && check.expect() == null) {
                     throw new IllegalArgumentException(id + ": a check of a whole test class must name what must fire"
                             + " (\"expect\"): " + check.select());
@@ -580,8 +808,10 @@ public final class RunCatalog {
                     System.out.println("warning: " + id + ": no TLC model " + tla);
                 }
             }
+            Integer seeds = m.containsKey("seeds") ? ((Number) m.get("seeds")).intValue() : null;
             variants.add(new Variant(id, catalog.getParent().resolve((String) m.get("patch")).toAbsolutePath(),
-                    (String) m.get("invariant"), checks, Boolean.TRUE.equals(m.get("fast"))));
+                    (String) m.get("invariant"), checks, Boolean.TRUE.equals(m.get("fast")), seeds,
+                    (String) m.get("tla")));
         }
         return variants;
     }

@@ -6,6 +6,7 @@ import dev.handoff.sim.PropertyViolation;
 import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;
+import java.util.function.Supplier;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
@@ -16,11 +17,11 @@ import static org.assertj.core.api.Assertions.assertThat;
  */
 class MirrorBrokenDeviceTest {
 
-    /** Which seeds fail, and with which property, when the job's target is {@code broken}. */
-    private static String firstFailure(MirrorSimulation.DeviceWrapper wrap) {
+    /** The property the first failing seed fails, when each run's devices go through a fresh {@code wrap}. */
+    private static String firstFailure(Supplier<MirrorSimulation.DeviceWrapper> wrap) {
         for (long seed = 1; seed <= 300; seed++) {
             try {
-                new MirrorSimulation(MirrorSimulationTest.scenario(seed), wrap).run();
+                new MirrorSimulation(MirrorSimulationTest.scenario(seed), wrap.get()).run();
             } catch (PropertyViolation v) {
                 return v.property();
             }
@@ -28,20 +29,35 @@ class MirrorBrokenDeviceTest {
         return null;
     }
 
-    /** Wraps only the target. */
+    /** Wraps one device. */
     private interface TargetWrapper {
-        BlockDevice wrap(BlockDevice target);
+        BlockDevice wrap(BlockDevice device);
     }
 
-    private static MirrorSimulation.DeviceWrapper targetOnly(TargetWrapper w) {
-        boolean[] first = {true};
-        return d -> {
-            // The simulation wraps the source first, then the target.
-            if (first[0]) {
-                first[0] = false;
+    private static Supplier<MirrorSimulation.DeviceWrapper> targetOnly(TargetWrapper w) {
+        return () -> {
+            boolean[] first = {true};
+            return d -> {
+                // The simulation wraps the source first, then the target.
+                if (first[0]) {
+                    first[0] = false;
+                    return d;
+                }
+                return w.wrap(d);
+            };
+        };
+    }
+
+    private static Supplier<MirrorSimulation.DeviceWrapper> sourceOnly(TargetWrapper w) {
+        return () -> {
+            boolean[] first = {true};
+            return d -> {
+                if (first[0]) {
+                    first[0] = false;
+                    return w.wrap(d);
+                }
                 return d;
-            }
-            return w.wrap(d);
+            };
         };
     }
 
@@ -74,13 +90,7 @@ class MirrorBrokenDeviceTest {
 
     @Test
     void aSourceThatLosesAWriteBreaksTheGuestImage() {
-        boolean[] first = {true};
-        String property = firstFailure(d -> {
-            if (!first[0]) {
-                return d;
-            }
-            first[0] = false;
-            return new Forwarding(d) {
+        String property = firstFailure(sourceOnly(d -> new Forwarding(d) {
                 private int writes;
 
                 @Override
@@ -91,9 +101,22 @@ class MirrorBrokenDeviceTest {
                     }
                     super.write(offset, src);
                 }
-            };
-        });
+            }));
         assertThat(property).isEqualTo("guest-image");
+    }
+
+    /**
+     * A source that acknowledges flushes without making anything durable: the guest's flush still
+     * reaches it (so the route is right), and only a crash shows that acknowledged writes are gone.
+     */
+    @Test
+    void aSourceWhoseFlushDoesNothingBreaksCrashDurability() {
+        String property = firstFailure(sourceOnly(d -> new Forwarding(d) {
+                @Override
+                public void flush() {
+                }
+            }));
+        assertThat(property).isEqualTo("crash-durability");
     }
 
     /** Forwards every call; a broken device overrides one. */

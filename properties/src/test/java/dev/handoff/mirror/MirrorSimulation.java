@@ -87,6 +87,34 @@ import java.util.function.UnaryOperator;
  *       and complete() then pivots with the target equal to every acknowledged write.</li>
  *   <li>{@code no-exception}: no task or command throws anything unexpected.</li>
  * </ul>
+ *
+ * <h2>What a management tool reads, and where guest writes go (against {@link JobModel})</h2>
+ * An independent model, kept from the simulator's own observations (commands and the table's
+ * answers, events, injected faults, the copies queued in its runtime, the device calls the kernel
+ * makes), never from the kernel's counters, bitmap or routing flags. After every action:
+ * <ul>
+ *   <li>{@code progress-offset}: {@code offset} is the bytes of the copies that finished without a
+ *       fault;</li>
+ *   <li>{@code progress-in-flight}: the bytes in flight are those of the copies queued;</li>
+ *   <li>{@code progress-dirty}: the dirty bytes are those of the model's dirty chunks (DESIGN's
+ *       rules: sync FULL marks all at start; background writes mark, even failed; a write-blocking
+ *       write clears what it covers whole before its source write and marks all on a failure; a
+ *       copy clears its chunks when issued and marks them again if it fails);</li>
+ *   <li>{@code progress-length}: {@code len} = offset + dirty + in flight;</li>
+ *   <li>{@code progress-ready}: {@code ready} is true exactly once READY was announced;</li>
+ *   <li>{@code progress-settings}: speed and copy mode are the last accepted ones;</li>
+ *   <li>{@code actively-synced}: true only in write-blocking mode, after READY, while writes go
+ *       through, once the job was seen converged after its last error; and true after any task
+ *       that ended with all of that holding;</li>
+ *   <li>{@code guest-route}: every guest write reaches the source, then (write-through) the target,
+ *       in that order, or only the source; after the final event, only the device the job ended
+ *       on (the target after a pivot; the source after a cancel before or after READY, a forced
+ *       cancel or a failure under any policy); reads and flushes the source, or the target after a
+ *       pivot; and the job touches neither device after its final event.</li>
+ * </ul>
+ * {@code state} (with {@code event-stream}) and the error count (with {@code error-policy}) are
+ * checked above. QEMU's {@code busy}, {@code paused} and {@code io-status} are derived from these
+ * fields and the events by the CLI's QMP layer.
  */
 public final class MirrorSimulation {
 
@@ -137,6 +165,15 @@ public final class MirrorSimulation {
     private boolean pauseOnStart;
 
     private final byte[] model;
+    /** What a management tool must read and where each guest operation must go (see {@link JobModel}). */
+    private final JobModel expected;
+    /** The devices the guest operation in progress reached, in order ('S', 'T'), or null. */
+    private StringBuilder route;
+    /** Faults injected on the job's own device calls (not a guest's, not a nested guest write's). */
+    private long jobFaults;
+    /** Faults injected on the source, and on the target, during the guest operation in progress (not in tasks nested in it). */
+    private long guestSourceFaults;
+    private long guestTargetFaults;
     private byte[] floor;
     private final List<long[]> sinceFloorRanges = new ArrayList<>();
     private final List<byte[]> sinceFloorData = new ArrayList<>();
@@ -201,6 +238,7 @@ public final class MirrorSimulation {
         this.runtime = new SimRuntime(r.nextLong(), config.maxLatencyMicros() * 1_000L);
         this.healRandom = new SplittableRandom(r.nextLong());
         this.model = src.clone();
+        this.expected = new JobModel(config);
         this.floor = src.clone();
         source.setHook(this::atDevice);
         target.setHook(this::atDevice);
@@ -210,8 +248,9 @@ public final class MirrorSimulation {
         // does not look (the target while it is not the guest's device).
         target.setTornAllowed(() -> context == Context.JOB
                 || (context == Context.GUEST && !job().state().isConcluded()));
-        this.jobSource = wrap.apply(source);
-        this.jobTarget = wrap.apply(target);
+        // Outermost: what the kernel calls, noted for the route checks (guest-route).
+        this.jobSource = new Recorder(wrap.apply(source), Side.SOURCE);
+        this.jobTarget = new Recorder(wrap.apply(target), Side.TARGET);
         this.job = MirrorJob.create(jobSource, jobTarget, config.options(), runtime);
         job.addListener(this::onEvent);
         this.guest = job.guestDevice();
@@ -271,7 +310,8 @@ public final class MirrorSimulation {
             command(c.cmd());
         } else if (a instanceof SetSpeed s) {
             long speed = s.bytesPerSecond();
-            command("setSpeed(" + speed + ")", !job.state().isConcluded(), () -> job.setSpeed(speed));
+            command("setSpeed(" + speed + ")", !job.state().isConcluded(), () -> job.setSpeed(speed),
+                    () -> expected.speedSet(speed));
         } else if (a instanceof Fault f) {
             SimDevice d = f.side() == Side.SOURCE ? source : target;
             d.setFault(f.op(), f.kind(), f.percent());
@@ -286,8 +326,11 @@ public final class MirrorSimulation {
         }
         Context outer = context;
         context = Context.JOB;
+        long faultsBefore = jobFaults;
+        long errorsBefore = errorsSeen;
+        SimRuntime.Task t;
         try {
-            SimRuntime.Task t = runtime.runOne(pick);
+            t = runtime.runOne(pick);
             if (TRACE) {
                 trace("  ran " + (t.runnable() instanceof CopyOperation op ? "copy chunks " + op.firstChunk + ".."
                         + op.lastChunk : t.runnable()) + " at " + runtime.now());
@@ -301,6 +344,20 @@ public final class MirrorSimulation {
         } finally {
             context = outer;
         }
+        CopyOperation ran = t.runnable() instanceof CopyOperation op ? op : null;
+        afterJobWork(ran, ran != null && jobFaults != faultsBefore, true, errorsSeen != errorsBefore);
+    }
+
+    /**
+     * The end of a task or an accepted command: the model sees the copies in flight now (issued,
+     * finished) and whether the job may or must now be actively synced.
+     */
+    private void afterJobWork(CopyOperation ran, boolean ranFailed, boolean task, boolean error) {
+        String misfit = expected.copies(runtime.copiesInFlightWithRunning(), ran, ranFailed);
+        if (misfit != null) {
+            throw violation("progress-in-flight", misfit);
+        }
+        expected.ended(task, error, terminal == null && expected.writesThrough(lastState, abandonKnown));
     }
 
     private void guestWrite(Write w) {
@@ -343,6 +400,23 @@ public final class MirrorSimulation {
         long jobFaultsBefore = expectedErrors;
         boolean writeBlocking = job.progress().copyMode() == CopyMode.WRITE_BLOCKING && !job.state().isConcluded();
         boolean writesThrough = w.fill() != Fill.DISCARD && guest.writesThrough();
+        // The model's own answer, from the commands, events and faults it saw; checked against the
+        // devices the write reaches, not against the filter's flags.
+        boolean concluded = terminal != null;
+        boolean throughExpected = w.fill() != Fill.DISCARD && !concluded
+                && expected.writesThrough(lastState, abandonKnown);
+        StringBuilder outerRoute = route;
+        long outerSourceFaults = guestSourceFaults;
+        long outerTargetFaults = guestTargetFaults;
+        route = new StringBuilder();
+        guestSourceFaults = 0;
+        guestTargetFaults = 0;
+        boolean failed = false;
+        if (throughExpected) {
+            // DESIGN §3.4: holding its claims, it clears the chunks it covers completely before its
+            // source write (where tasks nested in it run).
+            expected.wroteThrough(off, len);
+        }
         long firstChunk = bitmap.chunkOf(off);
         long lastChunk = bitmap.chunkOf(off + len - 1);
         boolean firstWasDirty = bitmap.isDirty(firstChunk);
@@ -362,12 +436,31 @@ public final class MirrorSimulation {
             if (writeBlocking) {
                 failedWriteBlockingWrites++;
             }
-            return; // faults on the guest's device never tear: nothing was applied
+            failed = true; // faults on the guest's device never tear: nothing was applied
         } catch (RuntimeException e) {
             throw violation("no-exception", "guest " + w + " threw " + e, e);
         } finally {
             context = outer;
             guestInProgress = null;
+        }
+        String reached = route.toString();
+        boolean sourceFailed = guestSourceFaults > 0;
+        boolean anyFailed = sourceFailed || guestTargetFaults > 0;
+        route = outerRoute;
+        guestSourceFaults = outerSourceFaults;
+        guestTargetFaults = outerTargetFaults;
+        String want = JobModel.route(true, concluded, concluded && pivotedAtEnd(), throughExpected, sourceFailed);
+        if (!reached.equals(want)) {
+            throw violation("guest-route", "guest " + w + " at " + off + "+" + len + " reached " + devices(reached)
+                    + " but must reach " + devices(want) + " (job " + lastState + (abandonKnown ? ", ending" : "")
+                    + ", copy mode " + expected.mode() + ")");
+        }
+        if (!concluded && (!throughExpected || anyFailed)) {
+            expected.marked(off, len); // the background path marks; a failed write-through marks again
+        }
+        afterGuestOp();
+        if (failed) {
+            return;
         }
         guestWrites++;
         if (writesThrough && expectedErrors == jobFaultsBefore) {
@@ -388,17 +481,23 @@ public final class MirrorSimulation {
         ByteBuffer dst = ByteBuffer.allocate(len);
         long faultsBefore = guestFaults;
         context = Context.GUEST;
+        route = new StringBuilder();
+        boolean failed = false;
         try {
             guest.read(off, dst);
         } catch (DeviceException e) {
             if (guestFaults == faultsBefore) {
                 throw violation("guest-op-failure", "guest read failed with no fault injected: " + e, e);
             }
-            return;
+            failed = true;
         } catch (RuntimeException e) {
             throw violation("no-exception", "guest read threw " + e, e);
         } finally {
             context = Context.COMMAND;
+        }
+        checkRoute("guest read " + off + "+" + len, false);
+        if (failed) {
+            return;
         }
         int at = Arrays.mismatch(dst.array(), 0, len, model, (int) off, (int) off + len);
         if (at >= 0) {
@@ -414,17 +513,23 @@ public final class MirrorSimulation {
         }
         long faultsBefore = guestFaults;
         context = Context.GUEST;
+        route = new StringBuilder();
+        boolean failed = false;
         try {
             guest.flush();
         } catch (DeviceException e) {
             if (guestFaults == faultsBefore) {
                 throw violation("guest-op-failure", "guest flush failed with no fault injected: " + e, e);
             }
-            return;
+            failed = true;
         } catch (RuntimeException e) {
             throw violation("no-exception", "guest flush threw " + e, e);
         } finally {
             context = Context.COMMAND;
+        }
+        checkRoute("guest flush", false);
+        if (failed) {
+            return;
         }
         resetFloor();
     }
@@ -436,10 +541,10 @@ public final class MirrorSimulation {
     private void command(Cmd cmd) {
         JobState s = job.state();
         boolean concluded = s.isConcluded();
-        boolean ready = job.progress().ready();
+        boolean ready = expected.ready(); // announced, as the model saw it (progress-ready pins the job's own flag)
         switch (cmd) {
             case START -> {
-                if (command("start", s == JobState.CREATED, job::start)) {
+                if (command("start", s == JobState.CREATED, job::start, () -> expected.started(config.sync()))) {
                     pauseOnStart = false;
                 }
             }
@@ -457,7 +562,7 @@ public final class MirrorSimulation {
                 }
             }
             case WRITE_BLOCKING -> command("setCopyMode(WRITE_BLOCKING)", !concluded,
-                    () -> job.setCopyMode(CopyMode.WRITE_BLOCKING));
+                    () -> job.setCopyMode(CopyMode.WRITE_BLOCKING), expected::writeBlockingSet);
             case COMPLETE -> {
                 // In standby (paused after READY) complete is accepted and takes effect on resume.
                 boolean standby = s == JobState.PAUSED && pausedFrom == JobState.READY && !abandonKnown;
@@ -471,24 +576,34 @@ public final class MirrorSimulation {
                 boolean allowed = !abandonKnown && (s == JobState.CREATED || s == JobState.RUNNING
                         || s == JobState.READY || (s == JobState.PAUSED && (at == JobState.RUNNING
                         || at == JobState.READY || at == JobState.COMPLETING)));
-                boolean accepted = command("cancel", allowed, job::cancel);
-                if (accepted && s != JobState.CREATED
-                        && !(ready || at == JobState.COMPLETING)) {
+                // Before READY (and not paused in a drain) a cancel abandons the job; after, it drains.
+                command("cancel", allowed, job::cancel, () -> {
+                    if (s != JobState.CREATED && !(ready || at == JobState.COMPLETING)) {
+                        abandonKnown = true;
+                    }
+                });
+            }
+            case FORCE_CANCEL -> command("cancel(force)", !concluded, () -> job.cancel(true), () -> {
+                if (s != JobState.CREATED) {
                     abandonKnown = true;
                 }
-            }
-            case FORCE_CANCEL -> {
-                if (command("cancel(force)", !concluded, () -> job.cancel(true)) && s != JobState.CREATED) {
-                    abandonKnown = true;
-                }
-            }
+            });
         }
     }
 
     /** Runs a command and checks it against the state x command table; returns whether it was accepted. */
     private boolean command(String name, boolean allowed, Runnable run) {
+        return command(name, allowed, run, () -> { });
+    }
+
+    /**
+     * As {@link #command(String, boolean, Runnable)}; {@code accepted} tells the model what an
+     * accepted command changed before the model looks at the copies it issued.
+     */
+    private boolean command(String name, boolean allowed, Runnable run, Runnable accepted) {
         JobState before = job.state();
         int eventsBefore = events.size();
+        long errorsBefore = errorsSeen;
         commandInStep = true;
         context = Context.COMMAND;
         try {
@@ -511,6 +626,8 @@ public final class MirrorSimulation {
                     + (before == JobState.PAUSED ? " (paused from " + pausedFrom + ")" : "")
                     + " where the table refuses it");
         }
+        accepted.run();
+        afterJobWork(null, false, false, errorsSeen != errorsBefore);
         return true;
     }
 
@@ -560,6 +677,7 @@ public final class MirrorSimulation {
         checkGuestImage();
         checkKeyInvariant();
         checkCopierAwake();
+        checkProgress();
     }
 
     /** Runs as the job's listener, on the simulator's thread, right after the change it reports. */
@@ -586,11 +704,13 @@ public final class MirrorSimulation {
             }
         } else if (e instanceof MirrorEvent.Ready) {
             reachedReady = true;
+            expected.readyAnnounced();
             readyBeforeHeal = action >= 0;
             checkReady(e);
         } else if (e instanceof MirrorEvent.Error err) {
             errorInAction = true;
             errorsSeen++;
+            expected.unsynced();
             checkErrorAction(err);
             if (err.action() != ErrorAction.IGNORE) {
                 ignoreOnlyInAction = false;
@@ -839,12 +959,105 @@ public final class MirrorSimulation {
     private void onFault(Side side) {
         if (context == Context.JOB) {
             expectedErrors++;
+            jobFaults++;
         } else if (context == Context.GUEST) {
+            if (side == Side.SOURCE) {
+                guestSourceFaults++;
+            } else {
+                guestTargetFaults++;
+            }
             if (side == Side.TARGET && !job.state().isConcluded()) {
                 expectedErrors++; // a write-blocking guest write's target half: the job's error, not the guest's
             } else {
                 guestFaults++; // a fault on the device the guest is routed to
             }
+        }
+    }
+
+    /** A call the kernel makes on one of its devices: noted in the guest's route, or checked for the job. */
+    private void reached(Side side) {
+        if (context == Context.GUEST && route != null) {
+            route.append(side == Side.SOURCE ? JobModel.SOURCE : JobModel.TARGET);
+        } else if (context == Context.JOB && terminal != null) {
+            throw violation("guest-route", "the job touched the " + side.name().toLowerCase(java.util.Locale.ROOT)
+                    + " after its final event " + terminal);
+        }
+    }
+
+    /** Whether the final event says the guest was switched to the target. */
+    private boolean pivotedAtEnd() {
+        return terminal instanceof MirrorEvent.Completed c && c.pivoted();
+    }
+
+    private static String devices(String route) {
+        return route.isEmpty() ? "no device" : route.replace("S", "source, ").replace("T", "target, ")
+                .replaceAll(", $", "");
+    }
+
+    /** A guest read or flush must reach the source while the job runs and the device it ended on after. */
+    private void checkRoute(String what, boolean write) {
+        String reached = route.toString();
+        route = null;
+        boolean concluded = terminal != null;
+        String want = JobModel.route(write, concluded, concluded && pivotedAtEnd(), false, false);
+        if (!reached.equals(want)) {
+            throw violation("guest-route", what + " reached " + devices(reached) + " but must reach " + devices(want)
+                    + " (job " + lastState + ")");
+        }
+    }
+
+    /**
+     * The end of a guest operation: the model sees the copies it issued (a failed write-through goes
+     * to the policy, which may issue copies). Its ERROR event, if any, already told the model.
+     */
+    private void afterGuestOp() {
+        String misfit = expected.copies(runtime.copiesInFlightWithRunning(), null, false);
+        if (misfit != null) {
+            throw violation("progress-in-flight", misfit);
+        }
+    }
+
+    /**
+     * Every field a management tool reads (QEMU's query-block-jobs, from {@link MirrorProgress})
+     * against {@link JobModel}; see the class comment for each property.
+     */
+    private void checkProgress() {
+        MirrorProgress p = job.progress();
+        if (p.state() != lastState) {
+            throw violation("event-stream", "progress says " + p.state() + " but the events say " + lastState);
+        }
+        if (p.ready() != expected.ready()) {
+            throw violation("progress-ready", "ready is " + p.ready() + " but READY was "
+                    + (expected.ready() ? "" : "never ") + "announced (job " + lastState + ")");
+        }
+        if (p.bytesInFlight() != expected.inFlightBytes()) {
+            throw violation("progress-in-flight", "bytes in flight " + p.bytesInFlight() + " but the copies queued hold "
+                    + expected.inFlightBytes());
+        }
+        if (p.offset() != expected.offset()) {
+            throw violation("progress-offset", "offset " + p.offset() + " but the copies that finished without a fault"
+                    + " copied " + expected.offset() + " bytes");
+        }
+        if (p.dirtyBytes() != expected.dirtyBytes()) {
+            throw violation("progress-dirty", "dirty bytes " + p.dirtyBytes() + " but the model's dirty chunks hold "
+                    + expected.dirtyBytes() + " (job " + lastState + ")");
+        }
+        if (p.length() != expected.length()) {
+            throw violation("progress-length", "len " + p.length() + " but offset + dirty + in flight = "
+                    + expected.offset() + " + " + expected.dirtyBytes() + " + " + expected.inFlightBytes());
+        }
+        if (p.speed() != expected.speed() || p.copyMode() != expected.mode()) {
+            throw violation("progress-settings", "speed " + p.speed() + ", copy mode " + p.copyMode() + " but the last"
+                    + " accepted settings were " + expected.speed() + ", " + expected.mode());
+        }
+        if (p.activelySynced() && !expected.syncAllowed()) {
+            throw violation("actively-synced", "actively-synced is true but the job is " + lastState
+                    + (abandonKnown ? " (ending)" : "") + ", copy mode " + expected.mode() + ", ready " + expected.ready()
+                    + ", and was not seen converged since its last error");
+        }
+        if (!p.activelySynced() && expected.syncRequired()) {
+            throw violation("actively-synced", "actively-synced is false but the job is " + lastState + " in "
+                    + expected.mode() + " mode and converged with no error since");
         }
     }
 
@@ -870,6 +1083,62 @@ public final class MirrorSimulation {
 
     private PropertyViolation violation(String property, String message, Throwable cause) {
         return new PropertyViolation(property, action, message, cause);
+    }
+
+    /** The device the kernel is given: notes every call it makes (see {@link #reached}), then forwards it. */
+    private final class Recorder implements BlockDevice {
+        private final BlockDevice inner;
+        private final Side side;
+
+        Recorder(BlockDevice inner, Side side) {
+            this.inner = inner;
+            this.side = side;
+        }
+
+        @Override
+        public long size() {
+            return inner.size();
+        }
+
+        @Override
+        public void read(long offset, ByteBuffer dst) throws DeviceException {
+            reached(side);
+            inner.read(offset, dst);
+        }
+
+        @Override
+        public void write(long offset, ByteBuffer src) throws DeviceException {
+            reached(side);
+            inner.write(offset, src);
+        }
+
+        @Override
+        public void writeZeroes(long offset, long length) throws DeviceException {
+            reached(side);
+            inner.writeZeroes(offset, length);
+        }
+
+        @Override
+        public void discard(long offset, long length) throws DeviceException {
+            reached(side);
+            inner.discard(offset, length);
+        }
+
+        @Override
+        public void flush() throws DeviceException {
+            reached(side);
+            inner.flush();
+        }
+
+        @Override
+        public void close() throws DeviceException {
+            inner.close();
+        }
+
+        @Override
+        public String toString() {
+            return inner.toString();
+        }
     }
 
     /** Self-identifying content: byte at device offset p of write w is a hash of (w, p). */

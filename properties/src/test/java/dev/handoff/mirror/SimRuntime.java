@@ -123,6 +123,18 @@ final class SimRuntime implements JobRuntime {
         return copies;
     }
 
+    /**
+     * The copies in flight including the one whose step is running now (a guest write nested in
+     * that step sees it in flight: it has not released its claim).
+     */
+    List<CopyOperation> copiesInFlightWithRunning() {
+        List<CopyOperation> copies = copiesInFlight();
+        if (running != null && running.runnable instanceof CopyOperation op && !copies.contains(op)) {
+            copies.add(op);
+        }
+        return copies;
+    }
+
     /** Whether a copy in flight (queued, or running now) covers a chunk of {@code [first, last]}. */
     boolean copyInFlight(long first, long last) {
         if (running != null && running.runnable instanceof CopyOperation op && op.firstChunk <= last

@@ -16,10 +16,14 @@ import java.util.function.Predicate;
  *   <li>{@code -Dhandoff.seeds=N} runs N consecutive seeds from {@code -Dhandoff.firstSeed}
  *       (default 1), for soaks;</li>
  *   <li>a regression file on the test classpath lists seeds that once failed, one per line
- *       ({@code #} comments), replayed on every run.</li>
+ *       ({@code #} comments), replayed on every run;</li>
+ *   <li>{@code -Dhandoff.shrink=false} reports a failing run without shrinking it (the
+ *       broken-variant catalog only needs the property that fired).</li>
  * </ul>
  */
 public final class Seeds {
+    private static final boolean SHRINK = !"false".equals(System.getProperty("handoff.shrink", "").trim());
+
     private Seeds() {
     }
 
@@ -70,13 +74,14 @@ public final class Seeds {
             PropertyViolation v = rerun.apply(candidate);
             return v != null && v.property().equals(failure.property());
         };
-        List<A> shrunk = Shrinker.shrink(actions, sameFailure, 3_000);
-        PropertyViolation shrunkFailure = rerun.apply(shrunk);
+        List<A> shrunk = SHRINK ? Shrinker.shrink(actions, sameFailure, 3_000) : actions;
+        PropertyViolation shrunkFailure = SHRINK ? rerun.apply(shrunk) : null;
         StringBuilder b = new StringBuilder();
         b.append(what).append(seed >= 0 ? " seed " + seed : "").append(" failed: ").append(failure.getMessage())
                 .append('\n');
         b.append("config: ").append(config).append('\n');
-        b.append("shrunk from ").append(actions.size()).append(" to ").append(shrunk.size()).append(" actions");
+        b.append(SHRINK ? "shrunk from " + actions.size() + " to " + shrunk.size() + " actions"
+                : "not shrunk (-Dhandoff.shrink=false): " + actions.size() + " actions");
         if (shrunkFailure != null) {
             b.append(", which fail with: ").append(shrunkFailure.getMessage());
         }

@@ -22,8 +22,14 @@ import java.util.BitSet;
  * check: the bitmap promises that a <em>completed</em> mark is visible to a later scan, and the
  * validation function checks exactly that once all operations are done.
  *
+ * <p>The bitmap claims to be lock-free (DESIGN §2.1): {@link #lockFreeUnderModelChecking()} runs
+ * the same operations, plus a write-blocking write's clear of the chunks it covers and its
+ * "anything dirty here?" test, with Lincheck's obstruction-freedom check, which fails on any lock,
+ * wait or spin that lets one thread stop another.
+ *
  * <p>Broken variants caught: clear-word-store-not-atomic and mark-word-store-not-atomic (a lost bit
- * update: model checking switches threads between the read and the store). Rerun:
+ * update: model checking switches threads between the read and the store), bitmap-mark-takes-lock
+ * (a mark serialized by a monitor: no lost update, but no longer lock-free). Rerun:
  * {@code mvn -pl kernel,stress -am verify -Djcstress.skip -Dtest=DirtyBitmapLincheckTest -Dsurefire.failIfNoSpecifiedTests=false}
  */
 @Param(name = "chunk", gen = IntGen.class, conf = "0:3")
@@ -59,6 +65,20 @@ public class DirtyBitmapLincheckTest {
     @Operation
     public boolean isDirty(@Param(name = "chunk") int i) {
         return bitmap.isDirty(CHUNKS[i]);
+    }
+
+    /** A write-blocking write's clear of both chunks of word {@code i / 2}, which it covers completely. */
+    @Operation
+    public boolean clearPair(@Param(name = "chunk") int i) {
+        long first = CHUNKS[i & ~1];
+        return bitmap.clearCovered(first * ChunkDevice.CHUNK, 2L * ChunkDevice.CHUNK);
+    }
+
+    /** Whether either chunk of word {@code i / 2} is dirty (a write-blocking write's wake-up test). */
+    @Operation
+    public boolean anyDirtyPair(@Param(name = "chunk") int i) {
+        long first = CHUNKS[i & ~1];
+        return bitmap.anyDirty(first * ChunkDevice.CHUNK, 2L * ChunkDevice.CHUNK);
     }
 
     /**
@@ -107,6 +127,23 @@ public class DirtyBitmapLincheckTest {
                 .check(getClass());
     }
 
+    /**
+     * The same operations with Lincheck's obstruction-freedom check: no lock, no wait, no spin that
+     * depends on another thread (DESIGN §2.1: the bitmap is lock-free).
+     */
+    @Test
+    void lockFreeUnderModelChecking() {
+        new ModelCheckingOptions()
+                .iterations(6)
+                .invocationsPerIteration(100)
+                .threads(2)
+                .actorsPerThread(3)
+                .checkObstructionFreedom(true)
+                .minimizeFailedScenario(false)
+                .sequentialSpecification(BitSetModel.class)
+                .check(getClass());
+    }
+
     @Test
     void linearizableUnderStress() {
         new StressOptions()
@@ -143,6 +180,16 @@ public class DirtyBitmapLincheckTest {
 
         public boolean isDirty(int i) {
             return bits.get((int) CHUNKS[i]);
+        }
+
+        public boolean clearPair(int i) {
+            boolean a = testAndClear(i & ~1);
+            boolean b = testAndClear((i & ~1) + 1);
+            return a || b;
+        }
+
+        public boolean anyDirtyPair(int i) {
+            return isDirty(i & ~1) || isDirty((i & ~1) + 1);
         }
 
         public void scan() {
