@@ -32,8 +32,9 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  * a final event nobody sees leaves the job's conclusion incomplete).
  *
  * Set-up: a job (not started) with a counting listener. Each actor queues one event the way a
- * transition does (into the job's outbox) and calls the real private deliver(). The arbiter
- * counts the events the listener saw and what is still queued.
+ * transition does (into the job's outbox) and calls the real private deliver(); the second one
+ * after a delay that sweeps across samples, so that its event lands all along the first one's
+ * delivery. The arbiter counts the events the listener saw and what is still queued.
  *
  * Broken variant caught: deliver-skips-recheck (mutants/patches/deliver-skips-recheck.patch):
  * the winner returns without re-checking the queue: "1, 1".
@@ -59,6 +60,9 @@ public class EventDeliveryVsDelivery {
         }
     }
 
+    /** Sweeps the second actor's delay across samples (Harness.sweep). */
+    static final AtomicInteger SWEEP = new AtomicInteger();
+
     final MirrorJob job;
     final AtomicInteger seen = new AtomicInteger();
     final Harness.StartLine start = new Harness.StartLine();
@@ -77,6 +81,7 @@ public class EventDeliveryVsDelivery {
     @Actor
     public void second() {
         start.arriveSecond();
+        Harness.sweep(SWEEP, 64, 1); // lands its add between the winner's last poll and its let-go
         emitAndDeliver(new MirrorEvent.StateChanged(2, JobState.RUNNING, JobState.READY));
     }
 

@@ -21,7 +21,8 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  *
  * Set-up: two chunks, all 1 on both sides, sync NONE, started (READY), nothing dirty; the copier
  * was just woken (idle is false), as a guest's wake-up leaves it. The copier actor pumps: it
- * finds nothing, goes idle and scans again. The guest actor writes chunk 1 meanwhile. The arbiter
+ * finds nothing, goes idle and scans again. The guest actor writes chunk 1 meanwhile, after a
+ * delay that sweeps across samples so that its mark lands all along the copier's pump. The arbiter
  * runs whatever was queued: if neither side saw the other, nothing is queued and chunk 1 stays
  * dirty with its old value on the target.
  *
@@ -37,6 +38,9 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 @Outcome(expect = FORBIDDEN, desc = "Anything else.")
 @State
 public class GuestWriteVsIdleFlag {
+    /** Sweeps the guest's delay across samples (Harness.sweep). */
+    static final java.util.concurrent.atomic.AtomicInteger SWEEP = new java.util.concurrent.atomic.AtomicInteger();
+
     final MirrorRig rig;
     final Harness.StartLine start = new Harness.StartLine();
 
@@ -62,6 +66,7 @@ public class GuestWriteVsIdleFlag {
     @Actor
     public void guest() {
         start.arriveSecond();
+        Harness.sweep(SWEEP, 64, 2); // lands its mark between the copier's scan and its idle store
         Harness.write(rig.guest, 1, 3);
     }
 

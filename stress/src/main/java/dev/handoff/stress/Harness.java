@@ -36,6 +36,18 @@ final class Harness {
         }
     }
 
+    /**
+     * Spins for a delay that sweeps across samples: {@code (counter++ mod steps) * spinsPerStep}
+     * spin-waits. An actor whose partner's window is a few instructions wide (between a scan and a
+     * store, a poll and a flag) lands in it for some of the delays, where jcstress's alignment
+     * alone would land there rarely. The counter is the harness's own, touched by one actor only.
+     */
+    static void sweep(java.util.concurrent.atomic.AtomicInteger counter, int steps, int spinsPerStep) {
+        for (int i = Math.floorMod(counter.getAndIncrement(), steps) * spinsPerStep; i > 0; i--) {
+            Thread.onSpinWait();
+        }
+    }
+
     /** Writes the whole-chunk buffer {@code data} at {@code chunk}; 1 if acknowledged, 0 if refused. */
     static int write(BlockDevice device, int chunk, java.nio.ByteBuffer data) {
         try {

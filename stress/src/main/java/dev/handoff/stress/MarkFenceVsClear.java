@@ -25,7 +25,8 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  * Set-up: one chunk, already dirty; the "source" is one plain int (the guest's data store is a
  * plain store, as a device write's is). Guest: data = 2, then the real DirtyBitmap.markRange.
  * Copier: the real DirtyBitmap.testAndClear, then the fence CopyOperation.readSource issues, then
- * a plain read of the data. The arbiter reads whether the chunk is dirty at the end.
+ * a plain read of the data, after a delay of 0 to 7 spin-waits that sweeps across samples. The
+ * arbiter reads whether the chunk is dirty at the end.
  *
  * Broken variant caught: mark-range-without-fence (mutants/patches/mark-range-without-fence.patch):
  * markRange reads the word without its fullFence, so it can find the bit still set while its data
@@ -41,6 +42,9 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 @Outcome(expect = FORBIDDEN, desc = "Anything else.")
 @State
 public class MarkFenceVsClear {
+    /** Sweeps the copier's delay across samples (Harness.sweep). */
+    static final java.util.concurrent.atomic.AtomicInteger SWEEP = new java.util.concurrent.atomic.AtomicInteger();
+
     final DirtyBitmap bitmap = new DirtyBitmap(ChunkDevice.CHUNK, ChunkDevice.CHUNK);
     int data = 1;
 
@@ -56,6 +60,7 @@ public class MarkFenceVsClear {
 
     @Actor
     public void copier(III_Result r) {
+        Harness.sweep(SWEEP, 8, 1); // shifts the copier against the guest by a few instructions
         r.r2 = bitmap.testAndClear(0) ? 1 : 0;
         VarHandle.fullFence(); // CopyOperation.readSource's fence after the clear
         r.r1 = data; // plain: the copy's source read
