@@ -21,10 +21,21 @@ import java.util.SplittableRandom;
  */
 public record MirrorScenario(Config config, List<Action> actions) {
 
-    /** The job's options and the initial devices. */
+    /**
+     * The job's options and the initial devices. With {@code autoFinalize} off a drained job waits
+     * in PENDING for a {@link Cmd#FINALIZE} (QEMU's {@code auto-finalize=false}).
+     */
     public record Config(long seed, int granularityShift, int chunks, int tail, int bufChunks, int maxCopyChunks,
             long speed, SyncMode sync, CopyMode copyMode, ErrorPolicy onSourceError, ErrorPolicy onTargetError,
-            boolean targetIsZero, int maxLatencyMicros) {
+            boolean targetIsZero, int maxLatencyMicros, boolean autoFinalize) {
+
+        /** With auto-finalize on, the default. */
+        public Config(long seed, int granularityShift, int chunks, int tail, int bufChunks, int maxCopyChunks,
+                long speed, SyncMode sync, CopyMode copyMode, ErrorPolicy onSourceError, ErrorPolicy onTargetError,
+                boolean targetIsZero, int maxLatencyMicros) {
+            this(seed, granularityShift, chunks, tail, bufChunks, maxCopyChunks, speed, sync, copyMode, onSourceError,
+                    onTargetError, targetIsZero, maxLatencyMicros, true);
+        }
 
         public int granularity() {
             return 512 << granularityShift;
@@ -39,7 +50,7 @@ public record MirrorScenario(Config config, List<Action> actions) {
             return MirrorOptions.builder().granularity(g).bufSize((long) bufChunks * g)
                     .maxCopyBytes((long) Math.min(maxCopyChunks, bufChunks) * g).speed(speed).sync(sync)
                     .copyMode(copyMode).onSourceError(onSourceError).onTargetError(onTargetError)
-                    .targetIsZero(targetIsZero).build();
+                    .targetIsZero(targetIsZero).autoFinalize(autoFinalize).build();
         }
     }
 
@@ -99,8 +110,11 @@ public record MirrorScenario(Config config, List<Action> actions) {
     public record Command(Cmd cmd) implements Action {
     }
 
-    /** The commands. */
-    public enum Cmd { START, PAUSE, RESUME, WRITE_BLOCKING, COMPLETE, CANCEL, FORCE_CANCEL }
+    /** The commands. FINALIZE is last: the byte encoding keeps the others' meaning (see {@link #decode}). */
+    public enum Cmd { START, PAUSE, RESUME, WRITE_BLOCKING, COMPLETE, CANCEL, FORCE_CANCEL, FINALIZE }
+
+    /** Command bytes from this value up decode as FINALIZE; below, as the other commands, modulo their count. */
+    static final int FINALIZE_BYTE = 0xF8;
 
     /** Sets the speed limit (bytes/s, 0 = none). */
     public record SetSpeed(long bytesPerSecond) implements Action {
@@ -151,8 +165,12 @@ public record MirrorScenario(Config config, List<Action> actions) {
         ErrorPolicy onTarget = POLICIES[r.nextInt(POLICIES.length)];
         boolean targetIsZero = r.nextInt(4) == 0;
         int latency = r.nextInt(3) == 0 ? 0 : r.nextInt(2_000);
+        // Auto-finalize and the finalize commands come from a stream of their own, so that every
+        // other draw, and so every seed's scenario apart from them, stays what it was before.
+        SplittableRandom lifecycle = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + 0x3C6EF372FE94F82BL);
+        boolean autoFinalize = lifecycle.nextInt(4) != 0;
         Config config = new Config(r.nextLong(), shift, chunks, tail, bufChunks, maxCopyChunks, speed, sync, mode,
-                onSource, onTarget, targetIsZero, latency);
+                onSource, onTarget, targetIsZero, latency, autoFinalize);
         int size = config.size();
 
         List<Action> actions = new ArrayList<>();
@@ -224,6 +242,12 @@ public record MirrorScenario(Config config, List<Action> actions) {
                 actions.add(new Fault(side, op, kind, percent));
             }
         }
+        if (!autoFinalize) {
+            // A finalize now and then: refused until the job is PENDING (the heal finalizes too).
+            for (int k = 0, n2 = 1 + lifecycle.nextInt(4); k < n2 && !actions.isEmpty(); k++) {
+                actions.add(1 + lifecycle.nextInt(actions.size()), new Command(Cmd.FINALIZE));
+            }
+        }
         return new MirrorScenario(config, actions);
     }
 
@@ -256,7 +280,7 @@ public record MirrorScenario(Config config, List<Action> actions) {
         Config c = config;
         w.u8(c.granularityShift).u8(c.chunks - 1).u16(c.tail).u8(c.bufChunks).u8(c.maxCopyChunks).u32(c.speed)
                 .u8((c.sync == SyncMode.NONE ? 1 : 0) | (c.copyMode == CopyMode.WRITE_BLOCKING ? 2 : 0)
-                        | (c.targetIsZero ? 4 : 0))
+                        | (c.targetIsZero ? 4 : 0) | (c.autoFinalize ? 0 : 8))
                 .u8(c.onSourceError.ordinal()).u8(c.onTargetError.ordinal()).u16(c.maxLatencyMicros).u64(c.seed);
         for (Action a : actions) {
             if (a instanceof Write x) {
@@ -275,7 +299,7 @@ public record MirrorScenario(Config config, List<Action> actions) {
             } else if (a instanceof Advance x) {
                 w.u8(T_ADVANCE).u32(x.micros);
             } else if (a instanceof Command x) {
-                w.u8(T_COMMAND).u8(x.cmd.ordinal());
+                w.u8(T_COMMAND).u8(x.cmd == Cmd.FINALIZE ? FINALIZE_BYTE : x.cmd.ordinal());
             } else if (a instanceof SetSpeed x) {
                 w.u8(T_SPEED).u32(x.bytesPerSecond);
             } else if (a instanceof Fault x) {
@@ -309,7 +333,7 @@ public record MirrorScenario(Config config, List<Action> actions) {
         Config config = new Config(seed, shift, chunks, tail, bufChunks, Math.min(maxCopyChunks, bufChunks), speed,
                 (flags & 1) != 0 ? SyncMode.NONE : SyncMode.FULL,
                 (flags & 2) != 0 ? CopyMode.WRITE_BLOCKING : CopyMode.BACKGROUND, onSource, onTarget,
-                (flags & 4) != 0, latency);
+                (flags & 4) != 0, latency, (flags & 8) == 0);
         List<Action> actions = new ArrayList<>();
         while (in.remaining() > 0 && actions.size() < 4_000) {
             int tag = in.u8() % TAGS;
@@ -327,7 +351,10 @@ public record MirrorScenario(Config config, List<Action> actions) {
                     actions.add(new Step(pick, n));
                 }
                 case T_ADVANCE -> actions.add(new Advance(in.u32()));
-                case T_COMMAND -> actions.add(new Command(Cmd.values()[in.u8() % Cmd.values().length]));
+                case T_COMMAND -> {
+                    int c = in.u8();
+                    actions.add(new Command(c >= FINALIZE_BYTE ? Cmd.FINALIZE : Cmd.values()[c % Cmd.FINALIZE.ordinal()]));
+                }
                 case T_SPEED -> actions.add(new SetSpeed(in.u32()));
                 case T_FAULT -> actions.add(new Fault(Side.values()[in.u8() % 2],
                         SimDevice.FaultOp.values()[in.u8() % 3],

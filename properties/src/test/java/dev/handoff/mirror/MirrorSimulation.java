@@ -110,17 +110,26 @@ import java.util.function.UnaryOperator;
  *       in that order, or only the source; after the final event, only the device the job ended
  *       on (the target after a pivot; the source after a cancel before or after READY, a forced
  *       cancel or a failure under any policy); reads and flushes the source, or the target after a
- *       pivot; and the job touches neither device after its final event.</li>
+ *       pivot; the job pivots exactly when complete() started its drain (a cancel after READY never
+ *       pivots, also when it waited in PENDING for a finalize); and the job touches neither device
+ *       after its final event.</li>
  * </ul>
  * {@code state} (with {@code event-stream}) and the error count (with {@code error-policy}) are
- * checked above. QEMU's {@code busy}, {@code paused} and {@code io-status} are derived from these
- * fields and the events by the CLI's QMP layer.
+ * checked above. QEMU's {@code busy} (bytes in flight), {@code paused} and {@code status} (the
+ * state, READY announced), {@code io-status} (STOP errors, resumes) and {@code ready} are composed
+ * from these fields and the events by the CLI's QMP layer ({@code JobControlTest},
+ * {@code QmpEventsTest} and the QMP comparison with qemu-storage-daemon check that composition).
+ *
+ * <p>QEMU's job lifecycle: scenarios turn auto-finalize off in one run of four; the drained job
+ * then waits in PENDING (guests held) for a finalize, which the command table checks (refused
+ * elsewhere; set-speed and the copy mode refused in PENDING; a cancel there ends CANCELLED).
  */
 public final class MirrorSimulation {
 
     /** What a run did, for coverage statistics. */
     public record Result(JobState outcome, boolean pivoted, boolean crashed, int tasks, int guestWrites,
-            int skippedGuestOps, long errors, boolean reachedReady, boolean readyBeforeHeal, boolean healed) {
+            int skippedGuestOps, long errors, boolean reachedReady, boolean readyBeforeHeal, boolean healed,
+            boolean wasPending) {
     }
 
     /** A decorator of the devices the job sees, for broken-device self-tests. */
@@ -163,6 +172,10 @@ public final class MirrorSimulation {
     private JobState pausedFrom;
     /** Whether a pause was accepted while CREATED (the job pauses as it starts). */
     private boolean pauseOnStart;
+    /** Whether the drain in progress was asked for by complete() (a pivot) rather than by a cancel after READY. */
+    private boolean pivotAsked;
+    /** Whether the job was PENDING at some point (auto-finalize off). */
+    private boolean wasPending;
 
     private final byte[] model;
     /** What a management tool must read and where each guest operation must go (see {@link JobModel}). */
@@ -277,7 +290,7 @@ public final class MirrorSimulation {
             heal();
         }
         return new Result(job.state(), terminal instanceof MirrorEvent.Completed c && c.pivoted(), crashed, tasks,
-                guestWrites, skipped, errorsSeen, reachedReady, readyBeforeHeal, healed);
+                guestWrites, skipped, errorsSeen, reachedReady, readyBeforeHeal, healed, wasPending);
     }
 
     /* ---- Actions ---- */
@@ -310,7 +323,8 @@ public final class MirrorSimulation {
             command(c.cmd());
         } else if (a instanceof SetSpeed s) {
             long speed = s.bytesPerSecond();
-            command("setSpeed(" + speed + ")", !job.state().isConcluded(), () -> job.setSpeed(speed),
+            JobState now = job.state();
+            command("setSpeed(" + speed + ")", !now.isConcluded() && now != JobState.PENDING, () -> job.setSpeed(speed),
                     () -> expected.speedSet(speed));
         } else if (a instanceof Fault f) {
             SimDevice d = f.side() == Side.SOURCE ? source : target;
@@ -561,23 +575,26 @@ public final class MirrorSimulation {
                     pauseOnStart = false;
                 }
             }
-            case WRITE_BLOCKING -> command("setCopyMode(WRITE_BLOCKING)", !concluded,
+            case WRITE_BLOCKING -> command("setCopyMode(WRITE_BLOCKING)", !concluded && s != JobState.PENDING,
                     () -> job.setCopyMode(CopyMode.WRITE_BLOCKING), expected::writeBlockingSet);
             case COMPLETE -> {
                 // In standby (paused after READY) complete is accepted and takes effect on resume.
                 boolean standby = s == JobState.PAUSED && pausedFrom == JobState.READY && !abandonKnown;
-                if (command("complete", (s == JobState.READY && !abandonKnown) || standby, job::complete) && standby) {
+                if (command("complete", (s == JobState.READY && !abandonKnown) || standby, job::complete,
+                        () -> pivotAsked = true) && standby) {
                     pausedFrom = JobState.COMPLETING;
                 }
             }
             case CANCEL -> {
                 JobState at = s == JobState.PAUSED ? pausedFrom : s;
                 // A job already ending (failing under REPORT, or cancelled before READY) refuses it.
+                // PENDING (drained, auto-finalize off) cancels at once, without a pivot.
                 boolean allowed = !abandonKnown && (s == JobState.CREATED || s == JobState.RUNNING
-                        || s == JobState.READY || (s == JobState.PAUSED && (at == JobState.RUNNING
-                        || at == JobState.READY || at == JobState.COMPLETING)));
+                        || s == JobState.READY || s == JobState.PENDING || (s == JobState.PAUSED
+                        && (at == JobState.RUNNING || at == JobState.READY || at == JobState.COMPLETING)));
                 // Before READY (and not paused in a drain) a cancel abandons the job; after, it drains.
                 command("cancel", allowed, job::cancel, () -> {
+                    pivotAsked = false; // a cancel never pivots, also one that drains
                     if (s != JobState.CREATED && !(ready || at == JobState.COMPLETING)) {
                         abandonKnown = true;
                     }
@@ -588,6 +605,8 @@ public final class MirrorSimulation {
                     abandonKnown = true;
                 }
             });
+            // Auto-finalize off: the drained job concludes (with the pivot complete() asked for) on finalize only.
+            case FINALIZE -> command("finalize", s == JobState.PENDING, job::finalizeJob);
         }
     }
 
@@ -701,6 +720,9 @@ public final class MirrorSimulation {
             }
             if (sc.to() == JobState.FAILED) {
                 failedInAction = true;
+            }
+            if (sc.to() == JobState.PENDING) {
+                wasPending = true;
             }
         } else if (e instanceof MirrorEvent.Ready) {
             reachedReady = true;
@@ -822,6 +844,10 @@ public final class MirrorSimulation {
             if (c.pivoted() != (routed == target)) {
                 throw violation("completed-consistent", e + " but the guest is routed to " + routed);
             }
+            if (c.pivoted() != pivotAsked) {
+                throw violation("guest-route", e + " but the drain it ends was started by "
+                        + (pivotAsked ? "complete(), which pivots" : "a cancel after READY, which never pivots"));
+            }
             if (c.pivoted()) {
                 resetFloor(); // the pivot flushed the target, which holds every acknowledged write
             }
@@ -920,6 +946,8 @@ public final class MirrorSimulation {
             } else if (s == JobState.READY && !completeIssued && !abandonKnown) {
                 command(Cmd.COMPLETE);
                 completeIssued = true;
+            } else if (s == JobState.PENDING) {
+                command(Cmd.FINALIZE);
             } else if (runtime.isEmpty()) {
                 throw violation("liveness", "the job is " + s + " with " + bitmap.count()
                         + " dirty chunks but nothing is queued: it can never move again");

@@ -66,6 +66,7 @@ class MirrorSimulationTest {
         int crashed = 0;
         int ready = 0;
         int withErrors = 0;
+        int pending = 0;
         long tasks = 0;
         long t0 = System.nanoTime();
         for (long seed = first; seed < first + n; seed++) {
@@ -75,12 +76,13 @@ class MirrorSimulationTest {
             crashed += r.crashed() ? 1 : 0;
             ready += r.reachedReady() ? 1 : 0;
             withErrors += r.errors() > 0 ? 1 : 0;
+            pending += r.wasPending() ? 1 : 0;
             tasks += r.tasks();
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         System.out.printf("mirror simulation: %d seeds in %.1f s (%.0f seeds/s, %d tasks); outcomes %s; "
-                + "pivoted %d, reached READY %d, with errors %d, crashed %d%n", n, seconds, n / seconds, tasks,
-                outcomes, pivoted, ready, withErrors, crashed);
+                + "pivoted %d, reached READY %d, with errors %d, crashed %d, PENDING %d%n", n, seconds, n / seconds,
+                tasks, outcomes, pivoted, ready, withErrors, crashed, pending);
         if (n >= 500) {
             // The generator must keep reaching the interesting endings, or the seeds prove little.
             assertThat(pivoted).as("runs that pivoted").isGreaterThan(n / 10);
@@ -89,6 +91,7 @@ class MirrorSimulationTest {
             assertThat(outcomes.getOrDefault(JobState.FAILED, 0)).as("runs that FAILED").isGreaterThan(n / 50);
             assertThat(outcomes.getOrDefault(JobState.CANCELLED, 0)).as("runs CANCELLED").isGreaterThan(n / 50);
             assertThat(crashed).as("runs that crashed").isGreaterThan(n / 50);
+            assertThat(pending).as("runs that waited in PENDING (auto-finalize off)").isGreaterThan(n / 20);
         }
     }
 
