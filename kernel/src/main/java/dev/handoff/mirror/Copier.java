@@ -57,6 +57,8 @@ final class Copier {
     private final RateLimiter limiter;
     private final ArrayDeque<ByteBuffer> freeBuffers = new ArrayDeque<>();
     final Runnable pumpTask;
+    /** Null unless the job is traced (MirrorTrace). */
+    final MirrorTrace trace;
 
     // Guarded by the job's lock.
     private long cursor;
@@ -74,7 +76,7 @@ final class Copier {
     private volatile boolean idle;
 
     Copier(MirrorJob job, BlockDevice source, BlockDevice target, DirtyBitmap bitmap, InFlightChunks claims,
-            MirrorOptions options) {
+            MirrorOptions options, MirrorTrace trace) {
         this.job = job;
         this.source = source;
         this.target = target;
@@ -85,6 +87,7 @@ final class Copier {
         this.bufSize = options.bufSize();
         this.limiter = new RateLimiter(options.speed());
         this.pumpTask = job::pump;
+        this.trace = trace;
     }
 
     /* ---- Issuing (under the job's lock) ---- */
@@ -244,21 +247,30 @@ final class Copier {
 
     /* ---- Lock-free parts ---- */
 
-    /** Called by a guest after it dirtied a clean chunk. */
-    void wakeIfIdle() {
+    /** Called by a guest after it dirtied a clean chunk; returns whether it queued a pump. */
+    boolean wakeIfIdle() {
         // Volatile load, then CAS: pairs with the copier's volatile store of idle in issueLocked.
         if ((boolean) IDLE.getVolatile(this) && IDLE.compareAndSet(this, true, false)) {
             job.execute(pumpTask);
+            return true;
         }
+        return false;
     }
 
     /** Step 5 of a copy, on the copy's thread: mark dirty again on failure, release, report. */
     void release(CopyOperation op, MirrorEvent.Side side, MirrorEvent.Operation operation, DeviceException e) {
         if (e != null) {
+            MirrorTrace t = trace;
+            if (t != null) {
+                t.begin();
+            }
             // Dirty before the claim goes: the run is never both clean and unclaimed while the
             // target may differ (key invariant). This is the IGNORE policy's retry, and it is done
             // whatever the policy, so a resumed or re-run job copies the run again.
             bitmap.markRange(op.offset, op.length);
+            if (t != null) {
+                t.end(MirrorTrace.Step.COPY_MARK, 0, op.firstChunk, 0);
+            }
         }
         claims.release(op.firstChunk, op.lastChunk);
         job.onCopyFinished(op, side, operation, e);

@@ -64,10 +64,15 @@ final class CopyOperation implements Runnable {
      * lands there after the question dirties the chunk again, as one that lands after a read does.
      */
     void readSource() {
+        MirrorTrace t = copier.trace;
+        if (t != null) {
+            t.begin();
+        }
         // Store-load barrier between the Copier's testAndClear (a store to the dirty word) and our
         // read of the source data. Pairs with the fence in DirtyBitmap.markRange.
         VarHandle.fullFence();
         buffer.clear().limit(length);
+        DeviceException failure = null;
         try {
             long end = offset + length;
             long pos = offset;
@@ -87,10 +92,18 @@ final class CopyOperation implements Runnable {
                 pos = hole;
             }
         } catch (DeviceException e) {
-            fail(MirrorEvent.Side.SOURCE, MirrorEvent.Operation.READ, e);
-            return;
+            failure = e;
         } catch (RuntimeException e) {
-            fail(MirrorEvent.Side.SOURCE, MirrorEvent.Operation.READ, unexpected(e));
+            failure = unexpected(e);
+        } finally {
+            // The whole read, holes and data extents, is the spec's one step (CopyRead).
+            if (t != null) {
+                t.end(MirrorTrace.Step.COPY_READ, failure == null ? MirrorTrace.OK : MirrorTrace.failKind(failure),
+                        firstChunk, 0);
+            }
+        }
+        if (failure != null) {
+            fail(MirrorEvent.Side.SOURCE, MirrorEvent.Operation.READ, failure);
             return;
         }
         buffer.position(0).limit(length);
@@ -116,8 +129,13 @@ final class CopyOperation implements Runnable {
      * within one chunk per extent.
      */
     void writeTarget() {
+        MirrorTrace t = copier.trace;
+        if (t != null) {
+            t.begin();
+        }
         MirrorEvent.Operation op = MirrorEvent.Operation.WRITE;
         int granularity = copier.granularity();
+        DeviceException failure = null;
         try {
             int pos = 0;
             boolean zero = Copier.isZero(slice(0, Math.min(length, granularity)));
@@ -150,10 +168,18 @@ final class CopyOperation implements Runnable {
                 zero = nextZero;
             }
         } catch (DeviceException e) {
-            fail(MirrorEvent.Side.TARGET, op, e);
-            return;
+            failure = e;
         } catch (RuntimeException e) {
-            fail(MirrorEvent.Side.TARGET, op, unexpected(e));
+            failure = unexpected(e);
+        } finally {
+            // Every write of the run, data and zero extents, is the spec's one step (CopyWrite).
+            if (t != null) {
+                t.end(MirrorTrace.Step.COPY_WRITE, failure == null ? MirrorTrace.OK : MirrorTrace.failKind(failure),
+                        firstChunk, 0);
+            }
+        }
+        if (failure != null) {
+            fail(MirrorEvent.Side.TARGET, op, failure);
             return;
         }
         release();

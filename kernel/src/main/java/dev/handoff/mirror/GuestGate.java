@@ -51,15 +51,23 @@ final class GuestGate {
 
     /** Enters, waiting while the gate is closed. */
     void enter() {
-        while (true) {
-            // Volatile RMW: orders this entry against close() (see class comment).
-            long s = (long) STATE.getAndAdd(this, 1L);
-            if (s >= 0) {
-                return;
-            }
-            exit(); // back out: the closer must not wait for us
+        while (!tryEnter()) {
             awaitOpen();
         }
+    }
+
+    /**
+     * Enters if the gate is open; otherwise backs out (which may run the drained callback) and
+     * returns false: the caller then {@link #awaitOpen() waits} and tries again.
+     */
+    boolean tryEnter() {
+        // Volatile RMW: orders this entry against close() (see class comment).
+        long s = (long) STATE.getAndAdd(this, 1L);
+        if (s >= 0) {
+            return true;
+        }
+        exit(); // back out: the closer must not wait for us
+        return false;
     }
 
     /** Leaves; the last exit from a closed gate runs the drained callback. */
@@ -107,7 +115,8 @@ final class GuestGate {
         return (long) STATE.getVolatile(this) & ~CLOSED;
     }
 
-    private void awaitOpen() {
+    /** Waits until the gate is open (it may close again before the caller's next try). */
+    void awaitOpen() {
         boolean interrupted = false;
         lock.lock();
         try {

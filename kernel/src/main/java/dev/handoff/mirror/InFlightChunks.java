@@ -38,6 +38,8 @@ final class InFlightChunks {
 
     private final long chunkCount;
     private final long[] bits;
+    /** Null unless the job is traced (MirrorTrace): then each guest claim and each release is a step. */
+    private final MirrorTrace trace;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition released = lock.newCondition();
     /** Threads waiting in {@link #claim}; written under {@link #lock} with volatile semantics. */
@@ -45,8 +47,13 @@ final class InFlightChunks {
     private volatile int waiters;
 
     InFlightChunks(long chunkCount) {
+        this(chunkCount, null);
+    }
+
+    InFlightChunks(long chunkCount, MirrorTrace trace) {
         this.chunkCount = chunkCount;
         this.bits = new long[(int) ((chunkCount + 63) >>> 6)];
+        this.trace = trace;
     }
 
     /** Claims {@code chunk} if no one holds it. Never blocks. */
@@ -68,17 +75,36 @@ final class InFlightChunks {
     /** Claims every chunk in {@code [first, last]}, in ascending order, waiting for held ones. */
     void claim(long first, long last) {
         for (long c = first; c <= last; c++) {
-            if (!tryClaim(c)) {
+            if (!guestTryClaim(c)) {
                 awaitClaim(c);
             }
         }
     }
 
+    /** A guest's claim attempt: {@link #tryClaim}, one traced step when it succeeds. */
+    private boolean guestTryClaim(long chunk) {
+        MirrorTrace t = trace;
+        if (t == null) {
+            return tryClaim(chunk);
+        }
+        t.begin();
+        boolean claimed = tryClaim(chunk);
+        t.end(claimed ? MirrorTrace.Step.WB_CLAIM : MirrorTrace.Step.NONE, 0, chunk, 0);
+        return claimed;
+    }
+
     /** Releases {@code [first, last]} and wakes waiters. */
     void release(long first, long last) {
+        MirrorTrace t = trace;
         for (long c = first; c <= last; c++) {
+            if (t != null) {
+                t.begin();
+            }
             // Volatile RMW: publishes the holder's target write to the next claimant's CAS.
             LONGS.getAndBitwiseAnd(bits, (int) (c >>> 6), ~(1L << c));
+            if (t != null) {
+                t.end(MirrorTrace.Step.RELEASE, 0, c, 0);
+            }
         }
         // Volatile read after the release: pairs with the waiter's volatile increment (class comment).
         if ((int) WAITERS.getVolatile(this) > 0) {
@@ -117,7 +143,7 @@ final class InFlightChunks {
             // Volatile increment before the retry: pairs with release's volatile read of waiters.
             WAITERS.getAndAdd(this, 1);
             try {
-                while (!tryClaim(chunk)) {
+                while (!guestTryClaim(chunk)) {
                     try {
                         released.await();
                     } catch (InterruptedException e) {

@@ -38,9 +38,11 @@ import java.nio.ByteBuffer;
  * <p>{@link #close()} closes this view only: the source and target belong to the embedder.
  */
 public final class MirrorFilter implements BlockDevice {
-    private static final int WRITE = 0;
-    private static final int WRITE_ZEROES = 1;
-    private static final int DISCARD = 2;
+    private static final int WRITE = MirrorTrace.OP_WRITE;
+    private static final int WRITE_ZEROES = MirrorTrace.OP_WRITE_ZEROES;
+    private static final int DISCARD = MirrorTrace.OP_DISCARD;
+    private static final int READ = MirrorTrace.OP_READ;
+    private static final int FLUSH = MirrorTrace.OP_FLUSH;
 
     private final MirrorJob job;
     private final BlockDevice source;
@@ -50,6 +52,8 @@ public final class MirrorFilter implements BlockDevice {
     private final GuestGate gate;
     private final Copier copier;
     private final long size;
+    /** Null unless the job is traced; see MirrorTrace (every use is one load and one branch). */
+    private final MirrorTrace trace;
 
     /** Null while mirroring; the source or the target once the job has concluded. */
     private volatile BlockDevice passthrough;
@@ -58,7 +62,7 @@ public final class MirrorFilter implements BlockDevice {
     private volatile boolean closed;
 
     MirrorFilter(MirrorJob job, BlockDevice source, BlockDevice target, DirtyBitmap bitmap, InFlightChunks claims,
-            GuestGate gate, Copier copier) {
+            GuestGate gate, Copier copier, MirrorTrace trace) {
         this.job = job;
         this.source = source;
         this.target = target;
@@ -67,6 +71,7 @@ public final class MirrorFilter implements BlockDevice {
         this.gate = gate;
         this.copier = copier;
         this.size = source.size();
+        this.trace = trace;
     }
 
     @Override
@@ -77,17 +82,37 @@ public final class MirrorFilter implements BlockDevice {
     @Override
     public void read(long offset, ByteBuffer dst) throws DeviceException {
         ensureOpen();
+        MirrorTrace t = trace;
         BlockDevice p = passthrough;
         if (p != null) {
-            p.read(offset, dst);
+            // The job ended: straight to where it left the guest (one step; the route never changes again).
+            if (t != null) {
+                t.begin();
+            }
+            try {
+                p.read(offset, dst);
+            } finally {
+                if (t != null) {
+                    t.end(MirrorTrace.Step.FAST_PATH, READ, offset, dst.remaining());
+                }
+            }
             return;
         }
-        gate.enter();
+        enterGate(READ, offset, dst.remaining());
         try {
-            p = passthrough; // re-read: a conclusion may have switched it while we waited
-            (p != null ? p : source).read(offset, dst);
+            if (t != null) {
+                t.begin();
+            }
+            try {
+                p = passthrough; // re-read: a conclusion may have switched it while we waited
+                (p != null ? p : source).read(offset, dst);
+            } finally {
+                if (t != null) {
+                    t.end(MirrorTrace.Step.GUEST_IO, READ, offset, 0);
+                }
+            }
         } finally {
-            gate.exit();
+            exitGate();
         }
     }
 
@@ -109,17 +134,37 @@ public final class MirrorFilter implements BlockDevice {
     @Override
     public void flush() throws DeviceException {
         ensureOpen();
+        MirrorTrace t = trace;
         BlockDevice p = passthrough;
         if (p != null) {
-            p.flush();
+            // The job ended: straight to where it left the guest (one step; the route never changes again).
+            if (t != null) {
+                t.begin();
+            }
+            try {
+                p.flush();
+            } finally {
+                if (t != null) {
+                    t.end(MirrorTrace.Step.FAST_PATH, FLUSH, 0, 0);
+                }
+            }
             return;
         }
-        gate.enter();
+        enterGate(FLUSH, 0, 0);
         try {
-            p = passthrough;
-            (p != null ? p : source).flush();
+            if (t != null) {
+                t.begin();
+            }
+            try {
+                p = passthrough;
+                (p != null ? p : source).flush();
+            } finally {
+                if (t != null) {
+                    t.end(MirrorTrace.Step.GUEST_IO, FLUSH, 0, 0);
+                }
+            }
         } finally {
-            gate.exit();
+            exitGate();
         }
     }
 
@@ -155,38 +200,135 @@ public final class MirrorFilter implements BlockDevice {
     private void mutate(int op, long offset, long length, ByteBuffer src) throws DeviceException {
         ensureOpen();
         DeviceException.checkRange(offset, length, size);
+        MirrorTrace t = trace;
         BlockDevice p = passthrough;
         if (p != null) {
-            apply(p, op, offset, length, src);
+            // The job ended: straight to where it left the guest (one step; the route never changes again).
+            if (t != null) {
+                t.begin();
+            }
+            try {
+                apply(p, op, offset, length, src);
+            } finally {
+                if (t != null) {
+                    t.end(MirrorTrace.Step.FAST_PATH, op, offset, length);
+                }
+            }
             return;
         }
-        gate.enter();
+        int path = enterGate(op, offset, length);
         try {
-            p = passthrough;
-            if (p != null) {
-                apply(p, op, offset, length, src);
-            } else if (writeThrough && op != DISCARD && length > 0) {
+            if (path == ROUTED) {
+                if (t != null) {
+                    t.begin();
+                }
+                try {
+                    apply(passthrough, op, offset, length, src);
+                } finally {
+                    if (t != null) {
+                        t.end(MirrorTrace.Step.GUEST_IO, op, offset, length);
+                    }
+                }
+            } else if (path == WRITE_BLOCKING) {
                 writeBlocking(op, offset, length, src);
             } else {
                 writeBackground(op, offset, length, src);
             }
         } finally {
-            gate.exit();
+            exitGate();
+        }
+    }
+
+    private static final int ROUTED = 0;
+    private static final int WRITE_BLOCKING = 1;
+    private static final int BACKGROUND = 2;
+
+    /**
+     * GuestGate.enter for the operation, then the route it takes: routed to where the job left
+     * the guest (it ended while we waited), write-blocking, or background. The entry and the
+     * reads of the route are one step (nothing another thread does to the job can fall between
+     * them and matter: a switch to write-blocking comes before or after the whole of it).
+     */
+    private int enterGate(int op, long offset, long length) {
+        MirrorTrace t = trace;
+        while (true) {
+            if (t != null) {
+                t.begin();
+            }
+            boolean entered = gate.tryEnter();
+            int path = BACKGROUND;
+            if (entered) {
+                if (passthrough != null) {
+                    path = ROUTED;
+                } else if (writeThrough && op != DISCARD && op != READ && op != FLUSH && length > 0) {
+                    path = WRITE_BLOCKING;
+                }
+            }
+            if (t != null) {
+                t.end(entered ? MirrorTrace.Step.GATE_ENTER : MirrorTrace.Step.GATE_HELD, op, offset, length);
+            }
+            if (entered) {
+                return path;
+            }
+            gate.awaitOpen();
+        }
+    }
+
+    private void exitGate() {
+        MirrorTrace t = trace;
+        if (t != null) {
+            t.begin();
+        }
+        gate.exit();
+        if (t != null) {
+            t.end(MirrorTrace.Step.GATE_EXIT, 0, 0, 0);
         }
     }
 
     private void writeBackground(int op, long offset, long length, ByteBuffer src) throws DeviceException {
+        MirrorTrace t = trace;
+        int outcome = MirrorTrace.OK;
+        if (t != null) {
+            t.begin();
+        }
         try {
             apply(source, op, offset, length, src);
+        } catch (DeviceException e) {
+            outcome = MirrorTrace.failKind(e);
+            throw e;
+        } catch (RuntimeException e) {
+            outcome = MirrorTrace.FAIL_IO;
+            throw e;
         } finally {
+            if (t != null) {
+                t.end(MirrorTrace.Step.BG_SOURCE, outcome, offset, length);
+                t.begin();
+            }
             // After the source write (order 1), even if it failed part way.
-            if (bitmap.markRange(offset, length)) {
-                copier.wakeIfIdle();
+            boolean newlyDirty = bitmap.markRange(offset, length);
+            if (t != null) {
+                t.end(MirrorTrace.Step.BG_MARK, 0, newlyDirty ? 1 : 0, 0);
+            }
+            if (newlyDirty) {
+                wakeCopier(MirrorTrace.Step.BG_WAKE);
             }
         }
     }
 
+    /** Copier.wakeIfIdle, one step. */
+    private void wakeCopier(MirrorTrace.Step step) {
+        MirrorTrace t = trace;
+        if (t != null) {
+            t.begin();
+        }
+        boolean woke = copier.wakeIfIdle();
+        if (t != null) {
+            t.end(step, 0, woke ? 1 : 0, 0);
+        }
+    }
+
     private void writeBlocking(int op, long offset, long length, ByteBuffer src) throws DeviceException {
+        MirrorTrace t = trace;
         long first = bitmap.chunkOf(offset);
         long last = bitmap.chunkOf(offset + length - 1);
         ByteBuffer forTarget = src != null ? src.duplicate() : null;
@@ -199,17 +341,48 @@ public final class MirrorFilter implements BlockDevice {
             // they are clean from now on; a partly covered one stays dirty. Cleared before the
             // source write, as a copy clears before its read: a background mark racing on the
             // same chunk is then never lost (DirtyBitmap.clearCovered). Order 4.
+            if (t != null) {
+                t.begin();
+            }
             cleared = bitmap.clearCovered(offset, length);
-            apply(source, op, offset, length, src);
+            if (t != null) {
+                t.end(MirrorTrace.Step.WB_CLEAR, 0, cleared ? 1 : 0, 0);
+                t.begin();
+            }
+            int outcome = MirrorTrace.FAIL_IO;
+            try {
+                apply(source, op, offset, length, src);
+                outcome = MirrorTrace.OK;
+            } catch (DeviceException e) {
+                outcome = MirrorTrace.failKind(e);
+                throw e;
+            } finally {
+                if (t != null) {
+                    t.end(MirrorTrace.Step.WB_SOURCE, outcome, offset, length);
+                }
+            }
+            if (t != null) {
+                t.begin();
+            }
             try {
                 if (op == WRITE) {
                     copier.noteTargetWrite(offset, length);
                 }
                 apply(target, op, offset, length, forTarget);
                 settled = true;
+                if (t != null) {
+                    t.end(MirrorTrace.Step.WB_TARGET, MirrorTrace.OK, offset, length);
+                }
             } catch (DeviceException e) {
+                if (t != null) {
+                    t.end(MirrorTrace.Step.WB_TARGET, MirrorTrace.failKind(e), offset, length);
+                    t.begin();
+                }
                 bitmap.markRange(offset, length); // before the claim is released
                 settled = true;
+                if (t != null) {
+                    t.end(MirrorTrace.Step.WB_MARK, 0, 0, 0);
+                }
                 job.onGuestTargetError(op == WRITE ? MirrorEvent.Operation.WRITE : MirrorEvent.Operation.WRITE_ZEROES,
                         offset, length, e);
             }
@@ -217,15 +390,28 @@ public final class MirrorFilter implements BlockDevice {
             if (!settled) {
                 // The source write failed (perhaps part way) or a device threw: whatever landed is
                 // dirty again before the claim is released.
+                if (t != null) {
+                    t.begin();
+                }
                 bitmap.markRange(offset, length);
+                if (t != null) {
+                    t.end(MirrorTrace.Step.WB_MARK, 0, 0, 0);
+                }
             }
             claims.release(first, last);
             // A copy skipped these chunks while we held them, a partly covered chunk stays dirty,
             // or a failure above marked them: if one is dirty, make sure the copier looks again
             // (also when the source write threw). If we cleared a dirty chunk, this write may have
             // been the copier's last work: it looks again to judge READY.
+            if (t != null) {
+                t.begin();
+            }
+            boolean woke = false;
             if (cleared || bitmap.anyDirty(offset, length)) {
-                copier.wakeIfIdle();
+                woke = copier.wakeIfIdle();
+            }
+            if (t != null) {
+                t.end(MirrorTrace.Step.WB_WAKE, 0, woke ? 1 : 0, 0);
             }
         }
     }

@@ -87,6 +87,8 @@ public final class MirrorJob {
     private final GuestGate gate;
     private final Copier copier;
     private final MirrorFilter filter;
+    /** Null unless traced (MirrorTrace, a test seam): then each section under the lock is one step. */
+    private final MirrorTrace trace;
 
     private final CopyOnWriteArrayList<MirrorListener> listeners = new CopyOnWriteArrayList<>();
     private final ConcurrentLinkedQueue<MirrorEvent> outbox = new ConcurrentLinkedQueue<>();
@@ -109,7 +111,7 @@ public final class MirrorJob {
     private String failure;
 
     private MirrorJob(BlockDevice source, BlockDevice target, MirrorOptions options, JobRuntime runtime,
-            boolean ownsRuntime) {
+            boolean ownsRuntime, MirrorTrace trace) {
         this.source = source;
         this.target = target;
         this.options = options;
@@ -117,10 +119,11 @@ public final class MirrorJob {
         this.ownsRuntime = ownsRuntime;
         this.copyMode = options.copyMode();
         this.bitmap = new DirtyBitmap(source.size(), options.granularity());
-        this.claims = new InFlightChunks(bitmap.chunkCount());
+        this.trace = trace;
+        this.claims = new InFlightChunks(bitmap.chunkCount(), trace);
         this.gate = new GuestGate(this::onGuestsDrained);
-        this.copier = new Copier(this, source, target, bitmap, claims, options);
-        this.filter = new MirrorFilter(this, source, target, bitmap, claims, gate, copier);
+        this.copier = new Copier(this, source, target, bitmap, claims, options, trace);
+        this.filter = new MirrorFilter(this, source, target, bitmap, claims, gate, copier, trace);
     }
 
     /** A job on a dedicated default runtime. See {@link #create(BlockDevice, BlockDevice, MirrorOptions, JobRuntime)}. */
@@ -129,7 +132,7 @@ public final class MirrorJob {
         Objects.requireNonNull(target, "target");
         Objects.requireNonNull(options, "options");
         checkSizes(source, target);
-        return new MirrorJob(source, target, options, JobRuntime.threadPool(DEFAULT_THREADS), true);
+        return new MirrorJob(source, target, options, JobRuntime.threadPool(DEFAULT_THREADS), true, null);
     }
 
     /**
@@ -144,7 +147,22 @@ public final class MirrorJob {
         Objects.requireNonNull(options, "options");
         Objects.requireNonNull(runtime, "runtime");
         checkSizes(source, target);
-        return new MirrorJob(source, target, options, runtime, false);
+        return new MirrorJob(source, target, options, runtime, false, null);
+    }
+
+    /**
+     * A job whose spec-level steps go to {@code trace} (the trace-validation seam; see
+     * MirrorTrace). Package-private: tests in this package reach it.
+     */
+    static MirrorJob create(BlockDevice source, BlockDevice target, MirrorOptions options, JobRuntime runtime,
+            MirrorTrace trace) {
+        Objects.requireNonNull(source, "source");
+        Objects.requireNonNull(target, "target");
+        Objects.requireNonNull(options, "options");
+        Objects.requireNonNull(runtime, "runtime");
+        Objects.requireNonNull(trace, "trace");
+        checkSizes(source, target);
+        return new MirrorJob(source, target, options, runtime, false, trace);
     }
 
     private static void checkSizes(BlockDevice source, BlockDevice target) {
@@ -187,16 +205,25 @@ public final class MirrorJob {
      */
     public void start() {
         synchronized (lock) {
-            require(state == JobState.CREATED, "start");
-            if (options.sync() == SyncMode.FULL) {
-                bitmap.markAll();
-            }
-            setStateLocked(JobState.RUNNING);
-            if (pauseOnStart) {
-                pauseOnStart = false;
-                pauseLocked();
-            } else {
-                advanceLocked();
+            beginStep();
+            boolean refused = false;
+            try {
+                require(state == JobState.CREATED, "start");
+                if (options.sync() == SyncMode.FULL) {
+                    bitmap.markAll();
+                }
+                setStateLocked(JobState.RUNNING);
+                if (pauseOnStart) {
+                    pauseOnStart = false;
+                    pauseLocked();
+                } else {
+                    advanceLocked();
+                }
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.START, 0, !refused);
             }
         }
         deliver();
@@ -209,13 +236,22 @@ public final class MirrorJob {
      */
     public void pause() {
         synchronized (lock) {
-            if (state == JobState.CREATED) {
-                require(!pauseOnStart, "pause");
-                pauseOnStart = true;
-                return; // no event: nothing changes until start()
+            beginStep();
+            boolean refused = false;
+            try {
+                if (state == JobState.CREATED) {
+                    require(!pauseOnStart, "pause");
+                    pauseOnStart = true;
+                    return; // no event: nothing changes until start()
+                }
+                require((state == JobState.RUNNING || state == JobState.READY) && abandoning == null, "pause");
+                pauseLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.PAUSE, 0, !refused);
             }
-            require((state == JobState.RUNNING || state == JobState.READY) && abandoning == null, "pause");
-            pauseLocked();
         }
         deliver();
     }
@@ -223,19 +259,28 @@ public final class MirrorJob {
     /** PAUSED → the state it paused in; CREATED and paused → CREATED, starting normally. */
     public void resume() {
         synchronized (lock) {
-            if (state == JobState.CREATED) {
-                require(pauseOnStart, "resume");
-                pauseOnStart = false;
-                return;
+            beginStep();
+            boolean refused = false;
+            try {
+                if (state == JobState.CREATED) {
+                    require(pauseOnStart, "resume");
+                    pauseOnStart = false;
+                    return;
+                }
+                require(state == JobState.PAUSED && abandoning == null, "resume");
+                JobState to = resumeTo;
+                resumeTo = null;
+                if (to == JobState.COMPLETING || to == JobState.CANCELLING) {
+                    gate.close(); // the drain held the guest when it paused; hold it again
+                }
+                setStateLocked(to);
+                advanceLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.RESUME, 0, !refused);
             }
-            require(state == JobState.PAUSED && abandoning == null, "resume");
-            JobState to = resumeTo;
-            resumeTo = null;
-            if (to == JobState.COMPLETING || to == JobState.CANCELLING) {
-                gate.close(); // the drain held the guest when it paused; hold it again
-            }
-            setStateLocked(to);
-            advanceLocked();
         }
         deliver();
     }
@@ -248,13 +293,22 @@ public final class MirrorJob {
      */
     public void complete() {
         synchronized (lock) {
-            if (state == JobState.PAUSED && resumeTo == JobState.READY && abandoning == null) {
-                drain = Drain.PIVOT;
-                resumeTo = JobState.COMPLETING; // resume() holds the guest again and drains
-                return; // no event: nothing changes until resume()
+            beginStep();
+            boolean refused = false;
+            try {
+                if (state == JobState.PAUSED && resumeTo == JobState.READY && abandoning == null) {
+                    drain = Drain.PIVOT;
+                    resumeTo = JobState.COMPLETING; // resume() holds the guest again and drains
+                    return; // no event: nothing changes until resume()
+                }
+                require(state == JobState.READY && abandoning == null, "complete");
+                beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.COMPLETE, 0, !refused);
             }
-            require(state == JobState.READY && abandoning == null, "complete");
-            beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);
         }
         deliver();
     }
@@ -266,8 +320,17 @@ public final class MirrorJob {
      */
     public void finalizeJob() {
         synchronized (lock) {
-            require(state == JobState.PENDING, "finalize");
-            concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);
+            beginStep();
+            boolean refused = false;
+            try {
+                require(state == JobState.PENDING, "finalize");
+                concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.FINALIZE, 0, !refused);
+            }
         }
         deliver();
     }
@@ -283,37 +346,46 @@ public final class MirrorJob {
      */
     public void cancel(boolean force) {
         synchronized (lock) {
-            require(!state.isConcluded(), "cancel");
-            if (abandoning != null) {
-                // Already ending (cancelled or failing): the outcome stands.
-                if (force) {
-                    return;
+            beginStep();
+            boolean refused = false;
+            try {
+                require(!state.isConcluded(), "cancel");
+                if (abandoning != null) {
+                    // Already ending (cancelled or failing): the outcome stands.
+                    if (force) {
+                        return;
+                    }
+                    throw new IllegalStateException("cannot cancel a job that is " + state + " and already ending as "
+                            + abandoning);
                 }
-                throw new IllegalStateException("cannot cancel a job that is " + state + " and already ending as "
-                        + abandoning);
-            }
-            if (state == JobState.CREATED || state == JobState.PENDING) {
-                // Nothing runs: CREATED never started; PENDING has drained and holds the guest, which
-                // is released onto the source without a pivot.
-                concludeLocked(JobState.CANCELLED, false);
-            } else if (force) {
-                if (state != JobState.CANCELLING) {
-                    setStateLocked(JobState.CANCELLING);
-                }
-                abandonLocked(JobState.CANCELLED);
-            } else {
-                JobState at = state == JobState.PAUSED ? resumeTo : state;
-                require(state == JobState.RUNNING || state == JobState.READY
-                        || (state == JobState.PAUSED && (at == JobState.RUNNING || at == JobState.READY
-                        || at == JobState.COMPLETING)), "cancel");
-                boolean wasPausedInDrain = state == JobState.PAUSED && at == JobState.COMPLETING;
-                resumeTo = null;
-                if (ready || wasPausedInDrain) {
-                    beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);
-                } else {
-                    setStateLocked(JobState.CANCELLING);
+                if (state == JobState.CREATED || state == JobState.PENDING) {
+                    // Nothing runs: CREATED never started; PENDING has drained and holds the guest, which
+                    // is released onto the source without a pivot.
+                    concludeLocked(JobState.CANCELLED, false);
+                } else if (force) {
+                    if (state != JobState.CANCELLING) {
+                        setStateLocked(JobState.CANCELLING);
+                    }
                     abandonLocked(JobState.CANCELLED);
+                } else {
+                    JobState at = state == JobState.PAUSED ? resumeTo : state;
+                    require(state == JobState.RUNNING || state == JobState.READY
+                            || (state == JobState.PAUSED && (at == JobState.RUNNING || at == JobState.READY
+                            || at == JobState.COMPLETING)), "cancel");
+                    boolean wasPausedInDrain = state == JobState.PAUSED && at == JobState.COMPLETING;
+                    resumeTo = null;
+                    if (ready || wasPausedInDrain) {
+                        beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);
+                    } else {
+                        setStateLocked(JobState.CANCELLING);
+                        abandonLocked(JobState.CANCELLED);
+                    }
                 }
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(force ? MirrorTrace.Step.FORCE_CANCEL : MirrorTrace.Step.CANCEL, 0, !refused);
             }
         }
         deliver();
@@ -325,9 +397,18 @@ public final class MirrorJob {
             throw new IllegalArgumentException("speed must be >= 0 bytes/s (0 = unlimited), got " + bytesPerSecond);
         }
         synchronized (lock) {
-            require(!state.isConcluded() && state != JobState.PENDING, "set-speed");
-            copier.setSpeedLocked(bytesPerSecond);
-            advanceLocked();
+            beginStep();
+            boolean refused = false;
+            try {
+                require(!state.isConcluded() && state != JobState.PENDING, "set-speed");
+                copier.setSpeedLocked(bytesPerSecond);
+                advanceLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.SET_SPEED, 0, !refused);
+            }
         }
         deliver();
     }
@@ -336,16 +417,25 @@ public final class MirrorJob {
     public void setCopyMode(CopyMode mode) {
         Objects.requireNonNull(mode, "mode");
         synchronized (lock) {
-            require(!state.isConcluded() && state != JobState.PENDING, "change copy mode");
-            if (mode == copyMode) {
-                return;
+            beginStep();
+            boolean refused = false;
+            try {
+                require(!state.isConcluded() && state != JobState.PENDING, "change copy mode");
+                if (mode == copyMode) {
+                    return;
+                }
+                if (mode == CopyMode.BACKGROUND) {
+                    throw new IllegalStateException("cannot switch from WRITE_BLOCKING back to BACKGROUND");
+                }
+                copyMode = mode;
+                updateWriteThroughLocked();
+                advanceLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.SET_COPY_MODE, 0, !refused);
             }
-            if (mode == CopyMode.BACKGROUND) {
-                throw new IllegalStateException("cannot switch from WRITE_BLOCKING back to BACKGROUND");
-            }
-            copyMode = mode;
-            updateWriteThroughLocked();
-            advanceLocked();
         }
         deliver();
     }
@@ -447,33 +537,45 @@ public final class MirrorJob {
     /** The last step of complete() or a cancel after READY: flush the target, then switch (or not). */
     private void finishDrain() {
         DeviceException error = null;
+        beginStep();
         try {
             target.flush();
         } catch (DeviceException e) {
             error = e;
         } catch (RuntimeException e) {
             error = new DeviceException(DeviceException.Kind.IO_ERROR, "target flush threw " + e, e);
+        } finally {
+            endStep(MirrorTrace.Step.FINISH_FLUSH, error == null ? MirrorTrace.OK : MirrorTrace.failKind(error), 0);
         }
         synchronized (lock) {
-            finishing = false;
-            if (error != null) {
-                onErrorLocked(MirrorEvent.Side.TARGET, MirrorEvent.Operation.FLUSH, 0, target.size(), error);
-                if (abandoning != null) {
-                    // Ending anyway (a forced cancel came while we flushed, or this error fails the
-                    // job): the flush was what it waited for. Other policies retry via their timer
-                    // or a resume, not here.
+            beginStep();
+            boolean refused = false;
+            try {
+                finishing = false;
+                if (error != null) {
+                    onErrorLocked(MirrorEvent.Side.TARGET, MirrorEvent.Operation.FLUSH, 0, target.size(), error);
+                    if (abandoning != null) {
+                        // Ending anyway (a forced cancel came while we flushed, or this error fails the
+                        // job): the flush was what it waited for. Other policies retry via their timer
+                        // or a resume, not here.
+                        advanceLocked();
+                    }
+                } else if (abandoning == null && drain != Drain.NONE && state != JobState.PAUSED
+                        && copier.convergedLocked() && gate.isDrained()) {
+                    // Nothing can have changed since the flush: guests are held and no copy runs.
+                    if (options.autoFinalize()) {
+                        concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);
+                    } else {
+                        setStateLocked(JobState.PENDING); // guests stay held until finalizeJob() or cancel
+                    }
+                } else {
                     advanceLocked();
                 }
-            } else if (abandoning == null && drain != Drain.NONE && state != JobState.PAUSED
-                    && copier.convergedLocked() && gate.isDrained()) {
-                // Nothing can have changed since the flush: guests are held and no copy runs.
-                if (options.autoFinalize()) {
-                    concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);
-                } else {
-                    setStateLocked(JobState.PENDING); // guests stay held until finalizeJob() or cancel
-                }
-            } else {
-                advanceLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.FINISH_CHECK, 0, !refused);
             }
         }
         deliver();
@@ -581,19 +683,37 @@ public final class MirrorJob {
 
     void onCopyFinished(CopyOperation op, MirrorEvent.Side side, MirrorEvent.Operation operation, DeviceException e) {
         synchronized (lock) {
-            copier.finishedLocked(op, e);
-            if (e != null) {
-                onErrorLocked(side, operation, op.offset, op.length, e);
+            beginStep();
+            boolean refused = false;
+            try {
+                copier.finishedLocked(op, e);
+                if (e != null) {
+                    onErrorLocked(side, operation, op.offset, op.length, e);
+                }
+                advanceLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.COPY_FINISHED, e == null ? MirrorTrace.OK : MirrorTrace.failKind(e), op.firstChunk);
             }
-            advanceLocked();
         }
         deliver();
     }
 
     void onGuestTargetError(MirrorEvent.Operation operation, long offset, long length, DeviceException e) {
         synchronized (lock) {
-            onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);
-            advanceLocked();
+            beginStep();
+            boolean refused = false;
+            try {
+                onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);
+                advanceLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.GUEST_TARGET_ERROR, MirrorTrace.failKind(e), 0);
+            }
         }
         deliver();
     }
@@ -606,17 +726,55 @@ public final class MirrorJob {
     /** A wake-up from a guest, the gate, or an executor hand-off. */
     void pump() {
         synchronized (lock) {
-            advanceLocked();
+            beginStep();
+            boolean refused = false;
+            try {
+                advanceLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.PUMP, 0, !refused);
+            }
         }
         deliver();
     }
 
     void onTimer(Copier c) {
         synchronized (lock) {
-            c.timerFiredLocked();
-            advanceLocked();
+            beginStep();
+            boolean refused = false;
+            try {
+                c.timerFiredLocked();
+                advanceLocked();
+            } catch (IllegalStateException refusal) {
+                refused = true;
+                throw refusal;
+            } finally {
+                endStep(MirrorTrace.Step.TIMER, 0, !refused);
+            }
         }
         deliver();
+    }
+
+    /* ---- Trace (a test seam; null and free unless the job was created with one) ---- */
+
+    private void beginStep() {
+        MirrorTrace t = trace;
+        if (t != null) {
+            t.begin();
+        }
+    }
+
+    private void endStep(MirrorTrace.Step step, int op, boolean accepted) {
+        endStep(step, op, accepted ? 1 : 0);
+    }
+
+    private void endStep(MirrorTrace.Step step, int op, long a) {
+        MirrorTrace t = trace;
+        if (t != null) {
+            t.end(step, op, a, 0);
+        }
     }
 
     JobRuntime runtime() {

@@ -205,6 +205,8 @@ public final class OwnedImage implements BlockDevice {
     private final String name;
     private final long recheckNanos;
     private final HeaderCache header;
+    /** Null unless the handle is traced (OwnershipTrace, a test seam). */
+    private final OwnershipTrace trace;
 
     private final ReentrantLock transitions = new ReentrantLock();
     private final ReentrantReadWriteLock io = new ReentrantReadWriteLock();
@@ -226,7 +228,7 @@ public final class OwnedImage implements BlockDevice {
     private int cacheDrops;                        // guarded by transitions
 
     private OwnedImage(BlockDevice device, AutoCloseable deviceRelease, RecordStore records, OwnershipLock lock,
-            String ownerId, String name, Tuning tuning) {
+            String ownerId, String name, Tuning tuning, OwnershipTrace trace) {
         this.device = Objects.requireNonNull(device, "device");
         this.deviceRelease = Objects.requireNonNull(deviceRelease, "deviceRelease");
         this.records = Objects.requireNonNull(records, "records");
@@ -234,6 +236,7 @@ public final class OwnedImage implements BlockDevice {
         this.ownerId = Objects.requireNonNull(ownerId, "ownerId");
         this.name = Objects.requireNonNull(name, "name");
         this.recheckNanos = tuning.recheckNanos();
+        this.trace = trace;
         this.header = new HeaderCache((int) Math.min(tuning.headerCacheBytes(), device.size()));
         new OwnershipRecord(0, ownerId, true); // validates the owner id
     }
@@ -262,6 +265,19 @@ public final class OwnedImage implements BlockDevice {
     }
 
     private static OwnedImage open(Path image, Path record, String ownerId, State initial) throws DeviceException {
+        return open(image, record, ownerId, initial, null);
+    }
+
+    /**
+     * As {@link #openFile(Path, String, State)}, recording the handle's spec-level steps in
+     * {@code trace} (the trace-validation seam). Package-private.
+     */
+    static OwnedImage openFile(Path image, String ownerId, State initial, OwnershipTrace trace) throws DeviceException {
+        return open(image, null, ownerId, initial, Objects.requireNonNull(trace, "trace"));
+    }
+
+    private static OwnedImage open(Path image, Path record, String ownerId, State initial, OwnershipTrace trace)
+            throws DeviceException {
         Objects.requireNonNull(initial, "initial");
         ImageFiles.Lease lease = ImageFiles.open(image);
         try {
@@ -269,7 +285,7 @@ public final class OwnedImage implements BlockDevice {
             // The sidecar of the path the file was first opened by: every handle on it meets one record.
             Path at = record != null ? record : OwnershipRecord.sidecarOf(file.path());
             return assemble(file, lease, new SidecarRecordStore(at, file.path()),
-                    new QemuFileLock(file), ownerId, image.toString(), initial, Tuning.DEFAULT);
+                    new QemuFileLock(file), ownerId, image.toString(), initial, Tuning.DEFAULT, trace);
         } catch (DeviceException | RuntimeException e) {
             closeQuietly(lease, e);
             throw e;
@@ -321,7 +337,14 @@ public final class OwnedImage implements BlockDevice {
      */
     static OwnedImage assemble(BlockDevice device, AutoCloseable deviceRelease, RecordStore records,
             OwnershipLock lock, String ownerId, String name, State initial, Tuning tuning) throws DeviceException {
-        OwnedImage image = new OwnedImage(device, deviceRelease, records, lock, ownerId, name, tuning);
+        return assemble(device, deviceRelease, records, lock, ownerId, name, initial, tuning, null);
+    }
+
+    /** As above, traced (null: not). */
+    static OwnedImage assemble(BlockDevice device, AutoCloseable deviceRelease, RecordStore records,
+            OwnershipLock lock, String ownerId, String name, State initial, Tuning tuning, OwnershipTrace trace)
+            throws DeviceException {
+        OwnedImage image = new OwnedImage(device, deviceRelease, records, lock, ownerId, name, tuning, trace);
         try {
             image.transitions.lock();
             try {
@@ -390,7 +413,7 @@ public final class OwnedImage implements BlockDevice {
                 checkNotFenced("activate");
                 return;
             }
-            activateLocked(null, "activate");
+            activateLocked(null, "activate", OwnershipTrace.Step.ACTIVATE_LOCK);
             continued = null;
         } finally {
             io.writeLock().unlock();
@@ -475,7 +498,7 @@ public final class OwnedImage implements BlockDevice {
                 throw new IllegalStateException(name + " is ACTIVE with epoch " + lpEpoch()
                         + "; acceptHandoff is for an INACTIVE destination");
             }
-            activateLocked(token, "acceptHandoff");
+            activateLocked(token, "acceptHandoff", OwnershipTrace.Step.ACCEPT_LOCK);
             continued = token;
             continuedByAbort = false;
         } finally {
@@ -509,7 +532,7 @@ public final class OwnedImage implements BlockDevice {
             if (token == null) {
                 throw new IllegalStateException(name + " has no handoff prepared: call prepareHandoff() first");
             }
-            activateLocked(token, "abortHandoff");
+            activateLocked(token, "abortHandoff", OwnershipTrace.Step.ABORT_LOCK);
             continued = token;
             continuedByAbort = true;
         } finally {
@@ -557,11 +580,7 @@ public final class OwnedImage implements BlockDevice {
         r.lock();
         try {
             admitWrite("write");
-            try {
-                device.write(offset, src);
-            } finally {
-                header.invalidate(offset, length);
-            }
+            deviceWrite(0, offset, length, src);
         } finally {
             r.unlock();
         }
@@ -574,11 +593,7 @@ public final class OwnedImage implements BlockDevice {
         r.lock();
         try {
             admitWrite("write-zeroes");
-            try {
-                device.writeZeroes(offset, length);
-            } finally {
-                header.invalidate(offset, length);
-            }
+            deviceWrite(1, offset, length, null);
         } finally {
             r.unlock();
         }
@@ -591,11 +606,7 @@ public final class OwnedImage implements BlockDevice {
         r.lock();
         try {
             admitWrite("discard");
-            try {
-                device.discard(offset, length);
-            } finally {
-                header.invalidate(offset, length);
-            }
+            deviceWrite(2, offset, length, null);
         } finally {
             r.unlock();
         }
@@ -610,10 +621,31 @@ public final class OwnedImage implements BlockDevice {
         Lock r = io.readLock();
         r.lock();
         try {
-            admitState("flush");
-            recheckRecord();
-            checkNotFenced("flush");
-            device.flush();
+            OwnershipTrace t = trace;
+            if (t != null) {
+                t.begin();
+            }
+            boolean admitted = false;
+            try {
+                admitState("flush");
+                recheckRecord();
+                checkNotFenced("flush");
+                admitted = true;
+            } finally {
+                if (t != null) {
+                    t.end(this, OwnershipTrace.Step.FLUSH_READ, admitted, 0, null);
+                }
+            }
+            if (t != null) {
+                t.begin();
+            }
+            try {
+                device.flush();
+            } finally {
+                if (t != null) {
+                    t.end(this, OwnershipTrace.Step.FLUSH_DEVICE, true, 0, null);
+                }
+            }
         } finally {
             r.unlock();
         }
@@ -634,15 +666,27 @@ public final class OwnedImage implements BlockDevice {
                 return;
             }
             DeviceException failure = null;
-            if (lpState() == State.ACTIVE) {
+            boolean wasActive = lpState() == State.ACTIVE;
+            if (wasActive) {
                 failure = closeActiveLocked();
             }
-            closed = true;
-            header.drop();
+            OwnershipTrace t = trace;
+            if (t != null) {
+                t.begin();
+            }
             try {
-                lock.release(); // writes nothing; a no-op unless held
-            } catch (DeviceException e) {
-                failure = addOrSet(failure, e);
+                soState(State.INACTIVE);
+                closed = true;
+                header.drop();
+                try {
+                    lock.release(); // writes nothing; a no-op unless held
+                } catch (DeviceException e) {
+                    failure = addOrSet(failure, e);
+                }
+            } finally {
+                if (t != null) {
+                    t.end(this, wasActive ? OwnershipTrace.Step.CLOSE_END : OwnershipTrace.Step.CLOSE_INACTIVE, true, 0, null);
+                }
             }
             try {
                 deviceRelease.close();
@@ -692,40 +736,95 @@ public final class OwnedImage implements BlockDevice {
         return laNewestEpoch();
     }
 
+    /** The record as it is in its store, also on a closed handle (tests and trace recording). */
+    OwnershipRecord peekRecord() throws DeviceException {
+        return records.read();
+    }
+
+    /** Whether {@link #close()} has run. */
+    boolean isClosed() {
+        return closed;
+    }
+
     /* ---- Transition internals (callers hold transitions and, except as noted, io.writeLock) ---- */
 
-    private void activateLocked(HandoffToken expected, String op) throws DeviceException {
-        lock.acquire(); // throws ImageInactiveException: still INACTIVE, nothing held
+    private void activateLocked(HandoffToken expected, String op, OwnershipTrace.Step lockStep) throws DeviceException {
+        OwnershipTrace t = trace;
+        if (t != null) {
+            t.begin();
+        }
+        boolean locked = false;
         try {
-            dropCaches();
-            OwnershipRecord current = records.read();
-            cachedRecord = current;
-            observeEpoch(current.epoch());
-            if (expected != null) {
-                checkContinues(expected, current, op);
+            lock.acquire(); // throws ImageInactiveException: still INACTIVE, nothing held
+            locked = true;
+        } finally {
+            if (t != null) {
+                t.end(this, lockStep, locked, expected == null ? 0 : expected.epoch(),
+                        expected == null ? null : expected.ownerId());
+            }
+        }
+        try {
+            if (t != null) {
+                t.begin();
+            }
+            OwnershipRecord current;
+            boolean continues = true;
+            try {
+                dropCaches();
+                current = records.read();
+                cachedRecord = current;
+                observeEpoch(current.epoch());
+                continues = expected == null || continues(expected, current);
+            } finally {
+                if (t != null) {
+                    t.end(this, OwnershipTrace.Step.ACT_READ, continues, 0, null);
+                }
+            }
+            if (!continues) {
+                throw staleToken(expected, current, op);
             }
             long next = Math.max(current.epoch(), laNewestEpoch()) + 1;
             OwnershipRecord mine = new OwnershipRecord(next, ownerId, false);
-            OwnershipRecord found = records.compareAndWrite(current.epoch(), mine);
+            if (t != null) {
+                t.begin();
+            }
+            OwnershipRecord found = current;
+            try {
+                found = records.compareAndWrite(current.epoch(), mine);
+                if (found.epoch() == current.epoch()) {
+                    cachedRecord = mine;
+                    soEpoch(next);
+                    observeEpoch(next);
+                    spoLastRecheckAt(System.nanoTime());
+                    pending = null;
+                    soState(State.ACTIVE); // release: publishes epoch and cachedRecord to laState readers
+                } else {
+                    observeEpoch(found.epoch());
+                }
+            } finally {
+                if (t != null) {
+                    t.end(this, OwnershipTrace.Step.ACT_CAS, found.epoch() == current.epoch(), 0, null);
+                }
+            }
             if (found.epoch() != current.epoch()) {
                 // Someone moved the epoch between our read and our write: only possible if the
                 // lock failed to exclude them. The compare makes exactly one of us win.
-                observeEpoch(found.epoch());
                 throw new ImageFencedException(op + " refused for " + name + ": another holder activated concurrently "
                         + "(record epoch " + found.epoch() + ", owner '" + found.ownerId() + "'); " + name
                         + " remains INACTIVE", current.epoch(), found.epoch());
             }
-            cachedRecord = mine;
-            soEpoch(next);
-            observeEpoch(next);
-            spoLastRecheckAt(System.nanoTime());
-            pending = null;
-            soState(State.ACTIVE); // release: publishes epoch and cachedRecord to laState readers
         } catch (DeviceException | RuntimeException | Error e) {
+            if (t != null) {
+                t.begin();
+            }
             try {
                 lock.release();
             } catch (DeviceException suppressed) {
                 e.addSuppressed(suppressed);
+            } finally {
+                if (t != null) {
+                    t.end(this, OwnershipTrace.Step.ACT_FAIL, true, 0, null);
+                }
             }
             if (e instanceof ImageInactiveException || e instanceof ImageFencedException || !(e instanceof DeviceException)) {
                 throw e;
@@ -737,15 +836,16 @@ public final class OwnedImage implements BlockDevice {
         }
     }
 
-    private void checkContinues(HandoffToken token, OwnershipRecord current, String op) throws ImageFencedException {
-        if (current.epoch() == token.epoch() && current.ownerId().equals(token.ownerId()) && current.clean()) {
-            return;
-        }
+    private static boolean continues(HandoffToken token, OwnershipRecord current) {
+        return current.epoch() == token.epoch() && current.ownerId().equals(token.ownerId()) && current.clean();
+    }
+
+    private ImageFencedException staleToken(HandoffToken token, OwnershipRecord current, String op) {
         String why = current.epoch() > token.epoch()
                 ? "another holder activated since (record epoch " + current.epoch() + ", owner '" + current.ownerId() + "')"
                 : "the record (epoch " + current.epoch() + ", owner '" + current.ownerId() + "', "
                         + (current.clean() ? "clean" : "unclean") + ") does not continue it";
-        throw new ImageFencedException(op + " refused for " + name + ": the handoff token (epoch " + token.epoch()
+        return new ImageFencedException(op + " refused for " + name + ": the handoff token (epoch " + token.epoch()
                 + ", owner '" + token.ownerId() + "') is stale: " + why + "; " + name + " remains INACTIVE",
                 token.epoch(), current.epoch());
     }
@@ -754,36 +854,75 @@ public final class OwnedImage implements BlockDevice {
      * Inactivates an ACTIVE handle. Caller holds transitions and the io write lock.
      */
     private void inactivateLocked(String op, boolean handoff) throws DeviceException {
-        recheckOrStayActive(op);
+        OwnershipTrace t = trace;
+        if (t != null) {
+            t.begin();
+        }
+        try {
+            recheckOrStayActive(op);
+        } finally {
+            if (t != null) {
+                t.end(this, handoff ? OwnershipTrace.Step.PREPARE_READ : OwnershipTrace.Step.INACTIVATE_READ,
+                        !isFenced(), 0, null);
+            }
+        }
         if (isFenced()) {
             throw fencedInactivation(op, "nothing was flushed or written");
+        }
+        if (t != null) {
+            t.begin();
         }
         try {
             device.flush();
         } catch (DeviceException e) {
             throw stillActive(op, "flush", e);
+        } finally {
+            if (t != null) {
+                t.end(this, OwnershipTrace.Step.IN_FLUSH, true, 0, null);
+            }
         }
         OwnershipRecord clean = new OwnershipRecord(lpEpoch(), ownerId, true);
-        OwnershipRecord found;
+        OwnershipRecord found = null;
+        if (t != null) {
+            t.begin();
+        }
+        ImageFencedException refused = null;
         try {
-            found = records.compareAndWrite(lpEpoch(), clean);
-        } catch (DeviceException e) {
-            throw stillActive(op, "writing the ownership record", e);
+            try {
+                found = records.compareAndWrite(lpEpoch(), clean);
+            } catch (DeviceException e) {
+                throw stillActive(op, "writing the ownership record", e);
+            }
+            if (found.epoch() != lpEpoch()) {
+                observeEpoch(found.epoch());
+                refused = fencedInactivation(op, "the data was flushed but the record was not written");
+            } else {
+                cachedRecord = clean;
+                if (handoff) {
+                    pending = new HandoffToken(clean.epoch(), ownerId);
+                }
+                soState(State.INACTIVE);
+            }
+        } finally {
+            if (t != null) {
+                t.end(this, OwnershipTrace.Step.IN_CAS, found != null && refused == null, 0, null);
+            }
         }
-        if (found.epoch() != lpEpoch()) {
-            observeEpoch(found.epoch());
-            throw fencedInactivation(op, "the data was flushed but the record was not written");
+        if (refused != null) {
+            throw refused;
         }
-        cachedRecord = clean;
-        if (handoff) {
-            pending = new HandoffToken(clean.epoch(), ownerId);
+        if (t != null) {
+            t.begin();
         }
-        soState(State.INACTIVE);
         try {
             lock.release();
         } catch (DeviceException e) {
             throw new DeviceException(e.kind(), op + ": " + name + " is INACTIVE (data and record flushed), "
                     + "but its ownership lock could not be released: " + e.getMessage(), e);
+        } finally {
+            if (t != null) {
+                t.end(this, OwnershipTrace.Step.IN_RELEASE, true, 0, null);
+            }
         }
     }
 
@@ -802,6 +941,20 @@ public final class OwnedImage implements BlockDevice {
 
     /** A fenced handle writes nothing on its way out: INACTIVE, lock released, then report. */
     private ImageFencedException fencedInactivation(String op, String what) {
+        OwnershipTrace t = trace;
+        if (t != null) {
+            t.begin();
+        }
+        try {
+            return fencedInactivationStep(op, what);
+        } finally {
+            if (t != null) {
+                t.end(this, OwnershipTrace.Step.IN_FENCED, true, 0, null);
+            }
+        }
+    }
+
+    private ImageFencedException fencedInactivationStep(String op, String what) {
         soState(State.INACTIVE);
         ImageFencedException e = fenced(op, ": " + what + "; " + name
                 + " is now INACTIVE and writes since its last successful flush may be lost");
@@ -815,20 +968,50 @@ public final class OwnedImage implements BlockDevice {
 
     /** Close of an ACTIVE handle: returns the failure to report, never throws. Lock released by caller. */
     private DeviceException closeActiveLocked() {
+        OwnershipTrace t = trace;
         DeviceException failure = null;
         try {
-            recheckRecord();
+            if (t != null) {
+                t.begin();
+            }
+            try {
+                recheckRecord();
+            } finally {
+                if (t != null) {
+                    t.end(this, OwnershipTrace.Step.CLOSE_READ, !isFenced(), 0, null);
+                }
+            }
             if (isFenced()) {
                 failure = fenced("close", ": nothing was flushed or written");
             } else {
-                device.flush();
+                if (t != null) {
+                    t.begin();
+                }
+                try {
+                    device.flush();
+                } finally {
+                    if (t != null) {
+                        t.end(this, OwnershipTrace.Step.CLOSE_FLUSH, true, 0, null);
+                    }
+                }
                 OwnershipRecord clean = new OwnershipRecord(lpEpoch(), ownerId, true);
-                OwnershipRecord found = records.compareAndWrite(lpEpoch(), clean);
-                if (found.epoch() != lpEpoch()) {
-                    observeEpoch(found.epoch());
-                    failure = fenced("close", ": the record was not written");
-                } else {
-                    cachedRecord = clean;
+                if (t != null) {
+                    t.begin();
+                }
+                boolean written = false;
+                try {
+                    OwnershipRecord found = records.compareAndWrite(lpEpoch(), clean);
+                    if (found.epoch() != lpEpoch()) {
+                        observeEpoch(found.epoch());
+                        failure = fenced("close", ": the record was not written");
+                    } else {
+                        cachedRecord = clean;
+                        written = true;
+                    }
+                } finally {
+                    if (t != null) {
+                        t.end(this, OwnershipTrace.Step.CLOSE_CAS, written, 0, null);
+                    }
                 }
             }
         } catch (DeviceException e) {
@@ -836,7 +1019,6 @@ public final class OwnedImage implements BlockDevice {
                     + " could not flush and mark the record clean; the record is left unclean and the handle is closed: "
                     + e.getMessage(), e);
         }
-        soState(State.INACTIVE);
         return failure;
     }
 
@@ -863,12 +1045,47 @@ public final class OwnedImage implements BlockDevice {
     }
 
     private void admitWrite(String op) throws DeviceException {
-        admitState(op);
-        if (System.nanoTime() - lpoLastRecheckAt() >= recheckNanos) {
-            recheckRecord();
+        OwnershipTrace t = trace;
+        if (t != null) {
+            t.begin();
         }
-        checkNotFenced(op);
+        boolean admitted = false;
+        boolean reread = false;
+        try {
+            admitState(op);
+            if (System.nanoTime() - lpoLastRecheckAt() >= recheckNanos) {
+                reread = true;
+                recheckRecord();
+            }
+            checkNotFenced(op);
+            admitted = true;
+        } finally {
+            if (t != null) {
+                t.end(this, OwnershipTrace.Step.WRITE_ADMIT, admitted, reread ? 1 : 0, null);
+            }
+        }
     }
+
+    /** The device call of a write, write-zeroes or discard, and the header cache's invalidation. */
+    private void deviceWrite(int op, long offset, long length, ByteBuffer src) throws DeviceException {
+        OwnershipTrace t = trace;
+        if (t != null) {
+            t.begin();
+        }
+        try {
+            switch (op) {
+                case 0 -> device.write(offset, src);
+                case 1 -> device.writeZeroes(offset, length);
+                default -> device.discard(offset, length);
+            }
+        } finally {
+            header.invalidate(offset, length);
+            if (t != null) {
+                t.end(this, OwnershipTrace.Step.WRITE_DEVICE, true, 0, null);
+            }
+        }
+    }
+
 
     /** Reads the record and raises the newest epoch seen. Safe from several threads at once. */
     private void recheckRecord() throws DeviceException {

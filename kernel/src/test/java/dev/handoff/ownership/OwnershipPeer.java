@@ -13,19 +13,23 @@ import java.util.Arrays;
  * command per line on standard input, answering one line each on standard output:
  * <pre>
  *   activate | inactivate | flush | epoch | record | close
+ *   prepare                         (prepareHandoff; answers OK EPOCH OWNER)
  *   accept EPOCH OWNER              (acceptHandoff of that token)
  *   write OFFSET LENGTH BYTE        (fills the range with BYTE)
  *   check OFFSET LENGTH BYTE        (answers OK if the range holds only BYTE)
  * </pre>
  * Answers are {@code OK <epoch>} or {@code ERR <KIND> <message>}. Prints {@code READY <pid>} once
- * open.
+ * open. With {@code -Dhandoff.ownership.trace=LOG} the handle records its steps in that log
+ * ({@link OwnershipTraceRecorder}).
  */
 public final class OwnershipPeer {
     private OwnershipPeer() {
     }
 
     public static void main(String[] args) throws Exception {
-        OwnedImage image = OwnedImage.openFile(Path.of(args[0]), args[1], OwnedImage.State.INACTIVE);
+        String trace = System.getProperty("handoff.ownership.trace");
+        OwnedImage image = trace == null ? OwnedImage.openFile(Path.of(args[0]), args[1], OwnedImage.State.INACTIVE)
+                : new OwnershipTraceRecorder(Path.of(trace)).openFile(Path.of(args[0]), args[1], OwnedImage.State.INACTIVE);
         System.out.println("READY " + ProcessHandle.current().pid());
         System.out.flush();
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
@@ -38,6 +42,12 @@ public final class OwnershipPeer {
                     case "inactivate" -> image.inactivate();
                     case "flush" -> image.flush();
                     case "accept" -> image.acceptHandoff(new HandoffToken(Long.parseLong(w[1]), w[2]));
+                    case "prepare" -> {
+                        HandoffToken t = image.prepareHandoff();
+                        System.out.println("OK " + t.epoch() + " " + t.ownerId());
+                        System.out.flush();
+                        continue;
+                    }
                     case "epoch" -> { }
                     case "record" -> {
                         System.out.println("OK " + image.readRecord());

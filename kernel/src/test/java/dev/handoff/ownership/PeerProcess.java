@@ -21,9 +21,17 @@ final class PeerProcess implements AutoCloseable {
     private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
 
     PeerProcess(Path image, String ownerId) throws IOException, InterruptedException {
+        this(image, ownerId, List.of());
+    }
+
+    /** A peer started with extra JVM options (say, -Dhandoff.ownership.trace=LOG). */
+    PeerProcess(Path image, String ownerId, List<String> jvmOptions) throws IOException, InterruptedException {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        process = new ProcessBuilder(List.of(java, "-Xshare:auto", "-XX:TieredStopAtLevel=1",
-                "-cp", System.getProperty("java.class.path"), OwnershipPeer.class.getName(), image.toString(), ownerId))
+        List<String> command = new java.util.ArrayList<>(List.of(java, "-Xshare:auto", "-XX:TieredStopAtLevel=1"));
+        command.addAll(jvmOptions);
+        command.addAll(List.of("-cp", System.getProperty("java.class.path"), OwnershipPeer.class.getName(),
+                image.toString(), ownerId));
+        process = new ProcessBuilder(command)
                 .redirectError(ProcessBuilder.Redirect.INHERIT)
                 .start();
         stdin = new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);

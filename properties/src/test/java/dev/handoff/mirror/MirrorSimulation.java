@@ -163,6 +163,8 @@ public final class MirrorSimulation {
     private final DirtyBitmap bitmap;
     private final GuestGate gate;
     private final SplittableRandom healRandom;
+    /** Null unless the run is traced for TraceMirrorCopy.tla. */
+    private final MirrorTraceRecorder recorder;
 
     private final List<MirrorEvent> events = new ArrayList<>();
     private int eventsSeen;
@@ -229,6 +231,19 @@ public final class MirrorSimulation {
 
     /** A simulation whose job sees the devices through {@code wrap} (a broken-device self-test). */
     public MirrorSimulation(MirrorScenario scenario, DeviceWrapper wrap) {
+        this(scenario, wrap, null);
+    }
+
+    /**
+     * A simulation whose job records its spec-level steps in {@code recorder} (trace validation):
+     * the outer guest operation acts as guest "g1", a guest write nested inside another step as
+     * "g2".
+     */
+    public MirrorSimulation(MirrorScenario scenario, MirrorTraceRecorder recorder) {
+        this(scenario, d -> d, recorder);
+    }
+
+    private MirrorSimulation(MirrorScenario scenario, DeviceWrapper wrap, MirrorTraceRecorder recorder) {
         this.scenario = scenario;
         this.config = scenario.config();
         this.size = config.size();
@@ -264,7 +279,9 @@ public final class MirrorSimulation {
         // Outermost: what the kernel calls, noted for the route checks (guest-route).
         this.jobSource = new Recorder(wrap.apply(source), Side.SOURCE);
         this.jobTarget = new Recorder(wrap.apply(target), Side.TARGET);
-        this.job = MirrorJob.create(jobSource, jobTarget, config.options(), runtime);
+        this.recorder = recorder;
+        this.job = recorder == null ? MirrorJob.create(jobSource, jobTarget, config.options(), runtime)
+                : MirrorTraceRecorder.createJob(jobSource, jobTarget, config.options(), runtime, recorder);
         job.addListener(this::onEvent);
         this.guest = job.guestDevice();
         this.bitmap = job.bitmap();
@@ -273,6 +290,14 @@ public final class MirrorSimulation {
 
     private MirrorJob job() {
         return job;
+    }
+
+    /** Who acts now; a traced run also tells the recorder which guest, if any. */
+    private void context(Context c) {
+        context = c;
+        if (recorder != null) {
+            recorder.actingGuest(c == Context.GUEST ? (nesting ? "g2" : "g1") : null);
+        }
     }
 
     /** Runs the scenario; throws {@link PropertyViolation} on the first property that fails. */
@@ -339,7 +364,7 @@ public final class MirrorSimulation {
             return;
         }
         Context outer = context;
-        context = Context.JOB;
+        context(Context.JOB);
         long faultsBefore = jobFaults;
         long errorsBefore = errorsSeen;
         SimRuntime.Task t;
@@ -356,7 +381,7 @@ public final class MirrorSimulation {
             }
             throw violation("no-exception", "a job task threw " + e, e);
         } finally {
-            context = outer;
+            context(outer);
         }
         CopyOperation ran = t.runnable() instanceof CopyOperation op ? op : null;
         afterJobWork(ran, ran != null && jobFaults != faultsBefore, true, errorsSeen != errorsBefore);
@@ -436,7 +461,7 @@ public final class MirrorSimulation {
         boolean firstWasDirty = bitmap.isDirty(firstChunk);
         boolean lastWasDirty = bitmap.isDirty(lastChunk);
         Context outer = context;
-        context = Context.GUEST;
+        context(Context.GUEST);
         try {
             switch (w.fill()) {
                 case PATTERN, ZERO_DATA -> guest.write(off, ByteBuffer.wrap(data));
@@ -454,7 +479,7 @@ public final class MirrorSimulation {
         } catch (RuntimeException e) {
             throw violation("no-exception", "guest " + w + " threw " + e, e);
         } finally {
-            context = outer;
+            context(outer);
             guestInProgress = null;
         }
         String reached = route.toString();
@@ -494,7 +519,7 @@ public final class MirrorSimulation {
         }
         ByteBuffer dst = ByteBuffer.allocate(len);
         long faultsBefore = guestFaults;
-        context = Context.GUEST;
+        context(Context.GUEST);
         route = new StringBuilder();
         boolean failed = false;
         try {
@@ -507,7 +532,7 @@ public final class MirrorSimulation {
         } catch (RuntimeException e) {
             throw violation("no-exception", "guest read threw " + e, e);
         } finally {
-            context = Context.COMMAND;
+            context(Context.COMMAND);
         }
         checkRoute("guest read " + off + "+" + len, false);
         if (failed) {
@@ -526,7 +551,7 @@ public final class MirrorSimulation {
             return;
         }
         long faultsBefore = guestFaults;
-        context = Context.GUEST;
+        context(Context.GUEST);
         route = new StringBuilder();
         boolean failed = false;
         try {
@@ -539,7 +564,7 @@ public final class MirrorSimulation {
         } catch (RuntimeException e) {
             throw violation("no-exception", "guest flush threw " + e, e);
         } finally {
-            context = Context.COMMAND;
+            context(Context.COMMAND);
         }
         checkRoute("guest flush", false);
         if (failed) {
@@ -624,7 +649,7 @@ public final class MirrorSimulation {
         int eventsBefore = events.size();
         long errorsBefore = errorsSeen;
         commandInStep = true;
-        context = Context.COMMAND;
+        context(Context.COMMAND);
         try {
             run.run();
         } catch (IllegalStateException e) {
@@ -978,7 +1003,11 @@ public final class MirrorSimulation {
         nest = null;
         nesting = true;
         try {
-            n.run(offset, length);
+            if (recorder != null) {
+                recorder.runNested(() -> n.run(offset, length));
+            } else {
+                n.run(offset, length);
+            }
         } finally {
             nesting = false;
         }
