@@ -1,459 +1,945 @@
 ----------------------------- MODULE MirrorCopy -----------------------------
 (***************************************************************************)
-(* The mirror job of docs/DESIGN.md sections 2 and 3: a guest writes a    *)
-(* source disk through the mirror filter while a copier copies it, chunk   *)
-(* by chunk, to a target; READY, complete (pivot) and cancel conclude the  *)
-(* job.                                                                    *)
+(* The mirror job of docs/DESIGN.md sections 2 and 3, at the grain of the  *)
+(* kernel (package dev.handoff.mirror): every action is one step the Java  *)
+(* code takes atomically, and its comment names the method it models with  *)
+(* a machine-checked tag                                                   *)
+(*     @java Class.method:FIRST-LAST "anchor"                              *)
+(* (specs/README.md; SpecMapTest fails when the method, or the anchor text *)
+(* inside it, no longer exists, or the line range has moved).              *)
 (*                                                                         *)
-(* What races with what.  The guest's writes and the copier's copies touch *)
-(* the same chunk concurrently.  The mirror is safe because of a few       *)
-(* orders, each of which is a separate step below, so that TLC can         *)
-(* interleave everything else between them:                                *)
-(*                                                                         *)
-(*   guest  (background):  write source  ->  mark dirty  ->  return        *)
-(*   guest  (write-blocking): claim -> clear the chunk -> write source -> *)
-(*                  write target -> (mark again if it failed) -> release   *)
-(*   copier:  claim -> test-and-clear -> read source -> write target ->    *)
-(*            release (mark again first if the copy failed: IGNORE)        *)
-(*   job:     READY / COMPLETED only when nothing is dirty and no copy is  *)
-(*            in flight; the pivot only once held guest writes drained.    *)
+(* The steps.  Guests (any number of threads) write through MirrorFilter   *)
+(* without taking a lock; each of their shared-memory steps is one action: *)
+(*   background:      enter the gate -> write the source -> mark           *)
+(*                    -> [wake the copier] -> exit the gate                *)
+(*   write-blocking:  enter -> claim each chunk, ascending -> clear the     *)
+(*                    chunks covered completely -> write the source ->     *)
+(*                    write the target -> [mark again if either failed,    *)
+(*                    report a target error] -> release each chunk ->      *)
+(*                    [wake] -> exit                                       *)
+(* A copy (CopyOperation, on the job's runtime) reads the source, writes   *)
+(* the target, marks its run dirty again if a step failed, releases each   *)
+(* chunk, then reports.  Everything else happens in a section holding the  *)
+(* job's lock (MirrorJob's synchronized blocks): a command, a pump, a      *)
+(* timer, a copy's report, the final drain's check.  A section is one      *)
+(* action: sections exclude each other, and the lock-free steps they race  *)
+(* with (a guest's mark, claim, clear or release) commute with the         *)
+(* section's own claims and clears, except that a guest may then also see  *)
+(* the copier idle and queue one more pump (harmless: a pump only advances *)
+(* the job).  Every section ends in MirrorJob.advanceLocked, modelled by   *)
+(* Advance: the copier issues copies (claims runs of dirty chunks, clears  *)
+(* them) within buf-size and the runtime's parallelism, or goes idle; the  *)
+(* job judges READY and the end of a drain only when nothing is dirty and  *)
+(* no copy is in flight; an abandoned job ends once its copies are back.   *)
 (*                                                                         *)
 (* The key invariant (CleanChunkInSync): a chunk that is neither dirty nor *)
-(* in flight has the same content on source and target.  "In flight"       *)
-(* covers copies and guest writes that have not returned yet.              *)
+(* claimed, and that no guest write is in the middle of, has the same      *)
+(* content on source and target.                                           *)
 (*                                                                         *)
-(* Broken variants.  The constant Bug switches one faulty step on (as the  *)
-(* MongoDB specs do); each MC*_bug.cfg sets it and must fail:              *)
-(*   "MarkBeforeWrite"        guest marks the chunk before writing source  *)
-(*   "ClearAfterRead"         copier clears the bit after reading source   *)
-(*   "OverlappingCopies"      tryClaim ignores a copy already in flight    *)
-(*   "ReadyWithCopyInFlight"  convergence judged on the bitmap alone       *)
-(*   "WriteBlockingUnordered" write-blocking write does not claim a chunk  *)
-(*   "IgnoreClearsChunk"      a failed target write leaves the chunk clean *)
-(*   "PivotWithoutDrain"      pivot while a guest write is still running   *)
-(*   "WriteBlockingNoClear"   write-blocking write leaves its chunk dirty  *)
-(* Each action's comment names the variant that removes its step.          *)
+(* Abstractions.  A chunk has two halves, so that a write may cover it in  *)
+(* part; a half holds a value (0 = zeroes).  Time is a flag: a back-off    *)
+(* after an ignored error is due or not (Tick).  The speed limit is not    *)
+(* modelled (it only delays the copier; the simulator checks it).  The     *)
+(* dirty bitmap and the claims are atomic sets (their linearizability is   *)
+(* checked by jcstress and Lincheck).  Durability is not modelled: the     *)
+(* final flush is a step that may fail.                                    *)
 (*                                                                         *)
-(* Abstractions.  A chunk's content is a value from Values; every guest    *)
-(* write puts a different value there, so a lost update is a difference    *)
-(* between source and target.  Writes cover whole chunks (a partial write  *)
-(* is a background write: it marks the chunk).  buf-size is the number of  *)
-(* copy slots (buf-size / granularity).  Durability (flush) and speed are  *)
-(* not modelled: they decide when, not what, the target holds.             *)
-(* Guest writes are unbounded; the state space is finite because Values,   *)
-(* Chunks and Slots are.  Failures are bounded by MaxFailures.             *)
+(* Broken variants: the constant Bug switches one faulty step on; each     *)
+(* MC*_bug.cfg sets one and must fail.  The action that a variant changes  *)
+(* names it.                                                               *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets
 
 CONSTANTS
-    Chunks,       \* the chunks of the disk
-    Values,       \* contents a guest write may put in a chunk (naturals > 0)
-    Slots,        \* copy operations the copier may have in flight (buf-size)
-    Mode,         \* "background" or "write-blocking"
-    MaxFailures,  \* source-read or target-write failures a run may see
-    Bug           \* "none" or the name of one broken variant (see above)
+    N,              \* chunks of the disk: 1..N
+    Values,         \* values a guest write may put in a half (naturals > 0)
+    Guests,         \* guest threads
+    MaxWriteChunks, \* chunks a guest write touches at most
+    Partial,        \* whether guest writes may cover chunks in part
+    Discards,       \* whether guests discard too (always the background path)
+    Reads,          \* whether guests read and flush too (they only hold the gate)
+    BufChunks,      \* buf-size, in chunks
+    Parallelism,    \* the runtime's parallelism: copies in flight at most
+    MaxRun,         \* max-copy-bytes, in chunks
+    Sync,           \* "full" or "none"
+    InitialMode,    \* "background" or "write-blocking"
+    AutoFinalize,   \* MirrorOptions.autoFinalize: a drain ends COMPLETED, or PENDING
+    Commands,       \* the management commands this model lets happen
+    SourcePolicy,   \* on-source-error: "report", "ignore", "stop", "enospc"
+    TargetPolicy,   \* on-target-error
+    FailKinds,      \* kinds of device errors: SUBSET {"io", "nospace"}
+    MaxFailures,    \* device errors in a run
+    MaxPumps,       \* pump tasks queued at most (a bound for TLC)
+    MaxWrites,      \* guest writes in a run (0: no bound)
+    Bug             \* "none" or one broken variant
 
-ASSUME Mode \in {"background", "write-blocking"}
-ASSUME Values \subseteq (Nat \ {0}) /\ Cardinality(Values) >= 2
-ASSUME MaxFailures \in Nat
+Chunks == 1..N
+Halves == {1, 2}
+Policies == {"report", "ignore", "stop", "enospc"}
+AllCommands == {"start", "pause", "resume", "complete", "finalize", "cancel",
+                "force", "writeBlocking", "speed"}
+
+ASSUME N \in Nat \ {0} /\ Values \subseteq (Nat \ {0}) /\ Values # {}
+ASSUME MaxWriteChunks \in 1..N /\ Partial \in BOOLEAN /\ Discards \in BOOLEAN
+ASSUME Reads \in BOOLEAN
+ASSUME BufChunks \in Nat \ {0} /\ Parallelism \in Nat \ {0}
+ASSUME MaxRun \in 1..BufChunks
+ASSUME Sync \in {"full", "none"}
+ASSUME InitialMode \in {"background", "write-blocking"} /\ AutoFinalize \in BOOLEAN
+ASSUME Commands \subseteq AllCommands
+ASSUME SourcePolicy \in Policies /\ TargetPolicy \in Policies
+ASSUME FailKinds \subseteq {"io", "nospace"} /\ MaxFailures \in Nat
+ASSUME MaxPumps \in Nat \ {0} /\ MaxWrites \in Nat
 ASSUME Bug \in {"none", "MarkBeforeWrite", "ClearAfterRead",
                 "OverlappingCopies", "ReadyWithCopyInFlight",
-                "WriteBlockingUnordered", "IgnoreClearsChunk", "PivotWithoutDrain",
-                "WriteBlockingNoClear"}
+                "WriteBlockingUnordered", "IgnoreClearsChunk",
+                "PivotWithoutDrain", "WriteBlockingNoClear",
+                "WbClearsPartialChunk", "WbClearsAfterTargetWrite",
+                "ClaimUnordered", "FinishWithoutRecheck", "CopierNeverWoken",
+                "DrainKeepsGateOpen", "ReleaseBeforeMark", "PendingReleasesGuest"}
 
 (* ----------------------------------------------------------------------- *)
 (*  State                                                                  *)
 (* ----------------------------------------------------------------------- *)
 VARIABLES
-    src,       \* [Chunks -> Values]: the source device
-    tgt,       \* [Chunks -> Values \cup {Unwritten}]: the target device
-    dirty,     \* SUBSET Chunks: DirtyBitmap
-    ops,       \* [Slots -> CopyOperation]: the copier's copies in flight
-    guest,     \* the guest's current write through MirrorFilter
-    acked,     \* [Chunks -> Values]: last write returned to the guest
-    status,    \* MirrorJob state
-    pivoted,   \* MirrorFilter routes the guest to the target
-    failures   \* failures seen so far (IGNORE policy: retried later)
+    src,      \* [Chunks -> [Halves -> value]]: the source device
+    tgt,      \* [Chunks -> [Halves -> value]]: the target device
+    dirty,    \* SUBSET Chunks: DirtyBitmap
+    claimed,  \* SUBSET Chunks: InFlightChunks
+    gs,       \* [Guests -> guest record]: each guest thread's write
+    ops,      \* [Chunks -> copy record]: copies in flight, by first chunk
+    job,      \* MirrorJob's, Copier's, GuestGate's and MirrorFilter's state
+    pumps,    \* pump tasks queued on the runtime
+    failures, \* device errors so far
+    writes    \* guest writes started so far (counted only under MaxWrites)
 
-vars == <<src, tgt, dirty, ops, guest, acked, status, pivoted, failures>>
+vars == <<src, tgt, dirty, claimed, gs, ops, job, pumps, failures, writes>>
 
-Unwritten == 0                               \* target content never written
-SourceInit == CHOOSE v \in Values : TRUE     \* sync=full: the source has data
-AnyChunk == CHOOSE c \in Chunks : TRUE       \* filler for unused record fields
+Min(a, b) == IF a < b THEN a ELSE b
+Content == [Halves -> Values \cup {0}]
+Whole(v) == [h \in Halves |-> v]
 
-(* The copier's steps, in protocol order.  A CopyOperation's field done    *)
-(* counts how many of them it has taken (0 = the slot is free).  The only  *)
-(* broken variant that reorders them is ClearAfterRead.                    *)
-CopySteps ==
-    IF Bug = "ClearAfterRead"
-    THEN << "TryClaim", "ReadSource", "TestAndClear", "WriteTarget",
-            "Release" >>
-    ELSE << "TryClaim", "TestAndClear", "ReadSource", "WriteTarget",
-            "Release" >>
+(* A guest's write, and where it is.  c1/h1 .. c2/h2: the halves it       *)
+(* covers, in order; held: the chunks it has claimed; k: the next chunk to *)
+(* release.                                                                *)
+NoWrite == [pc |-> "idle", kind |-> "write", c1 |-> 1, h1 |-> 1, c2 |-> 1,
+            h2 |-> 2, v |-> 0, k |-> 0, held |-> {}, ok |-> TRUE,
+            newly |-> FALSE, cleared |-> FALSE, fk |-> "io"]
 
-FreeOp == [done |-> 0, c |-> AnyChunk, data |-> Unwritten, ok |-> TRUE]
-IdleGuest == [pc |-> "idle", c |-> AnyChunk, v |-> SourceInit, ok |-> TRUE]
+(* A copy: its run is f..last (f is its key in ops); data: what it read.   *)
+NoOp == [ph |-> "none", last |-> 0, data |-> <<>>, side |-> "none",
+         fk |-> "io", k |-> 0]
 
-Busy(s) == ops[s].done > 0
-NextCopyStep(s) == CopySteps[ops[s].done + 1]
+Touched(w) == w.c1..w.c2
+Covers(w, c, h) ==
+    /\ c \in Touched(w)
+    /\ (c = w.c1 => h >= w.h1)
+    /\ (c = w.c2 => h <= w.h2)
+(* The chunks a write covers completely (DirtyBitmap.clearCovered).        *)
+CoveredWhole(w) == {c \in Touched(w) : \A h \in Halves : Covers(w, c, h)}
+Written(dev, w) ==
+    IF w.kind = "read" THEN dev ELSE
+    [c \in Chunks |-> IF c \in Touched(w)
+                      THEN [h \in Halves |-> IF Covers(w, c, h) THEN w.v
+                                             ELSE dev[c][h]]
+                      ELSE dev[c]]
 
-(* The guest write's steps (guest.pc), per mode:                           *)
-(*   background:      "idle" -> "sourceWritten" -> "idle"                  *)
-(*                    (MarkBeforeWrite: "idle" -> "marked" -> "idle")      *)
-(*   write-blocking:  "idle" -> "wbClaimed" -> "wbCleared" -> "wbSource"   *)
-(*                    -> "wbTarget" [-> "wbMarked" if it failed] -> "idle" *)
-(*   after the job concluded: one step, "idle" -> "idle".                  *)
-GuestWriting(c) == guest.pc # "idle" /\ guest.c = c
+(* The writes a guest may start: a run of at most MaxWriteChunks chunks,   *)
+(* whole unless Partial; a value that differs from the source there, so    *)
+(* that a lost update is a difference between source and target.           *)
+NewWrites ==
+    { [NoWrite EXCEPT !.kind = kind, !.c1 = c1, !.h1 = h1, !.c2 = c2,
+                      !.h2 = h2, !.v = v] :
+        kind \in {"write"} \cup (IF Discards THEN {"discard"} ELSE {})
+                         \cup (IF Reads THEN {"read"} ELSE {}),
+        c1 \in Chunks, h1 \in IF Partial THEN Halves ELSE {1},
+        c2 \in Chunks, h2 \in IF Partial THEN Halves ELSE {2},
+        v \in Values \cup {0} }
+Kinds == {"write"} \cup (IF Discards THEN {"discard"} ELSE {})
+                  \cup (IF Reads THEN {"read"} ELSE {})
+ValidWrite(w) ==
+    /\ w.kind \in Kinds /\ w.c1 \in Chunks /\ w.c2 \in Chunks
+    /\ w.h1 \in (IF Partial THEN Halves ELSE {1})
+    /\ w.h2 \in (IF Partial THEN Halves ELSE {2})
+    /\ w.v \in Values \cup {0}
+    /\ w.c1 <= w.c2 /\ w.c2 - w.c1 < MaxWriteChunks
+    /\ (w.c1 = w.c2 => w.h1 <= w.h2)
+    /\ (w.kind # "write") <=> (w.v = 0)
+    /\ w.kind = "write" => w.v # src[w.c1][w.h1]
 
-(* InFlightChunks: a chunk claimed by a copy or by a write-blocking write. *)
-CopyInFlight(c) == \E s \in Slots : Busy(s) /\ ops[s].c = c
-WriteBlockingPcs == {"wbClaimed", "wbCleared", "wbSource", "wbTarget", "wbMarked"}
-GuestClaims(c) ==
-    /\ guest.pc \in WriteBlockingPcs
-    /\ guest.c = c
-    /\ Bug # "WriteBlockingUnordered"
-InFlight(c) == CopyInFlight(c) \/ GuestClaims(c)
-NoCopyInFlight == \A s \in Slots : ~Busy(s)
+OpFirsts(o) == {f \in Chunks : o[f].ph # "none"}
+OpRun(o, f) == f..o[f].last
+NOps(o) == Cardinality(OpFirsts(o))
+ChunksInFlight(o) == UNION {OpRun(o, f) : f \in OpFirsts(o)}
 
-Concluded == status \in {"completed", "cancelled"}
-(* The copier issues new copies while the job runs towards a conclusion    *)
-(* that needs the target in sync.                                          *)
-CopierRuns == status \in {"running", "ready", "completing", "draining"}
-(* GuestGate: closed while complete or cancel-after-READY drain the job.   *)
-GateOpen == status \notin {"completing", "draining"}
+(* The job.  st: JobState; ready: READY was reached; drain: what a drain   *)
+(* ends in; aband: the outcome an abandoned job ends in once its copies    *)
+(* are back; fin: finishDrain queued ("queued"), or its flush done ("ok", *)
+(* or the error's kind) and its check to come;                             *)
+(* resumeTo: the state a pause left; mode: the copy mode; gate: the guest  *)
+(* gate is closed; pass: where MirrorFilter routes after the end; retry,   *)
+(* due, timer: the back-off after an ignored error; idle: Copier.idle;     *)
+(* cursor: where Copier.claimRunLocked looks first; pauseOnStart: paused   *)
+(* while CREATED.                                                          *)
+InitJob ==
+    [st |-> "created", ready |-> FALSE, drain |-> "none", aband |-> "none",
+     fin |-> "none", resumeTo |-> "none", pauseOnStart |-> FALSE,
+     mode |-> InitialMode, gate |-> FALSE, pass |-> "none", retry |-> FALSE,
+     due |-> FALSE, timer |-> FALSE, idle |-> FALSE, cursor |-> 1]
 
-(* The convergence test shared by READY and the conclusions.               *)
-Converged ==
-    /\ dirty = {}
-    /\ NoCopyInFlight \/ Bug = "ReadyWithCopyInFlight"
+Concluded(j) == j.st \in {"completed", "cancelled", "failed"}
+Finishing(j) == j.fin # "none"
 
-(* The device the guest's reads and writes go to.                          *)
-Active == IF pivoted THEN tgt ELSE src
+(* MirrorJob.updateWriteThroughLocked: guest writes also go to the target. *)
+(* @java MirrorJob.updateWriteThroughLocked:645-647 "boolean on = copyMode == CopyMode.WRITE_BLOCKING && abandoning == null" *)
+WriteThrough(j) ==
+    /\ j.mode = "write-blocking" /\ j.aband = "none"
+    /\ \/ j.st \in {"running", "ready", "completing"}
+       \/ j.st = "cancelling" /\ j.drain # "none"
 
-CanFail == failures < MaxFailures   \* a failure may still happen
+(* Guests between GuestGate.enter and exit.                                *)
+InsidePcs == {"io", "bgSource", "bgMark", "bgWake", "wbClaim", "wbClear",
+              "wbSource", "wbTarget", "wbMark", "wbReport", "wbRelease",
+              "wbWake", "exit"}
+Inside == {g \in Guests : gs[g].pc \in InsidePcs}
+Drained(j) == j.gate /\ (Inside = {} \/ Bug = "PivotWithoutDrain")
+
+Converged(d, o) ==
+    /\ d = {}
+    /\ NOps(o) = 0 \/ Bug = "ReadyWithCopyInFlight"
+
+CanFail == failures < MaxFailures
+
+(* ----------------------------------------------------------------------- *)
+(*  MirrorJob.advanceLocked and the copier's issue (inside every section)  *)
+(* ----------------------------------------------------------------------- *)
+
+(* Copier.claimRunLocked: the run a copy starting at f claims: f and the   *)
+(* dirty, unclaimed chunks after it, at most budget of them.               *)
+(* @java Copier.claimRunLocked:154-154 "bitmap.testAndClear(last);"            *)
+RECURSIVE RunEnd(_, _, _, _)
+RunEnd(l, d, c, left) ==
+    IF left > 0 /\ l + 1 \in Chunks /\ l + 1 \in d
+       /\ (l + 1 \notin c \/ Bug = "OverlappingCopies")
+    THEN RunEnd(l + 1, d, c, left - 1)
+    ELSE l
+
+(* Copier.findAndClaim: the first dirty chunk in from..to that can be      *)
+(* claimed (0 if none).                                                    *)
+Claimable(d, c, x) == x \in d /\ (x \notin c \/ Bug = "OverlappingCopies")
+FirstClaimable(d, c, from, to) ==
+    LET xs == {x \in from..to : Claimable(d, c, x)} IN
+    IF xs = {} THEN 0 ELSE CHOOSE x \in xs : \A y \in xs : x <= y
+
+(* Copier.issueLocked: issue copies until buf-size or the parallelism is   *)
+(* used, or no dirty chunk can be claimed; then the copier is idle (it     *)
+(* sets Copier.idle and scans once more, which finds nothing in a section).*)
+(* Copier.claimRunLocked starts at the cursor, wrapping once, and claims   *)
+(* a run: the first claimable dirty chunk and the dirty, claimable chunks  *)
+(* after it, within the budget.  Each chunk is claimed                     *)
+(* (InFlightChunks.tryClaim), then cleared (DirtyBitmap.testAndClear),     *)
+(* before the copy exists: the copier clears before anybody reads the      *)
+(* source (ClearAfterRead defers the clear to after the copy's read and    *)
+(* loses a write that lands in between).  A chunk claimed by a guest is    *)
+(* skipped: at most one copy or write-blocking write per chunk             *)
+(* (OverlappingCopies lets a second copy of a chunk start).  Returns       *)
+(* [d, c, o, idle, cursor] after it.                                       *)
+(* @java Copier.issueLocked:117-117 "CopyOperation op = claimRunLocked();"     *)
+(* @java Copier.claimRunLocked:140-140 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
+(* @java Copier.findAndClaim:166-166 "if (claims.tryClaim(c)) {"               *)
+(* @java Copier.claimRunLocked:149-149 "bitmap.testAndClear(first);"           *)
+RECURSIVE Issue(_, _, _, _, _)
+Issue(d, c, o, idle, cur) ==
+    LET n == NOps(o)
+        inFlight == Cardinality(ChunksInFlight(o))
+        f1 == FirstClaimable(d, c, cur, N)
+        f == IF f1 # 0 THEN f1 ELSE FirstClaimable(d, c, 1, cur - 1)
+    IN IF n > 0 /\ (inFlight + 1 > BufChunks \/ n >= Parallelism)
+       THEN [d |-> d, c |-> c, o |-> o, idle |-> idle, cur |-> cur]
+       ELSE IF f = 0
+       THEN [d |-> d, c |-> c, o |-> o, idle |-> TRUE, cur |-> cur]
+       ELSE LET budget == IF n = 0 THEN MaxRun ELSE Min(MaxRun, BufChunks - inFlight)
+                last == RunEnd(f, d, c, budget - 1)
+                run == f..last
+            IN Issue(IF Bug = "ClearAfterRead" THEN d ELSE d \ run,
+                     c \cup run,
+                     [o EXCEPT ![f] = [NoOp EXCEPT !.ph = "read", !.last = last]],
+                     idle, IF last < N THEN last + 1 ELSE 1)
+
+(* MirrorJob.concludeLocked: route the guest, reopen the gate, end.        *)
+(* @java MirrorJob.concludeLocked:614-614 "filter.setPassthrough(pivot ? target : source);" *)
+Conclude(j, outcome, pivot) ==
+    [j EXCEPT !.pass = IF pivot THEN "target" ELSE "source", !.gate = FALSE,
+              !.drain = "none", !.aband = "none", !.st = outcome]
+
+(* The rest of advanceLocked after the issue: READY when nothing is dirty  *)
+(* or in flight (ReadyWithCopyInFlight judges on the bitmap alone), then   *)
+(* the drain: queue finishDrain once converged and every guest that had    *)
+(* passed the gate has left (PivotWithoutDrain does not wait for them).    *)
+AfterIssue(j, d, o) ==
+    IF ~Converged(d, o) THEN j
+    ELSE LET j2 == IF j.ready THEN j ELSE [j EXCEPT !.ready = TRUE, !.st = "ready"]
+         IN IF j2.drain # "none" /\ ~Finishing(j2) /\ Drained(j2)
+            THEN [j2 EXCEPT !.fin = "queued"]
+            ELSE j2
+
+(* MirrorJob.advanceLocked, as the set of possible [j, d, c, o].           *)
+(* @java MirrorJob.advanceLocked:518-518 "copier.issueLocked();"               *)
+(* @java MirrorJob.advanceLocked:510-510 "if (gate.isDrained()) {"             *)
+Advance(j, d, c, o) ==
+    IF Concluded(j) THEN {[j |-> j, d |-> d, c |-> c, o |-> o]}
+    ELSE IF j.aband # "none"
+    THEN IF NOps(o) > 0 \/ Finishing(j)
+         THEN {[j |-> j, d |-> d, c |-> c, o |-> o]}
+         ELSE LET jc == [j EXCEPT !.gate = TRUE]
+              IN {[j |-> IF Drained(jc) THEN Conclude(jc, j.aband, FALSE) ELSE jc,
+                   d |-> d, c |-> c, o |-> o]}
+    ELSE IF j.st \in {"created", "paused", "pending"}
+    THEN {[j |-> j, d |-> d, c |-> c, o |-> o]}
+    ELSE IF j.retry /\ ~j.due
+    THEN {[j |-> [j EXCEPT !.timer = TRUE], d |-> d, c |-> c, o |-> o]}
+    ELSE LET r == Issue(d, c, o, j.idle, j.cursor) IN
+         {[j |-> AfterIssue([j EXCEPT !.retry = FALSE, !.due = FALSE, !.idle = r.idle,
+                                      !.cursor = r.cur], r.d, r.o),
+           d |-> r.d, c |-> r.c, o |-> r.o]}
+
+(* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
+(* @java MirrorJob.onErrorLocked:659-659 "ErrorAction action = policy.actionFor(e.kind());" *)
+Action(side, kind) ==
+    LET p == IF side = "source" THEN SourcePolicy ELSE TargetPolicy
+    IN CASE p = "enospc" -> IF kind = "nospace" THEN "stop" ELSE "report"
+         [] OTHER -> p
+
+(* MirrorJob.pauseLocked.                                                  *)
+Pause(j) == [j EXCEPT !.resumeTo = j.st, !.st = "paused",
+                      !.gate = IF j.drain # "none" THEN FALSE ELSE j.gate]
+
+OnError(j, side, kind) ==
+    IF Concluded(j) \/ j.aband # "none" THEN j
+    ELSE CASE Action(side, kind) = "ignore" ->
+                   [j EXCEPT !.retry = TRUE, !.due = FALSE, !.timer = TRUE]
+           [] Action(side, kind) = "stop" ->
+                   IF j.st \in {"paused", "created"} THEN j ELSE Pause(j)
+           [] OTHER -> [j EXCEPT !.aband = "failed", !.drain = "none"]
+
+(* A section: its own change to the job (and dirty bits), then advance.    *)
+SectionThenAdvance(j, d) ==
+    \E r \in Advance(j, d, claimed, ops) :
+        /\ job' = r.j /\ dirty' = r.d /\ claimed' = r.c /\ ops' = r.o
 
 (* ----------------------------------------------------------------------- *)
 (*  Init                                                                   *)
 (* ----------------------------------------------------------------------- *)
-(* sync=full: every chunk starts dirty and the target holds nothing yet.   *)
+(* The source holds data; sync=full: the target holds zeroes and start()   *)
+(* marks everything; sync=none: the target already equals the source.      *)
 Init ==
-    /\ src = [c \in Chunks |-> SourceInit]
-    /\ tgt = [c \in Chunks |-> Unwritten]
-    /\ dirty = Chunks
-    /\ ops = [s \in Slots |-> FreeOp]
-    /\ guest = IdleGuest
-    /\ acked = src
-    /\ status = "running"
-    /\ pivoted = FALSE
+    /\ src = [c \in Chunks |-> Whole(CHOOSE v \in Values : TRUE)]
+    /\ tgt = IF Sync = "full" THEN [c \in Chunks |-> Whole(0)] ELSE src
+    /\ dirty = {}
+    /\ claimed = {}
+    /\ gs = [g \in Guests |-> NoWrite]
+    /\ ops = [f \in Chunks |-> NoOp]
+    /\ job = InitJob
+    /\ pumps = 0
     /\ failures = 0
+    /\ writes = 0
+
+Pump(p) == IF p < MaxPumps THEN p + 1 ELSE p
 
 (* ----------------------------------------------------------------------- *)
-(*  Guest writes in background mode: MirrorFilter.write                    *)
+(*  Guest writes: MirrorFilter.mutate                                      *)
 (* ----------------------------------------------------------------------- *)
 
-(* MirrorFilter.write, first step: write the source.                       *)
-(* The source must be written before the chunk is marked: a copy that      *)
-(* claims the chunk after the mark then reads the new data.  Marking       *)
-(* first (MarkBeforeWrite: MarkRange starts the write and this step ends   *)
-(* it) lets a copy clear the bit, read the old data and finish before the  *)
-(* write lands: the chunk ends clean with the old data on the target, a    *)
-(* lost update (CleanChunkInSync).                                         *)
-MirrorFilterWrite_WriteSource(c, v) ==
-    /\ Mode = "background"
-    /\ \/ /\ Bug # "MarkBeforeWrite"
-          /\ guest.pc = "idle" /\ ~Concluded /\ GateOpen /\ v # src[c]
-          /\ guest' = [pc |-> "sourceWritten", c |-> c, v |-> v, ok |-> TRUE]
-          /\ UNCHANGED acked
-       \/ /\ guest.pc = "marked" /\ c = guest.c /\ v = guest.v
-          /\ acked' = [acked EXCEPT ![c] = v]
-          /\ guest' = IdleGuest
-    /\ src' = [src EXCEPT ![c] = v]
-    /\ UNCHANGED <<tgt, dirty, ops, status, pivoted, failures>>
+(* Where a guest's operation goes once it is past the gate.               *)
+EnterPath(j, w) ==
+    IF j.pass # "none" \/ w.kind = "read" THEN "io"
+    ELSE IF WriteThrough(j) /\ w.kind # "discard" THEN "wbClaim"
+    ELSE IF Bug = "MarkBeforeWrite" THEN "bgMark"
+    ELSE "bgSource"
 
-(* MirrorFilter.write, second step: DirtyBitmap.markRange, then return.    *)
-(* Whatever a copy of this chunk did before the mark, the mark makes the   *)
-(* copier copy it again, after the new data is on the source.              *)
-MirrorFilterWrite_MarkRange(c, v) ==
-    /\ Mode = "background"
-    /\ \/ /\ guest.pc = "sourceWritten" /\ c = guest.c /\ v = guest.v
-          /\ acked' = [acked EXCEPT ![c] = v]
-          /\ guest' = IdleGuest
-       \/ /\ Bug = "MarkBeforeWrite"
-          /\ guest.pc = "idle" /\ ~Concluded /\ GateOpen /\ v # src[c]
-          /\ guest' = [pc |-> "marked", c |-> c, v |-> v, ok |-> TRUE]
-          /\ UNCHANGED acked
-    /\ dirty' = dirty \cup {c}
-    /\ UNCHANGED <<src, tgt, ops, status, pivoted, failures>>
+CanWrite == MaxWrites = 0 \/ writes < MaxWrites
+
+(* MirrorFilter.mutate: a guest starts a write.  After the job concluded,  *)
+(* MirrorFilter.passthrough routes it straight to the source or target     *)
+(* (one device call, no gate).  Otherwise GuestGate.enter (one RMW); a     *)
+(* closed gate holds the guest (it backs out, and its exit may find the    *)
+(* gate drained and queue a pump: onDrained).  Inside, the guest reads the *)
+(* route and MirrorFilter.writeThrough once: a write that entered before a *)
+(* switch to write-blocking finishes as a background write.                *)
+(* @java MirrorFilter.mutate:211-211 "apply(p, op, offset, length, src);"       *)
+(* @java MirrorFilter.enterGate:258-258 "boolean entered = gate.tryEnter();"    *)
+(* @java GuestGate.tryEnter:65-65 "long s = (long) STATE.getAndAdd(this, 1L);" *)
+GuestEnter(g, w) ==
+    /\ \/ /\ gs[g].pc = "idle" /\ ValidWrite(w) /\ CanWrite
+          /\ writes' = IF MaxWrites = 0 THEN writes ELSE writes + 1
+       \/ gs[g].pc = "held" /\ w = gs[g] /\ UNCHANGED writes
+    /\ \/ /\ job.pass # "none" /\ gs[g].pc = "idle"      \* the fast path
+          /\ IF job.pass = "target"
+             THEN tgt' = Written(tgt, w) /\ UNCHANGED src
+             ELSE src' = Written(src, w) /\ UNCHANGED tgt
+          /\ UNCHANGED <<gs, pumps>>
+       \/ /\ IF job.gate
+             THEN /\ gs' = [gs EXCEPT ![g] = [w EXCEPT !.pc = "held"]]
+                  /\ pumps' = IF Inside = {} THEN Pump(pumps) ELSE pumps
+             ELSE /\ gs' = [gs EXCEPT ![g] = [w EXCEPT !.pc = EnterPath(job, w),
+                                                        !.k = w.c1]]
+                  /\ UNCHANGED pumps
+          /\ UNCHANGED <<src, tgt>>
+    /\ UNCHANGED <<dirty, claimed, ops, job, failures>>
+
+(* A read or flush inside the gate (one device call, no change to the      *)
+(* data), or a write of a guest that entered (or waited at the gate) while *)
+(* the job concluded: it goes to the device passthrough names.             *)
+(* @java MirrorFilter.mutate:226-226 "apply(passthrough, op, offset, length, src);" *)
+(* @java MirrorFilter.read:108-108 "(p != null ? p : source).read(offset, dst);" *)
+GuestIO(g) ==
+    LET w == gs[g] IN
+    /\ w.pc = "io"
+    /\ IF job.pass = "target" THEN tgt' = Written(tgt, w) /\ UNCHANGED src
+                              ELSE src' = Written(src, w) /\ UNCHANGED tgt
+    /\ gs' = [gs EXCEPT ![g].pc = "exit"]
+    /\ UNCHANGED <<dirty, claimed, ops, job, pumps, failures, writes>>
 
 (* ----------------------------------------------------------------------- *)
-(*  Guest writes in write-blocking mode: MirrorFilter.write                *)
+(*  The background path: MirrorFilter.writeBackground                      *)
 (* ----------------------------------------------------------------------- *)
 
-(* MirrorFilter.writeBlocking: InFlightChunks.claim (waits while a copy    *)
-(* holds the chunk).                                                       *)
-(* The claim orders this write with any copy of the same chunk: without    *)
-(* it (WriteBlockingUnordered) a copy that read the old data before this   *)
-(* write can write the target after it, and the chunk, which this write    *)
-(* has marked clean, keeps old data on the target (CleanChunkInSync).      *)
-MirrorFilterWrite_Claim(c, v) ==
-    /\ Mode = "write-blocking"
-    /\ ~Concluded /\ GateOpen
-    /\ guest.pc = "idle"
-    /\ v # src[c]
-    /\ ~InFlight(c) \/ Bug = "WriteBlockingUnordered"
-    /\ guest' = [pc |-> "wbClaimed", c |-> c, v |-> v, ok |-> TRUE]
-    /\ UNCHANGED <<src, tgt, dirty, ops, acked, status, pivoted, failures>>
+(* writeBackground: the source write (one device call; a failed one may    *)
+(* have landed in part: here, all or nothing).  It comes before the mark   *)
+(* (order 1): a copy that claims the chunk after the mark reads the new    *)
+(* data.  MarkBeforeWrite marks first: a copy may then clear the bit, read *)
+(* the old data and finish before this write lands: a lost update.         *)
+(* @java MirrorFilter.writeBackground:295-295 "apply(source, op, offset, length, src);" *)
+BgSource(g) ==
+    LET w == gs[g]
+        next == IF Bug # "MarkBeforeWrite" THEN "bgMark"
+                ELSE IF w.newly THEN "bgWake" ELSE "exit"
+    IN
+    /\ w.pc = "bgSource"
+    /\ \/ /\ src' = Written(src, w) /\ UNCHANGED failures
+          /\ gs' = [gs EXCEPT ![g].pc = next]
+       \/ /\ CanFail /\ failures' = failures + 1
+          /\ src' \in {src, Written(src, w)}
+          /\ gs' = [gs EXCEPT ![g].pc = next, ![g].ok = FALSE]
+    /\ UNCHANGED <<tgt, dirty, claimed, ops, job, pumps, writes>>
 
-(* MirrorFilter.writeBlocking: DirtyBitmap.clearCovered, holding the      *)
-(* claim.  The write covers the chunk completely (writes here are whole    *)
-(* chunks), so once it has written both devices the chunk is the same on   *)
-(* both; the claim keeps copies out meanwhile, and a failure below marks   *)
-(* it again before the release.  This is what makes write-blocking         *)
-(* converge whatever the guest's write rate: a guest that keeps rewriting  *)
-(* a dirty chunk, claiming it whenever the copier looks, would otherwise   *)
-(* keep it dirty for ever (WriteBlockingNoClear: ReadyWhileWriting fails). *)
-(* Clearing before the source write, as the copier clears before its read, *)
-(* keeps a racing background mark from being erased.                       *)
-MirrorFilterWrite_ClearCovered ==
-    /\ guest.pc = "wbClaimed"
-    /\ dirty' = IF Bug = "WriteBlockingNoClear" THEN dirty ELSE dirty \ {guest.c}
-    /\ guest' = [guest EXCEPT !.pc = "wbCleared"]
-    /\ UNCHANGED <<src, tgt, ops, acked, status, pivoted, failures>>
+(* writeBackground: DirtyBitmap.markRange, after the source write, even if *)
+(* it failed.  Whatever a copy did before, the mark makes the copier copy  *)
+(* the chunks again, after the new data is on the source.                  *)
+(* @java MirrorFilter.writeBackground:308-308 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
+(* @java DirtyBitmap.markRange:130-130 "newlyDirty |= setBits(w, mask);"        *)
+BgMark(g) ==
+    LET w == gs[g]
+        newly == ~(Touched(w) \subseteq dirty)
+    IN
+    /\ w.pc = "bgMark"
+    /\ dirty' = dirty \cup Touched(w)
+    /\ gs' = [gs EXCEPT ![g].pc = IF Bug = "MarkBeforeWrite" THEN "bgSource"
+                                  ELSE IF newly THEN "bgWake" ELSE "exit",
+                        ![g].newly = newly]
+    /\ UNCHANGED <<src, tgt, claimed, ops, job, pumps, failures, writes>>
 
-(* MirrorFilter.writeBlocking: the source write.                           *)
-MirrorFilterWrite_WriteSourceBlocking ==
-    /\ guest.pc = "wbCleared"
-    /\ src' = [src EXCEPT ![guest.c] = guest.v]
-    /\ guest' = [guest EXCEPT !.pc = "wbSource"]
-    /\ UNCHANGED <<tgt, dirty, ops, acked, status, pivoted, failures>>
+(* Copier.wakeIfIdle, called by a guest that dirtied a clean chunk: if the *)
+(* copier said it is idle (a volatile read, then a CAS), queue a pump.     *)
+(* The copier sets idle before its last scan, the guest marks before it    *)
+(* reads idle: one of them sees the other.  CopierNeverWoken skips the wake-up:    *)
+(* the copier sleeps with dirty chunks (ReadyIfWritesStop).                *)
+(* @java MirrorFilter.wakeCopier:324-324 "boolean woke = copier.wakeIfIdle();"  *)
+(* @java Copier.wakeIfIdle:253-253 "if ((boolean) IDLE.getVolatile(this) && IDLE.compareAndSet(this, true, false)) {" *)
+Wake(g) ==
+    LET w == gs[g] IN
+    /\ \/ w.pc = "bgWake"
+       \/ w.pc = "wbWake" /\ (w.cleared \/ Touched(w) \cap dirty # {})
+    /\ IF job.idle /\ Bug # "CopierNeverWoken"
+       THEN job' = [job EXCEPT !.idle = FALSE] /\ pumps' = Pump(pumps)
+       ELSE UNCHANGED <<job, pumps, writes>>
+    /\ gs' = [gs EXCEPT ![g].pc = "exit"]
+    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, failures, writes>>
 
-(* MirrorFilter.writeBlocking: the target write, synchronous.  It may      *)
-(* fail.                                                                   *)
-MirrorFilterWrite_WriteTarget ==
-    /\ guest.pc = "wbSource"
-    /\ \/ /\ tgt' = [tgt EXCEPT ![guest.c] = guest.v]
-          /\ guest' = [guest EXCEPT !.pc = "wbTarget"]
+(* GuestGate.exit (one RMW): the exit that leaves a closed gate empty runs *)
+(* onDrained, which queues a pump.  The write returns.                     *)
+(* @java MirrorFilter.exitGate:282-282 "gate.exit();"                           *)
+(* @java GuestGate.exit:76-76 "long s = (long) STATE.getAndAdd(this, -1L) - 1;" *)
+Exit(g) ==
+    /\ gs[g].pc = "exit"
+    /\ gs' = [gs EXCEPT ![g] = NoWrite]
+    /\ pumps' = IF job.gate /\ Inside = {g} THEN Pump(pumps) ELSE pumps
+    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, job, failures, writes>>
+
+(* ----------------------------------------------------------------------- *)
+(*  The write-blocking path: MirrorFilter.writeBlocking                    *)
+(* ----------------------------------------------------------------------- *)
+
+(* The chunks a range claim may take next: the lowest it does not hold.   *)
+ClaimCandidates(w) ==
+    LET rest == Touched(w) \ w.held IN
+    IF Bug = "ClaimUnordered" THEN rest
+    ELSE {CHOOSE x \in rest : \A y \in rest : x <= y}
+
+(* InFlightChunks.claim: claim each chunk, ascending (tryClaim, one CAS;   *)
+(* a guest waits while a copy or another guest holds it).  The claim       *)
+(* orders this write with any copy of the chunk: without it                *)
+(* (WriteBlockingUnordered) a copy that read the old data before this      *)
+(* write can write the target after it.  Ascending order keeps two guests *)
+(* from waiting on each other; ClaimUnordered claims a write's chunks      *)
+(* in any order (NoClaimCycle).  A copy never waits while holding a claim. *)
+(* @java InFlightChunks.claim:78-78 "if (!guestTryClaim(c)) {"                *)
+(* @java InFlightChunks.guestTryClaim:91-91 "boolean claimed = tryClaim(chunk);" *)
+(* @java InFlightChunks.tryClaim:69-69 "if (LONGS.compareAndSet(bits, w, word, word | bit)) {" *)
+WbClaim(g) ==
+    LET w == gs[g] IN
+    /\ w.pc = "wbClaim"
+    /\ IF Bug = "WriteBlockingUnordered"
+       THEN /\ UNCHANGED claimed
+            /\ gs' = [gs EXCEPT ![g].pc = "wbClear"]
+       ELSE \E c \in ClaimCandidates(w) :
+            /\ c \notin claimed
+            /\ claimed' = claimed \cup {c}
+            /\ gs' = [gs EXCEPT ![g].held = w.held \cup {c},
+                                ![g].pc = IF w.held \cup {c} = Touched(w)
+                                          THEN "wbClear" ELSE "wbClaim"]
+    /\ UNCHANGED <<src, tgt, dirty, ops, job, pumps, failures, writes>>
+
+(* The chunks a write-blocking write clears.                              *)
+ClearSet(w) ==
+    CASE Bug = "WriteBlockingNoClear" -> {}
+      [] Bug = "WbClearsPartialChunk" -> Touched(w)
+      [] OTHER -> CoveredWhole(w)
+
+(* DirtyBitmap.clearCovered, holding every claim, before the source write: *)
+(* the chunks the write covers completely will hold the same data on both  *)
+(* sides, so the copier has nothing left to do there; this is what makes   *)
+(* write-blocking converge whatever the guest's write rate                 *)
+(* (WriteBlockingNoClear: ReadyWhileWriting fails).  A chunk covered in *)
+(* part stays dirty: its other part may still differ (WbClearsPartialChunk    *)
+(* clears it: CleanChunkInSync).  Clearing before the source write, as a   *)
+(* copy clears before its read, keeps a racing background mark (a discard *)
+(* or a write that entered before the switch to write-blocking): it sees   *)
+(* the bit cleared and sets it again, or landed before this write, which   *)
+(* overwrites it.  WbClearsAfterTargetWrite clears at the end and erases that *)
+(* mark (CleanChunkInSync).                                                *)
+(* @java MirrorFilter.writeBlocking:347-347 "cleared = bitmap.clearCovered(offset, length);" *)
+(* @java DirtyBitmap.clearCovered:167-167 "long old = (long) LONGS.getAndBitwiseAnd(words, w, ~mask);" *)
+WbClear(g) ==
+    LET w == gs[g] IN
+    /\ w.pc = "wbClear"
+    /\ IF Bug = "WbClearsAfterTargetWrite"
+       THEN UNCHANGED dirty
+       ELSE dirty' = dirty \ ClearSet(w)
+    /\ gs' = [gs EXCEPT ![g].pc = "wbSource",
+                        ![g].cleared = Bug # "WbClearsAfterTargetWrite" /\ ClearSet(w) \cap dirty # {}]
+    /\ UNCHANGED <<src, tgt, claimed, ops, job, pumps, failures, writes>>
+
+(* writeBlocking: the source write.  If it fails (perhaps part way) the    *)
+(* chunks are marked again before the release and the guest gets the      *)
+(* error.                                                                  *)
+(* @java MirrorFilter.writeBlocking:354-354 "apply(source, op, offset, length, src);" *)
+WbSource(g) ==
+    LET w == gs[g] IN
+    /\ w.pc = "wbSource"
+    /\ \/ /\ src' = Written(src, w) /\ UNCHANGED failures
+          /\ gs' = [gs EXCEPT ![g].pc = "wbTarget"]
+       \/ /\ CanFail /\ failures' = failures + 1
+          /\ src' \in {src, Written(src, w)}
+          /\ gs' = [gs EXCEPT ![g].pc = "wbMark", ![g].ok = FALSE]
+    /\ UNCHANGED <<tgt, dirty, claimed, ops, job, pumps, writes>>
+
+(* writeBlocking: the target write, synchronous; it may fail (and land in  *)
+(* part).  WbClearsAfterTargetWrite clears here instead.                      *)
+(* @java MirrorFilter.writeBlocking:371-371 "apply(target, op, offset, length, forTarget);" *)
+WbTarget(g) ==
+    LET w == gs[g] IN
+    /\ w.pc = "wbTarget"
+    /\ \/ /\ tgt' = Written(tgt, w) /\ UNCHANGED failures
+          /\ gs' = [gs EXCEPT ![g].pc = "wbRelease",
+                              ![g].cleared = IF Bug = "WbClearsAfterTargetWrite"
+                                             THEN ClearSet(w) \cap dirty # {}
+                                             ELSE w.cleared]
+          /\ dirty' = IF Bug = "WbClearsAfterTargetWrite" THEN dirty \ ClearSet(w) ELSE dirty
+       \/ /\ CanFail /\ failures' = failures + 1
+          /\ tgt' \in {tgt, Written(tgt, w)}
+          /\ \E fk \in FailKinds :
+                gs' = [gs EXCEPT ![g].pc = "wbMark", ![g].fk = fk]
+          /\ UNCHANGED dirty
+    /\ UNCHANGED <<src, claimed, ops, job, pumps, writes>>
+
+(* writeBlocking, after a failed source or target write:                   *)
+(* DirtyBitmap.markRange, before the claims are released, so that the      *)
+(* copier copies the chunks again.  IgnoreClearsChunk skips it: a clean    *)
+(* chunk the target never got.                                             *)
+(* @java MirrorFilter.writeBlocking:381-381 "bitmap.markRange(offset, length); // before the claim is released" *)
+WbMark(g) ==
+    LET w == gs[g] IN
+    /\ w.pc = "wbMark"
+    /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup Touched(w)
+    /\ gs' = [gs EXCEPT ![g].pc = IF w.ok THEN "wbReport" ELSE "wbRelease"]
+    /\ UNCHANGED <<src, tgt, claimed, ops, job, pumps, failures, writes>>
+
+(* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
+(* (a section: the target policy, then advance).  The guest's write still  *)
+(* succeeds: the source has it.                                            *)
+(* @java MirrorJob.onGuestTargetError:709-709 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
+WbReport(g) ==
+    /\ gs[g].pc = "wbReport"
+    /\ SectionThenAdvance(OnError(job, "target", gs[g].fk), dirty)
+    /\ gs' = [gs EXCEPT ![g].pc = "wbRelease"]
+    /\ UNCHANGED <<src, tgt, pumps, failures, writes>>
+
+(* InFlightChunks.release: each chunk, ascending (one RMW each); a waiting *)
+(* guest may take a chunk before the next one is released.                *)
+(* @java InFlightChunks.release:104-104 "LONGS.getAndBitwiseAnd(bits, (int) (c >>> 6), ~(1L << c));" *)
+WbRelease(g) ==
+    LET w == gs[g] IN
+    /\ w.pc = "wbRelease"
+    /\ claimed' = IF w.k \in w.held THEN claimed \ {w.k} ELSE claimed
+    /\ gs' = [gs EXCEPT ![g].pc = IF w.k = w.c2 THEN "wbWake" ELSE "wbRelease",
+                        ![g].k = w.k + 1, ![g].held = w.held \ {w.k}]
+    /\ UNCHANGED <<src, tgt, dirty, ops, job, pumps, failures, writes>>
+
+(* writeBlocking, after the release: if a touched chunk is dirty (a copy   *)
+(* skipped it, it was covered in part, or a failure marked it) or this     *)
+(* write cleared one (it may have been the copier's last work), wake the   *)
+(* copier.  Otherwise nothing: the next step is the exit.                  *)
+(* @java MirrorFilter.writeBlocking:410-410 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
+WbWakeOrNot(g) ==
+    LET w == gs[g] IN
+    /\ w.pc = "wbWake"
+    /\ ~(w.cleared \/ Touched(w) \cap dirty # {})
+    /\ gs' = [gs EXCEPT ![g].pc = "exit"]
+    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, job, pumps, failures, writes>>
+
+(* ----------------------------------------------------------------------- *)
+(*  The copies: CopyOperation and Copier.release                           *)
+(* ----------------------------------------------------------------------- *)
+
+(* A failed step goes to the mark, which comes before the release:         *)
+(* ReleaseBeforeMark releases first and marks after, leaving the run clean *)
+(* and unclaimed with a stale target in between (CleanChunkInSync).        *)
+FailedPhase == IF Bug = "ReleaseBeforeMark" THEN "release" ELSE "mark"
+
+(* CopyOperation.readSource: a fence, then the source read (one device     *)
+(* call).  A failed read goes to the mark.  ClearAfterRead clears only     *)
+(* now, in a step of its own after the read.                               *)
+(* @java CopyOperation.readSource:91-91 "source.read(pos, buffer);"           *)
+CopyRead(f) ==
+    LET op == ops[f] IN
+    /\ op.ph = "read"
+    /\ \/ /\ ops' = [ops EXCEPT ![f].ph = IF Bug = "ClearAfterRead" THEN "clear" ELSE "write",
+                               ![f].data = [x \in OpRun(ops, f) |-> src[x]]]
           /\ UNCHANGED failures
-       \/ /\ CanFail
-          /\ failures' = failures + 1
-          /\ guest' = [guest EXCEPT !.pc = "wbTarget", !.ok = FALSE]
-          /\ UNCHANGED tgt
-    /\ UNCHANGED <<src, dirty, ops, acked, status, pivoted>>
+       \/ /\ CanFail /\ failures' = failures + 1
+          /\ \E fk \in FailKinds :
+                ops' = [ops EXCEPT ![f].ph = FailedPhase, ![f].k = f, ![f].side = "source", ![f].fk = fk]
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, job, pumps, writes>>
 
-(* MirrorFilter.writeBlocking, after a failed target write:                *)
-(* DirtyBitmap.markRange, before the claim is released, so that the        *)
-(* copier retries the chunk.  Skipping it (IgnoreClearsChunk) leaves a     *)
-(* clean chunk the target never got.                                       *)
-MirrorFilterWrite_MarkFailed ==
-    /\ guest.pc = "wbTarget" /\ ~guest.ok
-    /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup {guest.c}
-    /\ guest' = [guest EXCEPT !.pc = "wbMarked"]
-    /\ UNCHANGED <<src, tgt, ops, acked, status, pivoted, failures>>
-
-(* MirrorFilter.writeBlocking: InFlightChunks.release, and return.         *)
-MirrorFilterWrite_Release ==
-    /\ \/ guest.pc = "wbTarget" /\ guest.ok
-       \/ guest.pc = "wbMarked"
-    /\ acked' = [acked EXCEPT ![guest.c] = guest.v]
-    /\ guest' = IdleGuest
-    /\ UNCHANGED <<src, tgt, dirty, ops, status, pivoted, failures>>
-
-(* After the job concluded the filter only routes: to the target after a   *)
-(* pivot, to the source otherwise.  Nothing is marked any more.            *)
-MirrorFilterWrite_Routed(c, v) ==
-    /\ Concluded
-    /\ guest.pc = "idle"
-    /\ v # Active[c]
-    /\ IF pivoted THEN /\ tgt' = [tgt EXCEPT ![c] = v]
-                       /\ UNCHANGED src
-                  ELSE /\ src' = [src EXCEPT ![c] = v]
-                       /\ UNCHANGED tgt
-    /\ acked' = [acked EXCEPT ![c] = v]
-    /\ UNCHANGED <<dirty, ops, guest, status, pivoted, failures>>
-
-(* ----------------------------------------------------------------------- *)
-(*  The copier: Copier.issue and CopyOperation                             *)
-(* ----------------------------------------------------------------------- *)
-
-(* Copier.issue, first step: InFlightChunks.tryClaim on a dirty chunk, in  *)
-(* a free slot (the buf-size bound on bytes in flight).                    *)
-(* At most one copy of a chunk may be in flight: two overlapping copies    *)
-(* (OverlappingCopies) can finish out of order and leave the older data    *)
-(* on the target (OneCopyPerChunk; CleanChunkInSync when that invariant    *)
-(* is not checked).                                                        *)
-CopierIssue_TryClaim(s, c) ==
-    /\ CopierRuns
-    /\ ~Busy(s)
-    /\ c \in dirty
-    /\ ~InFlight(c) \/ (Bug = "OverlappingCopies" /\ ~GuestClaims(c))
-    /\ ops' = [ops EXCEPT ![s] = [FreeOp EXCEPT !.done = 1, !.c = c]]
-    /\ UNCHANGED <<src, tgt, dirty, guest, acked, status, pivoted, failures>>
-
-(* Copier.issue, second step: DirtyBitmap.testAndClear.                    *)
-(* The claim comes first: between the clear and the claim the chunk would  *)
-(* be clean and not in flight while the target is stale.  The clear comes  *)
-(* before the read: a guest write that lands after the read then finds     *)
-(* the bit clear and marks it again, so it is copied later.  Clearing      *)
-(* after the read (ClearAfterRead) erases the mark of a write that landed  *)
-(* between read and clear: a lost update (CleanChunkInSync).               *)
-CopierIssue_TestAndClear(s) ==
-    /\ Busy(s) /\ NextCopyStep(s) = "TestAndClear"
-    /\ dirty' = dirty \ {ops[s].c}
-    /\ ops' = [ops EXCEPT ![s].done = @ + 1]
-    /\ UNCHANGED <<src, tgt, guest, acked, status, pivoted, failures>>
-
-(* CopyOperation.readSource.  A failed read (IGNORE) goes to release.      *)
-CopyOperation_ReadSource(s) ==
-    /\ Busy(s) /\ NextCopyStep(s) = "ReadSource"
-    /\ \/ ops' = [ops EXCEPT ![s].done = @ + 1, ![s].data = src[ops[s].c]]
-          /\ UNCHANGED failures
-       \/ /\ CanFail
-          /\ failures' = failures + 1
-          /\ ops' = [ops EXCEPT ![s].done = 4, ![s].ok = FALSE]
-    /\ UNCHANGED <<src, tgt, dirty, guest, acked, status, pivoted>>
+(* ClearAfterRead only: the copy clears its run after it read the source.  *)
+(* @bug-only: no kernel code takes this step.                             *)
+CopyClearLate(f) ==
+    /\ ops[f].ph = "clear"
+    /\ dirty' = dirty \ OpRun(ops, f)
+    /\ ops' = [ops EXCEPT ![f].ph = "write"]
+    /\ UNCHANGED <<src, tgt, claimed, gs, job, pumps, failures, writes>>
 
 (* CopyOperation.writeTarget: what was read, which may be older than the   *)
-(* source by now (a later write marked the chunk again).  It may fail.     *)
-CopyOperation_WriteTarget(s) ==
-    /\ Busy(s) /\ NextCopyStep(s) = "WriteTarget"
-    /\ \/ /\ tgt' = [tgt EXCEPT ![ops[s].c] = ops[s].data]
-          /\ ops' = [ops EXCEPT ![s].done = @ + 1]
-          /\ UNCHANGED failures
-       \/ /\ CanFail
-          /\ failures' = failures + 1
-          /\ ops' = [ops EXCEPT ![s].done = 4, ![s].ok = FALSE]
-          /\ UNCHANGED tgt
-    /\ UNCHANGED <<src, dirty, guest, acked, status, pivoted>>
+(* source by now (a later write marked the chunks again).  It may fail,    *)
+(* and land in part.  (A zero run is written as zeroes, or not at all      *)
+(* where the target is known to be zero: the same content.)                *)
+(* @java CopyOperation.writeTarget:165-165 "target.write(at, slice(pos, end));" *)
+CopyWrite(f) ==
+    LET op == ops[f]
+        wrote == [x \in Chunks |-> IF x \in OpRun(ops, f) THEN op.data[x] ELSE tgt[x]]
+    IN
+    /\ op.ph = "write"
+    /\ \/ /\ tgt' = wrote /\ UNCHANGED failures
+          /\ ops' = [ops EXCEPT ![f].ph = "release", ![f].k = f, ![f].data = <<>>]
+       \/ /\ CanFail /\ failures' = failures + 1
+          /\ tgt' \in {tgt, wrote}
+          /\ \E fk \in FailKinds :
+                ops' = [ops EXCEPT ![f].ph = FailedPhase, ![f].k = f, ![f].side = "target", ![f].fk = fk,
+                                   ![f].data = <<>>]
+    /\ UNCHANGED <<src, dirty, claimed, gs, job, pumps, writes>>
 
-(* CopyOperation.release.  On failure with on-*-error=ignore the chunk is  *)
-(* marked dirty again (DirtyBitmap.markRange) before the claim goes: the   *)
-(* bit was cleared when the copy was issued, and the target did not get    *)
-(* the data.  Both happen in this one step; releasing first would leave    *)
-(* the chunk clean and unclaimed with a stale target for a moment.         *)
-(* Skipping the mark (IgnoreClearsChunk) loses the chunk for good.         *)
-CopyOperation_Release(s) ==
-    /\ Busy(s) /\ NextCopyStep(s) = "Release"
-    /\ dirty' = IF ops[s].ok \/ Bug = "IgnoreClearsChunk"
-                THEN dirty
-                ELSE dirty \cup {ops[s].c}
-    /\ ops' = [ops EXCEPT ![s] = FreeOp]
-    /\ UNCHANGED <<src, tgt, guest, acked, status, pivoted, failures>>
+(* Copier.release after a failed step: DirtyBitmap.markRange before the    *)
+(* claims go, whatever the policy: the run was cleared when it was issued  *)
+(* and the target may not have it (IgnoreClearsChunk skips it).  Releasing *)
+(* first would leave a clean, unclaimed chunk with a stale target.         *)
+(* @java Copier.release:270-270 "bitmap.markRange(op.offset, op.length);"      *)
+CopyMark(f) ==
+    /\ ops[f].ph = "mark"
+    /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup OpRun(ops, f)
+    /\ ops' = [ops EXCEPT ![f].ph = IF Bug = "ReleaseBeforeMark" THEN "finish" ELSE "release",
+                          ![f].k = f]
+    /\ UNCHANGED <<src, tgt, claimed, gs, job, pumps, failures, writes>>
+
+(* Copier.release: InFlightChunks.release, each chunk ascending.           *)
+(* @java Copier.release:275-275 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java InFlightChunks.release:104-104 "LONGS.getAndBitwiseAnd(bits, (int) (c >>> 6), ~(1L << c));" *)
+CopyRelease(f) ==
+    LET op == ops[f] IN
+    /\ op.ph = "release"
+    /\ claimed' = claimed \ {op.k}
+    /\ ops' = [ops EXCEPT ![f].ph = IF op.k < op.last THEN "release"
+                                    ELSE IF Bug = "ReleaseBeforeMark" /\ op.side # "none" THEN "mark"
+                                    ELSE "finish",
+                          ![f].k = op.k + 1]
+    /\ UNCHANGED <<src, tgt, dirty, gs, job, pumps, failures, writes>>
+
+(* MirrorJob.onCopyFinished (a section): the copy is no longer in flight;  *)
+(* a failure goes to its side's policy; then advance.                      *)
+(* @java MirrorJob.onCopyFinished:689-689 "copier.finishedLocked(op, e);"      *)
+CopyFinished(f) ==
+    LET op == ops[f]
+        o2 == [ops EXCEPT ![f] = NoOp]
+        j2 == IF op.side = "none" THEN job ELSE OnError(job, op.side, op.fk)
+    IN
+    /\ op.ph = "finish"
+    /\ \E r \in Advance(j2, dirty, claimed, o2) :
+          /\ job' = r.j /\ dirty' = r.d /\ claimed' = r.c /\ ops' = r.o
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
 (* ----------------------------------------------------------------------- *)
-(*  The job: MirrorJob                                                     *)
+(*  Tasks: pumps, timers, the final drain                                  *)
 (* ----------------------------------------------------------------------- *)
 
-(* MirrorJob.onConverged: READY, once, at the end of the bulk phase.       *)
-(* A clean bitmap is not enough: a copy that cleared its bit may not have  *)
-(* written the target yet.  Judging on the bitmap alone                    *)
-(* (ReadyWithCopyInFlight) reports READY with a chunk not on the target    *)
-(* (InSyncAtReadyAndCompleted).                                            *)
-MirrorJob_OnConverged ==
-    /\ status = "running"
-    /\ Converged
-    /\ status' = "ready"
-    /\ UNCHANGED <<src, tgt, dirty, ops, guest, acked, pivoted, failures>>
+(* MirrorJob.pump (a section): a wake-up from a guest or the gate.         *)
+(* @java MirrorJob.pump:732-732 "advanceLocked();"                              *)
+RunPump ==
+    /\ pumps > 0
+    /\ pumps' = pumps - 1
+    /\ SectionThenAdvance(job, dirty)
+    /\ UNCHANGED <<src, tgt, gs, failures, writes>>
 
-(* MirrorJob.complete, first step: only when READY; GuestGate.close holds  *)
-(* new guest writes so that the copier can catch up whatever the guest's   *)
-(* write rate; the copier goes on.                                         *)
-MirrorJob_Complete ==
-    /\ status = "ready"
-    /\ status' = "completing"
-    /\ UNCHANGED <<src, tgt, dirty, ops, guest, acked, pivoted, failures>>
+(* MirrorJob.onTimer (a section): the back-off timer fired.  If a later    *)
+(* error pushed the retry time out, advance schedules it again.            *)
+(* @java MirrorJob.onTimer:748-748 "c.timerFiredLocked();"                     *)
+TimerFires ==
+    /\ job.timer
+    /\ SectionThenAdvance([job EXCEPT !.timer = FALSE], dirty)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
-(* The job can conclude in sync when the copier has caught up and every    *)
-(* guest write that passed the gate before it closed has returned.  A      *)
-(* write still between its source write and its mark is on neither the     *)
-(* bitmap nor the target: pivoting past it (PivotWithoutDrain) drops an    *)
-(* acknowledged write (PivotLosesNoWrite).                                 *)
-Drained ==
-    /\ Converged
-    /\ guest.pc = "idle" \/ Bug = "PivotWithoutDrain"
+(* Time passes the retry time of the back-off (Copier.backOffLocked).      *)
+(* @env: the clock, not the kernel.                                        *)
+Tick ==
+    /\ job.retry /\ ~job.due
+    /\ job' = [job EXCEPT !.due = TRUE]
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, pumps, failures, writes>>
 
-(* MirrorJob.complete, last step: drained and converged, the target is     *)
-(* flushed, MirrorFilter switches to the target and GuestGate.open lets    *)
-(* the held writes go there.  One step: no guest write can fall between    *)
-(* the check and the switch because the gate is closed.  COMPLETED.        *)
-MirrorJob_Complete_Pivot ==
-    /\ status = "completing"
-    /\ Drained
-    /\ status' = "completed"
-    /\ pivoted' = TRUE
-    /\ UNCHANGED <<src, tgt, dirty, ops, guest, acked, failures>>
+(* MirrorJob.finishDrain, first step: the target flush (one device call,   *)
+(* outside the lock: guests are held and no copy runs, but a pause or a    *)
+(* forced cancel may come meanwhile).                                      *)
+(* @java MirrorJob.finishDrain:542-542 "target.flush();"                       *)
+FinishFlush ==
+    /\ job.fin = "queued"
+    /\ \/ job' = [job EXCEPT !.fin = "ok"] /\ UNCHANGED failures
+       \/ /\ CanFail /\ failures' = failures + 1
+          /\ \E fk \in FailKinds : job' = [job EXCEPT !.fin = fk]
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, pumps, writes>>
 
-(* MirrorJob.cancel(force).  Before READY, or forced: the copier stops,    *)
-(* copies in flight finish, then CANCELLED (the target is not in sync).    *)
-(* After READY without force: hold the guest like complete, drain to a     *)
-(* consistent target, then COMPLETED without a pivot.  A cancel racing     *)
-(* with READY may therefore end COMPLETED: management can lose the race.   *)
-MirrorJob_Cancel(force) ==
-    /\ status \in {"running", "ready"}
-    /\ status' = IF status = "ready" /\ ~force THEN "draining" ELSE "aborting"
-    /\ UNCHANGED <<src, tgt, dirty, ops, guest, acked, pivoted, failures>>
+(* MirrorJob.finishDrain, second step (a section): after a failed flush,   *)
+(* the target policy (and advance if the job is ending anyway); after a    *)
+(* good one, re-check that the drain still stands (not abandoned, not      *)
+(* paused, converged, guests held and gone) and conclude: COMPLETED, with  *)
+(* the pivot for complete() (PENDING instead with auto-finalize off,       *)
+(* holding the guests until finalizeJob or a cancel: PendingReleasesGuest  *)
+(* lets them write the source, which the pivot then leaves behind,         *)
+(* PivotLosesNoWrite).  Otherwise advance,                                 *)
+(* which may queue the flush again.  FinishWithoutRecheck concludes COMPLETED after any good flush:  *)
+(* a cancel(force) that came during the flush is lost (EndsAsCommanded).   *)
+(* @java MirrorJob.finishDrain:567-567 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+FinishCheck ==
+    LET j1 == [job EXCEPT !.fin = "none"] IN
+    /\ job.fin \in {"ok", "io", "nospace"}
+    /\ IF job.fin # "ok"
+       THEN LET j2 == OnError(j1, "target", job.fin) IN
+            IF j2.aband # "none" THEN SectionThenAdvance(j2, dirty)
+            ELSE job' = j2 /\ UNCHANGED <<dirty, claimed, ops, writes>>
+       ELSE IF \/ Bug = "FinishWithoutRecheck"
+               \/ /\ j1.aband = "none" /\ j1.drain # "none" /\ j1.st # "paused"
+                  /\ Converged(dirty, ops) /\ Drained(j1)
+            THEN /\ job' = IF AutoFinalize THEN Conclude(j1, "completed", j1.drain = "pivot")
+                            ELSE [j1 EXCEPT !.st = "pending",   \* guests stay held
+                                            !.gate = Bug # "PendingReleasesGuest"]
+                 /\ UNCHANGED <<dirty, claimed, ops, writes>>
+            ELSE SectionThenAdvance(j1, dirty)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
-(* MirrorJob.cancel, last step.                                            *)
-MirrorJob_Cancel_Conclude ==
-    \/ /\ status = "aborting"
-       /\ NoCopyInFlight
-       /\ status' = "cancelled"
-    \/ /\ status = "draining"
-       /\ Drained
-       /\ status' = "completed"
-    /\ UNCHANGED <<src, tgt, dirty, ops, guest, acked, pivoted, failures>>
+(* ----------------------------------------------------------------------- *)
+(*  Commands: MirrorJob's public methods (each a section)                  *)
+(* ----------------------------------------------------------------------- *)
+
+(* MirrorJob.start: mark every chunk (sync=full), RUNNING, advance; or,    *)
+(* if it was paused while CREATED, PAUSED at once, before any copy.        *)
+(* @java MirrorJob.start:213-213 "bitmap.markAll();"                           *)
+Start ==
+    LET d == IF Sync = "full" THEN Chunks ELSE dirty
+        j == [job EXCEPT !.st = "running", !.pauseOnStart = FALSE]
+    IN
+    /\ "start" \in Commands
+    /\ job.st = "created"
+    /\ IF job.pauseOnStart
+       THEN job' = Pause(j) /\ dirty' = d /\ UNCHANGED <<claimed, ops>>
+       ELSE SectionThenAdvance(j, d)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
+
+(* MirrorJob.pause: no new copies; guests are not held while paused.  While *)
+(* CREATED (once): the job pauses as soon as it starts.                     *)
+(* @java MirrorJob.pause:248-248 "pauseLocked();"                              *)
+PauseCmd ==
+    /\ "pause" \in Commands
+    /\ \/ job.st = "created" /\ ~job.pauseOnStart /\ job' = [job EXCEPT !.pauseOnStart = TRUE]
+       \/ job.st \in {"running", "ready"} /\ job.aband = "none" /\ job' = Pause(job)
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, pumps, failures, writes>>
+
+(* MirrorJob.resume: back to the state it paused in; a drain holds the     *)
+(* guest again.                                                            *)
+(* @java MirrorJob.resume:274-274 "gate.close(); // the drain held the guest when it paused; hold it again" *)
+Resume ==
+    /\ "resume" \in Commands
+    /\ \/ /\ job.st = "created" /\ job.pauseOnStart
+          /\ job' = [job EXCEPT !.pauseOnStart = FALSE]
+          /\ UNCHANGED <<dirty, claimed, ops, writes>>
+       \/ /\ job.st = "paused" /\ job.aband = "none"
+          /\ SectionThenAdvance(
+                 [job EXCEPT !.st = job.resumeTo, !.resumeTo = "none",
+                             !.gate = IF job.resumeTo \in {"completing", "cancelling"}
+                                      THEN TRUE ELSE job.gate],
+                 dirty)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
+
+(* MirrorJob.beginDrainLocked: hold new guest operations (GuestGate.close) *)
+(* so that the copier can catch up whatever the guest's write rate; those  *)
+(* inside finish.  DrainKeepsGateOpen does not hold them: a guest that     *)
+(* never stops keeps the drain from ending (CompleteOrCancelConcludes).    *)
+BeginDrain(j, kind, st) ==
+    [j EXCEPT !.drain = kind, !.st = st, !.gate = Bug # "DrainKeepsGateOpen"]
+
+(* MirrorJob.complete: only when READY; or PAUSED after READY (standby):   *)
+(* the job completes once resumed.                                         *)
+(* @java MirrorJob.complete:305-305 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
+Complete ==
+    /\ "complete" \in Commands
+    /\ job.aband = "none"
+    /\ \/ /\ job.st = "paused" /\ job.resumeTo = "ready"
+          /\ job' = [job EXCEPT !.drain = "pivot", !.resumeTo = "completing"]
+          /\ UNCHANGED <<dirty, claimed, ops, writes>>
+       \/ /\ job.st = "ready"
+          /\ SectionThenAdvance(BeginDrain(job, "pivot", "completing"), dirty)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
+
+(* MirrorJob.finalizeJob: PENDING (auto-finalize off) -> COMPLETED, with   *)
+(* the pivot for complete(); the held guests go on.                        *)
+(* @java MirrorJob.finalizeJob:327-327 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+Finalize ==
+    /\ "finalize" \in Commands
+    /\ job.st = "pending"
+    /\ job' = Conclude(job, "completed", job.drain = "pivot")
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, pumps, failures, writes>>
+
+(* MirrorJob.cancel(false): from CREATED or PENDING the job ends at once   *)
+(* (CANCELLED, the guest on the source); after READY                      *)
+(* (or paused in a drain) it drains as complete() does, without the pivot; *)
+(* before READY it is abandoned: CANCELLED once its copies are back.       *)
+(* @java MirrorJob.cancel:378-378 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
+Cancel ==
+    LET at == IF job.st = "paused" THEN job.resumeTo ELSE job.st IN
+    /\ "cancel" \in Commands
+    /\ ~Concluded(job) /\ job.aband = "none"
+    /\ \/ /\ job.st \in {"created", "pending"}
+          /\ job' = Conclude(job, "cancelled", FALSE)
+          /\ UNCHANGED <<dirty, claimed, ops, writes>>
+       \/ /\ \/ job.st \in {"running", "ready"}
+             \/ job.st = "paused" /\ at \in {"running", "ready", "completing"}
+          /\ LET j1 == [job EXCEPT !.resumeTo = "none"] IN
+             IF job.ready \/ (job.st = "paused" /\ at = "completing")
+             THEN SectionThenAdvance(BeginDrain(j1, "nopivot", "cancelling"), dirty)
+             ELSE SectionThenAdvance([j1 EXCEPT !.st = "cancelling",
+                                                !.aband = "cancelled",
+                                                !.drain = "none"], dirty)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
+
+(* MirrorJob.cancel(true): abandon at once, from any live state.           *)
+(* @java MirrorJob.cancel:369-369 "abandonLocked(JobState.CANCELLED);"         *)
+ForceCancel ==
+    /\ "force" \in Commands
+    /\ ~Concluded(job)
+    /\ IF job.aband # "none"      \* already ending: the outcome stands
+       THEN UNCHANGED <<job, dirty, claimed, ops, writes>>
+       ELSE IF job.st \in {"created", "pending"}
+       THEN /\ job' = Conclude(job, "cancelled", FALSE)
+            /\ UNCHANGED <<dirty, claimed, ops, writes>>
+       ELSE SectionThenAdvance([job EXCEPT !.st = "cancelling",
+                                          !.aband = "cancelled",
+                                          !.drain = "none"], dirty)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
+
+(* MirrorJob.setCopyMode(WRITE_BLOCKING), at run time: guest writes that   *)
+(* enter from now on go to the target too; those already inside finish as *)
+(* they started.  Never back to background.                                *)
+(* @java MirrorJob.setCopyMode:430-430 "copyMode = mode;"                      *)
+SetWriteBlocking ==
+    /\ "writeBlocking" \in Commands
+    /\ ~Concluded(job) /\ job.st # "pending" /\ job.mode = "background"
+    /\ SectionThenAdvance([job EXCEPT !.mode = "write-blocking"], dirty)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
+
+(* MirrorJob.setSpeed: the speed limit is not modelled (it only delays     *)
+(* the copier): a section that advances.                                   *)
+(* @java MirrorJob.setSpeed:404-404 "copier.setSpeedLocked(bytesPerSecond);"   *)
+SetSpeed ==
+    /\ "speed" \in Commands
+    /\ ~Concluded(job) /\ job.st # "pending"
+    /\ SectionThenAdvance(job, dirty)
+    /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
 (* ----------------------------------------------------------------------- *)
 (*  Next state and specification                                           *)
 (* ----------------------------------------------------------------------- *)
-GuestWrites ==
-    \/ \E c \in Chunks, v \in Values :
-          \/ MirrorFilterWrite_WriteSource(c, v)
-          \/ MirrorFilterWrite_MarkRange(c, v)
-          \/ MirrorFilterWrite_Claim(c, v)
-          \/ MirrorFilterWrite_Routed(c, v)
-    \/ MirrorFilterWrite_ClearCovered
-    \/ MirrorFilterWrite_WriteSourceBlocking
-    \/ MirrorFilterWrite_WriteTarget
-    \/ MirrorFilterWrite_MarkFailed
-    \/ MirrorFilterWrite_Release
+GuestSteps(g) ==
+    \/ GuestIO(g)
+    \/ BgSource(g) \/ BgMark(g) \/ Wake(g) \/ Exit(g)
+    \/ WbClaim(g) \/ WbClear(g) \/ WbSource(g) \/ WbTarget(g) \/ WbMark(g)
+    \/ WbReport(g) \/ WbRelease(g) \/ WbWakeOrNot(g)
 
-(* The guest's steps that finish a write it has started.                   *)
-GuestContinues == guest.pc # "idle" /\ GuestWrites
+CopySteps(f) ==
+    \/ CopyRead(f) \/ CopyClearLate(f) \/ CopyWrite(f) \/ CopyMark(f)
+    \/ CopyRelease(f)
+    \/ CopyFinished(f)
 
-CopierSteps(s) ==
-    \/ CopierIssue_TestAndClear(s)
-    \/ CopyOperation_ReadSource(s)
-    \/ CopyOperation_WriteTarget(s)
-    \/ CopyOperation_Release(s)
+Tasks == RunPump \/ TimerFires \/ FinishFlush \/ FinishCheck
 
 Management ==
-    \/ MirrorJob_Complete
-    \/ \E force \in BOOLEAN : MirrorJob_Cancel(force)
-
-JobConcludes ==
-    \/ MirrorJob_Complete_Pivot
-    \/ MirrorJob_Cancel_Conclude
+    Start \/ PauseCmd \/ Resume \/ Complete \/ Finalize \/ Cancel \/ ForceCancel
+        \/ SetWriteBlocking \/ SetSpeed
 
 Next ==
-    \/ GuestWrites
-    \/ \E s \in Slots, c \in Chunks : CopierIssue_TryClaim(s, c)
-    \/ \E s \in Slots : CopierSteps(s)
-    \/ MirrorJob_OnConverged
+    \/ \E g \in Guests : \E w \in NewWrites \cup {gs[g]} : GuestEnter(g, w)
+    \/ \E g \in Guests : GuestSteps(g)
+    \/ \E f \in Chunks : CopySteps(f)
+    \/ Tasks
+    \/ Tick
     \/ Management
-    \/ JobConcludes
 
-(* Safety: the guest and management may act or not; nothing is forced.     *)
 Spec == Init /\ [][Next]_vars
 
-(* Liveness assumptions: a started guest write finishes; the copier and    *)
-(* the job keep taking enabled steps.  Nothing forces the guest to write,  *)
-(* nor management to complete or cancel.                                   *)
+(* Fairness, all weak: a thread or task that can take its next step keeps *)
+(* being able to until it does.  A guest that has started a write finishes *)
+(* it (its thread runs; a claim it waits for is released by a copy, which  *)
+(* never waits, or by a guest that never waits on it: ascending order).    *)
+(* Queued tasks run (the runtime's threads), sections get the lock (each   *)
+(* is short and there are finitely many contenders), and time passes.      *)
+(* Nothing forces a guest to write, nor management to act.  No strong      *)
+(* fairness: the kernel gives a claim to whoever tries first, not to one   *)
+(* that waited, so a guest that keeps rewriting a chunk may hold its claim *)
+(* whenever the copier looks (see PartialChunkStarves).                    *)
 Fairness ==
-    /\ WF_vars(GuestContinues)
-    /\ WF_vars(\E s \in Slots, c \in Chunks : CopierIssue_TryClaim(s, c))
-    /\ \A s \in Slots : WF_vars(CopierSteps(s))
-    /\ WF_vars(MirrorJob_OnConverged)
-    /\ WF_vars(JobConcludes)
+    /\ \A g \in Guests : WF_vars(GuestEnter(g, gs[g]) /\ gs[g].pc = "held")
+    /\ \A g \in Guests : WF_vars(GuestSteps(g))
+    /\ \A f \in Chunks : WF_vars(CopySteps(f))
+    /\ WF_vars(RunPump)
+    /\ WF_vars(TimerFires)
+    /\ WF_vars(FinishFlush)
+    /\ WF_vars(FinishCheck)
+    /\ WF_vars(Tick)
 
 FairSpec == Spec /\ Fairness
 
@@ -461,65 +947,94 @@ FairSpec == Spec /\ Fairness
 (*  Invariants and properties                                              *)
 (* ----------------------------------------------------------------------- *)
 TypeOK ==
-    /\ src \in [Chunks -> Values]
-    /\ tgt \in [Chunks -> Values \cup {Unwritten}]
-    /\ dirty \subseteq Chunks
-    /\ \A s \in Slots : ops[s].done \in 0..4 /\ ops[s].c \in Chunks
-    /\ guest.pc \in {"idle", "sourceWritten", "marked"} \cup WriteBlockingPcs
-    /\ acked \in [Chunks -> Values]
-    /\ status \in {"running", "ready", "completing", "draining", "aborting",
-                   "completed", "cancelled"}
-    /\ pivoted \in BOOLEAN
+    /\ src \in [Chunks -> Content] /\ tgt \in [Chunks -> Content]
+    /\ dirty \subseteq Chunks /\ claimed \subseteq Chunks
+    /\ \A g \in Guests : gs[g].pc \in {"idle", "held"} \cup InsidePcs
+    /\ \A f \in Chunks : ops[f].ph \in {"none", "read", "clear", "write", "mark", "release", "finish"}
+    /\ job.st \in {"created", "running", "ready", "paused", "completing",
+                   "cancelling", "pending", "completed", "cancelled", "failed"}
+    /\ pumps \in 0..MaxPumps
     /\ failures \in 0..MaxFailures
 
-(* DESIGN 3.6, the key invariant: a chunk that is neither dirty nor in    *)
-(* flight (a copy, or a guest write that has not returned) has the same    *)
-(* content on source and target.  It holds while the job is live; once     *)
-(* it concluded the filter stops marking.                                  *)
+(* A guest write in the middle of a chunk: it may have written one device  *)
+(* and not the other, or not yet marked.                                   *)
+GuestWriting(c) ==
+    \E g \in Guests : gs[g].pc \in InsidePcs \ {"wbClaim"} /\ c \in Touched(gs[g])
+
+(* DESIGN 3.6, the key invariant, while the job is live (after start with  *)
+(* sync=full: before it, the target is not yet a copy of anything).        *)
 CleanChunkInSync ==
-    ~Concluded =>
+    (~Concluded(job) /\ ~(job.st = "created" /\ Sync = "full")) =>
         \A c \in Chunks :
-            (c \notin dirty /\ ~InFlight(c) /\ ~GuestWriting(c))
+            (c \notin dirty /\ c \notin claimed /\ ~GuestWriting(c))
                 => src[c] = tgt[c]
 
-(* At most one claim per chunk: one copy, or one write-blocking write.     *)
-OneCopyPerChunk ==
-    /\ \A s1, s2 \in Slots :
-          (s1 # s2 /\ Busy(s1) /\ Busy(s2)) => ops[s1].c # ops[s2].c
-    /\ \A c \in Chunks : ~(GuestClaims(c) /\ CopyInFlight(c))
+(* DESIGN 3.3: at most one holder per claimed chunk, and a claim for each  *)
+(* copy in flight.                                                         *)
+Holders(c) ==
+    {<<"copy", f>> : f \in {f \in Chunks : ops[f].ph \in {"read", "clear", "write", "mark"}
+                                            /\ c \in OpRun(ops, f)}}
+    \cup {<<"copy", f>> : f \in {f \in Chunks : ops[f].ph = "release"
+                                            /\ c \in ops[f].k..ops[f].last}}
+    \cup {<<"guest", g>> : g \in {g \in Guests : c \in gs[g].held}}
+OneClaimPerChunk == \A c \in Chunks : Cardinality(Holders(c)) <= 1
 
-(* After the pivot the guest sees every write it was told had completed:   *)
-(* the device it is routed to holds, for each chunk not being written,     *)
-(* the content of the last acknowledged write.                             *)
+(* Claims are taken in ascending order, so no two guests ever wait for     *)
+(* each other: deadlock freedom of range claims (copies never wait).       *)
+WaitsFor(g, h) ==
+    /\ gs[g].pc = "wbClaim"
+    /\ \A c \in ClaimCandidates(gs[g]) : c \in claimed
+    /\ \E c \in ClaimCandidates(gs[g]) : <<"guest", h>> \in Holders(c)
+NoClaimCycle == \A g, h \in Guests : ~(WaitsFor(g, h) /\ WaitsFor(h, g))
+
+(* Buf-size and the runtime's parallelism bound the copies in flight.      *)
+BufSizeRespected ==
+    /\ Cardinality(ChunksInFlight(ops)) <= BufChunks
+    /\ NOps(ops) <= Parallelism
+
+(* READY: at the step that reaches it, nothing is in flight and every      *)
+(* chunk that no guest write is in the middle of is the same on both       *)
+(* devices.                                                                *)
+InSyncAtReady ==
+    [][(~job.ready /\ job'.ready) =>
+          /\ NOps(ops') = 0
+          /\ \A c \in Chunks : ~GuestWriting(c)' => src'[c] = tgt'[c]]_vars
+
+(* COMPLETED: the target equals the source (no guest write is inside then) *)
+(* and the guest is routed to the target exactly after a pivot; CANCELLED  *)
+(* and FAILED leave it on the source.                                      *)
 PivotLosesNoWrite ==
-    \A c \in Chunks : ~GuestWriting(c) => Active[c] = acked[c]
+    [][(~Concluded(job) /\ Concluded(job')) =>
+          IF job'.st = "completed"
+          THEN /\ src' = tgt'
+               /\ job'.pass = IF job.drain = "pivot" THEN "target" ELSE "source"
+          ELSE job'.pass = "source"]_vars
 
-(* Buf-size: the copier never has more copies in flight than its slots.    *)
-(* (By construction here; stated so that the mapping to Copier.issue's     *)
-(* bound is explicit.)                                                     *)
-BufSizeRespected == Cardinality({s \in Slots : Busy(s)}) <= Cardinality(Slots)
+(* A job that is being abandoned (cancel before READY, cancel(force), a   *)
+(* REPORT error) ends as it was abandoned: not COMPLETED.                  *)
+EndsAsCommanded ==
+    [][(job.aband # "none" /\ Concluded(job')) => job'.st = job.aband]_vars
 
-(* READY and COMPLETED: at the step that reports them, every chunk no      *)
-(* guest write is touching holds the same content on both devices; for     *)
-(* COMPLETED (nothing is touching any chunk then) the target equals the    *)
-(* source at pivot or quiescence, a past state of the source.              *)
-InSyncAtReadyAndCompleted ==
-    [][ (status' \in {"ready", "completed"} /\ status' # status) =>
-            \A c \in Chunks : ~GuestWriting(c) => src[c] = tgt[c] ]_vars
+(* Liveness.  Ready or ended (or paused, which only management undoes).    *)
+ReadyOrEnded == job.ready \/ Concluded(job) \/ job.aband # "none"
+NoGuestWrites == \A g \in Guests : gs[g].pc \in {"idle", "held"}
 
-(* Liveness, background mode: if guest writes stop, READY is reached       *)
-(* (unless the job was cancelled first).                                   *)
-EverReadyOrCancelled ==
-    status \in {"ready", "completing", "draining", "completed",
-               "aborting", "cancelled"}
-ReadyIfWritesStop == (<>[](guest.pc = "idle")) => <>EverReadyOrCancelled
+(* Background mode: once guest writes stop (and the job is not left        *)
+(* paused), READY.                                                         *)
+ReadyIfWritesStop ==
+    (<>[](NoGuestWrites /\ job.st \notin {"created", "paused"})) => <>ReadyOrEnded
 
-(* Liveness, write-blocking mode: READY is reached even while the guest    *)
-(* keeps writing.  (Fails in background mode: there the copier has to      *)
-(* outrun the guest.)                                                      *)
-ReadyWhileWriting == <>EverReadyOrCancelled
+(* Write-blocking mode: READY even while the guest keeps writing (unless   *)
+(* left paused).  Fails in background mode: the copier has to outrun the   *)
+(* guest (BackgroundNoConvergence), and with partial writes a guest that   *)
+(* keeps rewriting part of one chunk may hold it whenever the copier looks *)
+(* (PartialChunkStarves).                                                  *)
+ReadyWhileWriting == (<>[](job.st \notin {"created", "paused"})) => <>ReadyOrEnded
 
-(* Liveness: once complete or cancel is under way, the job concludes.      *)
+(* Once complete or cancel is under way, the job ends (or a STOP error     *)
+(* pauses it, or it waits in PENDING with auto-finalize off: only          *)
+(* management moves it on).                                                *)
 CompleteOrCancelConcludes ==
-    (status \in {"completing", "draining", "aborting"}) ~> Concluded
+    (job.st \in {"completing", "cancelling"})
+        ~> (Concluded(job) \/ job.st \in {"paused", "pending"})
 =============================================================================

@@ -1,11 +1,11 @@
 ----------------------------- MODULE MCOwnership -----------------------------
 (***************************************************************************)
 (* Model of Ownership for TLC.  The constants come from the .cfg files     *)
-(* beside this module (models.json lists each with its expected result):   *)
-(*   MCOwnership.cfg                  two nodes, crashes and lost locks,   *)
-(*                                    safety + liveness                    *)
+(* beside this module; specs/models.json lists each with its expected      *)
+(* result, and each config's first comment says what it covers:           *)
+(*   MCOwnership*.cfg                 good models (safety, or liveness)    *)
 (*   MCOwnership_<Variant>_bug.cfg    one broken variant each: must fail   *)
-(*   MCOwnership_Large.cfg            three nodes (-Plarge-models)         *)
+(*   MCOwnership_Large.cfg            larger constants (-Plarge-models)    *)
 (***************************************************************************)
 EXTENDS Ownership, TLC
 =============================================================================

@@ -1,454 +1,485 @@
 ------------------------------ MODULE Ownership ------------------------------
 (***************************************************************************)
-(* Inactivation and ownership handoff of docs/DESIGN.md section 4: an     *)
-(* image on shared storage is opened by several processes (nodes); only  *)
-(* one may be active, that is, allowed to write data or metadata.          *)
+(* Inactivation and ownership handoff of docs/DESIGN.md section 4, at the  *)
+(* grain of the kernel (OwnedImage, package dev.handoff.ownership): an     *)
+(* image on shared storage is held by several handles (nodes: processes or *)
+(* hosts), at most one of them active.  Every action is one step a handle  *)
+(* takes that another holder can observe: an OwnershipLock acquire or      *)
+(* release, a RecordStore read or compare-and-write, a device write or     *)
+(* flush.  What a handle does between them is local: its transitions       *)
+(* (activate, inactivate, handoff, close) are serialized by its own locks  *)
+(* and exclude its own I/O (io.writeLock), so each node runs one           *)
+(* transition or one I/O operation at a time here (pc).  Each action's     *)
+(* comment names the Java it models with a machine-checked tag (see        *)
+(* MirrorCopy.tla and specs/README.md).                                    *)
 (*                                                                         *)
-(* The protocol.  An OwnedImage is ACTIVE or INACTIVE.                     *)
-(*   activate():   take the OwnershipLock, re-read the OwnershipRecord,    *)
-(*                 drop every cache, bump the epoch in the record: ACTIVE. *)
-(*   inactivate(): stop and drain writes, flush data and record: INACTIVE, *)
-(*                 then release the lock.                                  *)
-(*   write/flush:  refused while INACTIVE; fenced (refused) when the       *)
-(*                 record shows an epoch newer than the writer's.          *)
-(*   close():      INACTIVE writes nothing; ACTIVE flushes and marks the   *)
-(*                 record clean.                                           *)
-(*   prepareHandoff() = inactivate() and hand a HandoffToken (the epoch)   *)
-(*   to the destination; acceptHandoff(token) = activate() checking that   *)
-(*   the record still has the token's epoch; abortHandoff() = the source's *)
-(*   activate() again when the migration failed.                           *)
+(* The protocol (OwnedImage's class comment):                              *)
+(*   activate:   lock.acquire -> drop caches, read the record (epoch e) -> *)
+(*               compare-and-write record(max(e, newest seen) + 1) ->      *)
+(*               ACTIVE; on a refusal, release the lock.                   *)
+(*   inactivate: (drained) -> read the record, fenced? -> flush ->         *)
+(*               compare-and-write record(clean) -> INACTIVE -> release.   *)
+(*   write:      state check, re-read the record now and then, fenced? ->  *)
+(*               device write (two steps: a raw file has no compare-and-   *)
+(*               write for data, so fencing bounds, and the lock           *)
+(*               prevents, a stale write: docs/OWNERSHIP.md).              *)
+(*   flush:      read the record, fenced? -> device flush.                 *)
+(*   A fenced handle only refuses (ImageFencedException): it stays ACTIVE  *)
+(*   until inactivated (which then writes nothing and releases the lock).  *)
 (*                                                                         *)
-(* What races with what.  Management may call anything on any node at any  *)
-(* time (QEMU leaves double activation to management); nodes crash (the OS *)
-(* releases a dead process's lock) and lose their lock while alive (e.g.   *)
-(* an NFS lease that expired).  The lock serialises activations; the epoch *)
-(* (a fencing token) stops an owner that lost its lock without knowing it. *)
+(* Data.  A write is visible on the image at once (a shared file) and      *)
+(* durable after a flush; StorageLoss drops what was not flushed.          *)
+(* The header cache of a handle holds what it read while ACTIVE.           *)
 (*                                                                         *)
-(* Invariants: AtMostOneActiveHolder, AtMostOneWriter,                     *)
-(* NoWriteByInactiveOrFenced, NoStaleCache, HandoffLosesNoWrite;           *)
-(* liveness: HandoffActivatesDestination.                                  *)
+(* What races with what: management calls anything on any node; nodes     *)
+(* crash (the OS releases a dead process's lock), lose their lock while    *)
+(* alive (an expired lease: LoseLock, where a coordination service's       *)
+(* session expiry fits too), and the storage loses unflushed data.         *)
 (*                                                                         *)
-(* Broken variants, switched on by the constant Bug (MC*_bug.cfg):         *)
-(*   "InactivateWithoutFlush"     inactivate() skips the flush             *)
-(*   "ActivateKeepsCache"         activate() keeps what it cached before   *)
-(*   "CloseInactiveWritesRecord"  close() of an INACTIVE image writes the  *)
-(*                                record (marks it clean)                  *)
-(*   "ActivateWithoutLock"        activate() does not take the lock        *)
-(*   "NoFencing"                  the storage applies stale-epoch writes   *)
-(*   "BumpWithoutCompare"         activation writes epoch+1 blindly        *)
-(*                                                                         *)
-(* Abstractions.  A guest write is a write id; the image's data is the set *)
-(* of ids it holds.  A write is acknowledged when it enters the writer's   *)
-(* write-back cache (pending) and reaches the image on flush.  The read    *)
-(* cache holds what a node read from the image (metadata and data alike).  *)
-(* Fencing is a property of the image's write path: a write of data or of  *)
-(* the record is applied only if the record's epoch is the writer's,       *)
-(* checked in the same step as the write (the epoch bump compares with the *)
-(* epoch read).  A check in the writer followed by a separate write would  *)
-(* not survive a lost lock.  Epochs and writes are bounded by constants.   *)
+(* Broken variants (the constant Bug; MC*_bug.cfg): each action that a     *)
+(* variant changes names it.                                               *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets
 
 CONSTANTS
-    Nodes,        \* the processes that open the image
-    Source,       \* the node that is active at first and migrates away
-    Destination,  \* the node the migration hands the image to
+    Nodes,        \* the handles on the image
+    Source,       \* the node that is active at first and hands off
+    Destination,  \* the node the handoff goes to
     NoNode,       \* nobody holds the lock
+    Commands,     \* management commands this model lets happen
     MaxWrites,    \* guest writes in a run
     MaxEpoch,     \* activations start only below this epoch
-    MaxCrashes,   \* node crashes in a run
+    MaxCrashes,   \* process crashes in a run
     MaxLostLocks, \* locks lost under a live node in a run
-    Bug           \* "none" or one broken variant (see above)
+    MaxStorageLosses, \* storage restarts that lose unflushed data, in a run
+    Bug           \* "none" or one broken variant
+
+AllCommands == {"activate", "inactivate", "prepare", "accept", "abort", "close",
+                "write", "flush", "read"}
 
 ASSUME Source \in Nodes /\ Destination \in Nodes /\ Source # Destination
 ASSUME NoNode \notin Nodes
+ASSUME Commands \subseteq AllCommands
 ASSUME Bug \in {"none", "InactivateWithoutFlush", "ActivateKeepsCache",
                 "CloseInactiveWritesRecord", "ActivateWithoutLock", "NoFencing",
-                "BumpWithoutCompare"}
+                "BumpWithoutCompare", "SourceKeepsLock"}
 
 VARIABLES
-    imgData,     \* SUBSET WriteIds: data on the shared image
-    record,      \* OwnershipRecord on the image: [epoch, clean]
-    lockHolder,  \* OwnershipLock: a node or NoNode
-    state,       \* [Nodes -> node state] (see NodeStates)
-    epoch,       \* [Nodes -> Nat]: epoch owned (or read, while activating)
-    expect,      \* [Nodes -> Nat]: token epoch acceptHandoff checks (0: none)
-    pending,     \* [Nodes -> SUBSET WriteIds]: acknowledged, not yet flushed
-    cache,       \* [Nodes -> [valid, data]]: what the node read from the image
-    msgs,        \* HandoffTokens handed to management: [from, epoch]
-    handedOff,   \* [Nodes -> BOOLEAN]: prepared a handoff, not active since
-    nextWrite,   \* guest writes issued so far
-    handedOver,  \* ghost: writes acknowledged before a completed inactivation
-    illegal,     \* ghost: an inactive or fenced node changed the image
-    crashes,     \* crashes so far
-    lostLocks,   \* locks lost so far
-    lockLost,    \* ghost: [Nodes -> BOOLEAN] lost its lock since taking it
-    disturbed    \* ghost: something other than the handoff happened
+    img,        \* SUBSET WriteIds: the data on the image (visible to all)
+    durable,    \* SUBSET WriteIds: what a storage loss keeps
+    record,     \* the OwnershipRecord: [epoch, owner, clean]
+    lockHolder, \* who holds the OwnershipLock (NoNode: nobody)
+    st,         \* [Nodes -> "inactive" | "active" | "closed" | "crashed"]
+    epoch,      \* [Nodes -> Nat]: the epoch of the node's last activation
+    newest,     \* [Nodes -> Nat]: the newest epoch it has seen (newestEpoch)
+    pc,         \* [Nodes -> step record]: the transition or I/O in progress
+    cache,      \* [Nodes -> [valid, data]]: the header cache
+    pending,    \* [Nodes -> token or none]: a prepared, unresolved handoff
+    msgs,       \* HandoffTokens management carries: [epoch, owner]
+    nextWrite,  \* guest writes so far
+    by,         \* ghost: [WriteIds -> Nodes \cup {NoNode}]: who wrote each write
+    handedOver, \* writes acknowledged before a completed inactivation
+    lockLost,   \* [Nodes -> BOOLEAN]: lost its lock since taking it
+    bad,        \* ghost: the name of a forbidden step taken, or "none"
+    env         \* [crashes, lost, storage]: failures so far
 
-vars == <<imgData, record, lockHolder, state, epoch, expect, pending, cache,
-          msgs, handedOff, nextWrite, handedOver, illegal, crashes, lostLocks,
-          lockLost, disturbed>>
+vars == <<img, durable, record, lockHolder, st, epoch, newest, pc, cache,
+          pending, msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
 WriteIds == 1..MaxWrites
+Max(a, b) == IF a > b THEN a ELSE b
+Idle == [s |-> "idle", kind |-> "none", read |-> 0, w |-> 0,
+         tok |-> [epoch |-> 0, owner |-> NoNode]]
+NoToken == [epoch |-> 0, owner |-> NoNode]
 NoCache == [valid |-> FALSE, data |-> {}]
 
-(* Node states.  An activation goes "inactive" -> "locked" -> "recordRead" *)
-(* -> "active"; an inactivation "active" -> "draining" -> "flushed" ->     *)
-(* "inactive".  "closed" and "crashed" are final.                          *)
-NodeStates == {"inactive", "locked", "recordRead", "active", "draining",
-               "flushed", "closed", "crashed"}
-Alive(n) == state[n] \notin {"closed", "crashed"}
+Alive(n) == st[n] \in {"inactive", "active"}
+Fenced(n) == newest[n] > epoch[n]
+AnyLockLost == \E m \in Nodes : lockLost[m]
+(* A writer: an active node whose epoch is the record's.                   *)
+Writer(n) == st[n] = "active" /\ epoch[n] = record.epoch
+Saw(n, e) == newest' = [newest EXCEPT ![n] = Max(@, e)]
+Release(n) == lockHolder' = IF lockHolder = n THEN NoNode ELSE lockHolder
+Mgmt(c) == c \in Commands
+Forbidden(n, what) == bad' = IF bad = "none" THEN what ELSE bad
 
-(* A writer: an active node whose writes reach the image.  A node that     *)
-(* lost its lock may still believe it is active; the newer epoch in the    *)
-(* record fences it, so it is not a writer.                                *)
-Writer(n) == state[n] = "active" /\ epoch[n] = record.epoch
-
-(* The image's write path: applied iff the writer's epoch is current.      *)
-Current(n) == epoch[n] = record.epoch \/ Bug = "NoFencing"
-
-(* The states in which a node may change the image at all, provided its    *)
-(* epoch is current: the epoch bump of an activation, the writes and the   *)
-(* flushes of an owner, the flush of an inactivation.                      *)
-OwnerStates == {"recordRead", "active", "draining"}
-
-(* Ghost bookkeeping for every step of node n that changes the image.      *)
-ImageWrittenBy(n) ==
-    illegal' = (illegal \/ ~(state[n] \in OwnerStates
-                              /\ epoch[n] = record.epoch))
-
-ReleaseLock(n) == lockHolder' = IF lockHolder = n THEN NoNode ELSE lockHolder
-
-(* The read view of node n: its cache if it has one, else the image plus   *)
-(* its own acknowledged writes.                                            *)
-View(n) == IF cache[n].valid THEN cache[n].data ELSE imgData \cup pending[n]
-
-(* ----------------------------------------------------------------------- *)
-(*  Init: the source runs the guest; every other node opened inactive.     *)
-(* ----------------------------------------------------------------------- *)
 Init ==
-    /\ imgData = {}
-    /\ record = [epoch |-> 1, clean |-> FALSE]
+    /\ img = {} /\ durable = {}
+    /\ record = [epoch |-> 1, owner |-> Source, clean |-> FALSE]
     /\ lockHolder = Source
-    /\ state = [n \in Nodes |-> IF n = Source THEN "active" ELSE "inactive"]
+    /\ st = [n \in Nodes |-> IF n = Source THEN "active" ELSE "inactive"]
     /\ epoch = [n \in Nodes |-> IF n = Source THEN 1 ELSE 0]
-    /\ expect = [n \in Nodes |-> 0]
-    /\ pending = [n \in Nodes |-> {}]
+    /\ newest = [n \in Nodes |-> 1]
+    /\ pc = [n \in Nodes |-> Idle]
     /\ cache = [n \in Nodes |-> NoCache]
+    /\ pending = [n \in Nodes |-> NoToken]
     /\ msgs = {}
-    /\ handedOff = [n \in Nodes |-> FALSE]
     /\ nextWrite = 0
+    /\ by = [w \in WriteIds |-> NoNode]
     /\ handedOver = {}
-    /\ illegal = FALSE
-    /\ crashes = 0
-    /\ lostLocks = 0
     /\ lockLost = [n \in Nodes |-> FALSE]
-    /\ disturbed = FALSE
+    /\ bad = "none"
+    /\ env = [crashes |-> 0, lost |-> 0, storage |-> 0]
 
 (* ----------------------------------------------------------------------- *)
-(*  Activation: OwnedImage.activate / acceptHandoff / abortHandoff         *)
+(*  Activation: OwnedImage.activate, acceptHandoff, abortHandoff           *)
 (* ----------------------------------------------------------------------- *)
 
-(* The first step of every activation: OwnershipLock.acquire (it waits     *)
-(* while another node holds the lock).  The epoch alone keeps two writers  *)
-(* apart, but only by fencing one of them after the fact: a node that      *)
-(* activates without the lock (ActivateWithoutLock) takes the image from   *)
-(* a live owner, which still believes it is active and whose unflushed,    *)
-(* acknowledged writes are lost (AtMostOneActiveHolder).  With the lock,   *)
-(* a second holder appears only when the first one lost its lock.          *)
-TakeLock(n) ==
-    /\ state[n] = "inactive"
+(* OwnedImage.activateLocked: OwnershipLock.acquire, which never waits: a  *)
+(* lock another holder has refuses the activation (ImageInactiveException) *)
+(* and nothing changes.  accept carries the token management gave it;      *)
+(* abort the token this node prepared.  ActivateWithoutLock takes no lock: *)
+(* it takes the image from a live owner (AtMostOneActiveHolder).           *)
+(* @java OwnedImage.activateLocked:758-758 "lock.acquire();"                   *)
+ActLock(n, kind, tok) ==
+    /\ Alive(n) /\ st[n] = "inactive" /\ pc[n].s = "idle"
     /\ record.epoch < MaxEpoch
-    /\ IF Bug = "ActivateWithoutLock"
-       THEN UNCHANGED lockHolder
-       ELSE lockHolder = NoNode /\ lockHolder' = n
-    /\ state' = [state EXCEPT ![n] = "locked"]
-    /\ handedOff' = [handedOff EXCEPT ![n] = FALSE]
-    /\ lockLost' = [lockLost EXCEPT ![n] = FALSE]
+    /\ CASE kind = "activate" -> Mgmt("activate") /\ tok = NoToken
+         [] kind = "accept" -> Mgmt("accept") /\ tok \in msgs /\ tok.owner # n
+         [] kind = "abort" -> Mgmt("abort") /\ pending[n] # NoToken /\ tok = pending[n]
+    /\ IF lockHolder \in {NoNode, n} \/ Bug = "ActivateWithoutLock"
+       THEN /\ lockHolder' = IF Bug = "ActivateWithoutLock" THEN lockHolder ELSE n
+            /\ lockLost' = [lockLost EXCEPT ![n] = FALSE]
+            /\ pc' = [pc EXCEPT ![n] = [Idle EXCEPT !.s = "actRead", !.kind = kind, !.tok = tok]]
+       ELSE UNCHANGED <<lockHolder, lockLost, pc>>             \* refused
+    /\ UNCHANGED <<img, durable, record, st, epoch, newest, cache, pending,
+                   msgs, nextWrite, by, handedOver, bad, env>>
 
-(* OwnedImage.activate(), called by management on an inactive node.        *)
-OwnedImage_Activate(n) ==
-    /\ TakeLock(n)
-    /\ expect' = [expect EXCEPT ![n] = 0]
-    /\ disturbed' = TRUE
-    /\ UNCHANGED <<imgData, record, epoch, pending, cache, msgs, nextWrite,
-                   handedOver, illegal, crashes, lostLocks>>
+(* OwnedImage.continues: the token is the record's last clean owner.     *)
+Continues(tok, r) == tok.epoch = r.epoch /\ tok.owner = r.owner /\ r.clean
 
-(* OwnedImage.acceptHandoff(token) on the destination: activate(), taking  *)
-(* the token; the epoch is checked once the record is read.  Management    *)
-(* carries the token and may give it to any other node.                    *)
-OwnedImage_AcceptHandoff(n) ==
-    \E t \in msgs :
-        /\ t.from # n
-        /\ TakeLock(n)
-        /\ msgs' = msgs \ {t}
-        /\ expect' = [expect EXCEPT ![n] = t.epoch]
-        /\ disturbed' = (disturbed \/ n # Destination)
-        /\ UNCHANGED <<imgData, record, epoch, pending, cache, nextWrite,
-                       handedOver, illegal, crashes, lostLocks>>
+(* activateLocked: drop every cache, then RecordStore.read.  What a node   *)
+(* cached while inactive may be stale (ActivateKeepsCache keeps it:        *)
+(* NoStaleCache).  A token the record no longer continues (continues:     *)
+(* epoch, owner, clean) is refused: ImageFencedException.                  *)
+(* @java OwnedImage.activateLocked:774-774 "current = records.read();"          *)
+ActRead(n) ==
+    /\ pc[n].s = "actRead"
+    /\ cache' = IF Bug = "ActivateKeepsCache" THEN cache ELSE [cache EXCEPT ![n] = NoCache]
+    /\ Saw(n, record.epoch)
+    /\ pc' = [pc EXCEPT ![n] = [@ EXCEPT !.read = record.epoch,
+              !.s = IF pc[n].kind # "activate" /\ ~Continues(pc[n].tok, record)
+                    THEN "actFail" ELSE "actCas"]]
+    /\ UNCHANGED <<img, durable, record, lockHolder, st, epoch, pending, msgs,
+                   nextWrite, by, handedOver, lockLost, bad, env>>
 
-(* OwnedImage.abortHandoff() on a source that handed off: the migration    *)
-(* failed and the source activates again.  Whether the destination took    *)
-(* the token meanwhile is decided by the lock and the epoch, not by        *)
-(* management.                                                             *)
-OwnedImage_AbortHandoff(n) ==
-    /\ handedOff[n]
-    /\ TakeLock(n)
-    /\ expect' = [expect EXCEPT ![n] = 0]
-    /\ disturbed' = TRUE
-    /\ UNCHANGED <<imgData, record, epoch, pending, cache, msgs, nextWrite,
-                   handedOver, illegal, crashes, lostLocks>>
+(* activateLocked: RecordStore.compareAndWrite(e, record(max(e, newest) +  *)
+(* 1, this owner, unclean)): ACTIVE.  The compare is what decides between  *)
+(* two activations whose locks both succeeded (a lost lock): one moves the *)
+(* epoch, the other finds it moved and is refused.  BumpWithoutCompare     *)
+(* writes blindly: two writers (AtMostOneWriter).                          *)
+(* @java OwnedImage.activateLocked:793-793 "found = records.compareAndWrite(current.epoch(), mine);" *)
+ActCas(n) ==
+    LET e == pc[n].read
+        next == Max(e, newest[n]) + 1
+    IN
+    /\ pc[n].s = "actCas"
+    /\ IF record.epoch = e \/ Bug = "BumpWithoutCompare"
+       THEN /\ record' = [epoch |-> next, owner |-> n, clean |-> FALSE]
+            /\ epoch' = [epoch EXCEPT ![n] = next]
+            /\ Saw(n, next)
+            /\ st' = [st EXCEPT ![n] = "active"]
+            /\ pending' = [pending EXCEPT ![n] = NoToken]
+            /\ msgs' = IF pc[n].kind = "accept" THEN msgs \ {pc[n].tok} ELSE msgs
+            /\ pc' = [pc EXCEPT ![n] = Idle]
+       ELSE /\ Saw(n, record.epoch)
+            /\ pc' = [pc EXCEPT ![n].s = "actFail"]
+            /\ UNCHANGED <<record, epoch, st, pending, msgs>>
+    /\ UNCHANGED <<img, durable, lockHolder, cache, nextWrite, by, handedOver,
+                   lockLost, bad, env>>
 
-(* activate(), second step: re-read the OwnershipRecord and drop every     *)
-(* cache.  The epoch must be the record's current one, read under the      *)
-(* lock.  Caches go because what a node read while inactive may have been  *)
-(* overwritten by the owner since: keeping them (ActivateKeepsCache)       *)
-(* makes the new owner act on stale data (NoStaleCache).  An               *)
-(* acceptHandoff whose token no longer matches the record (someone         *)
-(* activated since the token was made) refuses and releases the lock.      *)
-OwnedImage_Activate_ReadRecord(n) ==
-    /\ state[n] = "locked"
-    /\ IF expect[n] # 0 /\ expect[n] # record.epoch
-       THEN /\ state' = [state EXCEPT ![n] = "inactive"]
-            /\ ReleaseLock(n)
-            /\ UNCHANGED <<epoch, cache>>
-       ELSE /\ state' = [state EXCEPT ![n] = "recordRead"]
-            /\ epoch' = [epoch EXCEPT ![n] = record.epoch]
-            /\ cache' = IF Bug = "ActivateKeepsCache" THEN cache
-                        ELSE [cache EXCEPT ![n] = NoCache]
-            /\ UNCHANGED lockHolder
-    /\ expect' = [expect EXCEPT ![n] = 0]
-    /\ UNCHANGED <<imgData, record, pending, msgs, handedOff, nextWrite,
-                   handedOver, illegal, crashes, lostLocks, lockLost,
-                   disturbed>>
-
-(* activate(), last step: write the record with the epoch bumped and the   *)
-(* image marked in use: ACTIVE.  The bump fences every earlier owner,      *)
-(* including one that lost its lock and does not know it yet.  Like every  *)
-(* image write it is applied only if the record still has the epoch this   *)
-(* node read: if the lock was lost between the read and the bump, a        *)
-(* second activation may have read the same epoch, and two plain writes    *)
-(* of e+1 (BumpWithoutCompare) make two writers (AtMostOneWriter).  A      *)
-(* refused bump ends the activation: the node stays INACTIVE.              *)
-OwnedImage_Activate_BumpEpoch(n) ==
-    /\ state[n] = "recordRead"
-    /\ IF Current(n) \/ Bug = "BumpWithoutCompare"
-       THEN /\ record' = [epoch |-> epoch[n] + 1, clean |-> FALSE]
-            /\ epoch' = [epoch EXCEPT ![n] = @ + 1]
-            /\ state' = [state EXCEPT ![n] = "active"]
-            /\ ImageWrittenBy(n)
-            /\ UNCHANGED lockHolder
-       ELSE /\ state' = [state EXCEPT ![n] = "inactive"]
-            /\ ReleaseLock(n)
-            /\ UNCHANGED <<record, epoch, illegal>>
-    /\ UNCHANGED <<imgData, expect, pending, cache, msgs, handedOff, nextWrite,
-                   handedOver, crashes, lostLocks, lockLost, disturbed>>
+(* activateLocked, refused after the lock was taken: OwnershipLock.release; *)
+(* still INACTIVE.                                                          *)
+(* @java OwnedImage.activateLocked:821-821 "lock.release();"                    *)
+ActFail(n) ==
+    /\ pc[n].s = "actFail"
+    /\ Release(n)
+    /\ pc' = [pc EXCEPT ![n] = Idle]
+    /\ UNCHANGED <<img, durable, record, st, epoch, newest, cache, pending,
+                   msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
 (* ----------------------------------------------------------------------- *)
-(*  The owner's I/O: OwnedImage.write, flush, read                         *)
+(*  Inactivation: OwnedImage.inactivate, prepareHandoff                    *)
 (* ----------------------------------------------------------------------- *)
 
-(* OwnedImage.write: only when ACTIVE (an inactive image refuses it with   *)
-(* ImageInactiveException: no step).  The record is checked: a newer       *)
-(* epoch fences the writer (OwnedImage_Fenced).  The write is              *)
-(* acknowledged once it is in the write-back cache.                        *)
-OwnedImage_Write(n) ==
-    /\ state[n] = "active"
-    /\ Current(n)
-    /\ nextWrite < MaxWrites
-    /\ nextWrite' = nextWrite + 1
-    /\ pending' = [pending EXCEPT ![n] = @ \cup {nextWrite + 1}]
-    /\ cache' = IF cache[n].valid
-                THEN [cache EXCEPT ![n].data = @ \cup {nextWrite + 1}]
-                ELSE cache
-    /\ UNCHANGED <<imgData, record, lockHolder, state, epoch, expect, msgs,
-                   handedOff, handedOver, illegal, crashes, lostLocks, lockLost,
-                   disturbed>>
+(* inactivateLocked, once the handle's own writes drained (io.writeLock):  *)
+(* recheckRecord (RecordStore.read).                                       *)
+(* @java OwnedImage.recheckRecord:1092-1092 "OwnershipRecord r = records.read();" *)
+InRead(n, kind) ==
+    /\ st[n] = "active" /\ pc[n].s = "idle"
+    /\ kind \in {"inactivate", "prepare"} /\ Mgmt(kind)
+    /\ kind = "prepare" => record.epoch < MaxEpoch   \* a bound for TLC: the token can be taken
+    /\ Saw(n, record.epoch)
+    /\ pc' = [pc EXCEPT ![n] = [Idle EXCEPT !.kind = kind,
+              !.s = IF Max(newest[n], record.epoch) > epoch[n] THEN "inFenced" ELSE "inFlush"]]
+    /\ UNCHANGED <<img, durable, record, lockHolder, st, epoch, cache, pending,
+                   msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
-(* OwnedImage.flush: the image applies the cached writes iff the writer's  *)
-(* epoch is current, in the same step.  Without that check (NoFencing) an  *)
-(* owner that lost its lock overwrites the new owner's image               *)
-(* (NoWriteByInactiveOrFenced).                                            *)
-OwnedImage_Flush(n) ==
-    /\ state[n] = "active"
-    /\ pending[n] # {}
-    /\ Current(n)
-    /\ imgData' = imgData \cup pending[n]
-    /\ pending' = [pending EXCEPT ![n] = {}]
-    /\ ImageWrittenBy(n)
-    /\ UNCHANGED <<record, lockHolder, state, epoch, expect, cache, msgs,
-                   handedOff, nextWrite, handedOver, crashes, lostLocks,
-                   lockLost, disturbed>>
+(* fencedInactivation: a fenced handle writes nothing on its way out:      *)
+(* INACTIVE, then OwnershipLock.release, then ImageFencedException.        *)
+(* @java OwnedImage.fencedInactivationStep:962-962 "lock.release();"           *)
+InFenced(n) ==
+    /\ pc[n].s = "inFenced"
+    /\ st' = [st EXCEPT ![n] = "inactive"]
+    /\ Release(n)
+    /\ pc' = [pc EXCEPT ![n] = Idle]
+    /\ UNCHANGED <<img, durable, record, epoch, newest, cache, pending, msgs,
+                   nextWrite, by, handedOver, lockLost, bad, env>>
 
-(* ImageFencedException: a write or flush of an owner whose epoch is no    *)
-(* longer the record's is refused; the node is INACTIVE from then on.      *)
-(* Its unflushed writes are lost: the guest sees its flush fail.           *)
-OwnedImage_Fenced(n) ==
-    /\ state[n] \in {"active", "draining"}
-    /\ ~Current(n)
-    /\ state' = [state EXCEPT ![n] = "inactive"]
-    /\ pending' = [pending EXCEPT ![n] = {}]
-    /\ cache' = [cache EXCEPT ![n] = NoCache]
-    /\ ReleaseLock(n)
-    /\ UNCHANGED <<imgData, record, epoch, expect, msgs, handedOff, nextWrite,
-                   handedOver, illegal, crashes, lostLocks, lockLost,
-                   disturbed>>
+(* inactivateLocked: the device flush, before the record says the image    *)
+(* may change hands: a new owner then finds every acknowledged write       *)
+(* durable.  InactivateWithoutFlush skips it: a storage loss after the     *)
+(* handoff loses acknowledged writes (HandoffLosesNoWrite).                *)
+(* @java OwnedImage.inactivateLocked:876-876 "device.flush();"                 *)
+InFlush(n) ==
+    /\ pc[n].s = "inFlush"
+    /\ durable' = IF Bug = "InactivateWithoutFlush" THEN durable ELSE durable \cup img
+    /\ pc' = [pc EXCEPT ![n].s = "inCas"]
+    /\ UNCHANGED <<img, record, lockHolder, st, epoch, newest, cache, pending,
+                   msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
-(* OwnedImage.read: fills the read cache on a miss.  Reads are allowed     *)
-(* while inactive (the destination looks at the image during migration);   *)
-(* an inactive node keeps what it read, so its cache can go stale.         *)
-OwnedImage_Read(n) ==
-    /\ state[n] \in {"inactive", "active"}
-    /\ ~cache[n].valid
-    /\ cache' = [cache EXCEPT ![n] = [valid |-> TRUE,
-                                      data |-> imgData \cup pending[n]]]
-    /\ UNCHANGED <<imgData, record, lockHolder, state, epoch, expect, pending,
-                   msgs, handedOff, nextWrite, handedOver, illegal, crashes,
-                   lostLocks, lockLost, disturbed>>
+(* inactivateLocked: RecordStore.compareAndWrite(epoch, clean): INACTIVE   *)
+(* (prepareHandoff keeps the token).  A record another owner moved         *)
+(* refuses it: fenced, INACTIVE, the lock released.                        *)
+(* @java OwnedImage.inactivateLocked:892-892 "found = records.compareAndWrite(lpEpoch(), clean);" *)
+InCas(n) ==
+    /\ pc[n].s = "inCas"
+    /\ IF record.epoch = epoch[n]
+       THEN /\ record' = [record EXCEPT !.clean = TRUE]
+            /\ st' = [st EXCEPT ![n] = "inactive"]
+            /\ handedOver' = handedOver \cup {w \in img : by[w] = n}
+            /\ pending' = IF pc[n].kind = "prepare"
+                          THEN [pending EXCEPT ![n] = [epoch |-> epoch[n], owner |-> n]]
+                          ELSE pending
+            /\ pc' = [pc EXCEPT ![n].s = "inRelease"]
+            /\ UNCHANGED <<newest, lockHolder>>
+       ELSE /\ Saw(n, record.epoch)
+            /\ st' = [st EXCEPT ![n] = "inactive"]
+            /\ Release(n)
+            /\ pc' = [pc EXCEPT ![n] = Idle]
+            /\ UNCHANGED <<record, handedOver, pending>>
+    /\ UNCHANGED <<img, durable, epoch, cache, msgs, nextWrite, by, lockLost, bad, env>>
 
-(* ----------------------------------------------------------------------- *)
-(*  Inactivation: OwnedImage.prepareHandoff / inactivate                   *)
-(* ----------------------------------------------------------------------- *)
-
-(* OwnedImage.prepareHandoff(): inactivate(), then a HandoffToken.         *)
-(* First step: stop accepting writes and drain those in flight (writes     *)
-(* are single steps here, so nothing is left in flight).                   *)
-OwnedImage_PrepareHandoff(n) ==
-    /\ state[n] = "active"
-    /\ record.epoch < MaxEpoch
-    /\ state' = [state EXCEPT ![n] = "draining"]
-    /\ expect' = [expect EXCEPT ![n] = 0]
-    /\ UNCHANGED <<imgData, record, lockHolder, epoch, pending, cache, msgs,
-                   handedOff, nextWrite, handedOver, illegal, crashes,
-                   lostLocks, lockLost, disturbed>>
-
-(* inactivate(), second step: flush the data, then write the record clean  *)
-(* (nobody has it in use), both fenced like any flush: one step here.      *)
-(* Every write acknowledged so far must be on the image before anybody     *)
-(* else can own it: the next owner drops its caches and reads the image.   *)
-(* Skipping the data flush (InactivateWithoutFlush) hands over an image    *)
-(* without acknowledged writes (HandoffLosesNoWrite).                      *)
-OwnedImage_Inactivate_Flush(n) ==
-    /\ state[n] = "draining"
-    /\ Current(n)
-    /\ imgData' = IF Bug = "InactivateWithoutFlush" THEN imgData
-                  ELSE imgData \cup pending[n]
-    /\ record' = [record EXCEPT !.clean = TRUE]
-    /\ handedOver' = handedOver \cup pending[n]
-    /\ pending' = [pending EXCEPT ![n] = {}]
-    /\ state' = [state EXCEPT ![n] = "flushed"]
-    /\ ImageWrittenBy(n)
-    /\ UNCHANGED <<lockHolder, epoch, expect, cache, msgs, handedOff, nextWrite,
-                   crashes, lostLocks, lockLost, disturbed>>
-
-(* inactivate(), last step: INACTIVE, then the lock goes, and              *)
-(* prepareHandoff returns the HandoffToken (the epoch the image was        *)
-(* flushed under).  The lock is released only once nothing can be written  *)
-(* any more, so a node that takes it never finds a live writer it would    *)
-(* have to fence.                                                          *)
-OwnedImage_Inactivate_Release(n) ==
-    /\ state[n] = "flushed"
-    /\ state' = [state EXCEPT ![n] = "inactive"]
-    /\ ReleaseLock(n)
-    /\ msgs' = msgs \cup {[from |-> n, epoch |-> epoch[n]]}
-    /\ handedOff' = [handedOff EXCEPT ![n] = TRUE]
-    /\ UNCHANGED <<imgData, record, epoch, expect, pending, cache, nextWrite,
-                   handedOver, illegal, crashes, lostLocks, lockLost,
-                   disturbed>>
+(* inactivateLocked: OwnershipLock.release, after the record is clean:     *)
+(* whoever takes the lock finds no live writer.  prepareHandoff then       *)
+(* returns the token, which management carries to the destination.        *)
+(* SourceKeepsLock does not release it: the destination can never activate *)
+(* (HandoffActivatesDestination).                                          *)
+(* @java OwnedImage.inactivateLocked:918-918 "lock.release();"                 *)
+InRelease(n) ==
+    /\ pc[n].s = "inRelease"
+    /\ IF Bug = "SourceKeepsLock" THEN UNCHANGED lockHolder ELSE Release(n)
+    /\ msgs' = IF pc[n].kind = "prepare" THEN msgs \cup {pending[n]} ELSE msgs
+    /\ pc' = [pc EXCEPT ![n] = Idle]
+    /\ UNCHANGED <<img, durable, record, st, epoch, newest, cache, pending,
+                   nextWrite, by, handedOver, lockLost, bad, env>>
 
 (* ----------------------------------------------------------------------- *)
 (*  OwnedImage.close                                                       *)
 (* ----------------------------------------------------------------------- *)
 
-(* close() of an INACTIVE image writes nothing: no record, no header, no   *)
-(* dirty cache.  Another node may own the image by now; marking the        *)
-(* record clean (CloseInactiveWritesRecord) changes an image the node      *)
-(* does not own (NoWriteByInactiveOrFenced).  close() of an ACTIVE image   *)
-(* flushes and marks the record clean (fenced like any write: a stale      *)
-(* owner closes without writing), then releases the lock.                  *)
-OwnedImage_Close(n) ==
-    /\ state[n] \in {"inactive", "active"}
-    /\ IF state[n] = "inactive"
-       THEN IF Bug = "CloseInactiveWritesRecord"
-            THEN /\ record' = [record EXCEPT !.clean = TRUE]
-                 /\ ImageWrittenBy(n)
-                 /\ UNCHANGED imgData
-            ELSE UNCHANGED <<record, imgData, illegal>>
-       ELSE IF Current(n)
-            THEN /\ imgData' = imgData \cup pending[n]
-                 /\ record' = [record EXCEPT !.clean = TRUE]
-                 /\ ImageWrittenBy(n)
-            ELSE UNCHANGED <<record, imgData, illegal>>
-    /\ state' = [state EXCEPT ![n] = "closed"]
-    /\ pending' = [pending EXCEPT ![n] = {}]
+(* close of an INACTIVE handle writes nothing (OwnershipLock.release is a  *)
+(* no-op unless held).  CloseInactiveWritesRecord marks the record clean:  *)
+(* a write by a node that does not own the image (NoWriteByInactive).      *)
+(* close of an ACTIVE handle: closeActiveLocked reads the record, then     *)
+(* (not fenced) flushes and marks it clean, then the lock goes.            *)
+(* @java OwnedImage.close:682-682 "lock.release(); // writes nothing; a no-op unless held" *)
+CloseInactive(n) ==
+    /\ Mgmt("close") /\ st[n] = "inactive" /\ pc[n].s = "idle"
+    /\ IF Bug = "CloseInactiveWritesRecord"
+       THEN /\ record' = [record EXCEPT !.clean = TRUE]
+            /\ Forbidden(n, "record written by an inactive node")
+       ELSE UNCHANGED <<record, bad>>
+    /\ st' = [st EXCEPT ![n] = "closed"]
+    /\ Release(n)
+    /\ UNCHANGED <<img, durable, epoch, newest, pc, cache, pending, msgs,
+                   nextWrite, by, handedOver, lockLost, env>>
+
+(* @java OwnedImage.closeActiveLocked:978-978 "recheckRecord();"               *)
+CloseRead(n) ==
+    /\ Mgmt("close") /\ st[n] = "active" /\ pc[n].s = "idle"
+    /\ Saw(n, record.epoch)
+    /\ pc' = [pc EXCEPT ![n] = [Idle EXCEPT !.kind = "close",
+              !.s = IF Max(newest[n], record.epoch) > epoch[n] THEN "closeEnd" ELSE "closeFlush"]]
+    /\ UNCHANGED <<img, durable, record, lockHolder, st, epoch, cache, pending,
+                   msgs, nextWrite, by, handedOver, lockLost, bad, env>>
+
+(* @java OwnedImage.closeActiveLocked:991-991 "device.flush();"                *)
+CloseFlush(n) ==
+    /\ pc[n].s = "closeFlush"
+    /\ durable' = durable \cup img
+    /\ pc' = [pc EXCEPT ![n].s = "closeCas"]
+    /\ UNCHANGED <<img, record, lockHolder, st, epoch, newest, cache, pending,
+                   msgs, nextWrite, by, handedOver, lockLost, bad, env>>
+
+(* @java OwnedImage.closeActiveLocked:1003-1003 "OwnershipRecord found = records.compareAndWrite(lpEpoch(), clean);" *)
+CloseCas(n) ==
+    /\ pc[n].s = "closeCas"
+    /\ IF record.epoch = epoch[n]
+       THEN record' = [record EXCEPT !.clean = TRUE] /\ UNCHANGED newest
+       ELSE Saw(n, record.epoch) /\ UNCHANGED record
+    /\ pc' = [pc EXCEPT ![n].s = "closeEnd"]
+    /\ UNCHANGED <<img, durable, lockHolder, st, epoch, cache, pending, msgs,
+                   nextWrite, by, handedOver, lockLost, bad, env>>
+
+(* close: closed (INACTIVE), the lock released.                            *)
+(* @java OwnedImage.close:679-679 "closed = true;"                             *)
+CloseEnd(n) ==
+    /\ pc[n].s = "closeEnd"
+    /\ st' = [st EXCEPT ![n] = "closed"]
+    /\ Release(n)
+    /\ pc' = [pc EXCEPT ![n] = Idle]
+    /\ UNCHANGED <<img, durable, record, epoch, newest, cache, pending, msgs,
+                   nextWrite, by, handedOver, lockLost, bad, env>>
+
+(* ----------------------------------------------------------------------- *)
+(*  The owner's I/O: OwnedImage.write, flush, read                         *)
+(* ----------------------------------------------------------------------- *)
+
+(* OwnedImage.admitWrite: refused while INACTIVE (ImageInactiveException;  *)
+(* nothing changes); when the recheck interval has passed, RecordStore.read *)
+(* (here: whenever the model chooses to); refused if the handle has seen a *)
+(* newer epoch (ImageFencedException).  NoFencing skips the check: a       *)
+(* handle that knows it is fenced writes (NoForbiddenWrite).               *)
+(* @java OwnedImage.admitWrite:1060-1060 "checkNotFenced(op);"                   *)
+WriteAdmit(n, reread) ==
+    LET seen == IF reread THEN Max(newest[n], record.epoch) ELSE newest[n] IN
+    /\ Mgmt("write") /\ Alive(n) /\ pc[n].s = "idle" /\ nextWrite < MaxWrites
+    /\ reread \in BOOLEAN /\ (reread => st[n] = "active")
+    /\ newest' = [newest EXCEPT ![n] = seen]
+    /\ IF st[n] = "active" /\ (seen <= epoch[n] \/ Bug = "NoFencing")
+       THEN /\ pc' = [pc EXCEPT ![n] = [Idle EXCEPT !.s = "wrDevice", !.w = nextWrite + 1]]
+            /\ nextWrite' = nextWrite + 1
+       ELSE UNCHANGED <<pc, nextWrite>>                        \* refused
+    /\ UNCHANGED <<img, durable, record, lockHolder, st, epoch, cache, pending,
+                   msgs, by, handedOver, lockLost, bad, env>>
+
+(* OwnedImage.write: the device write, a step after the check: another     *)
+(* owner may have moved the epoch in between (only if a lock was lost: the *)
+(* lock keeps a second activation out).  The handle's header cache drops   *)
+(* it overlaps (here: all of it).                                          *)
+(* @java OwnedImage.deviceWrite:1077-1077 "case 0 -> device.write(offset, src);" *)
+WriteDevice(n) ==
+    /\ pc[n].s = "wrDevice"
+    /\ img' = img \cup {pc[n].w}
+    /\ by' = [by EXCEPT ![pc[n].w] = n]
     /\ cache' = [cache EXCEPT ![n] = NoCache]
-    /\ ReleaseLock(n)
-    /\ disturbed' = TRUE
-    /\ UNCHANGED <<epoch, expect, msgs, handedOff, nextWrite, handedOver,
-                   crashes, lostLocks, lockLost>>
+    /\ \/ /\ st[n] # "active"
+          /\ Forbidden(n, "data written by an inactive node")
+       \/ /\ st[n] = "active" /\ Fenced(n)
+          /\ Forbidden(n, "data written by a node that knew it was fenced")
+       \/ /\ st[n] = "active" /\ ~Fenced(n) /\ epoch[n] < record.epoch /\ ~AnyLockLost
+          /\ Forbidden(n, "a stale write although no lock was lost")
+       \/ /\ st[n] = "active" /\ ~Fenced(n) /\ (epoch[n] = record.epoch \/ AnyLockLost)
+          /\ UNCHANGED bad
+    /\ pc' = [pc EXCEPT ![n] = Idle]
+    /\ UNCHANGED <<durable, record, lockHolder, st, epoch, newest, pending, msgs,
+                   nextWrite, handedOver, lockLost, env>>
+
+(* OwnedImage.flush: refused while INACTIVE; RecordStore.read, then        *)
+(* refused if fenced (NoFencing flushes anyway).                           *)
+(* @java OwnedImage.flush:631-631 "recheckRecord();"                           *)
+FlushRead(n) ==
+    LET seen == Max(newest[n], record.epoch) IN
+    /\ Mgmt("flush") /\ Alive(n) /\ pc[n].s = "idle"
+    /\ newest' = IF st[n] = "active" THEN [newest EXCEPT ![n] = seen] ELSE newest
+    /\ pc' = IF st[n] = "active" /\ (seen <= epoch[n] \/ Bug = "NoFencing")
+             THEN [pc EXCEPT ![n] = [Idle EXCEPT !.s = "flDevice"]]
+             ELSE pc
+    /\ UNCHANGED <<img, durable, record, lockHolder, st, epoch, cache, pending,
+                   msgs, nextWrite, by, handedOver, lockLost, bad, env>>
+
+(* OwnedImage.flush: the device flush: every write on the image so far is  *)
+(* durable.  Of a node that knew it was fenced: forbidden.                 *)
+(* @java OwnedImage.flush:643-643 "device.flush();"                            *)
+FlushDevice(n) ==
+    /\ pc[n].s = "flDevice"
+    /\ durable' = durable \cup img
+    /\ IF Fenced(n) THEN Forbidden(n, "a flush of a node that knew it was fenced")
+       ELSE UNCHANGED bad
+    /\ pc' = [pc EXCEPT ![n] = Idle]
+    /\ UNCHANGED <<img, record, lockHolder, st, epoch, newest, cache, pending,
+                   msgs, nextWrite, by, handedOver, lockLost, env>>
+
+(* OwnedImage.read while ACTIVE: the header cache loads from the image on  *)
+(* a miss (HeaderCache.read).  An INACTIVE handle reads the device and     *)
+(* caches nothing, but keeps what it cached while it was ACTIVE.           *)
+(* @java HeaderCache.read:63-63 "device.read(0, ByteBuffer.wrap(bytes));"     *)
+ReadHeader(n) ==
+    /\ Mgmt("read") /\ st[n] = "active" /\ pc[n].s = "idle" /\ ~cache[n].valid
+    /\ cache' = [cache EXCEPT ![n] = [valid |-> TRUE, data |-> img]]
+    /\ UNCHANGED <<img, durable, record, lockHolder, st, epoch, newest, pc,
+                   pending, msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
 (* ----------------------------------------------------------------------- *)
 (*  Failures                                                               *)
 (* ----------------------------------------------------------------------- *)
 
-(* The process dies: its caches and unflushed writes are gone, and the     *)
-(* OS releases its lock (QemuFileLock: the file lock of a dead process).   *)
+(* The process dies: the OS releases its lock (QemuFileLock); its writes   *)
+(* stay on the image (a shared file keeps them, not yet durable).          *)
+(* @env: the process dies, not the kernel.                                  *)
 Crash(n) ==
-    /\ Alive(n)
-    /\ crashes < MaxCrashes
-    /\ crashes' = crashes + 1
-    /\ state' = [state EXCEPT ![n] = "crashed"]
-    /\ pending' = [pending EXCEPT ![n] = {}]
-    /\ cache' = [cache EXCEPT ![n] = NoCache]
-    /\ ReleaseLock(n)
-    /\ disturbed' = TRUE
-    /\ UNCHANGED <<imgData, record, epoch, expect, msgs, handedOff, nextWrite,
-                   handedOver, illegal, lostLocks, lockLost>>
+    /\ Alive(n) /\ env.crashes < MaxCrashes
+    /\ st' = [st EXCEPT ![n] = "crashed"]
+    /\ Release(n)
+    /\ pc' = [pc EXCEPT ![n] = Idle]
+    /\ env' = [env EXCEPT !.crashes = @ + 1]
+    /\ UNCHANGED <<img, durable, record, epoch, newest, cache, pending, msgs,
+                   nextWrite, by, handedOver, lockLost, bad>>
 
-(* The lock is released under a live node that does not notice (an NFS     *)
-(* lease that expired).  Only the epoch protects the image from it now.    *)
+(* The lock is released under a live node that does not notice (an NFS    *)
+(* lease, or a coordination service's session, that expired).             *)
+(* @env: a lease expires, not the kernel.                                   *)
 LoseLock(n) ==
-    /\ lockHolder = n
-    /\ lostLocks < MaxLostLocks
-    /\ lostLocks' = lostLocks + 1
+    /\ lockHolder = n /\ env.lost < MaxLostLocks
     /\ lockHolder' = NoNode
     /\ lockLost' = [lockLost EXCEPT ![n] = TRUE]
-    /\ disturbed' = TRUE
-    /\ UNCHANGED <<imgData, record, state, epoch, expect, pending, cache, msgs,
-                   handedOff, nextWrite, handedOver, illegal, crashes>>
+    /\ env' = [env EXCEPT !.lost = @ + 1]
+    /\ UNCHANGED <<img, durable, record, st, epoch, newest, pc, cache, pending,
+                   msgs, nextWrite, by, handedOver, bad>>
+
+(* The storage restarts and loses what no flush made durable; the handles  *)
+(* do not notice (a power loss of a storage server, say).                  *)
+(* @env: the storage restarts, not the kernel.                              *)
+StorageLoss ==
+    /\ env.storage < MaxStorageLosses
+    /\ img' = durable
+    /\ env' = [env EXCEPT !.storage = @ + 1]
+    /\ UNCHANGED <<durable, record, lockHolder, st, epoch, newest, pc, cache,
+                   pending, msgs, nextWrite, by, handedOver, lockLost, bad>>
 
 (* ----------------------------------------------------------------------- *)
 (*  Specification                                                          *)
 (* ----------------------------------------------------------------------- *)
-ProtocolSteps(n) ==
-    \/ OwnedImage_Activate_ReadRecord(n)
-    \/ OwnedImage_Activate_BumpEpoch(n)
-    \/ OwnedImage_Inactivate_Flush(n)
-    \/ OwnedImage_Inactivate_Release(n)
-    \/ OwnedImage_Fenced(n)
+Tokens == {[epoch |-> e, owner |-> o] : e \in 0..MaxEpoch, o \in Nodes \cup {NoNode}}
+
+(* The steps that finish a transition or an I/O a node has started.        *)
+Continue(n) ==
+    \/ ActRead(n) \/ ActCas(n) \/ ActFail(n)
+    \/ InFenced(n) \/ InFlush(n) \/ InCas(n) \/ InRelease(n)
+    \/ CloseFlush(n) \/ CloseCas(n) \/ CloseEnd(n)
+    \/ WriteDevice(n) \/ FlushDevice(n)
+
+Start(n) ==
+    \/ \E kind \in {"activate", "accept", "abort"}, t \in Tokens : ActLock(n, kind, t)
+    \/ \E kind \in {"inactivate", "prepare"} : InRead(n, kind)
+    \/ CloseInactive(n) \/ CloseRead(n)
+    \/ \E reread \in BOOLEAN : WriteAdmit(n, reread)
+    \/ FlushRead(n) \/ ReadHeader(n)
 
 Next ==
-    \E n \in Nodes :
-        \/ OwnedImage_AcceptHandoff(n)
-        \/ OwnedImage_AbortHandoff(n)
-        \/ OwnedImage_Activate(n)
-        \/ ProtocolSteps(n)
-        \/ OwnedImage_Write(n)
-        \/ OwnedImage_Flush(n)
-        \/ OwnedImage_Read(n)
-        \/ OwnedImage_PrepareHandoff(n)
-        \/ OwnedImage_Close(n)
-        \/ Crash(n)
-        \/ LoseLock(n)
+    \/ \E n \in Nodes : Start(n) \/ Continue(n) \/ Crash(n) \/ LoseLock(n)
+    \/ StorageLoss
 
 Spec == Init /\ [][Next]_vars
 
-(* Liveness assumptions: a node that started activating or inactivating    *)
-(* finishes; a handed-over token is eventually taken.  Management is not   *)
-(* forced to migrate, and nothing forces writes, reads or failures.        *)
+(* Fairness, all weak: a node that started a transition or an I/O finishes *)
+(* it (its thread runs; no step here waits for another node), and the      *)
+(* destination keeps trying to accept a token management holds for it     *)
+(* (an assumption about management, which retries a refused accept).       *)
 Fairness ==
-    /\ \A n \in Nodes : WF_vars(ProtocolSteps(n))
-    /\ \A n \in Nodes : WF_vars(OwnedImage_AcceptHandoff(n))
+    /\ \A n \in Nodes : WF_vars(Continue(n))
+    /\ \A t \in Tokens : WF_vars(ActLock(Destination, "accept", t))
 
 FairSpec == Spec /\ Fairness
 
@@ -456,46 +487,45 @@ FairSpec == Spec /\ Fairness
 (*  Invariants and properties                                              *)
 (* ----------------------------------------------------------------------- *)
 TypeOK ==
-    /\ imgData \subseteq WriteIds
-    /\ record.epoch \in 1..(MaxEpoch + Cardinality(Nodes))
-    /\ record.clean \in BOOLEAN
+    /\ img \subseteq WriteIds /\ durable \subseteq WriteIds
+    /\ by \in [WriteIds -> Nodes \cup {NoNode}]
+    /\ record.epoch \in Nat /\ record.clean \in BOOLEAN
     /\ lockHolder \in Nodes \cup {NoNode}
-    /\ state \in [Nodes -> NodeStates]
-    /\ \A n \in Nodes : /\ pending[n] \subseteq WriteIds
-                       /\ cache[n].data \subseteq WriteIds
+    /\ \A n \in Nodes : st[n] \in {"inactive", "active", "closed", "crashed"}
     /\ nextWrite \in 0..MaxWrites
 
-(* At most one active holder: two nodes own the image at once only when    *)
-(* one of them lost its lock (and is then fenced: AtMostOneWriter).        *)
-ActiveHolder(n) == state[n] \in {"active", "draining", "flushed"}
+(* DESIGN 4.5.1: two active holders only when one of them lost its lock.   *)
 AtMostOneActiveHolder ==
     \A n, m \in Nodes :
-        (n # m /\ ActiveHolder(n) /\ ActiveHolder(m))
-            => (lockLost[n] \/ lockLost[m])
+        (n # m /\ st[n] = "active" /\ st[m] = "active") => (lockLost[n] \/ lockLost[m])
 
-(* At most one active node whose writes reach the image, lost locks or     *)
-(* not.                                                                    *)
-AtMostOneWriter ==
-    \A n, m \in Nodes : (n # m /\ Writer(n)) => ~Writer(m)
+(* At most one active node whose epoch is the record's, lost locks or not. *)
+AtMostOneWriter == \A n, m \in Nodes : (n # m /\ Writer(n)) => ~Writer(m)
 
-(* No write of data or record by a node that is inactive, or active with   *)
-(* an epoch the record has moved past (fenced).                            *)
-NoWriteByInactiveOrFenced == ~illegal
+(* DESIGN 4.5.2 and 4.5.5: no write of data or record by a node that is    *)
+(* inactive, or that knows it is fenced; a stale write (after a newer      *)
+(* owner's epoch, before this node saw it: the check-then-write window)    *)
+(* only once a lock was lost, which is what the lock prevents; fencing     *)
+(* bounds the window in time (docs/OWNERSHIP.md).                          *)
+NoForbiddenWrite == bad = "none"
 
-(* No stale cache survives activation: whatever a writer has cached is     *)
-(* what the image plus its own unflushed writes hold.                      *)
+(* DESIGN 4.5.4: no stale cache survives activation: a writer's header     *)
+(* cache is what the image holds.  (After a lost lock, the old owner's     *)
+(* stale writes can change the image under it: fencing guards writes, not *)
+(* reads, docs/OWNERSHIP.md; and a storage that loses unflushed data       *)
+(* changes it under every reader.)                                         *)
 NoStaleCache ==
-    \A n \in Nodes :
-        (Writer(n) /\ cache[n].valid) => cache[n].data = imgData \cup pending[n]
+    (~AnyLockLost /\ env.storage = 0) =>
+        \A n \in Nodes : (Writer(n) /\ cache[n].valid) => cache[n].data = img
 
-(* A newly active node sees every write acknowledged before the handoff:   *)
-(* every write its predecessors acknowledged before they inactivated.      *)
-HandoffLosesNoWrite ==
-    \A n \in Nodes : Writer(n) => handedOver \subseteq View(n)
+(* DESIGN 4.5.3: a writer sees every write its predecessors acknowledged   *)
+(* before they inactivated, even after the storage lost unflushed data.    *)
+HandoffLosesNoWrite == \A n \in Nodes : Writer(n) => handedOver \subseteq img
 
-(* A completed migration with no crash (and nothing else disturbing it:    *)
-(* no lost lock, abort, foreign activation or close) ends with the         *)
-(* destination active.                                                     *)
+(* Liveness: a prepared handoff ends with the destination active, when     *)
+(* management carries the token to it and nothing else happens (the model *)
+(* that checks this allows only the handoff's own commands, no crash, no   *)
+(* lost lock, no storage loss).                                            *)
 HandoffActivatesDestination ==
-    (\E t \in msgs : t.from = Source) ~> (Writer(Destination) \/ disturbed)
+    (\E t \in msgs : t.owner = Source) ~> Writer(Destination)
 =============================================================================
