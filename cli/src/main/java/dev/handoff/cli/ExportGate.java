@@ -15,8 +15,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * the device returns; {@link #refuseWrites} and {@link #route} take the write lock, so each returns
  * only when no write is in flight, and none starts on the old route afterwards. That is what lets
  * a mirror job start on a served image: every write is either done before the job's guest device
- * takes over (and sync=full copies it), or goes through it (and is tracked). Reads take no lock:
- * both routes read the same bytes. {@code route} and {@code closed} are volatile, written under the
+ * takes over (and sync=full copies it), or goes through it (and is tracked). Reads, and the
+ * allocation map, take no lock: both routes read the same bytes. {@code route} and {@code closed} are volatile, written under the
  * write lock and read under the read lock (or by reads, lock-free).
  */
 final class ExportGate implements BlockDevice {
@@ -85,6 +85,17 @@ final class ExportGate implements BlockDevice {
     @Override
     public void read(long offset, ByteBuffer dst) throws DeviceException {
         route.read(offset, dst);
+    }
+
+    /** The route's allocation map, lock-free as reads are (NBD block status answers from it). */
+    @Override
+    public long nextData(long offset) throws DeviceException {
+        return route.nextData(offset);
+    }
+
+    @Override
+    public long nextHole(long offset) throws DeviceException {
+        return route.nextHole(offset);
     }
 
     @Override

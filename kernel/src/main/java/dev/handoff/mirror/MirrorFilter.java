@@ -28,7 +28,8 @@ import java.nio.ByteBuffer;
  *       rest of it may still differ). A failed source or target write marks the chunks dirty
  *       again before the claim is released; a failed target write goes to the job's
  *       on-target-error policy and the guest's write still succeeds (the source has it).</li>
- *   <li><b>Reads</b> go to the source; <b>flush</b> flushes the source (the target is flushed
+ *   <li><b>Reads</b>, and the allocation map ({@link #nextData}, {@link #nextHole}), go to the
+ *       source; <b>flush</b> flushes the source (the target is flushed
  *       before a pivot); <b>discard</b> discards on the source and marks the chunks dirty.</li>
  * </ul>
  * When the job concludes it writes {@link #passthrough} (volatile) while the gate is closed and
@@ -114,6 +115,37 @@ public final class MirrorFilter implements BlockDevice {
         } finally {
             exitGate();
         }
+    }
+
+    /**
+     * The allocation map of the device reads go to, entered through the gate as a read is: a query
+     * racing the pivot answers from the source before it and from the target after it, never from
+     * the source once writes land on the target (which would report as holes ranges they filled).
+     */
+    @Override
+    public long nextData(long offset) throws DeviceException {
+        return allocation(true, offset);
+    }
+
+    @Override
+    public long nextHole(long offset) throws DeviceException {
+        return allocation(false, offset);
+    }
+
+    private long allocation(boolean data, long offset) throws DeviceException {
+        ensureOpen();
+        BlockDevice p = passthrough;
+        if (p == null) {
+            gate.enter();
+            try {
+                p = passthrough; // re-read: a conclusion may have switched it while we waited
+                p = p != null ? p : source;
+                return data ? p.nextData(offset) : p.nextHole(offset);
+            } finally {
+                gate.exit();
+            }
+        }
+        return data ? p.nextData(offset) : p.nextHole(offset);
     }
 
     @Override

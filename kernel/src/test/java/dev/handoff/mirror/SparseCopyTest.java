@@ -108,4 +108,24 @@ class SparseCopyTest {
         JobHarness.assertSameContent(target, source);
         assertThat(JobHarness.contents(target)[(int) (5L * G + 3 * SparseDevice.BLOCK)]).isEqualTo((byte) 7);
     }
+
+    @Test
+    void theGuestDeviceReportsTheAllocationMapOfTheDeviceItsWritesLandOn() throws Exception {
+        SparseDevice source = sparseSource();
+        SparseDevice target = new SparseDevice(SIZE);
+        ManualRuntime rt = new ManualRuntime();
+        MirrorJob job = ready(source, target, bigRuns().build(), rt);
+        MirrorFilter guest = job.guestDevice();
+        assertThat(guest.nextData(0)).as("while mirroring: the source's map").isEqualTo(source.nextData(0));
+        assertThat(guest.nextHole(EXTENTS[0])).isEqualTo(source.nextHole(EXTENTS[0]));
+        job.complete();
+        rt.runAll();
+        assertThat(guest.currentDevice()).isSameAs(target);
+        // A write after the pivot lands on the target only: the source still has a hole there.
+        long at = 30L * G;
+        JobHarness.write(guest, at, 100, 3);
+        assertThat(source.nextData(at)).isGreaterThan(at);
+        assertThat(guest.nextData(at)).as("after the pivot: the target's map").isEqualTo(at);
+        assertThat(guest.nextHole(at)).isEqualTo(target.nextHole(at));
+    }
 }
