@@ -37,16 +37,24 @@ public record NbdExport(String name, BlockDevice device, boolean readOnly, Strin
         return new NbdExport(name, device, true, "");
     }
 
-    /** The transmission flags this export is announced with. */
-    int transmissionFlags() {
+    /**
+     * The transmission flags this export is announced with; {@code structured}: the client
+     * negotiated structured replies (a READ's reply is then never fragmented, so DF is offered).
+     */
+    int transmissionFlags(boolean structured) {
         int flags = NbdWire.TFLAG_HAS_FLAGS | NbdWire.TFLAG_SEND_FLUSH | NbdWire.TFLAG_SEND_FUA
                 // Every connection reaches the same BlockDevice, whose flush covers all writes that
                 // returned before it: flush and FUA are visible across connections.
-                | NbdWire.TFLAG_CAN_MULTI_CONN;
+                | NbdWire.TFLAG_CAN_MULTI_CONN
+                // CACHE is advisory: the server checks the range and answers (the device caches as it does).
+                | NbdWire.TFLAG_SEND_CACHE;
+        if (structured) {
+            flags |= NbdWire.TFLAG_SEND_DF;
+        }
         if (readOnly) {
             flags |= NbdWire.TFLAG_READ_ONLY;
         } else {
-            flags |= NbdWire.TFLAG_SEND_TRIM | NbdWire.TFLAG_SEND_WRITE_ZEROES;
+            flags |= NbdWire.TFLAG_SEND_TRIM | NbdWire.TFLAG_SEND_WRITE_ZEROES | NbdWire.TFLAG_SEND_FAST_ZERO;
         }
         return flags;
     }

@@ -16,6 +16,7 @@ import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -69,6 +70,11 @@ import java.util.function.IntFunction;
 public final class NbdServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
     private static final AtomicLong CONNECTION_IDS = new AtomicLong();
+    /**
+     * Clients over the connection limit refused at once with an NBD error, each for at most the
+     * handshake timeout; beyond that a new one is closed unanswered (and logged).
+     */
+    static final int MAX_REFUSING = 8;
 
     private final ServerLimits limits;
     private final IntFunction<ByteBuffer> allocator;
@@ -77,6 +83,8 @@ public final class NbdServer implements AutoCloseable {
     private final Consumer<String> onRefused;
     private final Map<String, NbdExport> exports = new ConcurrentSkipListMap<>();
     private final Map<Long, ServerConnection> connections = new ConcurrentHashMap<>();
+    /** Clients over the connection limit, being told so with an NBD error (at most {@link #MAX_REFUSING}). */
+    private final Map<Long, ServerConnection> refusing = new ConcurrentHashMap<>();
     private final List<Listener> listeners = new ArrayList<>();
     private final Semaphore serverBytes;
     private final AtomicBoolean closed = new AtomicBoolean();
@@ -114,6 +122,21 @@ public final class NbdServer implements AutoCloseable {
     /** Removes an export from new negotiations; connections already serving it keep it. */
     public boolean removeExport(String name) {
         return exports.remove(name) != null;
+    }
+
+    /**
+     * The export a client asking for {@code name} gets: the one of that name; for the empty name
+     * (the protocol's default export, what {@code nbd://HOST:PORT} and {@code nbd+unix:///?socket=...}
+     * ask for) with no export of that name, the only export if there is exactly one; else null.
+     */
+    NbdExport export(String name) {
+        NbdExport export = exports.get(name);
+        if (export == null && name.isEmpty()) {
+            Iterator<NbdExport> all = exports.values().iterator();
+            NbdExport only = all.hasNext() ? all.next() : null;
+            return all.hasNext() ? null : only;
+        }
+        return export;
     }
 
     /** The exports, by name. */
@@ -219,18 +242,31 @@ public final class NbdServer implements AutoCloseable {
         }
         long id = CONNECTION_IDS.incrementAndGet();
         ServerConnection connection = new ServerConnection(id, Transport.of(socket), host, limits, serverBytes, allocator);
+        boolean over;
         synchronized (connections) { // acceptors of several addresses share the limit
-            if (connections.size() >= limits.maxConnections() || closed.get()) {
-                LOG.log(Level.INFO, "nbd server: refusing a connection, " + connections.size() + " open");
+            if (closed.get()) {
                 closeQuietly(socket);
                 return;
             }
-            connections.put(id, connection);
+            over = connections.size() >= limits.maxConnections();
+            if (!over) {
+                connections.put(id, connection);
+            } else if (refusing.size() < MAX_REFUSING) {
+                // Told with an NBD error during its handshake, not dropped: the client can say why it failed.
+                connection.refuseEveryOption("too many connections: this server serves at most "
+                        + limits.maxConnections() + " at once; try again later");
+                refusing.put(id, connection);
+            } else {
+                LOG.log(Level.INFO, "nbd server: " + connections.size() + " clients served and " + refusing.size()
+                        + " being refused: closing a connection from " + Transport.of(socket) + " unanswered");
+                closeQuietly(socket);
+                return;
+            }
         }
         if (closed.get()) {
             connection.closeNow("server closed");
         }
-        Thread reader = new Thread(connection::run, "nbd-server-" + id);
+        Thread reader = new Thread(connection::run, (over ? "nbd-server-refusing-" : "nbd-server-") + id);
         reader.setDaemon(true);
         reader.start();
     }
@@ -238,7 +274,7 @@ public final class NbdServer implements AutoCloseable {
     private final ServerConnection.Host host = new ServerConnection.Host() {
         @Override
         public NbdExport export(String name) {
-            return exports.get(name);
+            return NbdServer.this.export(name);
         }
 
         @Override
@@ -249,6 +285,7 @@ public final class NbdServer implements AutoCloseable {
         @Override
         public void closed(ServerConnection connection) {
             connections.remove(connection.id());
+            refusing.remove(connection.id());
         }
 
         @Override
@@ -276,6 +313,9 @@ public final class NbdServer implements AutoCloseable {
         for (ServerConnection connection : connections.values()) {
             connection.checkDeadlines(now);
         }
+        for (ServerConnection connection : refusing.values()) {
+            connection.checkDeadlines(now);
+        }
     }
 
     /**
@@ -293,6 +333,9 @@ public final class NbdServer implements AutoCloseable {
         }
         for (Listener listener : all) {
             closeQuietly(listener.channel());
+        }
+        for (ServerConnection connection : refusing.values()) {
+            connection.closeNow("server closed");
         }
         for (ServerConnection connection : connections.values()) {
             connection.shutdownGracefully();
@@ -429,7 +472,12 @@ public final class NbdServer implements AutoCloseable {
             return this;
         }
 
-        /** Connections served at once (default 16); further ones are closed at once. */
+        /**
+         * Connections served at once (default 16). A client over the limit is refused in its
+         * handshake: NBD_REP_ERR_POLICY ("too many connections") to every option, reported as a
+         * refusal; beyond {@value NbdServer#MAX_REFUSING} such clients at once, further ones are
+         * closed unanswered.
+         */
         public Builder maxConnections(int n) {
             maxConnections = n;
             return this;

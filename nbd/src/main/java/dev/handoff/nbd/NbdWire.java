@@ -43,6 +43,22 @@ import java.nio.charset.StandardCharsets;
  * +-------------+-------------+------------------+
  * | 0x67446698  | error u32   | handle u64       |
  * +-------------+-------------+------------------+
+ *
+ * Structured reply chunk (server, 20 bytes + length bytes of payload; after NBD_OPT_STRUCTURED_REPLY)
+ * +-------------+--------+--------+------------------+-------------+-----------
+ * | 0x668e33ef  | flags  | type   | handle u64       | length u32  | payload...
+ * +-------------+--------+--------+------------------+-------------+-----------
+ *   0             4 u16    6 u16    8                  16            20
+ *   NONE:         no payload (the answer to a command that returns nothing)
+ *   OFFSET_DATA:  offset u64, then the data read there
+ *   BLOCK_STATUS: context id u32, then (length u32, status flags u32) per extent
+ *   ERROR:        error u32, message length u16, message (UTF-8)
+ *
+ * Meta context option data (NBD_OPT_LIST_META_CONTEXT, NBD_OPT_SET_META_CONTEXT)
+ * +-------------+---------------+-------------+---------------------------------------+
+ * | namelen u32 | export name   | count u32   | count x (length u32, query (UTF-8))   |
+ * +-------------+---------------+-------------+---------------------------------------+
+ * NBD_REP_META_CONTEXT data: context id u32, then the context's name (UTF-8).
  * </pre>
  */
 final class NbdWire {
@@ -90,6 +106,7 @@ final class NbdWire {
     static final int REP_ACK = 1;
     static final int REP_SERVER = 2;
     static final int REP_INFO = 3;
+    static final int REP_META_CONTEXT = 4;
     static final int REP_ERROR_BIT = 0x8000_0000;
     static final int REP_ERR_UNSUP = REP_ERROR_BIT | 1;
     static final int REP_ERR_POLICY = REP_ERROR_BIT | 2;
@@ -117,6 +134,8 @@ final class NbdWire {
     static final int TFLAG_SEND_WRITE_ZEROES = 1 << 6;
     static final int TFLAG_SEND_DF = 1 << 7;
     static final int TFLAG_CAN_MULTI_CONN = 1 << 8;
+    static final int TFLAG_SEND_CACHE = 1 << 10;
+    static final int TFLAG_SEND_FAST_ZERO = 1 << 11;
 
     /** Strings (export names, messages) must not be longer than this, in UTF-8 bytes. */
     static final int MAX_STRING_BYTES = 4096;
@@ -128,6 +147,22 @@ final class NbdWire {
     static final int STRUCTURED_REPLY_MAGIC = 0x668e33ef;
     static final int REQUEST_SIZE = 28;
     static final int SIMPLE_REPLY_SIZE = 16;
+    static final int STRUCTURED_REPLY_HEADER_SIZE = 20;
+
+    /** Structured reply chunk flags and types. */
+    static final int REPLY_FLAG_DONE = 1;
+    static final int REPLY_TYPE_NONE = 0;
+    static final int REPLY_TYPE_OFFSET_DATA = 1;
+    static final int REPLY_TYPE_OFFSET_HOLE = 2;
+    static final int REPLY_TYPE_BLOCK_STATUS = 5;
+    static final int REPLY_TYPE_ERROR = (1 << 15) + 1;
+    static final int REPLY_TYPE_ERROR_OFFSET = (1 << 15) + 2;
+
+    /** The one metadata context this code knows: allocation, as SEEK_DATA / SEEK_HOLE see it. */
+    static final String BASE_ALLOCATION = "base:allocation";
+    /** base:allocation's status flags. */
+    static final int STATE_HOLE = 1;
+    static final int STATE_ZERO = 1 << 1;
 
     static final int CMD_READ = 0;
     static final int CMD_WRITE = 1;
@@ -211,6 +246,87 @@ final class NbdWire {
 
         void encode(ByteBuffer out) {
             out.putInt(SIMPLE_REPLY_MAGIC).putInt(error).putLong(handle);
+        }
+    }
+
+    /** A structured reply chunk's header; {@code length} (of the payload) is unsigned 32-bit. */
+    record StructuredReplyHeader(int flags, int type, long handle, long length) {
+
+        static StructuredReplyHeader decode(ByteBuffer frame) throws ProtocolViolation {
+            expectSize(frame, STRUCTURED_REPLY_HEADER_SIZE, "structured reply header");
+            int magic = frame.getInt();
+            if (magic != STRUCTURED_REPLY_MAGIC) {
+                throw new ProtocolViolation("bad structured reply magic 0x" + Integer.toHexString(magic));
+            }
+            int flags = Short.toUnsignedInt(frame.getShort());
+            int type = Short.toUnsignedInt(frame.getShort());
+            long handle = frame.getLong();
+            return new StructuredReplyHeader(flags, type, handle, Integer.toUnsignedLong(frame.getInt()));
+        }
+
+        void encode(ByteBuffer out) {
+            out.putInt(STRUCTURED_REPLY_MAGIC).putShort((short) flags).putShort((short) type).putLong(handle)
+                    .putInt((int) length);
+        }
+
+        boolean done() {
+            return (flags & REPLY_FLAG_DONE) != 0;
+        }
+    }
+
+    /**
+     * The data of NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT: the export the contexts
+     * are for, and the queries (each a context name, or a namespace such as {@code "base:"}).
+     */
+    record MetaContextRequest(String name, java.util.List<String> queries) {
+
+        /** Decodes option data, which must be consumed exactly; every string is a protocol string. */
+        static MetaContextRequest decode(ByteBuffer data) throws ProtocolViolation {
+            if (data.remaining() < 8) {
+                throw new ProtocolViolation("meta context request of " + data.remaining() + " bytes is too short");
+            }
+            long nameLength = Integer.toUnsignedLong(data.getInt());
+            if (nameLength > data.remaining() - 4) {
+                throw new ProtocolViolation("export name length " + nameLength + " exceeds the option data");
+            }
+            String name = decodeString(data, (int) nameLength, "export name");
+            long count = Integer.toUnsignedLong(data.getInt());
+            if (count > data.remaining() / 4) {
+                throw new ProtocolViolation("meta context request announces " + count + " queries but carries "
+                        + data.remaining() + " bytes");
+            }
+            java.util.List<String> queries = new java.util.ArrayList<>((int) count);
+            for (long i = 0; i < count; i++) {
+                if (data.remaining() < 4) {
+                    throw new ProtocolViolation("meta context query " + i + " is cut off");
+                }
+                long length = Integer.toUnsignedLong(data.getInt());
+                if (length > data.remaining()) {
+                    throw new ProtocolViolation("meta context query of " + length + " bytes exceeds the option data");
+                }
+                queries.add(decodeString(data, (int) length, "meta context query"));
+            }
+            if (data.hasRemaining()) {
+                throw new ProtocolViolation(data.remaining() + " bytes after the last meta context query");
+            }
+            return new MetaContextRequest(name, java.util.List.copyOf(queries));
+        }
+
+        int encodedSize() {
+            int size = 4 + utf8(name).length + 4;
+            for (String q : queries) {
+                size += 4 + utf8(q).length;
+            }
+            return size;
+        }
+
+        void encode(ByteBuffer out) {
+            byte[] n = utf8(name);
+            out.putInt(n.length).put(n).putInt(queries.size());
+            for (String q : queries) {
+                byte[] b = utf8(q);
+                out.putInt(b.length).put(b);
+            }
         }
     }
 
@@ -392,6 +508,7 @@ final class NbdWire {
             case REP_ACK -> "NBD_REP_ACK";
             case REP_SERVER -> "NBD_REP_SERVER";
             case REP_INFO -> "NBD_REP_INFO";
+            case REP_META_CONTEXT -> "NBD_REP_META_CONTEXT";
             case REP_ERR_UNSUP -> "NBD_REP_ERR_UNSUP";
             case REP_ERR_POLICY -> "NBD_REP_ERR_POLICY";
             case REP_ERR_INVALID -> "NBD_REP_ERR_INVALID";

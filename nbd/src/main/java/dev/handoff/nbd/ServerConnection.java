@@ -23,7 +23,8 @@ import javax.net.ssl.SSLException;
 
 /**
  * One client connection of an {@link NbdServer}: the fixed newstyle handshake (upgraded to TLS
- * first when the server requires it), then the transmission phase with simple replies.
+ * first when the server requires it), then the transmission phase with simple replies, or
+ * structured ones once the client negotiated them.
  */
 final class ServerConnection {
     /*
@@ -60,6 +61,15 @@ final class ServerConnection {
      *
      * Never interrupt: workers may be inside FileChannel I/O, which an interrupt would close for
      * the whole device. Closing the socket is what unblocks threads here.
+     *
+     * Structured replies and base:allocation. NBD_OPT_STRUCTURED_REPLY switches every reply of the
+     * transmission phase to one structured chunk with NBD_REPLY_FLAG_DONE: OFFSET_DATA for a READ's
+     * data, BLOCK_STATUS for a block status, ERROR for any error, NONE otherwise. Never fragmented,
+     * so DF is honoured by construction. NBD_OPT_SET_META_CONTEXT selects base:allocation for one
+     * export; it holds in transmission only if the client then goes to that same export. The
+     * answer to NBD_CMD_BLOCK_STATUS is the device's own map (AllocationExtents). The negotiated
+     * state is written by the reader during the handshake and only read afterwards: the executor's
+     * hand-off of each request publishes it to the workers.
      *
      * TLS (DESIGN §7.2, §7.3: FORCEDTLS in the protocol's terms, when the server has credentials).
      * Before the upgrade only NBD_OPT_STARTTLS and NBD_OPT_ABORT are answered; every other option gets
@@ -140,6 +150,14 @@ final class ServerConnection {
     private boolean tlsActive;
     private int refusedBeforeTls;
     private boolean reachedExport;
+    /** Set before run() for a client over the connection limit: every option is refused with this. */
+    private String busy;
+    /** Reader thread in the handshake; read-only once transmission starts (see the overview). */
+    private boolean structuredReplies;
+    /** The export NBD_OPT_SET_META_CONTEXT selected base:allocation for, or null (reader thread). */
+    private NbdExport allocationSelectedFor;
+    /** Fixed when transmission starts: base:allocation is selected for the export served. */
+    private boolean allocationContext;
     private ByteBuffer scratch;
     private boolean aborted;
     /**
@@ -181,6 +199,16 @@ final class ServerConnection {
         return id;
     }
 
+    /**
+     * Makes this connection one that refuses its client, over the server's connection limit, with an
+     * NBD error instead of a silent hang-up: every option but ABORT gets NBD_REP_ERR_POLICY with
+     * {@code why}, NBD_OPT_EXPORT_NAME (which cannot carry an error) a hang-up, and no export is
+     * reached. Call before {@link #run()} (Thread.start publishes it).
+     */
+    void refuseEveryOption(String why) {
+        this.busy = why;
+    }
+
     /** Why the connection closed, once it has; null while open or after an orderly end. */
     String closeReason() {
         return closeReason;
@@ -192,6 +220,7 @@ final class ServerConnection {
         try {
             NbdExport export = negotiate();
             if (export != null) {
+                allocationContext = allocationSelectedFor == export;
                 reachedExport = true;
                 phase = Phase.TRANSMISSION;
                 transmit(export);
@@ -270,6 +299,8 @@ final class ServerConnection {
         String why = null;
         if (reason != null && !reason.equals("server closed") && !reason.startsWith(PEER_GONE)) {
             why = reason;
+        } else if (busy != null) {
+            why = "refused: " + busy;
         } else if (refusedBeforeTls > 0 && !tlsActive) {
             why = "refused: " + refusedBeforeTls + (refusedBeforeTls == 1 ? " option" : " options")
                     + " before NBD_OPT_STARTTLS (this server requires TLS); the client left";
@@ -361,12 +392,38 @@ final class ServerConnection {
                 // Without fixed newstyle there is no way to answer an option with an error.
                 throw new ProtocolViolation("option " + option.option() + " without fixed newstyle");
             }
+            if (busy != null) {
+                if (refuseBusy(option.option())) {
+                    return null;
+                }
+                continue;
+            }
             if (tls != null && !tlsActive && !allowedBeforeTls(option.option())) {
                 continue;
             }
             NbdExport chosen = answer(option, data, noZeroes);
             if (chosen != null || aborted) {
                 return chosen;
+            }
+        }
+    }
+
+    /** Over the connection limit: refuses the option; true when the client aborted. */
+    private boolean refuseBusy(int opt) throws IOException {
+        switch (opt) {
+            case OPT_ABORT -> {
+                try {
+                    optionReply(opt, REP_ACK, null);
+                } catch (IOException e) {
+                    // The client may close without waiting for the acknowledgement.
+                }
+                aborted = true;
+                return true;
+            }
+            case OPT_EXPORT_NAME -> throw new Refused(busy);
+            default -> {
+                optionError(opt, REP_ERR_POLICY, busy);
+                return false;
             }
         }
     }
@@ -423,7 +480,7 @@ final class ServerConnection {
                     throw new ProtocolViolation("NBD_OPT_EXPORT_NAME for unknown export '" + name + "'");
                 }
                 ByteBuffer reply = ByteBuffer.allocate(10 + (noZeroes ? 0 : EXPORT_NAME_REPLY_ZEROES));
-                reply.putLong(export.device().size()).putShort((short) export.transmissionFlags());
+                reply.putLong(export.device().size()).putShort((short) export.transmissionFlags(structuredReplies));
                 reply.position(reply.limit()).flip();
                 send(reply, null);
                 return export;
@@ -481,18 +538,79 @@ final class ServerConnection {
                 optionReply(opt, REP_ACK, null);
                 return opt == OPT_GO ? export : null;
             }
+            case OPT_STRUCTURED_REPLY -> {
+                if (data.hasRemaining()) {
+                    optionError(opt, REP_ERR_INVALID, "NBD_OPT_STRUCTURED_REPLY takes no data");
+                } else if (structuredReplies) {
+                    optionError(opt, REP_ERR_INVALID, "structured replies are already negotiated");
+                } else {
+                    structuredReplies = true;
+                    optionReply(opt, REP_ACK, null);
+                }
+                return null;
+            }
+            case OPT_LIST_META_CONTEXT, OPT_SET_META_CONTEXT -> {
+                metaContext(opt, data);
+                return null;
+            }
             default -> {
-                // STRUCTURED_REPLY, meta contexts, extended headers and anything unknown:
-                // declined, and the client carries on with what this server does speak.
+                // Extended headers and anything unknown: declined, and the client carries on with
+                // what this server does speak.
                 optionError(opt, REP_ERR_UNSUP, "option " + Integer.toUnsignedString(opt) + " is not supported");
                 return null;
             }
         }
     }
 
+    /**
+     * NBD_OPT_LIST_META_CONTEXT and NBD_OPT_SET_META_CONTEXT. The one context is base:allocation:
+     * LIST names it for no query, "base:" or its own name; SET selects it for its own name only, and
+     * replaces any earlier selection (an empty or failed SET selects nothing).
+     */
+    private void metaContext(int opt, ByteBuffer data) throws IOException {
+        boolean set = opt == OPT_SET_META_CONTEXT;
+        if (set) {
+            allocationSelectedFor = null;
+        }
+        String what = set ? "NBD_OPT_SET_META_CONTEXT" : "NBD_OPT_LIST_META_CONTEXT";
+        if (!structuredReplies) {
+            optionError(opt, REP_ERR_INVALID, what + " needs NBD_OPT_STRUCTURED_REPLY first");
+            return;
+        }
+        MetaContextRequest request;
+        try {
+            request = MetaContextRequest.decode(data);
+        } catch (ProtocolViolation e) {
+            optionError(opt, REP_ERR_INVALID, e.getMessage());
+            return;
+        }
+        NbdExport export = host.export(request.name());
+        if (export == null) {
+            optionError(opt, REP_ERR_UNKNOWN, "no export named '" + request.name() + "'");
+            return;
+        }
+        boolean allocation = !set && request.queries().isEmpty();
+        for (String query : request.queries()) {
+            allocation |= query.equals(BASE_ALLOCATION) || (!set && query.equals("base:"));
+        }
+        if (allocation) {
+            byte[] name = utf8(BASE_ALLOCATION);
+            // LIST's context ids are reserved (zero); SET's is the one BLOCK_STATUS replies carry.
+            optionReply(opt, REP_META_CONTEXT, ByteBuffer.allocate(4 + name.length)
+                    .putInt(set ? BASE_ALLOCATION_ID : 0).put(name).flip());
+            if (set) {
+                allocationSelectedFor = export;
+            }
+        }
+        optionReply(opt, REP_ACK, null);
+    }
+
+    /** The id of base:allocation in NBD_REP_META_CONTEXT and in BLOCK_STATUS chunks. */
+    static final int BASE_ALLOCATION_ID = 1;
+
     private void sendInfo(int opt, InfoRequest request, NbdExport export) throws IOException {
         ByteBuffer info = ByteBuffer.allocate(12);
-        info.putShort((short) INFO_EXPORT).putLong(export.device().size()).putShort((short) export.transmissionFlags()).flip();
+        info.putShort((short) INFO_EXPORT).putLong(export.device().size()).putShort((short) export.transmissionFlags(structuredReplies)).flip();
         optionReply(opt, REP_INFO, info);
         if (request.asks(INFO_NAME)) {
             byte[] name = utf8(export.name());
@@ -547,7 +665,7 @@ final class ServerConnection {
                 }
             }
             if (refusal != 0) {
-                reply(request.handle(), refusal, null);
+                reply(request, refusal, null);
                 continue;
             }
             int bytes = carriesData(request) ? (int) request.length() : 0;
@@ -575,7 +693,12 @@ final class ServerConnection {
 
     /** The error a request is refused with before it reaches the device, or 0 if it is valid. */
     private int refusal(Request request, NbdExport export, long size) {
-        int allowedFlags = CMD_FLAG_FUA | (request.type() == CMD_WRITE_ZEROES ? CMD_FLAG_NO_HOLE : 0);
+        int allowedFlags = CMD_FLAG_FUA | switch (request.type()) {
+            case CMD_WRITE_ZEROES -> CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO;
+            case CMD_READ -> structuredReplies ? CMD_FLAG_DF : 0;
+            case CMD_BLOCK_STATUS -> CMD_FLAG_REQ_ONE;
+            default -> 0;
+        };
         if ((request.flags() & ~allowedFlags) != 0) {
             return EINVAL;
         }
@@ -588,8 +711,14 @@ final class ServerConnection {
                     : !inside ? ENOSPC : 0;
             case CMD_FLUSH -> request.offset() != 0 || request.length() != 0 ? EINVAL : 0;
             case CMD_TRIM -> readOnly ? EPERM : !inside ? EINVAL : 0;
-            case CMD_WRITE_ZEROES -> readOnly ? EPERM : !inside ? ENOSPC : 0;
-            default -> EINVAL; // CACHE, BLOCK_STATUS (needs structured replies), unknown commands
+            case CMD_WRITE_ZEROES -> readOnly ? EPERM : !inside ? ENOSPC
+                    // Zeroes that must stay allocated are written, which is never fast.
+                    : (request.flags() & (CMD_FLAG_FAST_ZERO | CMD_FLAG_NO_HOLE)) == (CMD_FLAG_FAST_ZERO | CMD_FLAG_NO_HOLE)
+                    ? ENOTSUP : 0;
+            case CMD_CACHE -> !inside ? EINVAL : 0;
+            // Needs a selected context (so structured replies), and a range of at least one byte.
+            case CMD_BLOCK_STATUS -> !allocationContext || request.length() == 0 || !inside ? EINVAL : 0;
+            default -> EINVAL; // unknown commands
         };
     }
 
@@ -609,6 +738,8 @@ final class ServerConnection {
             ByteBuffer data = null;
             try {
                 data = perform(request, device, payload, bytes);
+            } catch (NotFast e) {
+                error = ENOTSUP;
             } catch (DeviceException e) {
                 error = errnoFor(e.kind());
                 LOG.log(Level.DEBUG, () -> "nbd connection " + id + ": " + commandName(request.type()) + " at "
@@ -617,7 +748,7 @@ final class ServerConnection {
                 error = EIO;
                 LOG.log(Level.WARNING, "nbd connection " + id + ": device failed on " + commandName(request.type()), e);
             }
-            reply(request.handle(), error, error == 0 ? data : null);
+            reply(request, error, error == 0 ? data : null);
             replied = true;
             // The device operation and the reply are done with both buffers (send is synchronous).
             recycle(payload);
@@ -632,7 +763,7 @@ final class ServerConnection {
     }
 
     private ByteBuffer perform(Request request, BlockDevice device, ByteBuffer payload, int bytes)
-            throws DeviceException {
+            throws DeviceException, NotFast {
         boolean fua = (request.flags() & CMD_FLAG_FUA) != 0;
         switch (request.type()) {
             case CMD_READ -> {
@@ -654,9 +785,22 @@ final class ServerConnection {
                 }
             }
             case CMD_WRITE_ZEROES -> {
-                if (request.length() > 0) {
+                if ((request.flags() & CMD_FLAG_FAST_ZERO) != 0) {
+                    // Fast only where there is nothing to do: the range is a hole already (a fresh
+                    // sparse target, as qemu-img and nbdcopy find it). Otherwise the client writes.
+                    if (request.length() > 0 && device.nextData(request.offset()) < request.offset() + request.length()) {
+                        throw new NotFast();
+                    }
+                } else if (request.length() > 0) {
                     device.writeZeroes(request.offset(), request.length());
                 }
+            }
+            case CMD_CACHE -> {
+                // Advisory, and the device reads through its own cache: nothing to prefetch here.
+            }
+            case CMD_BLOCK_STATUS -> {
+                return AllocationExtents.of(device, BASE_ALLOCATION_ID, request.offset(), request.length(),
+                        (request.flags() & CMD_FLAG_REQ_ONE) != 0);
             }
             default -> throw new IllegalStateException("unvalidated command " + request.type());
         }
@@ -664,6 +808,15 @@ final class ServerConnection {
             device.flush();
         }
         return null;
+    }
+
+    /** A fast zero (NBD_CMD_FLAG_FAST_ZERO) that would not be fast: answered ENOTSUP, nothing done. */
+    private static final class NotFast extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        NotFast() {
+            super(null, null, false, false);
+        }
     }
 
     /** The protocol error for a device failure. */
@@ -720,10 +873,36 @@ final class ServerConnection {
 
     /* ---------------- Sending ---------------- */
 
-    /** Sends a simple reply; a failure to send closes the connection. Never throws. */
-    private void reply(long handle, int error, ByteBuffer data) {
-        ByteBuffer header = ByteBuffer.allocate(SIMPLE_REPLY_SIZE);
-        new SimpleReply(error, handle).encode(header);
+    /**
+     * Sends the reply to {@code request}: a simple reply, or after NBD_OPT_STRUCTURED_REPLY one
+     * structured chunk marked done ({@code data}: a READ's data or a BLOCK_STATUS payload, null
+     * for an error). A failure to send closes the connection. Never throws.
+     */
+    private void reply(Request request, int error, ByteBuffer data) {
+        ByteBuffer header;
+        if (!structuredReplies) {
+            header = ByteBuffer.allocate(SIMPLE_REPLY_SIZE);
+            new SimpleReply(error, request.handle()).encode(header);
+        } else if (error != 0) {
+            header = ByteBuffer.allocate(STRUCTURED_REPLY_HEADER_SIZE + 6);
+            new StructuredReplyHeader(REPLY_FLAG_DONE, REPLY_TYPE_ERROR, request.handle(), 6).encode(header);
+            header.putInt(error).putShort((short) 0); // no message: the error number says it
+            data = null;
+        } else if (request.type() == CMD_READ && data != null && data.hasRemaining()) {
+            header = ByteBuffer.allocate(STRUCTURED_REPLY_HEADER_SIZE + 8);
+            new StructuredReplyHeader(REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, request.handle(), 8L + data.remaining())
+                    .encode(header);
+            header.putLong(request.offset());
+        } else if (request.type() == CMD_BLOCK_STATUS && data != null) {
+            header = ByteBuffer.allocate(STRUCTURED_REPLY_HEADER_SIZE);
+            new StructuredReplyHeader(REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, request.handle(), data.remaining())
+                    .encode(header);
+        } else {
+            // Success without data, a READ of zero bytes included (OFFSET_DATA must carry one).
+            header = ByteBuffer.allocate(STRUCTURED_REPLY_HEADER_SIZE);
+            new StructuredReplyHeader(REPLY_FLAG_DONE, REPLY_TYPE_NONE, request.handle(), 0).encode(header);
+            data = null;
+        }
         try {
             send(header.flip(), data);
         } catch (IOException e) {

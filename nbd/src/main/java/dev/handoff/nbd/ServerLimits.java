@@ -14,7 +14,8 @@ import java.time.Duration;
  * requests, at most {@code workersPerConnection + 2} direct buffers of 128 KiB per connection for
  * request data up to that size.
  *
- * @param maxConnections         connections served at once; further ones are closed at once
+ * @param maxConnections         connections served at once; further ones are refused in their
+ *                               handshake with NBD_REP_ERR_POLICY
  * @param workersPerConnection   threads serving one connection's requests concurrently
  * @param maxRequestsInFlight    requests of one connection read but not yet answered
  * @param maxBytesPerConnection  payload and reply bytes of one connection in flight

@@ -87,6 +87,18 @@ final class GuardedDevice implements BlockDevice {
     }
 
     @Override
+    public long nextData(long offset) throws DeviceException {
+        check("nextData", offset, 0, false);
+        return inner.nextData(offset);
+    }
+
+    @Override
+    public long nextHole(long offset) throws DeviceException {
+        check("nextHole", offset, 0, false);
+        return inner.nextHole(offset);
+    }
+
+    @Override
     public void flush() throws DeviceException {
         hook.before("flush", 0, 0);
         flushes.incrementAndGet();

@@ -2,6 +2,7 @@ package dev.handoff.nbd;
 
 import static dev.handoff.nbd.NbdWire.*;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -164,16 +165,41 @@ class NbdServerRobustnessTest {
     }
 
     @Test
-    void connectionsBeyondTheLimitAreClosed() throws Exception {
-        server = TestServer.start(SIZE, false, b -> b.maxConnections(2));
+    void aClientOverTheConnectionLimitGetsAnNbdErrorNotASilentDrop() throws Exception {
+        java.util.List<String> refused = new java.util.concurrent.CopyOnWriteArrayList<>();
+        server = TestServer.start(SIZE, false, b -> b.maxConnections(2).onRefused(refused::add));
         try (RawPeer a = server.peer(); RawPeer b = server.peer()) {
             a.greeting();
             b.greeting();
-            try (RawPeer c = server.peer()) {
+            try (RawPeer c = server.peer().hello()) {
+                for (int option : new int[] {OPT_LIST, OPT_INFO, OPT_GO}) {
+                    c.option(option, option == OPT_LIST ? new byte[0] : RawPeer.infoRequest("disk"));
+                    RawPeer.OptionAnswer answer = c.optionAnswer();
+                    assertThat(answer.type()).isEqualTo(REP_ERR_POLICY);
+                    assertThat(answer.text()).isEqualTo("too many connections: this server serves at most 2 at once;"
+                            + " try again later");
+                }
+                c.option(OPT_ABORT, new byte[0]);
+                assertThat(c.optionAnswer().type()).isEqualTo(REP_ACK);
                 assertThat(c.closedWithin(CLOSE)).isTrue();
             }
+            try (RawPeer d = server.peer().hello()) {
+                d.option(OPT_EXPORT_NAME, "disk".getBytes(StandardCharsets.UTF_8)); // cannot carry an error: hang-up
+                assertThat(d.closedWithin(CLOSE)).isTrue();
+            }
+            assertThatThrownBy(() -> NbdDevice.open(server.uri())).hasMessageContaining("too many connections");
         }
         waitForNoConnections();
+        try (NbdDevice client = NbdDevice.open(server.uri())) {
+            assertThat(client.size()).as("served again once under the limit").isEqualTo(SIZE);
+        }
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (refused.size() < 3 && System.nanoTime() < end) {
+            Thread.sleep(10); // each refused connection reports once its peer has gone
+        }
+        assertThat(refused).hasSizeGreaterThanOrEqualTo(3)
+                .allSatisfy(line -> assertThat(line).contains(": refused: too many connections"));
+        assertThat(server.device.reads.get() + server.device.writes.get()).isZero();
     }
 
     /* ---------------- transmission ---------------- */
@@ -281,9 +307,9 @@ class NbdServerRobustnessTest {
         try (RawPeer peer = server.peer().open("disk")) {
             peer.request(0, 77, 1, 0, 0);
             assertThat(peer.reply()).isEqualTo(new RawPeer.Reply(EINVAL, 1));
-            peer.request(0, CMD_CACHE, 2, 0, 512);
+            peer.request(0, CMD_CACHE, 2, SIZE, 512);                // CACHE outside the export
             assertThat(peer.reply()).isEqualTo(new RawPeer.Reply(EINVAL, 2));
-            peer.request(0, CMD_BLOCK_STATUS, 3, 0, 512);
+            peer.request(0, CMD_BLOCK_STATUS, 3, 0, 512);            // no meta context selected
             assertThat(peer.reply()).isEqualTo(new RawPeer.Reply(EINVAL, 3));
             peer.request(CMD_FLAG_DF, CMD_READ, 4, 0, 512);          // DF needs structured replies
             assertThat(peer.reply()).isEqualTo(new RawPeer.Reply(EINVAL, 4));

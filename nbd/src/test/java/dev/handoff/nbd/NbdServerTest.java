@@ -99,7 +99,7 @@ class NbdServerTest {
             assertThat(a.type()).isEqualTo(REP_ACK);
             assertThat(size).isEqualTo(SIZE);
             assertThat(flags).isEqualTo(TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH | TFLAG_SEND_FUA | TFLAG_SEND_TRIM
-                    | TFLAG_SEND_WRITE_ZEROES | TFLAG_CAN_MULTI_CONN);
+                    | TFLAG_SEND_WRITE_ZEROES | TFLAG_CAN_MULTI_CONN | TFLAG_SEND_CACHE | TFLAG_SEND_FAST_ZERO);
             assertThat(blockSizes).containsExactly(1, 4096, DEFAULT_MAX_PAYLOAD);
             assertThat(name).isEqualTo("disk");
             assertThat(description).isEqualTo("a test disk");
@@ -127,8 +127,7 @@ class NbdServerTest {
         try (RawPeer peer = server.peer().hello()) {
             peer.option(OPT_STARTTLS, new byte[0]);
             assertThat(peer.optionAnswer().type()).as("STARTTLS without TLS configured").isEqualTo(REP_ERR_POLICY);
-            for (int option : new int[] {OPT_STRUCTURED_REPLY, OPT_LIST_META_CONTEXT,
-                    OPT_SET_META_CONTEXT, OPT_EXTENDED_HEADERS, 4, 0, 0x1234_5678, -1}) {
+            for (int option : new int[] {OPT_EXTENDED_HEADERS, 4, 0, 0x1234_5678, -1}) {
                 peer.option(option, new byte[] {1, 2, 3});
                 RawPeer.OptionAnswer a = peer.optionAnswer();
                 assertThat(a.option()).isEqualTo(option);

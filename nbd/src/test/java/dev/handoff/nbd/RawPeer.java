@@ -13,6 +13,7 @@ import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 
 /**
  * A hand-driven NBD client on a unix socket, for tests that send exactly the bytes they mean
@@ -214,6 +215,61 @@ final class RawPeer implements AutoCloseable {
                 flags = Short.toUnsignedInt(d.getShort());
             }
         }
+    }
+
+    static byte[] metaContextRequest(String name, String... queries) {
+        MetaContextRequest r = new MetaContextRequest(name, List.of(queries));
+        ByteBuffer b = ByteBuffer.allocate(r.encodedSize());
+        r.encode(b);
+        return b.array();
+    }
+
+    /** NBD_OPT_STRUCTURED_REPLY, which must be acknowledged. */
+    RawPeer structuredReplies() throws IOException {
+        option(OPT_STRUCTURED_REPLY, new byte[0]);
+        OptionAnswer a = optionAnswer();
+        if (a.type() != REP_ACK) {
+            throw new IOException("STRUCTURED_REPLY answered " + replyTypeName(a.type()) + ": " + a.text());
+        }
+        return this;
+    }
+
+    /** The answers to one LIST or SET_META_CONTEXT up to its ACK or error: context id to name (last: the final type). */
+    java.util.Map<Integer, String> metaContexts(int option, String name, String... queries) throws IOException {
+        option(option, metaContextRequest(name, queries));
+        java.util.Map<Integer, String> contexts = new java.util.LinkedHashMap<>();
+        while (true) {
+            OptionAnswer a = optionAnswer();
+            if (a.type() != REP_META_CONTEXT) {
+                if (a.type() != REP_ACK) {
+                    throw new IOException(replyTypeName(a.type()) + ": " + a.text());
+                }
+                return contexts;
+            }
+            ByteBuffer d = ByteBuffer.wrap(a.data());
+            int id = d.getInt();
+            contexts.put(id, new String(a.data(), 4, a.data().length - 4, java.nio.charset.StandardCharsets.UTF_8));
+        }
+    }
+
+    /** A structured reply chunk. */
+    record Chunk(int flags, int type, long handle, byte[] payload) {
+        ByteBuffer data() {
+            return ByteBuffer.wrap(payload);
+        }
+
+        /** An ERROR chunk's error number. */
+        int error() {
+            return data().getInt();
+        }
+    }
+
+    Chunk chunk() throws IOException {
+        StructuredReplyHeader h = StructuredReplyHeader.decode(ByteBuffer.wrap(read(STRUCTURED_REPLY_HEADER_SIZE)));
+        if (h.length() > (64 << 20)) {
+            throw new IOException("chunk too long: " + h.length());
+        }
+        return new Chunk(h.flags(), h.type(), h.handle(), read((int) h.length()));
     }
 
     /** Greeting, flags and GO: ready for requests. */

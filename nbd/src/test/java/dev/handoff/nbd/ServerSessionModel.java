@@ -26,12 +26,21 @@ import java.util.SplittableRandom;
  *       {@link ServerSession#MAX_OPTIONS} options, any option but EXPORT_NAME without fixed
  *       newstyle, EXPORT_NAME for an unknown export: hang up. Malformed INFO/GO data or LIST with
  *       data: ERR_INVALID; unknown export: ERR_UNKNOWN; STARTTLS (no TLS configured): ERR_POLICY;
- *       unknown option: ERR_UNSUP.</li>
+ *       unknown option: ERR_UNSUP. STRUCTURED_REPLY: ACK the first time, ERR_INVALID with data or
+ *       again. LIST/SET_META_CONTEXT: ERR_INVALID before structured replies or when malformed,
+ *       ERR_UNKNOWN for an unknown export; else base:allocation (id 0 in LIST, 1 in SET) for the
+ *       queries that name it, then ACK; a SET replaces the selection, a failed one clears it.</li>
  *   <li>transmission: a bad request magic, or a WRITE claiming more than 32 MiB: hang up.
  *       Unknown flags or commands: EINVAL. READ over the maximum payload or outside the export:
  *       EINVAL. WRITE on a read-only export: EPERM; over the maximum payload: EINVAL; outside:
- *       ENOSPC. TRIM: EPERM / EINVAL. WRITE_ZEROES: EPERM / ENOSPC. FLUSH with a range: EINVAL.
- *       DISC: stop reading.</li>
+ *       ENOSPC. TRIM: EPERM / EINVAL. WRITE_ZEROES: EPERM / ENOSPC, with FAST_ZERO and NO_HOLE
+ *       ENOTSUP, with FAST_ZERO alone success or ENOTSUP (which one depends on the device's map).
+ *       FLUSH with a range: EINVAL. CACHE outside: EINVAL. BLOCK_STATUS without base:allocation
+ *       selected for the export, empty or outside: EINVAL. DF on READ only with structured
+ *       replies, REQ_ONE on BLOCK_STATUS only. DISC: stop reading.</li>
+ *   <li>replies: simple, or with structured replies one chunk marked done per request: ERROR for
+ *       an error, OFFSET_DATA at the request's offset for a READ's data, BLOCK_STATUS (context 1,
+ *       at least one extent, none empty, no more than asked) for a block status, NONE otherwise.</li>
  * </ul>
  * The session then ends either in order (end of input between frames, or DISC: every reply
  * arrives) or abruptly (a hang-up or a truncated frame: the replies that arrive are a subset, and
@@ -40,13 +49,21 @@ import java.util.SplittableRandom;
 final class ServerSessionModel {
     private static final long DISCARDABLE = DEFAULT_MAX_PAYLOAD;
 
-    private enum OptionOutcome { LIST, INFO, GO, EXPORT_NAME, ABORT, ERR_INVALID, ERR_UNKNOWN, ERR_UNSUP, ERR_POLICY }
+    private enum OptionOutcome { LIST, INFO, GO, EXPORT_NAME, ABORT, ACK, META, ERR_INVALID, ERR_UNKNOWN, ERR_UNSUP,
+        ERR_POLICY }
 
-    private record ExpectedOption(int option, OptionOutcome outcome) {
+    /** {@code contextId}: for META, the id of the one NBD_REP_META_CONTEXT expected, or -1 for none. */
+    private record ExpectedOption(int option, OptionOutcome outcome, int contextId) {
+        ExpectedOption(int option, OptionOutcome outcome) {
+            this(option, outcome, -1);
+        }
     }
 
-    private record ExpectedReply(int type, int error, long length) {
+    /** {@code error}: the one expected, or {@link #ZERO_OR_ENOTSUP}. */
+    private record ExpectedReply(int type, int flags, int error, long offset, long length) {
     }
+
+    private static final int ZERO_OR_ENOTSUP = -1;
 
     private final SplittableRandom random;
     private final boolean readOnly;
@@ -55,6 +72,10 @@ final class ServerSessionModel {
     private final Map<Long, ExpectedReply> replies = new HashMap<>();
     private final BitSet writable = new BitSet();
     private boolean noZeroes;
+    /** Generation state: structured replies negotiated; base:allocation selected for "disk"; in transmission. */
+    private boolean structured;
+    private boolean selected;
+    private boolean allocation;
     private boolean abrupt;
     private boolean stopped;
 
@@ -119,6 +140,7 @@ final class ServerSessionModel {
             return;
         }
         int q = random.nextInt(100);
+        allocation = structured && selected;
         if (q < 75 && fixed) {
             option(OPT_GO, info("disk"));
             options.add(new ExpectedOption(OPT_GO, OptionOutcome.GO));
@@ -137,8 +159,8 @@ final class ServerSessionModel {
 
     private void negotiationOption() {
         int p = random.nextInt(100);
-        int kind = p < 15 ? 0 : p < 20 ? 1 : p < 35 ? 2 : p < 45 ? 3 : p < 55 ? 4 : p < 80 ? 5 : p < 84 ? 6
-                : p < 88 ? 7 : p < 92 ? 8 : 9;
+        int kind = p < 15 ? 0 : p < 20 ? 1 : p < 35 ? 2 : p < 45 ? 3 : p < 55 ? 4 : p < 63 ? 5 : p < 80 ? 10
+                : p < 84 ? 6 : p < 88 ? 7 : p < 92 ? 8 : 9;
         switch (kind) {
             case 0 -> {
                 option(OPT_LIST, new byte[0]);
@@ -163,8 +185,7 @@ final class ServerSessionModel {
                 options.add(new ExpectedOption(opt, OptionOutcome.ERR_INVALID));
             }
             case 5 -> {
-                int[] unknown = {OPT_STRUCTURED_REPLY, OPT_STARTTLS, OPT_SET_META_CONTEXT, OPT_EXTENDED_HEADERS,
-                        4, 0, 0x7000_0000 | random.nextInt(1000)};
+                int[] unknown = {OPT_STARTTLS, OPT_EXTENDED_HEADERS, 4, 0, 0x7000_0000 | random.nextInt(1000)};
                 int opt = unknown[random.nextInt(unknown.length)];
                 option(opt, randomBytes(random.nextInt(64)));
                 // A server without TLS knows STARTTLS and declines it by policy (NOTLS mode).
@@ -191,6 +212,7 @@ final class ServerSessionModel {
                 put(randomBytes(random.nextInt(100)));
                 hangUp();
             }
+            case 10 -> structuredOrMetaContext();
             default -> {
                 byte[] data = info("disk");
                 ByteBuffer b = ByteBuffer.allocate(OPTION_HEADER_SIZE).putLong(IHAVEOPT).putInt(OPT_GO)
@@ -200,6 +222,65 @@ final class ServerSessionModel {
                 hangUp();
             }
         }
+    }
+
+    private void structuredOrMetaContext() {
+        switch (random.nextInt(8)) {
+            case 0, 1 -> {
+                option(OPT_STRUCTURED_REPLY, new byte[0]);
+                options.add(new ExpectedOption(OPT_STRUCTURED_REPLY, structured ? OptionOutcome.ERR_INVALID
+                        : OptionOutcome.ACK));
+                structured = true;
+            }
+            case 2 -> {
+                option(OPT_STRUCTURED_REPLY, randomBytes(1 + random.nextInt(8)));
+                options.add(new ExpectedOption(OPT_STRUCTURED_REPLY, OptionOutcome.ERR_INVALID));
+            }
+            case 3 -> {
+                int opt = random.nextBoolean() ? OPT_LIST_META_CONTEXT : OPT_SET_META_CONTEXT;
+                String[][] choices = {{}, {"base:"}, {BASE_ALLOCATION}, {"x-a:b", BASE_ALLOCATION, BASE_ALLOCATION},
+                        {"qemu:dirty-bitmap:x"}};
+                String[] queries = choices[random.nextInt(choices.length)];
+                option(opt, RawPeer.metaContextRequest("disk", queries));
+                boolean named = java.util.Arrays.asList(queries).contains(BASE_ALLOCATION);
+                if (opt == OPT_SET_META_CONTEXT) {
+                    selected = structured && named;
+                    options.add(new ExpectedOption(opt, structured ? OptionOutcome.META : OptionOutcome.ERR_INVALID,
+                            named ? ServerConnection.BASE_ALLOCATION_ID : -1));
+                } else {
+                    boolean listed = queries.length == 0 || named || java.util.Arrays.asList(queries).contains("base:");
+                    options.add(new ExpectedOption(opt, structured ? OptionOutcome.META : OptionOutcome.ERR_INVALID,
+                            listed ? 0 : -1));
+                }
+            }
+            case 4 -> {
+                int opt = random.nextBoolean() ? OPT_LIST_META_CONTEXT : OPT_SET_META_CONTEXT;
+                option(opt, RawPeer.metaContextRequest("nope", BASE_ALLOCATION));
+                options.add(new ExpectedOption(opt, structured ? OptionOutcome.ERR_UNKNOWN : OptionOutcome.ERR_INVALID));
+                if (opt == OPT_SET_META_CONTEXT) {
+                    selected = false;
+                }
+            }
+            default -> {
+                int opt = random.nextBoolean() ? OPT_LIST_META_CONTEXT : OPT_SET_META_CONTEXT;
+                option(opt, malformedMetaContext());
+                options.add(new ExpectedOption(opt, OptionOutcome.ERR_INVALID));
+                if (opt == OPT_SET_META_CONTEXT) {
+                    selected = false;
+                }
+            }
+        }
+    }
+
+    private byte[] malformedMetaContext() {
+        return switch (random.nextInt(6)) {
+            case 0 -> randomBytes(random.nextInt(8));                                                  // too short
+            case 1 -> ByteBuffer.allocate(8).putInt(5 + random.nextInt(1000)).putInt(0).array();         // name past
+            case 2 -> ByteBuffer.allocate(12).putInt(0).putInt(2 + random.nextInt(1000)).putInt(0).array(); // count
+            case 3 -> ByteBuffer.allocate(12).putInt(0).putInt(1).putInt(1 + random.nextInt(100)).array(); // query past
+            case 4 -> ByteBuffer.allocate(14).putInt(0).putInt(1).putInt(2).put(new byte[] {(byte) 0xFF, 0}).array();
+            default -> ByteBuffer.allocate(10).putInt(0).putInt(0).put(new byte[] {1, 2}).array();       // trailing
+        };
     }
 
     private byte[] info(String name) {
@@ -247,9 +328,13 @@ final class ServerSessionModel {
             return;
         }
         int type = pick(new int[] {CMD_READ, CMD_READ, CMD_READ, CMD_WRITE, CMD_WRITE, CMD_WRITE, CMD_WRITE,
-                CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES, CMD_CACHE, CMD_BLOCK_STATUS, 9 + random.nextInt(100)});
-        int flags = random.nextInt(100) < 85 ? (random.nextInt(4) == 0 ? CMD_FLAG_FUA : 0)
-                : random.nextInt(100) < 50 ? CMD_FLAG_NO_HOLE : random.nextInt(1 << 16);
+                CMD_FLUSH, CMD_TRIM, CMD_WRITE_ZEROES, CMD_WRITE_ZEROES, CMD_CACHE, CMD_BLOCK_STATUS, CMD_BLOCK_STATUS,
+                9 + random.nextInt(100)});
+        int r = random.nextInt(100);
+        int flags = r < 75 ? (random.nextInt(4) == 0 ? CMD_FLAG_FUA : 0)
+                : r < 85 ? pick(new int[] {CMD_FLAG_DF, CMD_FLAG_REQ_ONE, CMD_FLAG_FAST_ZERO,
+                        CMD_FLAG_FAST_ZERO | CMD_FLAG_NO_HOLE})
+                : r < 92 ? CMD_FLAG_NO_HOLE : random.nextInt(1 << 16);
         long offset = offset();
         long length = type == CMD_FLUSH && random.nextInt(10) < 8 ? 0 : length(type);
         if (type == CMD_FLUSH && random.nextInt(10) < 8) {
@@ -286,7 +371,7 @@ final class ServerSessionModel {
             put(frame);
         }
         int error = expectedError(type, flags, offset, length);
-        replies.put(handle, new ExpectedReply(type, error, length));
+        replies.put(handle, new ExpectedReply(type, flags, error, offset, length));
         if (type == CMD_WRITE && error == 0) {
             writable.set((int) offset, (int) (offset + length));
         }
@@ -294,10 +379,16 @@ final class ServerSessionModel {
 
     /** The error the protocol calls for (see the class comment). */
     private int expectedError(int type, int flags, long offset, long length) {
-        int allowed = CMD_FLAG_FUA | (type == CMD_WRITE_ZEROES ? CMD_FLAG_NO_HOLE : 0);
+        int allowed = CMD_FLAG_FUA | switch (type) {
+            case CMD_WRITE_ZEROES -> CMD_FLAG_NO_HOLE | CMD_FLAG_FAST_ZERO;
+            case CMD_READ -> structured ? CMD_FLAG_DF : 0;
+            case CMD_BLOCK_STATUS -> CMD_FLAG_REQ_ONE;
+            default -> 0;
+        };
         if ((flags & ~allowed) != 0) {
             return EINVAL;
         }
+        int fastZero = CMD_FLAG_FAST_ZERO | CMD_FLAG_NO_HOLE;
         boolean inside = offset >= 0 && offset <= ServerSession.DEVICE_SIZE
                 && length <= ServerSession.DEVICE_SIZE - offset;
         return switch (type) {
@@ -305,7 +396,11 @@ final class ServerSessionModel {
             case CMD_WRITE -> readOnly ? EPERM : length > ServerSession.MAX_PAYLOAD ? EINVAL : !inside ? ENOSPC : 0;
             case CMD_FLUSH -> offset != 0 || length != 0 ? EINVAL : 0;
             case CMD_TRIM -> readOnly ? EPERM : !inside ? EINVAL : 0;
-            case CMD_WRITE_ZEROES -> readOnly ? EPERM : !inside ? ENOSPC : 0;
+            case CMD_WRITE_ZEROES -> readOnly ? EPERM : !inside ? ENOSPC
+                    : (flags & fastZero) == fastZero ? ENOTSUP
+                    : (flags & CMD_FLAG_FAST_ZERO) != 0 && length > 0 ? ZERO_OR_ENOTSUP : 0;
+            case CMD_CACHE -> !inside ? EINVAL : 0;
+            case CMD_BLOCK_STATUS -> !allocation || length == 0 || !inside ? EINVAL : 0;
             default -> EINVAL;
         };
     }
@@ -402,7 +497,10 @@ final class ServerSessionModel {
             }
         }
         Set<Long> seen = new HashSet<>();
-        while (out.hasRemaining()) {
+        if (structured) {
+            checkChunks(out, seen, failures);
+        }
+        while (!structured && out.hasRemaining()) {
             if (out.remaining() < SIMPLE_REPLY_SIZE) {
                 if (!abrupt) { // a hang-up may cut the reply being sent: only an orderly end owes whole frames
                     failures.add(out.remaining() + " stray bytes at the end of the output");
@@ -424,7 +522,7 @@ final class ServerSessionModel {
             if (!seen.add(handle)) {
                 failures.add("second reply for handle " + handle);
             }
-            if (error != expected.error()) {
+            if (!errorMatches(error, expected)) {
                 failures.add("handle " + handle + " (" + commandName(expected.type()) + "): error "
                         + errnoName(error) + ", expected " + errnoName(expected.error()));
             }
@@ -451,6 +549,99 @@ final class ServerSessionModel {
             }
         }
         return failures;
+    }
+
+    private static boolean errorMatches(int error, ExpectedReply expected) {
+        return expected.error() == ZERO_OR_ENOTSUP ? error == 0 || error == ENOTSUP : error == expected.error();
+    }
+
+    /** The transmission replies after structured replies were negotiated: one chunk, marked done, per request. */
+    private void checkChunks(ByteBuffer out, Set<Long> seen, List<String> failures) {
+        while (out.hasRemaining()) {
+            if (out.remaining() < STRUCTURED_REPLY_HEADER_SIZE) {
+                if (!abrupt) {
+                    failures.add(out.remaining() + " stray bytes at the end of the output");
+                }
+                return;
+            }
+            StructuredReplyHeader h;
+            try {
+                h = StructuredReplyHeader.decode(out.slice(out.position(), STRUCTURED_REPLY_HEADER_SIZE));
+            } catch (ProtocolViolation e) {
+                failures.add(e.getMessage());
+                return;
+            }
+            out.position(out.position() + STRUCTURED_REPLY_HEADER_SIZE);
+            ExpectedReply expected = replies.get(h.handle());
+            if (expected == null) {
+                failures.add("chunk for handle " + h.handle() + ", which was not a request the server should answer");
+                return;
+            }
+            String what = "handle " + h.handle() + " (" + commandName(expected.type()) + ")";
+            if (!seen.add(h.handle())) {
+                failures.add("second reply for " + what);
+            }
+            if (h.flags() != REPLY_FLAG_DONE) {
+                failures.add(what + ": chunk flags " + h.flags() + ", expected one chunk marked done");
+            }
+            if (out.remaining() < h.length()) {
+                if (!abrupt) {
+                    failures.add(what + ": chunk of " + h.length() + " bytes truncated");
+                }
+                return;
+            }
+            ByteBuffer payload = out.slice(out.position(), (int) h.length());
+            out.position(out.position() + (int) h.length());
+            int error = h.type() == REPLY_TYPE_ERROR && h.length() == 6 ? payload.getInt() : 0;
+            if (!errorMatches(error, expected)) {
+                failures.add(what + ": error " + errnoName(error) + ", expected " + errnoName(expected.error()));
+                continue;
+            }
+            int wantType = error != 0 ? REPLY_TYPE_ERROR
+                    : expected.type() == CMD_READ && expected.length() > 0 ? REPLY_TYPE_OFFSET_DATA
+                    : expected.type() == CMD_BLOCK_STATUS ? REPLY_TYPE_BLOCK_STATUS : REPLY_TYPE_NONE;
+            if (h.type() != wantType) {
+                failures.add(what + ": chunk type " + h.type() + ", expected " + wantType);
+                continue;
+            }
+            String problem = switch (wantType) {
+                case REPLY_TYPE_ERROR -> h.length() == 6 ? null : "error chunk of " + h.length() + " bytes";
+                case REPLY_TYPE_OFFSET_DATA -> h.length() != 8 + expected.length() ? "data chunk of " + h.length()
+                        + " bytes" : payload.getLong() != expected.offset() ? "data at the wrong offset" : null;
+                case REPLY_TYPE_BLOCK_STATUS -> blockStatusProblem(payload, expected);
+                default -> h.length() == 0 ? null : "NONE chunk with " + h.length() + " bytes";
+            };
+            if (problem != null) {
+                failures.add(what + ": " + problem);
+            }
+        }
+    }
+
+    private static String blockStatusProblem(ByteBuffer payload, ExpectedReply expected) {
+        if (payload.remaining() < 12 || (payload.remaining() - 4) % 8 != 0) {
+            return "block status payload of " + payload.remaining() + " bytes";
+        }
+        if (payload.getInt() != ServerConnection.BASE_ALLOCATION_ID) {
+            return "block status for another context";
+        }
+        long sum = 0;
+        int extents = 0;
+        while (payload.hasRemaining()) {
+            long length = Integer.toUnsignedLong(payload.getInt());
+            int status = payload.getInt();
+            if (length == 0 || (status & ~(STATE_HOLE | STATE_ZERO)) != 0) {
+                return "extent of " + length + " bytes with status " + status;
+            }
+            sum += length;
+            extents++;
+        }
+        if (sum > expected.length()) {
+            return "extents cover " + sum + " bytes, " + expected.length() + " asked";
+        }
+        if ((expected.flags() & CMD_FLAG_REQ_ONE) != 0 && extents != 1) {
+            return extents + " extents for REQ_ONE";
+        }
+        return null;
     }
 
     private String checkOption(ByteBuffer out, ExpectedOption expected) {
@@ -489,8 +680,20 @@ final class ServerSessionModel {
                     };
                     return type == want ? null : "got " + replyTypeName(type) + ", expected " + replyTypeName(want);
                 }
-                case ABORT -> {
+                case ABORT, ACK -> {
                     return type == REP_ACK ? null : "got " + replyTypeName(type);
+                }
+                case META -> {
+                    if (type == REP_META_CONTEXT) {
+                        if (servers++ > 0 || expected.contextId() < 0 || length < 4
+                                || data.getInt() != expected.contextId()
+                                || !StandardCharsets.UTF_8.decode(data).toString().equals(BASE_ALLOCATION)) {
+                            return "unexpected meta context reply";
+                        }
+                        continue;
+                    }
+                    return type == REP_ACK && (servers == 1) == (expected.contextId() >= 0) ? null
+                            : servers + " contexts, then " + replyTypeName(type);
                 }
                 case LIST -> {
                     if (type == REP_SERVER) {
