@@ -9,6 +9,7 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        LogLines.install(System.err, debug());
         int code = run(args);
         System.out.flush();
         System.err.flush();
