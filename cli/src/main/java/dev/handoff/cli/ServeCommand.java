@@ -118,8 +118,15 @@ final class ServeCommand implements Callable<Integer> {
     String socketMode;
 
     @Option(names = "--export-name", paramLabel = "NAME", defaultValue = "disk",
-            description = "The export's name, as in nbd+unix:///NAME?socket=PATH (default: ${DEFAULT-VALUE}).")
+            description = "The export's name, as in nbd+unix:///NAME?socket=PATH (default: ${DEFAULT-VALUE}). Clients"
+                    + " that ask for the default export (the empty name: nbd://HOST:PORT, nbd+unix:///?socket=PATH)"
+                    + " get it too.")
     String exportName;
+
+    @Option(names = "--max-connections", paramLabel = "N", defaultValue = "16",
+            description = "NBD clients served at once (default: ${DEFAULT-VALUE}); one more is refused in its handshake"
+                    + " with an NBD error saying so (and a line on stderr).")
+    int maxConnections;
 
     @Option(names = "--node-name", paramLabel = "NAME", description = "The image's node name, the \"device\" of"
             + " blockdev-mirror and drive-mirror (default: the export's name).")
@@ -333,7 +340,12 @@ final class ServeCommand implements Callable<Integer> {
      */
     private NbdServer.Builder listener(NbdAddress address) throws CliException {
         socketPermissions = TlsOptions.socketMode(socketMode, "--socket-mode");
+        if (maxConnections < 1) {
+            throw new CliException(ExitCodes.USAGE, "invalid value for option '--max-connections': " + maxConnections
+                    + " (at least 1)");
+        }
         NbdServer.Builder builder = NbdServer.builder().listen(address).unixSocketMode(socketPermissions)
+                .maxConnections(maxConnections)
                 .onRefused(why -> {
                     System.err.println("handoff serve: nbd client " + why);
                     System.err.flush();
