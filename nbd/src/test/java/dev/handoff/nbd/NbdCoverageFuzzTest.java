@@ -27,7 +27,8 @@ class NbdCoverageFuzzTest {
 
     /**
      * Raw client bytes against a server connection. Byte 0 picks the export (bit 0: read-only)
-     * and a prefix (bits 1-2: none, fixed newstyle + GO, fixed newstyle + EXPORT_NAME).
+     * and a prefix (bits 1-2: none, fixed newstyle + GO, fixed newstyle + EXPORT_NAME, fixed
+     * newstyle + structured replies + base:allocation + GO).
      */
     @FuzzTest(maxDuration = "60s")
     void serverSession(byte[] data) {
@@ -36,6 +37,8 @@ class NbdCoverageFuzzTest {
         byte[] input = switch ((mode >> 1) & 3) {
             case 1 -> NbdServerRobustnessTest.concat(flags(), option(NbdWire.OPT_GO, RawPeer.infoRequest("disk")), rest);
             case 2 -> NbdServerRobustnessTest.concat(flags(), option(NbdWire.OPT_EXPORT_NAME, "disk".getBytes()), rest);
+            case 3 -> NbdServerRobustnessTest.concat(flags(), structuredAllocation(),
+                    option(NbdWire.OPT_GO, RawPeer.infoRequest("disk")), rest);
             default -> rest;
         };
         ServerSession session = new ServerSession((mode & 1) != 0);
@@ -89,6 +92,11 @@ class NbdCoverageFuzzTest {
         return ByteBuffer.allocate(4).putInt(NbdWire.CLIENT_FIXED_NEWSTYLE | NbdWire.CLIENT_NO_ZEROES).array();
     }
 
+    private static byte[] structuredAllocation() {
+        return NbdServerRobustnessTest.concat(option(NbdWire.OPT_STRUCTURED_REPLY, new byte[0]),
+                option(NbdWire.OPT_SET_META_CONTEXT, RawPeer.metaContextRequest("disk", NbdWire.BASE_ALLOCATION)));
+    }
+
     private static byte[] option(int option, byte[] data) {
         return NbdServerRobustnessTest.optionFrame(option, data);
     }
@@ -129,5 +137,39 @@ class NbdCoverageFuzzTest {
                 NbdServerRobustnessTest.request(0, NbdWire.CMD_DISC, 10, 0, 0));
         Files.write(server.resolve("commands"), NbdServerRobustnessTest.concat(new byte[] {2}, commands));
         Files.write(server.resolve("commands-read-only"), NbdServerRobustnessTest.concat(new byte[] {3}, commands));
+        // Structured replies and base:allocation (mode 6): block status in range, past the end, empty,
+        // with REQ_ONE and unknown flags; CACHE; fast zeroes; DF reads; then the plain commands.
+        byte[] structured = NbdServerRobustnessTest.concat(
+                NbdServerRobustnessTest.request(0, NbdWire.CMD_BLOCK_STATUS, 21, 0, 1 << 20),
+                NbdServerRobustnessTest.request(NbdWire.CMD_FLAG_REQ_ONE, NbdWire.CMD_BLOCK_STATUS, 22, 4096, 8192),
+                NbdServerRobustnessTest.request(0, NbdWire.CMD_BLOCK_STATUS, 23, ServerSession.DEVICE_SIZE - 1, 2),
+                NbdServerRobustnessTest.request(0, NbdWire.CMD_BLOCK_STATUS, 24, 0, 0),
+                NbdServerRobustnessTest.request(NbdWire.CMD_FLAG_DF, NbdWire.CMD_BLOCK_STATUS, 25, 0, 512),
+                NbdServerRobustnessTest.request(0, NbdWire.CMD_CACHE, 26, 0, 1 << 20),
+                NbdServerRobustnessTest.request(NbdWire.CMD_FLAG_FAST_ZERO, NbdWire.CMD_WRITE_ZEROES, 27, 0, 65536),
+                NbdServerRobustnessTest.request(NbdWire.CMD_FLAG_FAST_ZERO | NbdWire.CMD_FLAG_NO_HOLE,
+                        NbdWire.CMD_WRITE_ZEROES, 28, 0, 4096),
+                NbdServerRobustnessTest.request(NbdWire.CMD_FLAG_DF, NbdWire.CMD_READ, 29, 0, 4096),
+                commands);
+        Files.write(server.resolve("structured-commands"), NbdServerRobustnessTest.concat(new byte[] {6}, structured));
+        Files.write(server.resolve("structured-commands-read-only"),
+                NbdServerRobustnessTest.concat(new byte[] {7}, structured));
+        // Negotiation without a prefix: structured replies twice, meta contexts before them, malformed
+        // and unknown-export meta context queries, then GO.
+        byte[] negotiation = NbdServerRobustnessTest.concat(flags(),
+                option(NbdWire.OPT_SET_META_CONTEXT, RawPeer.metaContextRequest("disk", NbdWire.BASE_ALLOCATION)),
+                option(NbdWire.OPT_STRUCTURED_REPLY, new byte[0]),
+                option(NbdWire.OPT_STRUCTURED_REPLY, new byte[0]),
+                option(NbdWire.OPT_STRUCTURED_REPLY, new byte[] {1}),
+                option(NbdWire.OPT_LIST_META_CONTEXT, RawPeer.metaContextRequest("disk")),
+                option(NbdWire.OPT_LIST_META_CONTEXT, RawPeer.metaContextRequest("disk", "base:")),
+                option(NbdWire.OPT_SET_META_CONTEXT, RawPeer.metaContextRequest("nope", NbdWire.BASE_ALLOCATION)),
+                option(NbdWire.OPT_SET_META_CONTEXT, java.nio.ByteBuffer.allocate(12).putInt(0).putInt(7).putInt(0).array()),
+                option(NbdWire.OPT_SET_META_CONTEXT, java.nio.ByteBuffer.allocate(12).putInt(0).putInt(1).putInt(99).array()),
+                option(NbdWire.OPT_SET_META_CONTEXT, RawPeer.metaContextRequest("", "x-a:b", NbdWire.BASE_ALLOCATION)),
+                option(NbdWire.OPT_GO, RawPeer.infoRequest("disk")),
+                NbdServerRobustnessTest.request(0, NbdWire.CMD_BLOCK_STATUS, 1, 0, 1 << 20),
+                NbdServerRobustnessTest.request(0, NbdWire.CMD_READ, 2, 0, 512));
+        Files.write(server.resolve("meta-contexts"), NbdServerRobustnessTest.concat(new byte[] {0}, negotiation));
     }
 }

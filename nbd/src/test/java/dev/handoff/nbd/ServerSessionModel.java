@@ -116,6 +116,20 @@ final class ServerSessionModel {
         boolean fixed = (flags & CLIENT_FIXED_NEWSTYLE) != 0;
         noZeroes = (flags & CLIENT_NO_ZEROES) != 0;
         int count = 0;
+        if (fixed && random.nextInt(100) < 45) {
+            // As libnbd and QEMU begin: structured replies, then (mostly) base:allocation.
+            count++;
+            option(OPT_STRUCTURED_REPLY, new byte[0]);
+            options.add(new ExpectedOption(OPT_STRUCTURED_REPLY, OptionOutcome.ACK));
+            structured = true;
+            if (random.nextInt(100) < 75) {
+                count++;
+                option(OPT_SET_META_CONTEXT, RawPeer.metaContextRequest("disk", BASE_ALLOCATION));
+                options.add(new ExpectedOption(OPT_SET_META_CONTEXT, OptionOutcome.META,
+                        ServerConnection.BASE_ALLOCATION_ID));
+                selected = true;
+            }
+        }
         int extra = random.nextInt(100) < 3 ? ServerSession.MAX_OPTIONS + 1 : random.nextInt(5);
         for (int i = 0; i < extra && !stopped; i++) {
             if (count >= ServerSession.MAX_OPTIONS) {
