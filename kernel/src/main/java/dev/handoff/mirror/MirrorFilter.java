@@ -121,6 +121,7 @@ public final class MirrorFilter implements BlockDevice {
      * The allocation map of the device reads go to, entered through the gate as a read is: a query
      * racing the pivot answers from the source before it and from the target after it, never from
      * the source once writes land on the target (which would report as holes ranges they filled).
+     * DESIGN §2.4.
      */
     @Override
     public long nextData(long offset) throws DeviceException {

@@ -48,20 +48,26 @@ import java.util.function.IntFunction;
  *
  * <h2>Protocol</h2>
  * Fixed newstyle handshake with {@code NBD_OPT_GO}, {@code NBD_OPT_INFO}, {@code NBD_OPT_LIST},
- * {@code NBD_OPT_ABORT}, the old {@code NBD_OPT_EXPORT_NAME} and {@code NBD_OPT_STARTTLS} (answered
- * {@code NBD_REP_ERR_POLICY} without credentials); every other option is answered
- * {@code NBD_REP_ERR_UNSUP} (structured replies and metadata contexts are declined, and clients
- * such as QEMU's carry on with simple replies). Transmission: READ, WRITE (with FUA, which
- * flushes before the reply), FLUSH, TRIM, WRITE_ZEROES, DISC; requests of one connection run
- * concurrently and are answered in completion order. Read-only exports refuse WRITE, TRIM and
- * WRITE_ZEROES with {@code EPERM}. Device failures map to the protocol's errors: I/O error to
- * {@code EIO}, no space to {@code ENOSPC}, read-only, inactive and fenced to {@code EPERM},
- * out of range to {@code EINVAL}, closed to {@code ESHUTDOWN}.
+ * {@code NBD_OPT_ABORT}, the old {@code NBD_OPT_EXPORT_NAME}, {@code NBD_OPT_STARTTLS} (answered
+ * {@code NBD_REP_ERR_POLICY} without credentials), {@code NBD_OPT_STRUCTURED_REPLY} and the meta
+ * context options with the one context {@code base:allocation}; every other option is answered
+ * {@code NBD_REP_ERR_UNSUP}. The empty export name (the protocol's default export) is the one
+ * export when exactly one is served and none is named "". Transmission, with simple replies or,
+ * once negotiated, one structured chunk per request: READ, WRITE (with FUA, which flushes before
+ * the reply), FLUSH, TRIM, WRITE_ZEROES (a fast zero succeeds where the range is a hole already and
+ * is {@code ENOTSUP} elsewhere), CACHE (checked and answered; the device caches as it does),
+ * BLOCK_STATUS (the device's {@link dev.handoff.device.BlockDevice#nextData allocation map}: a
+ * device that cannot tell is all data) and DISC; requests of one connection run concurrently and
+ * are answered in completion order. Read-only exports refuse WRITE, TRIM and WRITE_ZEROES with
+ * {@code EPERM}. Device failures map to the protocol's errors: I/O error to {@code EIO}, no space
+ * to {@code ENOSPC}, read-only, inactive and fenced to {@code EPERM}, out of range to
+ * {@code EINVAL}, closed to {@code ESHUTDOWN}.
  *
  * <h2>Threads and limits</h2>
  * One acceptor thread per address, one reader thread per connection and a small worker pool per
  * connection ({@link Builder#workersPerConnection}); all daemon threads. Memory, connections,
- * options, handshake time and stalled replies are bounded (see the builder); a peer that breaks
+ * options, handshake time and stalled replies are bounded (see the builder; a client over the
+ * connection limit is told so with an NBD error); a peer that breaks
  * the protocol gets the protocol's error where there is one, and is otherwise disconnected. The
  * server never closes the exported devices.
  *
@@ -72,7 +78,7 @@ public final class NbdServer implements AutoCloseable {
     private static final AtomicLong CONNECTION_IDS = new AtomicLong();
     /**
      * Clients over the connection limit refused at once with an NBD error, each for at most the
-     * handshake timeout; beyond that a new one is closed unanswered (and logged).
+     * handshake timeout; beyond that a new one is closed unanswered (and logged). DESIGN §7.6.
      */
     static final int MAX_REFUSING = 8;
 

@@ -9,13 +9,17 @@
  *
  * <p>What is implemented, after the NBD protocol document: the fixed newstyle handshake with
  * {@code NBD_OPT_GO}, {@code NBD_OPT_INFO}, {@code NBD_OPT_LIST}, {@code NBD_OPT_ABORT},
- * {@code NBD_OPT_EXPORT_NAME} and {@code NBD_OPT_STARTTLS} (other options are declined with
- * {@code NBD_REP_ERR_UNSUP}); TLS in the protocol's FORCEDTLS mode with X.509 credentials in QEMU's
- * layout ({@link dev.handoff.nbd.TlsCredentials}) and a client allow-list
- * ({@link dev.handoff.nbd.ClientAllowList}); transmission with simple replies only: READ, WRITE
- * (FUA), FLUSH, TRIM, WRITE_ZEROES, DISC. Not implemented: structured replies, block status and
- * metadata contexts, extended headers, the oldstyle handshake, reconnection, TLS with pre-shared
- * keys.
+ * {@code NBD_OPT_EXPORT_NAME}, {@code NBD_OPT_STARTTLS}, {@code NBD_OPT_STRUCTURED_REPLY},
+ * {@code NBD_OPT_LIST_META_CONTEXT} and {@code NBD_OPT_SET_META_CONTEXT} with the one context
+ * {@code base:allocation} (other options are declined with {@code NBD_REP_ERR_UNSUP}); the empty
+ * export name as the default export when one is served; TLS in the protocol's FORCEDTLS mode with
+ * X.509 credentials in QEMU's layout ({@link dev.handoff.nbd.TlsCredentials}) and a client
+ * allow-list ({@link dev.handoff.nbd.ClientAllowList}); transmission with simple or structured
+ * replies: READ (DF), WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES (NO_HOLE, FAST_ZERO), CACHE,
+ * BLOCK_STATUS (REQ_ONE), DISC. The server's block status is the exported device's allocation map
+ * ({@link dev.handoff.device.BlockDevice#nextData}, {@code nextHole}). The client asks for simple
+ * replies only. Not implemented: block status on the client side, extended headers, the oldstyle
+ * handshake, reconnection, TLS with pre-shared keys.
  *
  * <p>Wire layouts are drawn in {@code NbdWire}; the server's threading and budgets are described
  * at the top of {@code ServerConnection}, the client's at the top of {@code NbdDevice}. The
