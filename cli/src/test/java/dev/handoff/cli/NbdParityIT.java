@@ -2,6 +2,7 @@ package dev.handoff.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.handoff.nbd.TestPki;
 import java.io.IOException;
 import java.io.RandomAccessFile;
@@ -30,7 +31,8 @@ import org.junit.jupiter.api.io.TempDir;
  * ({@code nbdinfo --map}, {@code qemu-img map}), sparse copies out of and into an export with
  * {@code nbdcopy} and {@code qemu-img convert} (the copy as sparse as its source: {@code du} within
  * one 64 KiB granularity per extent), {@code qemu-io} on the default export, all of it over TLS
- * too, and a client over {@code --max-connections} told why. Every URI here names no export: the
+ * too, a mirror job's export mapping the device guest writes land on (the source, then after the
+ * pivot the target), and a client over {@code --max-connections} told why. Every URI here names no export: the
  * default export is the one served.
  */
 @Timeout(300)
@@ -137,22 +139,22 @@ class NbdParityIT {
 
         Path socket = dir.resolve("one.sock");
         try (Cli.Running serve = Cli.start(dir, "serve", "src.img", "--nbd", "unix:one.sock", "--read-only",
-                "--max-connections", "1");
-             SocketChannel holder = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                "--max-connections", "1")) {
             serve.awaitLine("serving src.img");
-            holder.connect(UnixDomainSocketAddress.of(socket));
-            ByteBuffer greeting = ByteBuffer.allocate(18);
-            while (greeting.hasRemaining() && holder.read(greeting) >= 0) {
-                // the one connection served, held open in its handshake
+            try (SocketChannel holder = SocketChannel.open(StandardProtocolFamily.UNIX)) {
+                holder.connect(UnixDomainSocketAddress.of(socket));
+                ByteBuffer greeting = ByteBuffer.allocate(18);
+                while (greeting.hasRemaining() && holder.read(greeting) >= 0) {
+                    // the one connection served, held open in its handshake
+                }
+                // libnbd shows the server's message in its debug output only; its error names the refusal.
+                Outcome over = run(Map.of("LIBNBD_DEBUG", "1"), "nbdinfo", "nbd+unix:///?socket=" + socket);
+                assertThat(over.exit()).as(over.output()).isNotZero();
+                assertThat(over.output()).contains("too many connections: this server serves at most 1 at once");
+                List<String> lines = awaitStderrLines(serve, 1);
+                assertThat(lines.get(0)).matches("handoff serve: nbd client .*: refused: too many connections: this"
+                        + " server serves at most 1 at once; try again later");
             }
-            // libnbd shows the server's message in its debug output only; its error names the refusal.
-            Outcome over = run(Map.of("LIBNBD_DEBUG", "1"), "nbdinfo", "nbd+unix:///?socket=" + socket);
-            assertThat(over.exit()).as(over.output()).isNotZero();
-            assertThat(over.output()).contains("too many connections: this server serves at most 1 at once");
-            List<String> lines = awaitStderrLines(serve, 1);
-            assertThat(lines.get(0)).matches("handoff serve: nbd client .*: refused: too many connections: this server"
-                    + " serves at most 1 at once; try again later");
-            holder.close();
             // Once the held connection is gone, the next client is served.
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
             Outcome served;
@@ -164,6 +166,41 @@ class NbdParityIT {
             stop(serve);
         }
         assertThat(src).exists();
+    }
+
+    @Test
+    void aMirrorJobsExportMapsTheDeviceGuestWritesLandOnBeforeAndAfterThePivot() throws Exception {
+        for (String tool : List.of("nbdinfo", "qemu-io")) {
+            QemuTools.require(tool);
+        }
+        sparseImage(dir.resolve("src.img"));
+        String export = "nbd+unix:///?socket=" + dir.resolve("m.sock");
+        try (Cli.Running serve = Cli.start(dir, "serve", "src.img", "--nbd", "unix:m.sock", "--control", "m.qmp")) {
+            serve.awaitLine("serving src.img");
+            try (QmpClient qmp = QmpClient.connect(dir.resolve("m.qmp"), serve)) {
+                qmp.execute("qmp_capabilities");
+                JsonNode started = qmp.execute("drive-mirror", "{\"job-id\":\"m\",\"device\":\"disk\",\"target\":\""
+                        + dir.resolve("target.img") + "\",\"format\":\"raw\",\"sync\":\"full\",\"mode\":\"absolute-paths\"}");
+                assertThat(started.has("return")).as(started.toString()).isTrue();
+                qmp.awaitEvent("BLOCK_JOB_READY");
+                // While the job runs, the export is the job's guest device: the source's map.
+                assertMapIsTheSourcesExtents(run(Map.of(), "nbdinfo", "--map", export).expectOk().output());
+                run(Map.of(), "qemu-io", "-f", "raw", export, "-c", "write -P 0x55 30M 64k").expectOk();
+                JsonNode completed = qmp.execute("block-job-complete", "{\"device\":\"m\"}");
+                assertThat(completed.has("return")).as(completed.toString()).isTrue();
+                qmp.awaitEvent("BLOCK_JOB_COMPLETED");
+                // After the pivot guest writes land on the target only; the map is the target's.
+                run(Map.of(), "qemu-io", "-f", "raw", export, "-c", "write -P 0x66 40M 4k").expectOk();
+                String map = run(Map.of(), "nbdinfo", "--map", export).expectOk().output();
+                List<long[]> data = dataExtents(map);
+                for (long at : new long[] {EXTENTS[0], EXTENTS[3], 30L << 20, (30L << 20) + 61440, 40L << 20}) {
+                    assertThat(data).as("the block at %d is data after the pivot\n%s", at, map)
+                            .anyMatch(e -> e[0] <= at && at + 4096 <= e[0] + e[1]);
+                }
+                qmp.execute("quit");
+            }
+            assertThat(serve.waitFor().exit()).isZero();
+        }
     }
 
     /* ---------------- helpers ---------------- */
@@ -199,6 +236,17 @@ class NbdParityIT {
 
     /** nbdinfo's map: every written block inside a data extent, and data nowhere else but near them. */
     private static void assertMapIsTheSourcesExtents(String map) {
+        List<long[]> data = dataExtents(map);
+        for (long at : EXTENTS) {
+            assertThat(data).as("the block at %d is data\n%s", at, map)
+                    .anyMatch(e -> e[0] <= at && at + 4096 <= e[0] + e[1]);
+        }
+        assertThat(data.stream().mapToLong(e -> e[1]).sum()).as("data only where written\n%s", map)
+                .isLessThanOrEqualTo(EXTENTS.length * (long) GRANULARITY);
+    }
+
+    /** The data extents {offset, length} of nbdinfo's map, checked to cover the image in order, without gaps. */
+    private static List<long[]> dataExtents(String map) {
         List<long[]> data = new ArrayList<>();
         long covered = 0;
         for (String line : map.strip().split("\\R")) {
@@ -218,12 +266,7 @@ class NbdParityIT {
             }
         }
         assertThat(covered).isEqualTo(SIZE);
-        for (long at : EXTENTS) {
-            assertThat(data).as("the block at %d is data\n%s", at, map)
-                    .anyMatch(e -> e[0] <= at && at + 4096 <= e[0] + e[1]);
-        }
-        assertThat(data.stream().mapToLong(e -> e[1]).sum()).as("data only where written\n%s", map)
-                .isLessThanOrEqualTo(EXTENTS.length * (long) GRANULARITY);
+        return data;
     }
 
     private static void assertSameAndSparse(Path source, Path copy, long bound) throws Exception {
