@@ -7,6 +7,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.List;
 import javax.net.ssl.SSLException;
 
 /**
@@ -28,8 +29,21 @@ final class ClientHandshake {
     /** GO replies accepted before the final one: far more than the few infos a server sends. */
     private static final int MAX_REPLIES = 64;
 
-    /** What the handshake agreed on, and the transport to go on with (TLS if it was started). */
-    record Negotiated(Transport transport, long size, int flags, int minBlock, int preferredBlock, int maxBlock) {
+    /**
+     * What the handshake agreed on, and the transport to go on with (TLS if it was started);
+     * {@code structured}: structured replies were negotiated; {@code allocationContext}: the id the
+     * server gave base:allocation, or -1 if it was not selected.
+     */
+    record Negotiated(Transport transport, long size, int flags, int minBlock, int preferredBlock, int maxBlock,
+                      boolean structured, long allocationContext) {
+        Negotiated(Transport transport, long size, int flags, int minBlock, int preferredBlock, int maxBlock) {
+            this(transport, size, flags, minBlock, preferredBlock, maxBlock, false, -1);
+        }
+
+        Negotiated with(boolean structured, long allocationContext) {
+            return new Negotiated(transport, size, flags, minBlock, preferredBlock, maxBlock, structured,
+                    allocationContext);
+        }
     }
 
     private ClientHandshake() {
@@ -46,6 +60,15 @@ final class ClientHandshake {
      */
     static Negotiated negotiate(Transport transport, String name, java.util.function.IntFunction<ByteBuffer> allocator,
                                 ClientTls tls) throws IOException {
+        return negotiate(transport, name, allocator, tls, false);
+    }
+
+    /**
+     * As above; with {@code allocation}, structured replies and the base:allocation meta context
+     * are asked for first (a server that declines either is used without them).
+     */
+    static Negotiated negotiate(Transport transport, String name, java.util.function.IntFunction<ByteBuffer> allocator,
+                                ClientTls tls, boolean allocation) throws IOException {
         ByteBuffer greeting = ByteBuffer.allocate(GREETING_SIZE);
         readFully(transport, greeting);
         greeting.flip();
@@ -67,7 +90,7 @@ final class ClientHandshake {
         FrameIo.writeFully(transport, ByteBuffer.allocate(4).putInt(clientFlags).flip());
 
         if (tls == null) {
-            return choose(transport, name, allocator, fixed, noZeroes);
+            return choose(transport, name, allocator, fixed, noZeroes, allocation);
         }
         if (!fixed) {
             throw new DeviceException(DeviceException.Kind.IO_ERROR, "the server does not speak fixed newstyle"
@@ -75,7 +98,7 @@ final class ClientHandshake {
         }
         Transport secured = startTls(transport, allocator, tls);
         try {
-            return choose(secured, name, allocator, true, noZeroes);
+            return choose(secured, name, allocator, true, noZeroes, allocation);
         } catch (SSLException e) {
             // TLS 1.3: a server that refuses our certificate says so after our side of the handshake ended.
             throw new DeviceException(DeviceException.Kind.IO_ERROR, TlsFailure.seenByClient(e, tls.hostname(),
@@ -111,14 +134,102 @@ final class ClientHandshake {
 
     private static Negotiated choose(Transport transport, String name,
                                      java.util.function.IntFunction<ByteBuffer> allocator, boolean fixed,
-                                     boolean noZeroes) throws IOException {
+                                     boolean noZeroes, boolean allocation) throws IOException {
+        boolean structured = false;
+        long context = -1;
+        if (fixed && allocation) {
+            structured = structuredReplies(transport, allocator);
+            if (structured) {
+                context = allocationContext(transport, name, allocator);
+            }
+        }
         if (fixed) {
             Negotiated viaGo = go(transport, name, allocator);
             if (viaGo != null) {
-                return viaGo;
+                return viaGo.with(structured, context);
             }
         }
-        return exportName(transport, name, noZeroes);
+        return exportName(transport, name, noZeroes).with(structured, context);
+    }
+
+    /** NBD_OPT_STRUCTURED_REPLY: true if acknowledged, false if refused with an error. */
+    private static boolean structuredReplies(Transport transport, java.util.function.IntFunction<ByteBuffer> allocator)
+            throws IOException {
+        sendOption(transport, OPT_STRUCTURED_REPLY, new byte[0]);
+        OptionAnswer answer = answer(transport, OPT_STRUCTURED_REPLY, allocator);
+        if (answer.type() == REP_ACK && !answer.data().hasRemaining()) {
+            return true;
+        }
+        if (answer.isError()) {
+            return false;
+        }
+        throw new ProtocolViolation("unexpected " + replyTypeName(answer.type()) + " to NBD_OPT_STRUCTURED_REPLY");
+    }
+
+    /** NBD_OPT_SET_META_CONTEXT for base:allocation: the context's id, or -1 if the server did not select it. */
+    private static long allocationContext(Transport transport, String name,
+                                          java.util.function.IntFunction<ByteBuffer> allocator) throws IOException {
+        MetaContextRequest request = new MetaContextRequest(name, List.of(BASE_ALLOCATION));
+        ByteBuffer data = ByteBuffer.allocate(request.encodedSize());
+        request.encode(data);
+        sendOption(transport, OPT_SET_META_CONTEXT, data.array());
+        long context = -1;
+        for (int i = 0; i < MAX_REPLIES; i++) {
+            OptionAnswer answer = answer(transport, OPT_SET_META_CONTEXT, allocator);
+            if (answer.isError()) {
+                return -1; // used without block status
+            }
+            switch (answer.type()) {
+                case REP_ACK -> {
+                    return context;
+                }
+                case REP_META_CONTEXT -> {
+                    ByteBuffer d = answer.data();
+                    if (d.remaining() < 4) {
+                        throw new ProtocolViolation("NBD_REP_META_CONTEXT of " + d.remaining() + " bytes");
+                    }
+                    long id = Integer.toUnsignedLong(d.getInt());
+                    String contextName = decodeString(d, d.remaining(), "meta context name");
+                    if (!contextName.equals(BASE_ALLOCATION) || context >= 0) {
+                        throw new ProtocolViolation("the server selected meta context '" + contextName + "' (asked for "
+                                + BASE_ALLOCATION + " once)");
+                    }
+                    context = id;
+                }
+                default -> throw new ProtocolViolation("unexpected " + replyTypeName(answer.type())
+                        + " to NBD_OPT_SET_META_CONTEXT");
+            }
+        }
+        throw new ProtocolViolation("more than " + MAX_REPLIES + " replies to NBD_OPT_SET_META_CONTEXT");
+    }
+
+    private record OptionAnswer(int type, ByteBuffer data) {
+        boolean isError() {
+            return (type & REP_ERROR_BIT) != 0;
+        }
+    }
+
+    private static void sendOption(Transport transport, int option, byte[] data) throws IOException {
+        ByteBuffer out = ByteBuffer.allocate(OPTION_HEADER_SIZE + data.length);
+        new OptionRequest(option, data.length).encode(out);
+        FrameIo.writeFully(transport, out.put(data).flip());
+    }
+
+    /** One option reply to {@code option}, its data read only after its length was checked. */
+    private static OptionAnswer answer(Transport transport, int option,
+                                       java.util.function.IntFunction<ByteBuffer> allocator) throws IOException {
+        ByteBuffer header = ByteBuffer.allocate(OPTION_REPLY_HEADER_SIZE);
+        readFully(transport, header);
+        OptionReply reply = OptionReply.decode(header.flip());
+        if (reply.option() != option) {
+            throw new ProtocolViolation("reply to option " + reply.option() + " while waiting for option " + option);
+        }
+        if (reply.length() > MAX_OPTION_REPLY_DATA) {
+            throw new ProtocolViolation("option reply of " + reply.length() + " bytes, more than " + MAX_OPTION_REPLY_DATA);
+        }
+        ByteBuffer data = allocator.apply((int) reply.length());
+        readFully(transport, data);
+        return new OptionAnswer(reply.type(), data.flip());
     }
 
     /**

@@ -52,7 +52,9 @@ import java.util.concurrent.locks.ReentrantLock;
  *       {@link #discard} sends {@code NBD_CMD_TRIM} (a no-op if not offered); {@link #writeZeroes}
  *       sends {@code NBD_CMD_WRITE_ZEROES}, or writes zeroes if not offered.</li>
  * </ul>
- * Only simple replies are used (structured replies are not requested). The server's minimum and
+ * Simple replies are used unless {@link Options#allocationMap} asks for structured replies and the
+ * base:allocation context, which {@link #nextData} and {@link #nextHole} then read with
+ * NBD_CMD_BLOCK_STATUS (a READ may then come back in several data and hole chunks). The server's minimum and
  * preferred block sizes are not enforced: an unaligned request to a server that requires alignment
  * gets that server's error (typically {@code EINVAL}, so {@link Kind#OUT_OF_RANGE}).
  *
@@ -106,9 +108,13 @@ public final class NbdDevice implements BlockDevice {
      *                       server's maximum block size)
      * @param tls            client credentials for {@code nbds} URIs, or null (a plain URI with
      *                       credentials is refused, as is a TLS URI without)
+     * @param allocationMap  ask for structured replies and the base:allocation meta context, so that
+     *                       {@link #nextData} and {@link #nextHole} answer from the server's map (a
+     *                       mirror from this device then skips its holes); default off, and a server
+     *                       that declines either is used without them
      */
     public record Options(Duration connectTimeout, Duration requestTimeout, int maxInFlight, int maxPayload,
-                          TlsCredentials tls) {
+                          TlsCredentials tls, boolean allocationMap) {
         public Options {
             Objects.requireNonNull(connectTimeout, "connectTimeout");
             Objects.requireNonNull(requestTimeout, "requestTimeout");
@@ -128,28 +134,33 @@ public final class NbdDevice implements BlockDevice {
         }
 
         public static Options defaults() {
-            return new Options(Duration.ofSeconds(30), Duration.ofSeconds(60), 16, DEFAULT_MAX_PAYLOAD, null);
+            return new Options(Duration.ofSeconds(30), Duration.ofSeconds(60), 16, DEFAULT_MAX_PAYLOAD, null, false);
         }
 
         public Options withConnectTimeout(Duration timeout) {
-            return new Options(timeout, requestTimeout, maxInFlight, maxPayload, tls);
+            return new Options(timeout, requestTimeout, maxInFlight, maxPayload, tls, allocationMap);
         }
 
         public Options withRequestTimeout(Duration timeout) {
-            return new Options(connectTimeout, timeout, maxInFlight, maxPayload, tls);
+            return new Options(connectTimeout, timeout, maxInFlight, maxPayload, tls, allocationMap);
         }
 
         public Options withMaxInFlight(int n) {
-            return new Options(connectTimeout, requestTimeout, n, maxPayload, tls);
+            return new Options(connectTimeout, requestTimeout, n, maxPayload, tls, allocationMap);
         }
 
         public Options withMaxPayload(int bytes) {
-            return new Options(connectTimeout, requestTimeout, maxInFlight, bytes, tls);
+            return new Options(connectTimeout, requestTimeout, maxInFlight, bytes, tls, allocationMap);
         }
 
         /** Client credentials for TLS ({@code nbds} URIs). */
         public Options withTls(TlsCredentials credentials) {
-            return new Options(connectTimeout, requestTimeout, maxInFlight, maxPayload, credentials);
+            return new Options(connectTimeout, requestTimeout, maxInFlight, maxPayload, credentials, allocationMap);
+        }
+
+        /** Whether to read the server's allocation map (structured replies and base:allocation). */
+        public Options withAllocationMap(boolean on) {
+            return new Options(connectTimeout, requestTimeout, maxInFlight, maxPayload, tls, on);
         }
     }
 
@@ -160,6 +171,9 @@ public final class NbdDevice implements BlockDevice {
     private final long size;
     private final int flags;
     private final int maxPayload;
+    /** Structured replies were negotiated; base:allocation's id, or -1 (fixed at the handshake). */
+    private final boolean structured;
+    private final long allocationContext;
 
     private final Semaphore permits;
     private final ReentrantLock sendLock = new ReentrantLock();
@@ -187,6 +201,8 @@ public final class NbdDevice implements BlockDevice {
         this.flags = negotiated.flags();
         int serverMax = negotiated.maxBlock();
         this.maxPayload = serverMax > 0 ? Math.min(options.maxPayload(), serverMax) : options.maxPayload();
+        this.structured = negotiated.structured();
+        this.allocationContext = negotiated.allocationContext();
         this.permits = new Semaphore(options.maxInFlight());
         this.reader = new Thread(this::readReplies, "nbd-client-" + description);
         this.reader.setDaemon(true);
@@ -261,7 +277,8 @@ public final class NbdDevice implements BlockDevice {
         });
         boolean ok = false;
         try {
-            ClientHandshake.Negotiated negotiated = ClientHandshake.negotiate(transport, exportName, allocator, tls);
+            ClientHandshake.Negotiated negotiated = ClientHandshake.negotiate(transport, exportName, allocator, tls,
+                    options.allocationMap());
             deadline.cancel(false);
             if (timedOut.get()) {
                 throw new IOException("closed by the handshake deadline");
@@ -421,6 +438,54 @@ public final class NbdDevice implements BlockDevice {
         if (failure != null) {
             throw failure;
         }
+    }
+
+    /**
+     * With the server's allocation map ({@link Options#allocationMap}, if the server selected
+     * base:allocation): the start of the next range that may hold data, asked with
+     * NBD_CMD_BLOCK_STATUS; extents with NBD_STATE_ZERO read as zeroes and are skipped (a copy need
+     * not read them). Without the map: {@code offset}, everything may be data.
+     */
+    @Override
+    public long nextData(long offset) throws DeviceException {
+        return walkMap(offset, true);
+    }
+
+    /** The start of the next range that reads as zeroes (NBD_STATE_ZERO), or the size; see {@link #nextData}. */
+    @Override
+    public long nextHole(long offset) throws DeviceException {
+        return walkMap(offset, false);
+    }
+
+    /** Whether {@link #nextData} and {@link #nextHole} answer from the server's allocation map. */
+    public boolean hasAllocationMap() {
+        return allocationContext >= 0;
+    }
+
+    private long walkMap(long offset, boolean toData) throws DeviceException {
+        ensureUsable();
+        DeviceException.checkRange(offset, 0, size);
+        if (allocationContext < 0) {
+            return toData ? offset : size;
+        }
+        long pos = offset;
+        while (pos < size) {
+            long deadline = deadline();
+            Pending p = submit(CMD_BLOCK_STATUS, 0, pos, Math.min(size - pos, MAX_RANGE_REQUEST), null, null, deadline);
+            DeviceException failure = awaitAll(List.of(p), deadline, null);
+            if (failure != null) {
+                throw failure;
+            }
+            long[] extents = p.extents; // (length, status) pairs, checked by the reader; published by the latch
+            for (int i = 0; i < extents.length; i += 2) {
+                boolean zero = (extents[i + 1] & STATE_ZERO) != 0;
+                if (zero != toData) {
+                    return pos;
+                }
+                pos += extents[i];
+            }
+        }
+        return size;
     }
 
     private void ranged(int type, long offset, long length) throws DeviceException {
@@ -616,39 +681,24 @@ public final class NbdDevice implements BlockDevice {
     /* ---------------- Receiving ---------------- */
 
     private void readReplies() {
-        ByteBuffer header = ByteBuffer.allocate(SIMPLE_REPLY_SIZE);
-        ByteBuffer scratch = null;
-        Pending receiving = null;
+        ByteBuffer header = ByteBuffer.allocate(STRUCTURED_REPLY_HEADER_SIZE);
+        ByteBuffer[] scratch = new ByteBuffer[1];
+        // READs the reader is writing into: the one of a simple reply while its data arrives, and,
+        // with structured replies, every READ between its first data chunk and its last chunk.
+        List<Pending> receiving = new ArrayList<>();
         try {
             while (true) {
-                header.clear();
+                header.clear().limit(SIMPLE_REPLY_SIZE);
                 if (!FrameIo.readFrame(transport, header)) {
                     breakConnection(Kind.CLOSED, "the server closed the connection");
                     return;
                 }
-                SimpleReply reply = SimpleReply.decode(header.flip());
-                Pending p = pending.remove(reply.handle());
-                if (p == null) {
-                    throw new ProtocolViolation("reply for handle " + reply.handle() + ", which is not in flight");
-                }
-                permits.release();
-                if (reply.error() == ESHUTDOWN) {
-                    serverShuttingDown = true; // before the caller learns of it: its next call must see it
-                }
-                if (p.type == CMD_READ && reply.error() == 0) {
-                    if (p.state.compareAndSet(Pending.WAITING, Pending.RECEIVING)) {
-                        receiving = p;
-                        FrameIo.readFully(transport, p.dst);
-                        receiving = null;
-                        p.finishReceiving(null);
-                    } else {
-                        if (scratch == null) {
-                            scratch = ByteBuffer.allocate(FrameIo.SKIP_CHUNK);
-                        }
-                        FrameIo.skip(transport, p.length, scratch);
-                    }
+                if (structured && header.getInt(0) == STRUCTURED_REPLY_MAGIC) {
+                    header.limit(STRUCTURED_REPLY_HEADER_SIZE);
+                    FrameIo.readFully(transport, header);
+                    chunk(StructuredReplyHeader.decode(header.flip()), receiving, scratch);
                 } else {
-                    p.finish(reply.error() == 0 ? null : errorFor(reply.error(), p));
+                    simpleReply(SimpleReply.decode(header.flip()), receiving, scratch);
                 }
                 if (serverShuttingDown && pending.isEmpty()) {
                     sendDisconnect();
@@ -660,18 +710,196 @@ public final class NbdDevice implements BlockDevice {
             DeviceException failure = new DeviceException(Kind.IO_ERROR, "protocol error from " + description + ": "
                     + e.getMessage(), e);
             breakConnection(failure); // first: a caller that returns must find the connection broken
-            if (receiving != null) {
-                receiving.finishReceiving(failure);
+            for (Pending p : receiving) {
+                p.finishReceiving(copy(failure));
             }
         } catch (IOException | RuntimeException e) {
             DeviceException current = broken;
             DeviceException failure = current != null ? copy(current)
                     : new DeviceException(Kind.CLOSED, "connection to " + description + " lost: " + e, e);
             breakConnection(failure);
-            if (receiving != null) {
-                receiving.finishReceiving(failure);
+            for (Pending p : receiving) {
+                p.finishReceiving(copy(failure));
             }
         }
+    }
+
+    private void simpleReply(SimpleReply reply, List<Pending> receiving, ByteBuffer[] scratch) throws IOException {
+        Pending p = pending.get(reply.handle());
+        if (p == null || p.structuredChunks) {
+            throw new ProtocolViolation("reply for handle " + reply.handle() + ", which is not in flight"
+                    + (p == null ? "" : " as a simple reply"));
+        }
+        if (pending.remove(reply.handle()) == null) {
+            throw new ProtocolViolation("reply for handle " + reply.handle() + ", which is no longer in flight");
+        }
+        permits.release(); // exactly once per entry: whoever removes it from the map
+        if (reply.error() == ESHUTDOWN) {
+            serverShuttingDown = true; // before the caller learns of it: its next call must see it
+        }
+        if (p.type == CMD_READ && reply.error() == 0) {
+            if (p.state.compareAndSet(Pending.WAITING, Pending.RECEIVING)) {
+                receiving.add(p);
+                FrameIo.readFully(transport, p.dst);
+                receiving.remove(p);
+                p.finishReceiving(null);
+            } else {
+                FrameIo.skip(transport, p.length, scratch(scratch));
+            }
+        } else if (p.type == CMD_BLOCK_STATUS && reply.error() == 0) {
+            throw new ProtocolViolation("a simple reply to NBD_CMD_BLOCK_STATUS carries no extents");
+        } else {
+            p.finish(reply.error() == 0 ? null : errorFor(reply.error(), p));
+        }
+    }
+
+    /**
+     * One structured reply chunk. Every length is checked before anything is read or allocated: a
+     * READ's chunks must lie inside its request and not overlap, and together cover it by the
+     * chunk marked done; a block status carries base:allocation's id and extents inside its range.
+     */
+    private void chunk(StructuredReplyHeader h, List<Pending> receiving, ByteBuffer[] scratch) throws IOException {
+        Pending p = pending.get(h.handle());
+        if (p == null) {
+            throw new ProtocolViolation("reply chunk for handle " + h.handle() + ", which is not in flight");
+        }
+        p.structuredChunks = true;
+        long length = h.length();
+        switch (h.type()) {
+            case REPLY_TYPE_NONE -> {
+                if (length != 0 || !h.done()) {
+                    throw new ProtocolViolation("NBD_REPLY_TYPE_NONE with " + length + " bytes" + (h.done() ? ""
+                            : ", not marked done"));
+                }
+            }
+            case REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE -> readChunk(p, h, receiving, scratch);
+            case REPLY_TYPE_BLOCK_STATUS -> blockStatusChunk(p, length);
+            default -> {
+                if ((h.type() & (1 << 15)) == 0) {
+                    throw new ProtocolViolation("unknown reply chunk type " + h.type());
+                }
+                if (length < 6 || length > 6 + MAX_STRING_BYTES + 8) {
+                    throw new ProtocolViolation("error chunk of " + length + " bytes");
+                }
+                ByteBuffer d = ByteBuffer.allocate((int) length);
+                FrameIo.readFully(transport, d);
+                d.flip();
+                int error = d.getInt();
+                int messageLength = Short.toUnsignedInt(d.getShort());
+                if (error == 0 || messageLength > d.remaining()) {
+                    throw new ProtocolViolation("error chunk with error " + error + " and a message of " + messageLength
+                            + " bytes in " + length);
+                }
+                if (error == ESHUTDOWN) {
+                    serverShuttingDown = true;
+                }
+                if (p.firstError == null) {
+                    p.firstError = errorFor(error, p);
+                }
+            }
+        }
+        if (!h.done()) {
+            return;
+        }
+        DeviceException failure = p.firstError;
+        // Checked while the entry is still in the map and in `receiving`: a violation fails it there.
+        if (failure == null && p.type == CMD_READ && p.covered != p.length) {
+            throw new ProtocolViolation("the reply to " + p.describe() + " ended with " + p.covered + " bytes covered");
+        }
+        if (failure == null && p.type == CMD_BLOCK_STATUS && p.extents == null) {
+            throw new ProtocolViolation("the reply to " + p.describe() + " ended without extents");
+        }
+        if (pending.remove(h.handle()) == null) {
+            throw new ProtocolViolation("reply chunk for handle " + h.handle() + ", which is no longer in flight");
+        }
+        permits.release(); // exactly once per entry: whoever removes it from the map
+        receiving.remove(p);
+        if (p.state.get() == Pending.RECEIVING) {
+            p.finishReceiving(failure);
+        } else {
+            p.finish(failure);
+        }
+    }
+
+    /** OFFSET_DATA (read into the caller's buffer) or OFFSET_HOLE (zeroes there) for a READ. */
+    private void readChunk(Pending p, StructuredReplyHeader h, List<Pending> receiving, ByteBuffer[] scratch)
+            throws IOException {
+        boolean data = h.type() == REPLY_TYPE_OFFSET_DATA;
+        if (p.type != CMD_READ || (data ? h.length() <= 8 : h.length() != 12)) {
+            throw new ProtocolViolation((data ? "OFFSET_DATA" : "OFFSET_HOLE") + " chunk of " + h.length()
+                    + " bytes for " + p.describe());
+        }
+        ByteBuffer head = ByteBuffer.allocate(data ? 8 : 12);
+        FrameIo.readFully(transport, head);
+        head.flip();
+        long at = head.getLong();
+        long n = data ? h.length() - 8 : Integer.toUnsignedLong(head.getInt());
+        long rel = at - p.offset;
+        if (at < p.offset || rel > p.length || n == 0 || n > p.length - rel) {
+            throw new ProtocolViolation((data ? "data" : "a hole") + " at " + Long.toUnsignedString(at) + "+" + n
+                    + " outside " + p.describe());
+        }
+        if (!p.claim((int) rel, (int) n)) {
+            throw new ProtocolViolation("chunks overlap at " + at + " in the reply to " + p.describe());
+        }
+        boolean ours = p.state.get() == Pending.RECEIVING || p.state.compareAndSet(Pending.WAITING, Pending.RECEIVING);
+        if (ours && !receiving.contains(p)) {
+            receiving.add(p);
+        }
+        if (!ours) {
+            if (data) {
+                FrameIo.skip(transport, n, scratch(scratch)); // the caller gave up: drop the data
+            }
+            return;
+        }
+        ByteBuffer region = p.dst.slice((int) rel, (int) n);
+        if (data) {
+            FrameIo.readFully(transport, region);
+        } else {
+            while (region.hasRemaining()) {
+                region.put(ZEROES.duplicate().limit(Math.min(ZEROES.capacity(), region.remaining())));
+            }
+        }
+    }
+
+    /** Extents in one block status chunk at most: 1 MiB of payload. */
+    private static final int MAX_EXTENTS = 1 << 17;
+
+    private void blockStatusChunk(Pending p, long length) throws IOException {
+        if (p.type != CMD_BLOCK_STATUS || p.extents != null || length < 12 || (length - 4) % 8 != 0
+                || length > 4 + 8L * MAX_EXTENTS) {
+            throw new ProtocolViolation("block status chunk of " + length + " bytes for " + p.describe());
+        }
+        ByteBuffer d = ByteBuffer.allocate((int) length);
+        FrameIo.readFully(transport, d);
+        d.flip();
+        long id = Integer.toUnsignedLong(d.getInt());
+        if (id != allocationContext) {
+            throw new ProtocolViolation("block status for meta context " + id + ", not base:allocation ("
+                    + allocationContext + ")");
+        }
+        long[] extents = new long[2 * d.remaining() / 8];
+        long covered = 0;
+        int n = 0;
+        while (d.hasRemaining() && covered < p.length) {
+            long extent = Integer.toUnsignedLong(d.getInt());
+            int status = d.getInt();
+            if (extent == 0) {
+                throw new ProtocolViolation("an empty extent in the reply to " + p.describe());
+            }
+            extent = Math.min(extent, p.length - covered); // a last extent past the range says nothing more
+            extents[n++] = extent;
+            extents[n++] = status;
+            covered += extent;
+        }
+        p.extents = java.util.Arrays.copyOf(extents, n);
+    }
+
+    private static ByteBuffer scratch(ByteBuffer[] holder) {
+        if (holder[0] == null) {
+            holder[0] = ByteBuffer.allocate(FrameIo.SKIP_CHUNK);
+        }
+        return holder[0];
     }
 
     /** The exception for a server error on request {@code p}. */
@@ -787,6 +1015,14 @@ public final class NbdDevice implements BlockDevice {
         final CountDownLatch done = new CountDownLatch(1);
         /** Written before done.countDown(), read after done.await(): the latch orders the two. */
         DeviceException failure;
+        /* Reader thread only, while the entry is in flight (structured replies). */
+        boolean structuredChunks;
+        DeviceException firstError;
+        /** READ: bytes covered by data and hole chunks; the ranges covered (start to end), to refuse overlaps. */
+        long covered;
+        private java.util.TreeMap<Integer, Integer> ranges;
+        /** BLOCK_STATUS: (length, status) pairs; written by the reader before done.countDown(). */
+        long[] extents;
 
         Pending(long handle, int type, long offset, long length, ByteBuffer dst) {
             this.handle = handle;
@@ -813,6 +1049,21 @@ public final class NbdDevice implements BlockDevice {
 
         String describe() {
             return commandName(type) + " at " + offset + "+" + length;
+        }
+
+        /** Records {@code [rel, rel + n)} as covered; false if it overlaps a range covered before. */
+        boolean claim(int rel, int n) {
+            if (ranges == null) {
+                ranges = new java.util.TreeMap<>();
+            }
+            var before = ranges.floorEntry(rel);
+            var after = ranges.ceilingEntry(rel);
+            if ((before != null && before.getValue() > rel) || (after != null && after.getKey() < rel + n)) {
+                return false;
+            }
+            ranges.put(rel, rel + n);
+            covered += n;
+            return true;
         }
     }
 }

@@ -51,6 +51,71 @@ final class ClientSession {
         return segments;
     }
 
+    /**
+     * A well-formed exchange with structured replies and base:allocation (context 7): the reads come
+     * back in one to three data and hole chunks, the other requests as NONE chunks, errors as ERROR
+     * chunks, and a fifth call, {@code nextData(0)}, gets a block status.
+     */
+    static List<byte[]> validStructuredSegments(SplittableRandom random) {
+        List<byte[]> segments = new ArrayList<>();
+        byte[] name = BASE_ALLOCATION.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        ByteBuffer hs = ByteBuffer.allocate(GREETING_SIZE + 6 * OPTION_REPLY_HEADER_SIZE + 4 + name.length + 12 + 14);
+        hs.putLong(NBD_MAGIC).putLong(IHAVEOPT).putShort((short) (FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES));
+        new OptionReply(OPT_STRUCTURED_REPLY, REP_ACK, 0).encode(hs);
+        new OptionReply(OPT_SET_META_CONTEXT, REP_META_CONTEXT, 4 + name.length).encode(hs);
+        hs.putInt(7).put(name);
+        new OptionReply(OPT_SET_META_CONTEXT, REP_ACK, 0).encode(hs);
+        new OptionReply(OPT_GO, REP_INFO, 12).encode(hs);
+        hs.putShort((short) INFO_EXPORT).putLong(SIZE).putShort((short) (TFLAG_HAS_FLAGS | TFLAG_SEND_FLUSH));
+        new OptionReply(OPT_GO, REP_INFO, 14).encode(hs);
+        hs.putShort((short) INFO_BLOCK_SIZE).putInt(1).putInt(4096).putInt(1 << 16);
+        new OptionReply(OPT_GO, REP_ACK, 0).encode(hs);
+        segments.add(hs.array());
+        long[][] reads = {{0, 4096}, null, null, {8192, 8192}};
+        for (int i = 0; i < CALLS + 1; i++) {
+            long handle = i + 1;
+            java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+            if (random.nextInt(5) == 0) {
+                int error = new int[] {EIO, EPERM, ENOSPC, EINVAL, ESHUTDOWN}[random.nextInt(5)];
+                chunk(out, REPLY_FLAG_DONE, REPLY_TYPE_ERROR, handle, ByteBuffer.allocate(6).putInt(error).array());
+            } else if (i == CALLS) {
+                chunk(out, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, handle, ByteBuffer.allocate(20).putInt(7)
+                        .putInt(4096).putInt(STATE_HOLE | STATE_ZERO).putInt((int) SIZE - 4096).putInt(0).array());
+            } else if (reads[i] == null) {
+                chunk(out, REPLY_FLAG_DONE, REPLY_TYPE_NONE, handle, new byte[0]);
+            } else {
+                long at = reads[i][0];
+                long end = at + reads[i][1];
+                int pieces = 1 + random.nextInt(3);
+                for (int k = 0; k < pieces; k++) {
+                    long next = k == pieces - 1 ? end : at + 512 * (1 + random.nextInt((int) (end - at) / 512 / 2));
+                    boolean last = next == end;
+                    if (random.nextBoolean()) {
+                        byte[] data = new byte[(int) (next - at)];
+                        random.nextBytes(data);
+                        chunk(out, last ? REPLY_FLAG_DONE : 0, REPLY_TYPE_OFFSET_DATA, handle,
+                                ByteBuffer.allocate(8 + data.length).putLong(at).put(data).array());
+                    } else {
+                        chunk(out, last ? REPLY_FLAG_DONE : 0, REPLY_TYPE_OFFSET_HOLE, handle,
+                                ByteBuffer.allocate(12).putLong(at).putInt((int) (next - at)).array());
+                    }
+                    at = next;
+                    if (last) {
+                        break;
+                    }
+                }
+            }
+            segments.add(out.toByteArray());
+        }
+        return segments;
+    }
+
+    private static void chunk(java.io.ByteArrayOutputStream out, int flags, int type, long handle, byte[] payload) {
+        ByteBuffer b = ByteBuffer.allocate(STRUCTURED_REPLY_HEADER_SIZE + payload.length);
+        new StructuredReplyHeader(flags, type, handle, payload.length).encode(b);
+        out.writeBytes(b.put(payload).array());
+    }
+
     /** Flips bits, truncates, drops, duplicates or corrupts length fields of a valid exchange. */
     static List<byte[]> mutate(List<byte[]> segments, SplittableRandom random) {
         List<byte[]> out = new ArrayList<>();
@@ -91,13 +156,19 @@ final class ClientSession {
 
     /** Runs the calls over {@code segments}; returns what went wrong (empty if nothing). */
     static List<String> run(List<byte[]> segments) {
+        return run(segments, false);
+    }
+
+    /** As above; {@code structured}: the client asks for the allocation map, and a fifth call asks it. */
+    static List<String> run(List<byte[]> segments, boolean structured) {
+        NbdDevice.Options options = structured ? OPTIONS.withAllocationMap(true) : OPTIONS;
         List<String> failures = new ArrayList<>();
         AllocationGuard guard = new AllocationGuard(MAX_OPTION_REPLY_DATA);
         ScriptedTransport transport = new ScriptedTransport(segments);
         long t0 = System.nanoTime();
         NbdDevice device;
         try {
-            device = NbdDevice.open(transport, "scripted", "disk", OPTIONS, guard);
+            device = NbdDevice.open(transport, "scripted", "disk", options, guard);
         } catch (DeviceException e) {
             failures.addAll(guard.violations());
             checkTime(t0, OPTIONS.connectTimeout(), "open", failures);
@@ -116,6 +187,14 @@ final class ClientSession {
             call(failures, "flush", device::flush);
             call(failures, "read", () -> device.read(8192, ByteBuffer.wrap(last)));
             byte[] lastAfter = last.clone();
+            if (structured) {
+                call(failures, "nextData", () -> {
+                    long d = device.nextData(0);
+                    if (d < 0 || d > SIZE) {
+                        throw new AssertionError("nextData(0) = " + d);
+                    }
+                });
+            }
             device.close();
             if (!Arrays.equals(first, firstAfter) || !Arrays.equals(last, lastAfter)) {
                 failures.add("a read buffer changed after its call returned");

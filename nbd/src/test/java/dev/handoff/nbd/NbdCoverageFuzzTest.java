@@ -56,6 +56,12 @@ class NbdCoverageFuzzTest {
         assertThat(ClientSession.run(decodeSegments(data))).isEmpty();
     }
 
+    /** As {@link #clientSession}, for a client that asked for structured replies and the allocation map. */
+    @FuzzTest(maxDuration = "60s")
+    void structuredClientSession(byte[] data) {
+        assertThat(ClientSession.run(decodeSegments(data), true)).isEmpty();
+    }
+
     static List<byte[]> decodeSegments(byte[] data) {
         ByteBuffer b = ByteBuffer.wrap(data);
         int count = b.hasRemaining() ? 1 + (b.get() & 7) : 1;
@@ -109,6 +115,10 @@ class NbdCoverageFuzzTest {
         Path root = Path.of(args[0]);
         Path server = Files.createDirectories(root.resolve("serverSession"));
         Path client = Files.createDirectories(root.resolve("clientSession"));
+        Path structuredClient = Files.createDirectories(root.resolve("structuredClientSession"));
+        for (long seed = 1; seed < 16; seed += 2) {
+            Files.write(structuredClient.resolve("seed-" + seed), encodeSegments(NbdFuzzTest.structuredClientSegments(seed)));
+        }
         int written = 0;
         for (long seed = 0; written < 12; seed++) {
             byte[] input = ServerSessionModel.generate(seed, seed % 5 == 0).input();

@@ -66,9 +66,18 @@ class NbdFuzzTest {
             if (seed >= SESSIONS / 2 && ONLY_SEED == null) {
                 break; // the client runs are slower (timeouts on stalled streams): half as many
             }
-            List<String> failures = ClientSession.run(clientSegments(seed));
+            boolean structured = seed % 2 == 1;
+            List<String> failures = ClientSession.run(structured ? structuredClientSegments(seed) : clientSegments(seed),
+                    structured);
             assertThat(failures).as("client stream seed %d (replay with -Dnbd.fuzz.seed=%d)", seed, seed).isEmpty();
         }
+    }
+
+    /** A hostile stream for a client that asked for structured replies and the allocation map. */
+    static List<byte[]> structuredClientSegments(long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        List<byte[]> valid = ClientSession.validStructuredSegments(random);
+        return seed % 4 == 1 ? valid : ClientSession.mutate(valid, random);
     }
 
     static List<byte[]> clientSegments(long seed) {
