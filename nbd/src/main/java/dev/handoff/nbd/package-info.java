@@ -18,8 +18,9 @@
  * replies: READ (DF), WRITE (FUA), FLUSH, TRIM, WRITE_ZEROES (NO_HOLE, FAST_ZERO), CACHE,
  * BLOCK_STATUS (REQ_ONE), DISC. The server's block status is the exported device's allocation map
  * ({@link dev.handoff.device.BlockDevice#nextData}, {@code nextHole}). The client asks for simple
- * replies only. Not implemented: block status on the client side, extended headers, the oldstyle
- * handshake, reconnection, TLS with pre-shared keys.
+ * replies unless told to read the allocation map ({@link dev.handoff.nbd.NbdDevice.Options#allocationMap}):
+ * then structured replies, base:allocation and block status. Not implemented: extended headers,
+ * the oldstyle handshake, reconnection, TLS with pre-shared keys.
  *
  * <p>Wire layouts are drawn in {@code NbdWire}; the server's threading and budgets are described
  * at the top of {@code ServerConnection}, the client's at the top of {@code NbdDevice}. The
