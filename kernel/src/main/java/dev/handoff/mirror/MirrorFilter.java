@@ -137,6 +137,8 @@ public final class MirrorFilter implements BlockDevice {
         ensureOpen();
         BlockDevice p = passthrough;
         if (p == null) {
+            // Holds the gate as a read does, untraced: the query changes nothing, so it is no step of
+            // the MirrorCopy spec, and trace validation sees only the guest I/O the spec models.
             gate.enter();
             try {
                 p = passthrough; // re-read: a conclusion may have switched it while we waited
