@@ -2,6 +2,7 @@ package dev.handoff.bench;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
 import dev.handoff.device.MemoryDevice;
 import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.MirrorJob;
@@ -98,7 +99,7 @@ public class FilterBench {
                 device = new Fenced(source);
                 break;
             case "raw+target":
-                device = new BothDevices(source, target);
+                device = new WriteBoth(source, target);
                 break;
             case "bg-idle":
                 job = MirrorJob.create(source, target, MirrorOptions.defaults());
@@ -185,83 +186,32 @@ public class FilterBench {
     }
 
     /** Writes, then a full fence (a locked instruction on x86: it waits for the write's stores to drain). */
-    private static final class Fenced extends BothDevices {
+    private static final class Fenced extends ForwardingBlockDevice {
         Fenced(BlockDevice device) {
-            super(device, device);
+            super(device);
         }
 
         @Override
         public void write(long offset, ByteBuffer src) throws DeviceException {
-            first.write(offset, src);
+            super.write(offset, src);
             VarHandle.fullFence();
         }
 
         @Override
         public void writeZeroes(long offset, long length) throws DeviceException {
-            first.writeZeroes(offset, length);
+            super.writeZeroes(offset, length);
             VarHandle.fullFence();
         }
 
         @Override
         public void discard(long offset, long length) throws DeviceException {
-            first.discard(offset, length);
+            super.discard(offset, length);
             VarHandle.fullFence();
-        }
-
-        @Override
-        public void flush() throws DeviceException {
-            first.flush();
-        }
-    }
-
-    /** Writes go to the source, then to the target: what a write-blocking write costs without a filter. */
-    private static class BothDevices implements BlockDevice {
-        final BlockDevice first;
-        final BlockDevice second;
-
-        BothDevices(BlockDevice first, BlockDevice second) {
-            this.first = first;
-            this.second = second;
-        }
-
-        @Override
-        public long size() {
-            return first.size();
-        }
-
-        @Override
-        public void read(long offset, ByteBuffer dst) throws DeviceException {
-            first.read(offset, dst);
-        }
-
-        @Override
-        public void write(long offset, ByteBuffer src) throws DeviceException {
-            ByteBuffer again = src.duplicate();
-            first.write(offset, src);
-            second.write(offset, again);
-        }
-
-        @Override
-        public void writeZeroes(long offset, long length) throws DeviceException {
-            first.writeZeroes(offset, length);
-            second.writeZeroes(offset, length);
-        }
-
-        @Override
-        public void discard(long offset, long length) throws DeviceException {
-            first.discard(offset, length);
-            second.discard(offset, length);
-        }
-
-        @Override
-        public void flush() throws DeviceException {
-            first.flush();
-            second.flush();
         }
 
         @Override
         public void close() {
-            // the benchmark owns both devices
+            // the benchmark owns the device
         }
     }
 }

@@ -2,6 +2,7 @@ package dev.handoff.mirror;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
 
 import java.nio.ByteBuffer;
 
@@ -48,36 +49,10 @@ public final class FilterParts {
         };
     }
 
-    private abstract static class Wrapper implements BlockDevice {
-        final BlockDevice device;
-
+    /** Forwards everything but the write each part measures; the caller owns the device. */
+    private abstract static class Wrapper extends ForwardingBlockDevice {
         Wrapper(BlockDevice device) {
-            this.device = device;
-        }
-
-        @Override
-        public long size() {
-            return device.size();
-        }
-
-        @Override
-        public void read(long offset, ByteBuffer dst) throws DeviceException {
-            device.read(offset, dst);
-        }
-
-        @Override
-        public void writeZeroes(long offset, long length) throws DeviceException {
-            throw new UnsupportedOperationException("benchmark wrapper: writes only");
-        }
-
-        @Override
-        public void discard(long offset, long length) throws DeviceException {
-            throw new UnsupportedOperationException("benchmark wrapper: writes only");
-        }
-
-        @Override
-        public void flush() throws DeviceException {
-            device.flush();
+            super(device);
         }
 
         @Override

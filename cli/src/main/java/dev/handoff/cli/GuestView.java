@@ -2,6 +2,7 @@ package dev.handoff.cli;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
 import dev.handoff.mirror.MirrorFilter;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
@@ -17,7 +18,7 @@ import java.util.List;
  * source and return late are recorded too, which only makes the comparison skip a few more bytes
  * (the guest's own check still covers them).
  */
-final class GuestView implements BlockDevice {
+final class GuestView extends ForwardingBlockDevice {
     private final MirrorFilter filter;
     private final BlockDevice source;
     private final List<long[]> afterPivot = new ArrayList<>(); // guarded by itself
@@ -27,6 +28,7 @@ final class GuestView implements BlockDevice {
 
     /** {@code bytesPerSecond} caps the guest's write rate over all its threads; 0 = no cap. */
     GuestView(MirrorFilter filter, BlockDevice source, long bytesPerSecond) {
+        super(filter);
         this.filter = filter;
         this.source = source;
         this.bytesPerSecond = bytesPerSecond;
@@ -69,21 +71,11 @@ final class GuestView implements BlockDevice {
     }
 
     @Override
-    public long size() {
-        return filter.size();
-    }
-
-    @Override
-    public void read(long offset, ByteBuffer dst) throws DeviceException {
-        filter.read(offset, dst);
-    }
-
-    @Override
     public void write(long offset, ByteBuffer src) throws DeviceException {
         long length = src.remaining();
         pace(length);
         try {
-            filter.write(offset, src);
+            super.write(offset, src);
         } finally {
             note(offset, length);
         }
@@ -93,7 +85,7 @@ final class GuestView implements BlockDevice {
     public void writeZeroes(long offset, long length) throws DeviceException {
         pace(length);
         try {
-            filter.writeZeroes(offset, length);
+            super.writeZeroes(offset, length);
         } finally {
             note(offset, length);
         }
@@ -102,19 +94,9 @@ final class GuestView implements BlockDevice {
     @Override
     public void discard(long offset, long length) throws DeviceException {
         try {
-            filter.discard(offset, length);
+            super.discard(offset, length);
         } finally {
             note(offset, length);
         }
-    }
-
-    @Override
-    public void flush() throws DeviceException {
-        filter.flush();
-    }
-
-    @Override
-    public void close() {
-        filter.close();
     }
 }

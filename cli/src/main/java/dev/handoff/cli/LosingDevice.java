@@ -2,6 +2,7 @@ package dev.handoff.cli;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
 import java.nio.ByteBuffer;
 import java.util.concurrent.atomic.AtomicLong;
 
@@ -10,26 +11,15 @@ import java.util.concurrent.atomic.AtomicLong;
  * acknowledges writes number {@code skip + 1 .. skip + N} without writing them, as a disk that
  * lies would. The demo's checks must catch it (an integration test shows they do).
  */
-final class LosingDevice implements BlockDevice {
-    private final BlockDevice inner;
+final class LosingDevice extends ForwardingBlockDevice {
     private final long skip;
     private final long lose;
     private final AtomicLong writes = new AtomicLong();
 
     LosingDevice(BlockDevice inner, long skip, long lose) {
-        this.inner = inner;
+        super(inner);
         this.skip = skip;
         this.lose = lose;
-    }
-
-    @Override
-    public long size() {
-        return inner.size();
-    }
-
-    @Override
-    public void read(long offset, ByteBuffer dst) throws DeviceException {
-        inner.read(offset, dst);
     }
 
     @Override
@@ -39,26 +29,6 @@ final class LosingDevice implements BlockDevice {
             src.position(src.limit()); // "written"
             return;
         }
-        inner.write(offset, src);
-    }
-
-    @Override
-    public void writeZeroes(long offset, long length) throws DeviceException {
-        inner.writeZeroes(offset, length);
-    }
-
-    @Override
-    public void discard(long offset, long length) throws DeviceException {
-        inner.discard(offset, length);
-    }
-
-    @Override
-    public void flush() throws DeviceException {
-        inner.flush();
-    }
-
-    @Override
-    public void close() throws DeviceException {
-        inner.close();
+        super.write(offset, src);
     }
 }

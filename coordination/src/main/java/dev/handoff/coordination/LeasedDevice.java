@@ -2,6 +2,7 @@ package dev.handoff.coordination;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
 import java.nio.ByteBuffer;
 
 /**
@@ -12,56 +13,40 @@ import java.nio.ByteBuffer;
  *
  * <p>Threading: as the wrapped device; the lease checks are one volatile load each.
  */
-final class LeasedDevice implements BlockDevice {
-    private final BlockDevice inner;
+final class LeasedDevice extends ForwardingBlockDevice {
     private final SessionLease lease;
 
     LeasedDevice(BlockDevice inner, SessionLease lease) {
-        this.inner = inner;
+        super(inner);
         this.lease = lease;
-    }
-
-    @Override
-    public long size() {
-        return inner.size();
-    }
-
-    @Override
-    public void read(long offset, ByteBuffer dst) throws DeviceException {
-        inner.read(offset, dst);
     }
 
     @Override
     public void write(long offset, ByteBuffer src) throws DeviceException {
         int length = src.remaining();
         lease.admit("write");
-        inner.write(offset, src);
+        super.write(offset, src);
         lease.acknowledge("write of " + length + " bytes at " + offset);
     }
 
     @Override
     public void writeZeroes(long offset, long length) throws DeviceException {
         lease.admit("write-zeroes");
-        inner.writeZeroes(offset, length);
+        super.writeZeroes(offset, length);
         lease.acknowledge("write-zeroes of " + length + " bytes at " + offset);
     }
 
     @Override
     public void discard(long offset, long length) throws DeviceException {
         lease.admit("discard");
-        inner.discard(offset, length);
+        super.discard(offset, length);
         lease.acknowledge("discard of " + length + " bytes at " + offset);
     }
 
     @Override
     public void flush() throws DeviceException {
         lease.admit("flush");
-        inner.flush();
+        super.flush();
         lease.acknowledge("flush");
-    }
-
-    @Override
-    public void close() throws DeviceException {
-        inner.close();
     }
 }

@@ -3,6 +3,7 @@ package dev.handoff.coordination;
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.FileDevice;
+import dev.handoff.device.ForwardingBlockDevice;
 import dev.handoff.ownership.HandoffToken;
 import dev.handoff.ownership.ImageFencedException;
 import dev.handoff.ownership.ImageInactiveException;
@@ -240,21 +241,9 @@ public final class HolderMain {
     }
 
     /** A slow disk: each write sleeps after the lease admitted it, before it reaches the file. */
-    private final class SlowDevice implements BlockDevice {
-        private final BlockDevice inner;
-
+    private final class SlowDevice extends ForwardingBlockDevice {
         SlowDevice(BlockDevice inner) {
-            this.inner = inner;
-        }
-
-        @Override
-        public long size() {
-            return inner.size();
-        }
-
-        @Override
-        public void read(long offset, ByteBuffer dst) throws DeviceException {
-            inner.read(offset, dst);
+            super(inner);
         }
 
         @Override
@@ -263,27 +252,7 @@ public final class HolderMain {
                 say("writing " + offset / BLOCK + " t=" + System.nanoTime());
                 sleep(writeDelayMillis);
             }
-            inner.write(offset, src);
-        }
-
-        @Override
-        public void writeZeroes(long offset, long length) throws DeviceException {
-            inner.writeZeroes(offset, length);
-        }
-
-        @Override
-        public void discard(long offset, long length) throws DeviceException {
-            inner.discard(offset, length);
-        }
-
-        @Override
-        public void flush() throws DeviceException {
-            inner.flush();
-        }
-
-        @Override
-        public void close() throws DeviceException {
-            inner.close();
+            super.write(offset, src);
         }
     }
 

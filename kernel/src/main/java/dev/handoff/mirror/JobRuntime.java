@@ -105,7 +105,19 @@ public interface JobRuntime {
      * on one shared daemon timer thread and then go to the executor.
      */
     static JobRuntime of(Executor executor) {
+        return of(executor, Integer.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #of(Executor)}, for an executor that runs at most {@code parallelism} tasks at once
+     * (a pool of that many threads): the copier then keeps no more copies in flight than it runs
+     * (see {@link #parallelism()}), as with {@link #threadPool}.
+     */
+    static JobRuntime of(Executor executor, int parallelism) {
         Objects.requireNonNull(executor, "executor");
+        if (parallelism < 1) {
+            throw new IllegalArgumentException("parallelism must be >= 1, got " + parallelism);
+        }
         return new JobRuntime() {
             @Override
             public void execute(Runnable task) {
@@ -120,6 +132,11 @@ public interface JobRuntime {
             @Override
             public long nanoTime() {
                 return System.nanoTime();
+            }
+
+            @Override
+            public int parallelism() {
+                return parallelism;
             }
 
             @Override

@@ -2,6 +2,7 @@ package dev.handoff.mirror;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
 import dev.handoff.device.MemoryDevice;
 import org.junit.jupiter.api.Test;
 
@@ -15,50 +16,24 @@ class CopierTest {
     private static final int G = JobHarness.GRANULARITY;
 
     /** Counts target operations. */
-    static final class CountingDevice implements BlockDevice {
-        final MemoryDevice inner;
+    static final class CountingDevice extends ForwardingBlockDevice {
         final AtomicInteger writes = new AtomicInteger();
         final AtomicInteger zeroes = new AtomicInteger();
 
         CountingDevice(long size) {
-            inner = new MemoryDevice(size);
-        }
-
-        @Override
-        public long size() {
-            return inner.size();
-        }
-
-        @Override
-        public void read(long offset, ByteBuffer dst) throws DeviceException {
-            inner.read(offset, dst);
+            super(new MemoryDevice(size));
         }
 
         @Override
         public void write(long offset, ByteBuffer src) throws DeviceException {
             writes.incrementAndGet();
-            inner.write(offset, src);
+            super.write(offset, src);
         }
 
         @Override
         public void writeZeroes(long offset, long length) throws DeviceException {
             zeroes.incrementAndGet();
-            inner.writeZeroes(offset, length);
-        }
-
-        @Override
-        public void discard(long offset, long length) throws DeviceException {
-            inner.discard(offset, length);
-        }
-
-        @Override
-        public void flush() throws DeviceException {
-            inner.flush();
-        }
-
-        @Override
-        public void close() {
-            inner.close();
+            super.writeZeroes(offset, length);
         }
     }
 

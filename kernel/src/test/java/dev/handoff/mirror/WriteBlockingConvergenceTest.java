@@ -193,50 +193,24 @@ class WriteBlockingConvergenceTest {
     }
 
     /** A device whose writes take {@code nanos} longer (a slow target: a write-blocking guest holds its claims that long). */
-    private static final class SlowWrites implements dev.handoff.device.BlockDevice {
-        private final dev.handoff.device.BlockDevice inner;
+    private static final class SlowWrites extends dev.handoff.device.ForwardingBlockDevice {
         private final long nanos;
 
         SlowWrites(dev.handoff.device.BlockDevice inner, long nanos) {
-            this.inner = inner;
+            super(inner);
             this.nanos = nanos;
-        }
-
-        @Override
-        public long size() {
-            return inner.size();
-        }
-
-        @Override
-        public void read(long offset, java.nio.ByteBuffer dst) throws DeviceException {
-            inner.read(offset, dst);
         }
 
         @Override
         public void write(long offset, java.nio.ByteBuffer src) throws DeviceException {
             java.util.concurrent.locks.LockSupport.parkNanos(nanos);
-            inner.write(offset, src);
+            super.write(offset, src);
         }
 
         @Override
         public void writeZeroes(long offset, long length) throws DeviceException {
             java.util.concurrent.locks.LockSupport.parkNanos(nanos);
-            inner.writeZeroes(offset, length);
-        }
-
-        @Override
-        public void discard(long offset, long length) throws DeviceException {
-            inner.discard(offset, length);
-        }
-
-        @Override
-        public void flush() throws DeviceException {
-            inner.flush();
-        }
-
-        @Override
-        public void close() throws DeviceException {
-            inner.close();
+            super.writeZeroes(offset, length);
         }
     }
 

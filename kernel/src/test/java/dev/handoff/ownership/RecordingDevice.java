@@ -2,18 +2,18 @@ package dev.handoff.ownership;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
 import java.nio.ByteBuffer;
 
 /**
  * Logs every operation that reaches the wrapped device (begin and end of each mutation), so a
  * test can prove that nothing reached it, or in which order things did.
  */
-final class RecordingDevice implements BlockDevice {
-    private final BlockDevice inner;
+final class RecordingDevice extends ForwardingBlockDevice {
     private final EventLog log;
 
     RecordingDevice(BlockDevice inner, EventLog log) {
-        this.inner = inner;
+        super(inner);
         this.log = log;
     }
 
@@ -30,60 +30,49 @@ final class RecordingDevice implements BlockDevice {
         return log.count("read");
     }
 
-    @Override
-    public long size() {
-        return inner.size();
+    /** An operation between its begin and end entries; the end is logged whether it fails or not. */
+    private interface Mutation {
+        void run() throws DeviceException;
+    }
+
+    private void logged(String begin, String end, Mutation m) throws DeviceException {
+        log.add(begin);
+        try {
+            m.run();
+        } finally {
+            log.add(end);
+        }
     }
 
     @Override
     public void read(long offset, ByteBuffer dst) throws DeviceException {
         log.add("read@" + offset);
-        inner.read(offset, dst);
+        super.read(offset, dst);
     }
 
     @Override
     public void write(long offset, ByteBuffer src) throws DeviceException {
-        log.add("write:begin@" + offset);
-        try {
-            inner.write(offset, src);
-        } finally {
-            log.add("write:end@" + offset);
-        }
+        logged("write:begin@" + offset, "write:end@" + offset, () -> super.write(offset, src));
     }
 
     @Override
     public void writeZeroes(long offset, long length) throws DeviceException {
-        log.add("zero:begin@" + offset);
-        try {
-            inner.writeZeroes(offset, length);
-        } finally {
-            log.add("zero:end@" + offset);
-        }
+        logged("zero:begin@" + offset, "zero:end@" + offset, () -> super.writeZeroes(offset, length));
     }
 
     @Override
     public void discard(long offset, long length) throws DeviceException {
-        log.add("discard:begin@" + offset);
-        try {
-            inner.discard(offset, length);
-        } finally {
-            log.add("discard:end@" + offset);
-        }
+        logged("discard:begin@" + offset, "discard:end@" + offset, () -> super.discard(offset, length));
     }
 
     @Override
     public void flush() throws DeviceException {
-        log.add("flush:begin");
-        try {
-            inner.flush();
-        } finally {
-            log.add("flush:end");
-        }
+        logged("flush:begin", "flush:end", super::flush);
     }
 
     @Override
     public void close() throws DeviceException {
         log.add("close");
-        inner.close();
+        super.close();
     }
 }

@@ -2,6 +2,7 @@ package dev.handoff.nbd;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -13,13 +14,12 @@ import java.util.concurrent.atomic.AtomicLong;
  * before calling the device, so a recorded violation is a server bug even though the inner device
  * would have refused the call. Also counts operations and lets a test hold an operation.
  */
-final class GuardedDevice implements BlockDevice {
+final class GuardedDevice extends ForwardingBlockDevice {
     /** Runs before each operation reaches the inner device (e.g. to delay or block it). */
     interface Hook {
         void before(String op, long offset, long length) throws DeviceException;
     }
 
-    private final BlockDevice inner;
     private final boolean readOnly;
     private final List<String> violations = new CopyOnWriteArrayList<>();
     final AtomicLong writes = new AtomicLong();
@@ -28,7 +28,7 @@ final class GuardedDevice implements BlockDevice {
     private volatile Hook hook = (op, offset, length) -> { };
 
     GuardedDevice(BlockDevice inner, boolean readOnly) {
-        this.inner = inner;
+        super(inner);
         this.readOnly = readOnly;
     }
 
@@ -41,8 +41,9 @@ final class GuardedDevice implements BlockDevice {
     }
 
     private void check(String op, long offset, long length, boolean isWrite) {
-        if (offset < 0 || length < 0 || offset > inner.size() || length > inner.size() - offset) {
-            violations.add(op + " outside the device: " + offset + "+" + length + " of " + inner.size());
+        long size = size();
+        if (offset < 0 || length < 0 || offset > size || length > size - offset) {
+            violations.add(op + " outside the device: " + offset + "+" + length + " of " + size);
         }
         if (isWrite && readOnly) {
             violations.add(op + " on a read-only export at " + offset + "+" + length);
@@ -50,16 +51,11 @@ final class GuardedDevice implements BlockDevice {
     }
 
     @Override
-    public long size() {
-        return inner.size();
-    }
-
-    @Override
     public void read(long offset, ByteBuffer dst) throws DeviceException {
         check("read", offset, dst.remaining(), false);
         hook.before("read", offset, dst.remaining());
         reads.incrementAndGet();
-        inner.read(offset, dst);
+        super.read(offset, dst);
     }
 
     @Override
@@ -67,7 +63,7 @@ final class GuardedDevice implements BlockDevice {
         check("write", offset, src.remaining(), true);
         hook.before("write", offset, src.remaining());
         writes.incrementAndGet();
-        inner.write(offset, src);
+        super.write(offset, src);
     }
 
     @Override
@@ -75,7 +71,7 @@ final class GuardedDevice implements BlockDevice {
         check("writeZeroes", offset, length, true);
         hook.before("writeZeroes", offset, length);
         writes.incrementAndGet();
-        inner.writeZeroes(offset, length);
+        super.writeZeroes(offset, length);
     }
 
     @Override
@@ -83,30 +79,25 @@ final class GuardedDevice implements BlockDevice {
         check("discard", offset, length, true);
         hook.before("discard", offset, length);
         writes.incrementAndGet();
-        inner.discard(offset, length);
+        super.discard(offset, length);
     }
 
     @Override
     public long nextData(long offset) throws DeviceException {
         check("nextData", offset, 0, false);
-        return inner.nextData(offset);
+        return super.nextData(offset);
     }
 
     @Override
     public long nextHole(long offset) throws DeviceException {
         check("nextHole", offset, 0, false);
-        return inner.nextHole(offset);
+        return super.nextHole(offset);
     }
 
     @Override
     public void flush() throws DeviceException {
         hook.before("flush", 0, 0);
         flushes.incrementAndGet();
-        inner.flush();
-    }
-
-    @Override
-    public void close() throws DeviceException {
-        inner.close();
+        super.flush();
     }
 }

@@ -1,5 +1,6 @@
 package dev.handoff.bench.compare;
 
+import dev.handoff.bench.WriteBoth;
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.MemoryDevice;
@@ -21,8 +22,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
-import java.util.concurrent.ScheduledThreadPoolExecutor;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.LongAdder;
 
 /**
@@ -133,7 +134,7 @@ final class InMemory {
         if (!wb.awaitReady(Duration.ofSeconds(30))) {
             throw new IllegalStateException("write-blocking job not READY");
         }
-        BlockDevice both = new Both(source, target);
+        BlockDevice both = new WriteBoth(source, target);
         Loop bothLoop = n -> {
             for (int i = 0; i < n; i++) {
                 both.write(offsetOf(i), buffer(i));
@@ -265,8 +266,25 @@ final class InMemory {
         return new Cost(THREADS.getCurrentThreadCpuTime() - c0, t1 - t0);
     }
 
+    /**
+     * A job from start to READY on the default runtime's shape ({@link JobRuntime#of(java.util.concurrent.Executor,
+     * int)} over a pool of {@link MirrorJob#DEFAULT_THREADS} threads), adding up the CPU time of every task it runs.
+     */
     private static Cost mirrorCopy(MemoryDevice source, MemoryDevice target) throws Exception {
-        CountingRuntime runtime = new CountingRuntime(MirrorJob.DEFAULT_THREADS);
+        LongAdder taskCpu = new LongAdder();
+        ExecutorService pool = Executors.newFixedThreadPool(MirrorJob.DEFAULT_THREADS, r -> {
+            Thread t = new Thread(r, "counted-copier");
+            t.setDaemon(true);
+            return t;
+        });
+        JobRuntime runtime = JobRuntime.of(task -> pool.execute(() -> {
+            long c0 = THREADS.getCurrentThreadCpuTime();
+            try {
+                task.run();
+            } finally {
+                taskCpu.add(THREADS.getCurrentThreadCpuTime() - c0);
+            }
+        }), MirrorJob.DEFAULT_THREADS);
         try {
             long c0 = THREADS.getCurrentThreadCpuTime();
             long t0 = System.nanoTime();
@@ -276,108 +294,16 @@ final class InMemory {
                 throw new IllegalStateException("not READY: " + job.state());
             }
             long t1 = System.nanoTime();
-            long cpu = THREADS.getCurrentThreadCpuTime() - c0 + runtime.cpu.sum();
+            long cpu = THREADS.getCurrentThreadCpuTime() - c0 + taskCpu.sum();
             job.cancel();
             job.awaitConclusion(Duration.ofMinutes(1));
             return new Cost(cpu, t1 - t0);
         } finally {
-            runtime.shutdown();
-        }
-    }
-
-    /** The default runtime's shape (a scheduled pool of n threads), adding up the CPU time of every task. */
-    private static final class CountingRuntime implements JobRuntime {
-        final LongAdder cpu = new LongAdder();
-        private final ScheduledThreadPoolExecutor pool;
-
-        CountingRuntime(int threads) {
-            pool = new ScheduledThreadPoolExecutor(threads, r -> {
-                Thread t = new Thread(r, "counted-copier");
-                t.setDaemon(true);
-                return t;
-            });
-        }
-
-        @Override
-        public void execute(Runnable task) {
-            pool.execute(() -> {
-                long c0 = THREADS.getCurrentThreadCpuTime();
-                try {
-                    task.run();
-                } finally {
-                    cpu.add(THREADS.getCurrentThreadCpuTime() - c0);
-                }
-            });
-        }
-
-        @Override
-        public void schedule(Runnable task, long delayNanos) {
-            pool.schedule(() -> execute(task), delayNanos, TimeUnit.NANOSECONDS);
-        }
-
-        @Override
-        public long nanoTime() {
-            return System.nanoTime();
-        }
-
-        @Override
-        public void shutdown() {
             pool.shutdown();
         }
     }
 
     private static double median(List<Double> v) {
         return Stats.median(v.stream().mapToDouble(Double::doubleValue).toArray());
-    }
-
-    /** The write-blocking baseline: the same write to the source, then the target, without a filter. */
-    private static final class Both implements BlockDevice {
-        private final BlockDevice first;
-        private final BlockDevice second;
-
-        Both(BlockDevice first, BlockDevice second) {
-            this.first = first;
-            this.second = second;
-        }
-
-        @Override
-        public long size() {
-            return first.size();
-        }
-
-        @Override
-        public void read(long offset, ByteBuffer dst) throws DeviceException {
-            first.read(offset, dst);
-        }
-
-        @Override
-        public void write(long offset, ByteBuffer src) throws DeviceException {
-            ByteBuffer again = src.duplicate();
-            first.write(offset, src);
-            second.write(offset, again);
-        }
-
-        @Override
-        public void writeZeroes(long offset, long length) throws DeviceException {
-            first.writeZeroes(offset, length);
-            second.writeZeroes(offset, length);
-        }
-
-        @Override
-        public void discard(long offset, long length) throws DeviceException {
-            first.discard(offset, length);
-            second.discard(offset, length);
-        }
-
-        @Override
-        public void flush() throws DeviceException {
-            first.flush();
-            second.flush();
-        }
-
-        @Override
-        public void close() {
-            // the caller owns both devices
-        }
     }
 }
