@@ -344,22 +344,8 @@ public final class NbdDevice implements BlockDevice {
         ensureUsable();
         int length = dst.remaining();
         DeviceException.checkRange(offset, length, size);
-        long deadline = deadline();
-        List<Pending> sent = new ArrayList<>();
-        DeviceException failure = null;
-        try {
-            for (int done = 0; done < length; ) {
-                int n = Math.min(maxPayload, length - done);
-                sent.add(submit(CMD_READ, 0, offset + done, n, dst.slice(dst.position() + done, n), null, deadline));
-                done += n;
-            }
-        } catch (DeviceException e) {
-            failure = e;
-        }
-        failure = awaitAll(sent, deadline, failure);
-        if (failure != null) {
-            throw failure;
-        }
+        int at = dst.position();
+        send(CMD_READ, offset, length, maxPayload, (done, n) -> dst.slice(at + (int) done, n), Buffers.NONE);
         dst.position(dst.limit());
     }
 
@@ -369,22 +355,8 @@ public final class NbdDevice implements BlockDevice {
         int length = src.remaining();
         DeviceException.checkRange(offset, length, size);
         ensureWritable();
-        long deadline = deadline();
-        List<Pending> sent = new ArrayList<>();
-        DeviceException failure = null;
-        try {
-            for (int done = 0; done < length; ) {
-                int n = Math.min(maxPayload, length - done);
-                sent.add(submit(CMD_WRITE, 0, offset + done, n, null, src.slice(src.position() + done, n), deadline));
-                done += n;
-            }
-        } catch (DeviceException e) {
-            failure = e;
-        }
-        failure = awaitAll(sent, deadline, failure);
-        if (failure != null) {
-            throw failure;
-        }
+        int at = src.position();
+        send(CMD_WRITE, offset, length, maxPayload, Buffers.NONE, (done, n) -> src.slice(at + (int) done, n));
         src.position(src.limit());
     }
 
@@ -394,25 +366,10 @@ public final class NbdDevice implements BlockDevice {
         DeviceException.checkRange(offset, length, size);
         ensureWritable();
         if ((flags & TFLAG_SEND_WRITE_ZEROES) != 0) {
-            ranged(CMD_WRITE_ZEROES, offset, length);
-            return;
-        }
-        long deadline = deadline();
-        List<Pending> sent = new ArrayList<>();
-        DeviceException failure = null;
-        try {
-            int piece = Math.min(maxPayload, ZEROES.capacity());
-            for (long done = 0; done < length; ) {
-                int n = (int) Math.min(piece, length - done);
-                sent.add(submit(CMD_WRITE, 0, offset + done, n, null, ZEROES.duplicate().limit(n), deadline));
-                done += n;
-            }
-        } catch (DeviceException e) {
-            failure = e;
-        }
-        failure = awaitAll(sent, deadline, failure);
-        if (failure != null) {
-            throw failure;
+            send(CMD_WRITE_ZEROES, offset, length, MAX_RANGE_REQUEST, Buffers.NONE, Buffers.NONE);
+        } else {
+            send(CMD_WRITE, offset, length, Math.min(maxPayload, ZEROES.capacity()), Buffers.NONE,
+                    (done, n) -> ZEROES.duplicate().limit(n));
         }
     }
 
@@ -422,21 +379,15 @@ public final class NbdDevice implements BlockDevice {
         DeviceException.checkRange(offset, length, size);
         ensureWritable();
         if ((flags & TFLAG_SEND_TRIM) != 0) {
-            ranged(CMD_TRIM, offset, length);
+            send(CMD_TRIM, offset, length, MAX_RANGE_REQUEST, Buffers.NONE, Buffers.NONE);
         }
     }
 
     @Override
     public void flush() throws DeviceException {
         ensureUsable();
-        if ((flags & TFLAG_SEND_FLUSH) == 0) {
-            return;
-        }
-        long deadline = deadline();
-        Pending p = submit(CMD_FLUSH, 0, 0, 0, null, null, deadline);
-        DeviceException failure = awaitAll(List.of(p), deadline, null);
-        if (failure != null) {
-            throw failure;
+        if ((flags & TFLAG_SEND_FLUSH) != 0) {
+            send(CMD_FLUSH, 0, 0, 1, Buffers.NONE, Buffers.NONE);
         }
     }
 
@@ -488,15 +439,30 @@ public final class NbdDevice implements BlockDevice {
         return size;
     }
 
-    private void ranged(int type, long offset, long length) throws DeviceException {
+    /** The buffer of the piece {@code [done, done + n)} of one call: a READ's destination or a WRITE's payload. */
+    private interface Buffers {
+        Buffers NONE = (done, n) -> null;
+
+        ByteBuffer slice(long done, int n);
+    }
+
+    /**
+     * One call's requests: {@code [offset, offset + length)} cut into pieces of at most {@code piece}
+     * bytes (a flush, which has no range, is one request), all submitted before any is awaited so
+     * that they are pipelined, then all awaited within one deadline. If a submit fails the pieces
+     * already sent are still awaited (their buffers are the caller's) and the first failure is
+     * thrown.
+     */
+    private void send(int type, long offset, long length, long piece, Buffers dst, Buffers payload)
+            throws DeviceException {
         long deadline = deadline();
-        List<Pending> sent = new ArrayList<>();
+        long requests = type == CMD_FLUSH ? 1 : (length + piece - 1) / piece;
+        List<Pending> sent = new ArrayList<>((int) Math.min(requests, 64));
         DeviceException failure = null;
         try {
-            for (long done = 0; done < length; ) {
-                long n = Math.min(MAX_RANGE_REQUEST, length - done);
-                sent.add(submit(type, 0, offset + done, n, null, null, deadline));
-                done += n;
+            for (long i = 0, done = 0; i < requests; i++, done += piece) {
+                int n = (int) Math.min(piece, length - done);
+                sent.add(submit(type, 0, offset + done, n, dst.slice(done, n), payload.slice(done, n), deadline));
             }
         } catch (DeviceException e) {
             failure = e;
