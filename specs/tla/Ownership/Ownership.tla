@@ -1,19 +1,20 @@
 ------------------------------ MODULE Ownership ------------------------------
 (***************************************************************************)
 (* Inactivation and ownership handoff of docs/DESIGN.md section 4, at the  *)
-(* grain of the kernel (OwnedImage, package dev.handoff.ownership): an     *)
+(* grain of the kernel (OwnedImage and its parts Transitions and          *)
+(* WriteAdmission, package dev.handoff.ownership): an                      *)
 (* image on shared storage is held by several handles (nodes: processes or *)
 (* hosts), at most one of them active.  Every action is one step a handle  *)
 (* takes that another holder can observe: an OwnershipLock acquire or      *)
 (* release, a RecordStore read or compare-and-write, a device write or     *)
 (* flush.  What a handle does between them is local: its transitions       *)
 (* (activate, inactivate, handoff, close) are serialized by its own locks  *)
-(* and exclude its own I/O (io.writeLock), so each node runs one           *)
+(* and exclude its own I/O (WriteAdmission's drain), so each node runs one *)
 (* transition or one I/O operation at a time here (pc).  Each action's     *)
 (* comment names the Java it models with a machine-checked tag (see        *)
 (* MirrorCopy.tla and specs/README.md).                                    *)
 (*                                                                         *)
-(* The protocol (OwnedImage's class comment):                              *)
+(* The protocol (the class comments of OwnedImage and Transitions):       *)
 (*   activate:   lock.acquire -> drop caches, read the record (epoch e) -> *)
 (*               compare-and-write record(max(e, newest seen) + 1) ->      *)
 (*               ACTIVE; on a refusal, release the lock.                   *)
@@ -125,12 +126,12 @@ Init ==
 (*  Activation: OwnedImage.activate, acceptHandoff, abortHandoff           *)
 (* ----------------------------------------------------------------------- *)
 
-(* OwnedImage.activateLocked: OwnershipLock.acquire, which never waits: a  *)
+(* Transitions.activateLocked: OwnershipLock.acquire, never waiting: a    *)
 (* lock another holder has refuses the activation (ImageInactiveException) *)
 (* and nothing changes.  accept carries the token management gave it;      *)
 (* abort the token this node prepared.  ActivateWithoutLock takes no lock: *)
 (* it takes the image from a live owner (AtMostOneActiveHolder).           *)
-(* @java OwnedImage.activateLocked:758-758 "lock.acquire();"                   *)
+(* @java Transitions.activateLocked:242-242 "ownership.acquire();"                   *)
 ActLock(n, kind, tok) ==
     /\ Alive(n) /\ st[n] = "inactive" /\ pc[n].s = "idle"
     /\ record.epoch < MaxEpoch
@@ -145,14 +146,14 @@ ActLock(n, kind, tok) ==
     /\ UNCHANGED <<img, durable, record, st, epoch, newest, cache, pending,
                    msgs, nextWrite, by, handedOver, bad, env>>
 
-(* OwnedImage.continues: the token is the record's last clean owner.     *)
+(* Transitions.continues: the token is the record's last clean owner.    *)
 Continues(tok, r) == tok.epoch = r.epoch /\ tok.owner = r.owner /\ r.clean
 
 (* activateLocked: drop every cache, then RecordStore.read.  What a node   *)
 (* cached while inactive may be stale (ActivateKeepsCache keeps it:        *)
 (* NoStaleCache).  A token the record no longer continues (continues:     *)
 (* epoch, owner, clean) is refused: ImageFencedException.                  *)
-(* @java OwnedImage.activateLocked:774-774 "current = records.read();"          *)
+(* @java Transitions.activateLocked:258-258 "current = records.read();"          *)
 ActRead(n) ==
     /\ pc[n].s = "actRead"
     /\ cache' = IF Bug = "ActivateKeepsCache" THEN cache ELSE [cache EXCEPT ![n] = NoCache]
@@ -168,7 +169,7 @@ ActRead(n) ==
 (* two activations whose locks both succeeded (a lost lock): one moves the *)
 (* epoch, the other finds it moved and is refused.  BumpWithoutCompare     *)
 (* writes blindly: two writers (AtMostOneWriter).                          *)
-(* @java OwnedImage.activateLocked:793-793 "found = records.compareAndWrite(current.epoch(), mine);" *)
+(* @java Transitions.activateLocked:277-277 "found = records.compareAndWrite(current.epoch(), mine);" *)
 ActCas(n) ==
     LET e == pc[n].read
         next == Max(e, newest[n]) + 1
@@ -190,7 +191,7 @@ ActCas(n) ==
 
 (* activateLocked, refused after the lock was taken: OwnershipLock.release; *)
 (* still INACTIVE.                                                          *)
-(* @java OwnedImage.activateLocked:821-821 "lock.release();"                    *)
+(* @java Transitions.activateLocked:305-305 "ownership.release();"                    *)
 ActFail(n) ==
     /\ pc[n].s = "actFail"
     /\ Release(n)
@@ -204,7 +205,7 @@ ActFail(n) ==
 
 (* inactivateLocked, once the handle's own writes drained (io.writeLock):  *)
 (* recheckRecord (RecordStore.read).                                       *)
-(* @java OwnedImage.recheckRecord:1092-1092 "OwnershipRecord r = records.read();" *)
+(* @java WriteAdmission.recheckRecord:214-214 "OwnershipRecord r = records.read();" *)
 InRead(n, kind) ==
     /\ st[n] = "active" /\ pc[n].s = "idle"
     /\ kind \in {"inactivate", "prepare"} /\ Mgmt(kind)
@@ -217,7 +218,7 @@ InRead(n, kind) ==
 
 (* fencedInactivation: a fenced handle writes nothing on its way out:      *)
 (* INACTIVE, then OwnershipLock.release, then ImageFencedException.        *)
-(* @java OwnedImage.fencedInactivationStep:962-962 "lock.release();"           *)
+(* @java Transitions.fencedInactivationStep:444-444 "ownership.release();"           *)
 InFenced(n) ==
     /\ pc[n].s = "inFenced"
     /\ st' = [st EXCEPT ![n] = "inactive"]
@@ -230,7 +231,7 @@ InFenced(n) ==
 (* may change hands: a new owner then finds every acknowledged write       *)
 (* durable.  InactivateWithoutFlush skips it: a storage loss after the     *)
 (* handoff loses acknowledged writes (HandoffLosesNoWrite).                *)
-(* @java OwnedImage.inactivateLocked:876-876 "device.flush();"                 *)
+(* @java Transitions.inactivateLocked:357-357 "device.flush();"                 *)
 InFlush(n) ==
     /\ pc[n].s = "inFlush"
     /\ durable' = IF Bug = "InactivateWithoutFlush" THEN durable ELSE durable \cup img
@@ -241,7 +242,7 @@ InFlush(n) ==
 (* inactivateLocked: RecordStore.compareAndWrite(epoch, clean): INACTIVE   *)
 (* (prepareHandoff keeps the token).  A record another owner moved         *)
 (* refuses it: fenced, INACTIVE, the lock released.                        *)
-(* @java OwnedImage.inactivateLocked:892-892 "found = records.compareAndWrite(lpEpoch(), clean);" *)
+(* @java Transitions.inactivateLocked:374-374 "found = records.compareAndWrite(epoch, clean);" *)
 InCas(n) ==
     /\ pc[n].s = "inCas"
     /\ IF record.epoch = epoch[n]
@@ -265,7 +266,7 @@ InCas(n) ==
 (* returns the token, which management carries to the destination.        *)
 (* SourceKeepsLock does not release it: the destination can never activate *)
 (* (HandoffActivatesDestination).                                          *)
-(* @java OwnedImage.inactivateLocked:918-918 "lock.release();"                 *)
+(* @java Transitions.inactivateLocked:400-400 "ownership.release();"                 *)
 InRelease(n) ==
     /\ pc[n].s = "inRelease"
     /\ IF Bug = "SourceKeepsLock" THEN UNCHANGED lockHolder ELSE Release(n)
@@ -283,7 +284,7 @@ InRelease(n) ==
 (* a write by a node that does not own the image (NoWriteByInactive).      *)
 (* close of an ACTIVE handle: closeActiveLocked reads the record, then     *)
 (* (not fenced) flushes and marks it clean, then the lock goes.            *)
-(* @java OwnedImage.close:682-682 "lock.release(); // writes nothing; a no-op unless held" *)
+(* @java Transitions.close:208-208 "ownership.release(); // writes nothing; a no-op unless held" *)
 CloseInactive(n) ==
     /\ Mgmt("close") /\ st[n] = "inactive" /\ pc[n].s = "idle"
     /\ IF Bug = "CloseInactiveWritesRecord"
@@ -295,7 +296,7 @@ CloseInactive(n) ==
     /\ UNCHANGED <<img, durable, epoch, newest, pc, cache, pending, msgs,
                    nextWrite, by, handedOver, lockLost, env>>
 
-(* @java OwnedImage.closeActiveLocked:978-978 "recheckRecord();"               *)
+(* @java Transitions.closeActiveLocked:463-463 "admission.recheckRecord();"               *)
 CloseRead(n) ==
     /\ Mgmt("close") /\ st[n] = "active" /\ pc[n].s = "idle"
     /\ Saw(n, record.epoch)
@@ -304,7 +305,7 @@ CloseRead(n) ==
     /\ UNCHANGED <<img, durable, record, lockHolder, st, epoch, cache, pending,
                    msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
-(* @java OwnedImage.closeActiveLocked:991-991 "device.flush();"                *)
+(* @java Transitions.closeActiveLocked:476-476 "device.flush();"                *)
 CloseFlush(n) ==
     /\ pc[n].s = "closeFlush"
     /\ durable' = durable \cup img
@@ -312,7 +313,7 @@ CloseFlush(n) ==
     /\ UNCHANGED <<img, record, lockHolder, st, epoch, newest, cache, pending,
                    msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
-(* @java OwnedImage.closeActiveLocked:1003-1003 "OwnershipRecord found = records.compareAndWrite(lpEpoch(), clean);" *)
+(* @java Transitions.closeActiveLocked:489-489 "OwnershipRecord found = records.compareAndWrite(epoch, clean);" *)
 CloseCas(n) ==
     /\ pc[n].s = "closeCas"
     /\ IF record.epoch = epoch[n]
@@ -323,7 +324,7 @@ CloseCas(n) ==
                    nextWrite, by, handedOver, lockLost, bad, env>>
 
 (* close: closed (INACTIVE), the lock released.                            *)
-(* @java OwnedImage.close:679-679 "closed = true;"                             *)
+(* @java Transitions.close:205-205 "admission.markClosed();"                             *)
 CloseEnd(n) ==
     /\ pc[n].s = "closeEnd"
     /\ st' = [st EXCEPT ![n] = "closed"]
@@ -336,12 +337,12 @@ CloseEnd(n) ==
 (*  The owner's I/O: OwnedImage.write, flush, read                         *)
 (* ----------------------------------------------------------------------- *)
 
-(* OwnedImage.admitWrite: refused while INACTIVE (ImageInactiveException;  *)
+(* WriteAdmission.admitWrite: refused while INACTIVE (ImageInactiveException; *)
 (* nothing changes); when the recheck interval has passed, RecordStore.read *)
 (* (here: whenever the model chooses to); refused if the handle has seen a *)
 (* newer epoch (ImageFencedException).  NoFencing skips the check: a       *)
 (* handle that knows it is fenced writes (NoForbiddenWrite).               *)
-(* @java OwnedImage.admitWrite:1060-1060 "checkNotFenced(op);"                   *)
+(* @java WriteAdmission.admitWrite:131-131 "checkNotFenced(op);"                   *)
 WriteAdmit(n, reread) ==
     LET seen == IF reread THEN Max(newest[n], record.epoch) ELSE newest[n] IN
     /\ Mgmt("write") /\ Alive(n) /\ pc[n].s = "idle" /\ nextWrite < MaxWrites
@@ -358,7 +359,7 @@ WriteAdmit(n, reread) ==
 (* owner may have moved the epoch in between (only if a lock was lost: the *)
 (* lock keeps a second activation out).  The handle's header cache drops   *)
 (* it overlaps (here: all of it).                                          *)
-(* @java OwnedImage.deviceWrite:1077-1077 "case 0 -> device.write(offset, src);" *)
+(* @java OwnedImage.deviceWrite:382-382 "case 0 -> device.write(offset, src);" *)
 WriteDevice(n) ==
     /\ pc[n].s = "wrDevice"
     /\ img' = img \cup {pc[n].w}
@@ -376,9 +377,9 @@ WriteDevice(n) ==
     /\ UNCHANGED <<durable, record, lockHolder, st, epoch, newest, pending, msgs,
                    nextWrite, handedOver, lockLost, env>>
 
-(* OwnedImage.flush: refused while INACTIVE; RecordStore.read, then        *)
+(* WriteAdmission.admitFlush: refused while INACTIVE; RecordStore.read, then *)
 (* refused if fenced (NoFencing flushes anyway).                           *)
-(* @java OwnedImage.flush:631-631 "recheckRecord();"                           *)
+(* @java WriteAdmission.admitFlush:161-161 "recheckRecord();"                           *)
 FlushRead(n) ==
     LET seen == Max(newest[n], record.epoch) IN
     /\ Mgmt("flush") /\ Alive(n) /\ pc[n].s = "idle"
@@ -391,7 +392,7 @@ FlushRead(n) ==
 
 (* OwnedImage.flush: the device flush: every write on the image so far is  *)
 (* durable.  Of a node that knew it was fenced: forbidden.                 *)
-(* @java OwnedImage.flush:643-643 "device.flush();"                            *)
+(* @java OwnedImage.flush:360-360 "device.flush();"                            *)
 FlushDevice(n) ==
     /\ pc[n].s = "flDevice"
     /\ durable' = durable \cup img

@@ -3,9 +3,11 @@ package dev.handoff.ownership;
 /**
  * The spec-level steps of an {@link OwnedImage}, for trace validation against
  * {@code Ownership.tla} (specs/README.md). A test seam, not an API: a handle gets one only through
- * the package-private {@link OwnedImage#openFile(java.nio.file.Path, String, OwnedImage.State,
- * OwnershipTrace)}; every other handle has none, and each step it would record then costs one load
- * of a final field and one never-taken branch.
+ * the package-private {@link ImageOpener#file(java.nio.file.Path, java.nio.file.Path, String,
+ * OwnedImage.State, OwnershipTrace)}; every other handle has none, and each step it would record
+ * then costs one load of a final field and one never-taken branch. The steps are taken in
+ * {@link Transitions} (the transitions), {@link WriteAdmission} (the admission of a write or a
+ * flush) and {@link OwnedImage} (the device call of a write or a flush).
  *
  * <p>A step is one thing another holder can observe: an {@link OwnershipLock} acquire or release,
  * a {@link RecordStore} read or compare-and-write, a device write or flush, with the handle's

@@ -17,12 +17,12 @@ import org.junit.jupiter.api.Test;
  */
 class FencingTest {
 
-    private static final OwnedImage.Tuning NO_TIMED_RECHECK = OwnedImage.Tuning.DEFAULT.withRecheckNanos(Long.MAX_VALUE);
+    private static final ImageTuning NO_TIMED_RECHECK = ImageTuning.DEFAULT.withRecheckNanos(Long.MAX_VALUE);
 
     private final SharedImage shared = new SharedImage();
     private RecordingDevice device;
 
-    private OwnedImage openActive(OwnedImage.Tuning tuning) throws DeviceException {
+    private OwnedImage openActive(ImageTuning tuning) throws DeviceException {
         return shared.open("old", ACTIVE, d -> device = new RecordingDevice(d, shared.log), tuning);
     }
 
@@ -89,7 +89,7 @@ class FencingTest {
     @Test
     void writesRereadTheRecordOnceTheRecheckIntervalHasPassed() throws Exception {
         long interval = TimeUnit.MILLISECONDS.toNanos(20);
-        OwnedImage image = openActive(OwnedImage.Tuning.DEFAULT.withRecheckNanos(interval));
+        OwnedImage image = openActive(ImageTuning.DEFAULT.withRecheckNanos(interval));
         image.write(0, SharedImage.bytes(512, 1));
         takeOver(2);
         Thread.sleep(30);
@@ -101,7 +101,7 @@ class FencingTest {
 
     @Test
     void withAZeroIntervalEveryWriteRereadsTheRecord() throws Exception {
-        OwnedImage image = openActive(OwnedImage.Tuning.DEFAULT.withRecheckNanos(0));
+        OwnedImage image = openActive(ImageTuning.DEFAULT.withRecheckNanos(0));
         long reads = shared.records.reads();
         image.write(0, SharedImage.bytes(512, 1));
         image.write(0, SharedImage.bytes(512, 1));

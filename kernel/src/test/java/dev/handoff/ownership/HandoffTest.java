@@ -115,7 +115,7 @@ class HandoffTest {
     void prepareFailingAtTheFlushLeavesTheSourceActiveAndGivesNoToken() throws Exception {
         SharedImage shared = new SharedImage();
         FaultyDevice[] faulty = new FaultyDevice[1];
-        OwnedImage source = shared.open("src", ACTIVE, d -> faulty[0] = new FaultyDevice(d), OwnedImage.Tuning.DEFAULT);
+        OwnedImage source = shared.open("src", ACTIVE, d -> faulty[0] = new FaultyDevice(d), ImageTuning.DEFAULT);
         OwnedImage destination = shared.open("dst", INACTIVE);
         faulty[0].inject(FaultyDevice.Fault.error(DeviceException.Kind.IO_ERROR).on(FaultyDevice.Op.FLUSH).times(1));
         assertThatThrownBy(source::prepareHandoff).isInstanceOf(DeviceException.class).hasMessageContaining("remains ACTIVE");
@@ -267,10 +267,10 @@ class HandoffTest {
         for (int round = 0; round < 25; round++) {
             RecordStore records = new SidecarRecordStore(dir.resolve("race-" + round + ".img.owner"));
             dev.handoff.device.MemoryDevice disk = new dev.handoff.device.MemoryDevice(1 << 16);
-            try (OwnedImage source = OwnedImage.assemble(disk, () -> { }, records, new SharedImage.GrantingLock(), "src",
-                    "race-" + round, ACTIVE, OwnedImage.Tuning.DEFAULT);
-                    OwnedImage destination = OwnedImage.assemble(disk, () -> { }, records, new SharedImage.GrantingLock(),
-                            "dst", "race-" + round, INACTIVE, OwnedImage.Tuning.DEFAULT)) {
+            try (OwnedImage source = ImageOpener.assemble(disk, () -> { }, records, new SharedImage.GrantingLock(), "src",
+                    "race-" + round, ACTIVE, ImageTuning.DEFAULT);
+                    OwnedImage destination = ImageOpener.assemble(disk, () -> { }, records, new SharedImage.GrantingLock(),
+                            "dst", "race-" + round, INACTIVE, ImageTuning.DEFAULT)) {
                 race(source, destination, records);
             }
         }

@@ -78,8 +78,8 @@ class OwnedFileImageTest {
                 FaultyDevice.Op.WRITE_ZEROES, FaultyDevice.Op.DISCARD, FaultyDevice.Op.FLUSH));
         RecordingDevice device = new RecordingDevice(tripwire, log);
         RecordingRecordStore records = new RecordingRecordStore(new SidecarRecordStore(sidecar), log);
-        OwnedImage handle = OwnedImage.assemble(device, lease, records, new QemuFileLock(lease.device()), "dst",
-                image.toString(), INACTIVE, OwnedImage.Tuning.DEFAULT);
+        OwnedImage handle = ImageOpener.assemble(device, lease, records, new QemuFileLock(lease.device()), "dst",
+                image.toString(), INACTIVE, ImageTuning.DEFAULT);
         SharedImage.read(handle, 0, 4096);
         assertThatThrownBy(() -> handle.write(0, SharedImage.bytes(1, 1))).isInstanceOf(ImageInactiveException.class);
         assertThatThrownBy(handle::flush).isInstanceOf(ImageInactiveException.class);

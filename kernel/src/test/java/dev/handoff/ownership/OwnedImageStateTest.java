@@ -40,7 +40,7 @@ class OwnedImageStateTest {
     private RecordingDevice device;
 
     private OwnedImage open(OwnedImage.State state) throws DeviceException {
-        return shared.open("me", state, d -> device = new RecordingDevice(d, shared.log), OwnedImage.Tuning.DEFAULT);
+        return shared.open("me", state, d -> device = new RecordingDevice(d, shared.log), ImageTuning.DEFAULT);
     }
 
     @ParameterizedTest
@@ -178,7 +178,7 @@ class OwnedImageStateTest {
         try (OwnedImage image = open(INACTIVE)) {
             assertThat(SharedImage.read(image, 0, 512)).isEqualTo(SharedImage.filled(512, 9));
             assertThat(image.epoch()).isZero();
-            assertThat(image.headerCached()).isFalse();
+            assertThat(OwnedImageProbe.headerCached(image)).isFalse();
         }
         assertThat(device.mutations()).isZero();
         assertThat(shared.records.writes()).isZero();

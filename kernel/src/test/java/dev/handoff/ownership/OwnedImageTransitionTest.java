@@ -47,7 +47,7 @@ class OwnedImageTransitionTest {
 
     @Test
     void inactivationFlushesDataBeforeWritingTheRecordCleanAndThenReleasesTheLock() throws Exception {
-        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), OwnedImage.Tuning.DEFAULT);
+        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), ImageTuning.DEFAULT);
         image.write(0, SharedImage.bytes(512, 1));
         shared.log.clear();
         image.inactivate();
@@ -65,7 +65,7 @@ class OwnedImageTransitionTest {
     void inactivateWaitsForInFlightWritesAndRefusesWritesThatArriveMeanwhile() throws Exception {
         FaultyDevice[] faulty = new FaultyDevice[1];
         OwnedImage image = shared.open("a", ACTIVE,
-                d -> new RecordingDevice(faulty[0] = new FaultyDevice(d), shared.log), OwnedImage.Tuning.DEFAULT);
+                d -> new RecordingDevice(faulty[0] = new FaultyDevice(d), shared.log), ImageTuning.DEFAULT);
         faulty[0].inject(FaultyDevice.Fault.latency(Duration.ofMillis(300)).on(FaultyDevice.Op.WRITE).times(1));
         Future<?> slowWrite = pool.submit(() -> {
             image.write(0, SharedImage.bytes(512, 5));
@@ -96,7 +96,7 @@ class OwnedImageTransitionTest {
     @Test
     void failedFlushDuringInactivationLeavesTheImageActiveHoldingItsLock() throws Exception {
         FaultyDevice[] faulty = new FaultyDevice[1];
-        OwnedImage image = shared.open("a", ACTIVE, d -> faulty[0] = new FaultyDevice(d), OwnedImage.Tuning.DEFAULT);
+        OwnedImage image = shared.open("a", ACTIVE, d -> faulty[0] = new FaultyDevice(d), ImageTuning.DEFAULT);
         faulty[0].inject(FaultyDevice.Fault.error(DeviceException.Kind.IO_ERROR).on(FaultyDevice.Op.FLUSH).times(1));
         assertThatThrownBy(image::inactivate)
                 .isInstanceOf(DeviceException.class)
@@ -189,17 +189,17 @@ class OwnedImageTransitionTest {
         try (OwnedImage a = shared.open("a", ACTIVE); OwnedImage b = shared.open("b", INACTIVE)) {
             a.write(0, SharedImage.bytes(512, 1));
             assertThat(SharedImage.read(a, 0, 512)).isEqualTo(SharedImage.filled(512, 1));
-            assertThat(a.headerCached()).isTrue();
+            assertThat(OwnedImageProbe.headerCached(a)).isTrue();
             HandoffToken token = a.prepareHandoff();
-            assertThat(a.cachedRecord()).isEqualTo(new OwnershipRecord(1, "a", true));
+            assertThat(OwnedImageProbe.cachedRecord(a)).isEqualTo(new OwnershipRecord(1, "a", true));
             b.acceptHandoff(token);
             b.write(0, SharedImage.bytes(512, 2)); // another owner rewrites the header
             b.inactivate();
-            int drops = a.cacheDrops();
+            int drops = OwnedImageProbe.cacheDrops(a);
             a.activate();
-            assertThat(a.cacheDrops()).isEqualTo(drops + 1);
-            assertThat(a.cachedRecord()).isEqualTo(new OwnershipRecord(3, "a", false));
-            assertThat(a.headerCached()).isFalse();
+            assertThat(OwnedImageProbe.cacheDrops(a)).isEqualTo(drops + 1);
+            assertThat(OwnedImageProbe.cachedRecord(a)).isEqualTo(new OwnershipRecord(3, "a", false));
+            assertThat(OwnedImageProbe.headerCached(a)).isFalse();
             assertThat(SharedImage.read(a, 0, 512)).isEqualTo(SharedImage.filled(512, 2));
             assertThat(a.epoch()).isEqualTo(3);
         }
@@ -207,13 +207,13 @@ class OwnedImageTransitionTest {
 
     @Test
     void headerCacheServesActiveReadsAndNeverOutlivesAWrite() throws Exception {
-        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), OwnedImage.Tuning.DEFAULT);
+        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), ImageTuning.DEFAULT);
         SharedImage.read(image, 0, 512);
         long reads = shared.log.count("read");
         SharedImage.read(image, 100, 200);
         assertThat(shared.log.count("read")).isEqualTo(reads); // served by the cache
         image.write(128, SharedImage.bytes(8, 3));
-        assertThat(image.headerCached()).isFalse();
+        assertThat(OwnedImageProbe.headerCached(image)).isFalse();
         assertThat(SharedImage.read(image, 128, 8)).isEqualTo(SharedImage.filled(8, 3));
         image.writeZeroes(128, 8);
         assertThat(SharedImage.read(image, 128, 8)).isEqualTo(new byte[8]);
@@ -225,7 +225,7 @@ class OwnedImageTransitionTest {
 
     @Test
     void closeOfAnInactiveImageWritesNothingAtAll() throws Exception {
-        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), OwnedImage.Tuning.DEFAULT);
+        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), ImageTuning.DEFAULT);
         image.write(0, SharedImage.bytes(512, 1));
         image.inactivate();
         OwnershipRecord record = shared.record();
@@ -237,7 +237,7 @@ class OwnedImageTransitionTest {
 
     @Test
     void closeOfAnActiveImageFlushesAndMarksTheRecordClean() throws Exception {
-        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), OwnedImage.Tuning.DEFAULT);
+        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), ImageTuning.DEFAULT);
         image.write(0, SharedImage.bytes(512, 1));
         shared.log.clear();
         image.close();
@@ -249,7 +249,7 @@ class OwnedImageTransitionTest {
     @Test
     void closeOfAnActiveImageWhoseFlushFailsLeavesTheRecordUncleanAndStillCloses() throws Exception {
         FaultyDevice[] faulty = new FaultyDevice[1];
-        OwnedImage image = shared.open("a", ACTIVE, d -> faulty[0] = new FaultyDevice(d), OwnedImage.Tuning.DEFAULT);
+        OwnedImage image = shared.open("a", ACTIVE, d -> faulty[0] = new FaultyDevice(d), ImageTuning.DEFAULT);
         faulty[0].inject(FaultyDevice.Fault.error(DeviceException.Kind.IO_ERROR).on(FaultyDevice.Op.FLUSH));
         assertThatThrownBy(image::close).isInstanceOf(DeviceException.class).hasMessageContaining("left unclean");
         assertThat(shared.record()).isEqualTo(new OwnershipRecord(1, "a", false));
@@ -261,7 +261,7 @@ class OwnedImageTransitionTest {
 
     @Test
     void concurrentWritesProceedTogetherAndAllLandBeforeTheInactivationFlush() throws Exception {
-        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), OwnedImage.Tuning.DEFAULT);
+        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(d, shared.log), ImageTuning.DEFAULT);
         int writers = 4;
         CountDownLatch go = new CountDownLatch(1);
         CompletableFuture<?>[] done = new CompletableFuture<?>[writers];
@@ -324,7 +324,7 @@ class OwnedImageTransitionTest {
                 guard("discard");
                 super.discard(offset, length);
             }
-        }, OwnedImage.Tuning.DEFAULT);
+        }, ImageTuning.DEFAULT);
         handle.set(image);
         java.util.concurrent.atomic.AtomicBoolean stop = new java.util.concurrent.atomic.AtomicBoolean();
         java.util.concurrent.atomic.AtomicLong refused = new java.util.concurrent.atomic.AtomicLong();

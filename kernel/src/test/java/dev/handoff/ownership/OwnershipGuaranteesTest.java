@@ -44,7 +44,7 @@ class OwnershipGuaranteesTest {
         FaultyDevice[] faulty = new FaultyDevice[1];
         OwnedImage image = shared.open("a", ACTIVE,
                 d -> new RecordingDevice(faulty[0] = new FaultyDevice(d), shared.log),
-                OwnedImage.Tuning.DEFAULT);
+                ImageTuning.DEFAULT);
         faulty[0].inject(FaultyDevice.Fault.latency(Duration.ofMillis(200)).on(FaultyDevice.Op.WRITE).times(1));
         CompletableFuture<Void> write = CompletableFuture.runAsync(() -> {
             try {
@@ -134,7 +134,7 @@ class OwnershipGuaranteesTest {
         OwnedImage owner = shared.open("owner", ACTIVE);
         try {
             OwnedImage bystander = shared.open("bystander", INACTIVE, d -> new RecordingDevice(d, shared.log),
-                    OwnedImage.Tuning.DEFAULT);
+                    ImageTuning.DEFAULT);
             OwnershipRecord record = shared.record();
             shared.log.clear();
             bystander.close();
@@ -150,7 +150,7 @@ class OwnershipGuaranteesTest {
     void noWriteWhileInactive() throws Exception {
         SharedImage shared = new SharedImage();
         OwnedImage image = shared.open("a", INACTIVE, d -> new RecordingDevice(d, shared.log),
-                OwnedImage.Tuning.DEFAULT);
+                ImageTuning.DEFAULT);
         shared.log.clear();
         try {
             image.write(0, SharedImage.bytes(512, 1));
@@ -167,7 +167,7 @@ class OwnershipGuaranteesTest {
         SharedImage shared = new SharedImage();
         RecordingDevice[] device = new RecordingDevice[1];
         OwnedImage image = shared.open("old", ACTIVE, d -> device[0] = new RecordingDevice(d, shared.log),
-                OwnedImage.Tuning.DEFAULT);
+                ImageTuning.DEFAULT);
         shared.overwrite(new OwnershipRecord(2, "new", false));
         shared.log.clear();
         for (int i = 0; i < 2; i++) {

@@ -45,9 +45,9 @@ public final class OwnershipTraceRecorder implements OwnershipTrace {
         this.lockFile = this.log.resolveSibling(this.log.getFileName() + ".lock");
     }
 
-    /** A handle on {@code image} whose steps this recorder records (see OwnedImage#openFile). */
+    /** A handle on {@code image} whose steps this recorder records (see ImageOpener#file). */
     public OwnedImage openFile(Path image, String node, OwnedImage.State initial) throws DeviceException {
-        return OwnedImage.openFile(image, node, initial, this);
+        return ImageOpener.file(image, null, node, initial, this);
     }
 
     /** From now on steps are recorded (creates the empty log). */
@@ -115,16 +115,16 @@ public final class OwnershipTraceRecorder implements OwnershipTrace {
     private String line(OwnedImage image, Step step, boolean ok, long a, String owner) {
         OwnershipRecord r;
         try {
-            r = image.peekRecord();
+            r = OwnedImageProbe.peekRecord(image);
         } catch (DeviceException e) {
             throw new IllegalStateException("trace: cannot read the record after " + step, e);
         }
-        String st = image.isClosed() ? "closed" : image.state() == OwnedImage.State.ACTIVE ? "active" : "inactive";
+        String st = OwnedImageProbe.isClosed(image) ? "closed" : image.state() == OwnedImage.State.ACTIVE ? "active" : "inactive";
         return String.format(Locale.ROOT, "[s |-> \"%s\", n |-> \"%s\", ok |-> %s, a |-> %d, owner |-> \"%s\","
                         + " st |-> \"%s\", epoch |-> %d, newest |-> %d, rec |-> [epoch |-> %d, owner |-> \"%s\","
                         + " clean |-> %s]]",
                 step.name(), image.ownerId(), ok ? "TRUE" : "FALSE", a, owner == null ? "none" : owner, st,
-                image.epoch(), image.newestEpochSeen(), r.epoch(), r.ownerId().isEmpty() ? "none" : r.ownerId(),
+                image.epoch(), OwnedImageProbe.newestEpochSeen(image), r.epoch(), r.ownerId().isEmpty() ? "none" : r.ownerId(),
                 r.clean() ? "TRUE" : "FALSE");
     }
 

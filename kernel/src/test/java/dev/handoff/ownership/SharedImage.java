@@ -33,12 +33,12 @@ final class SharedImage {
     }
 
     OwnedImage open(String owner, OwnedImage.State state) throws DeviceException {
-        return open(owner, state, d -> d, OwnedImage.Tuning.DEFAULT);
+        return open(owner, state, d -> d, ImageTuning.DEFAULT);
     }
 
-    OwnedImage open(String owner, OwnedImage.State state, UnaryOperator<BlockDevice> view, OwnedImage.Tuning tuning)
+    OwnedImage open(String owner, OwnedImage.State state, UnaryOperator<BlockDevice> view, ImageTuning tuning)
             throws DeviceException {
-        return OwnedImage.assemble(view.apply(disk), () -> { }, records, lock(), owner, name, state, tuning);
+        return ImageOpener.assemble(view.apply(disk), () -> { }, records, lock(), owner, name, state, tuning);
     }
 
     /**
@@ -46,8 +46,8 @@ final class SharedImage {
      * for (a lock lost under a live holder, a file system whose locks do not work).
      */
     OwnedImage openWithFailedLock(String owner, OwnedImage.State state) throws DeviceException {
-        return OwnedImage.assemble(disk, () -> { }, records, new GrantingLock(), owner, name, state,
-                OwnedImage.Tuning.DEFAULT);
+        return ImageOpener.assemble(disk, () -> { }, records, new GrantingLock(), owner, name, state,
+                ImageTuning.DEFAULT);
     }
 
     /** Replaces the record behind every handle's back, as another host would (a compare with whatever is there). */

@@ -221,8 +221,8 @@ public final class OwnershipSimulation {
     }
 
     private OwnedImage open(int side) throws DeviceException {
-        OwnedImage.Tuning tuning = new OwnedImage.Tuning(0, scenario.headerBytes());
-        return OwnedImage.assemble(views[side], () -> { }, records, locks[side], OWNER[side], "simulated image",
+        ImageTuning tuning = new ImageTuning(0, scenario.headerBytes());
+        return ImageOpener.assemble(views[side], () -> { }, records, locks[side], OWNER[side], "simulated image",
                 OwnedImage.State.INACTIVE, tuning);
     }
 

@@ -2,16 +2,13 @@ package dev.handoff.stress;
 
 import dev.handoff.device.DeviceException;
 import dev.handoff.ownership.OwnedImage;
+import dev.handoff.ownership.OwnedImageProbe;
 import org.openjdk.jcstress.annotations.Actor;
 import org.openjdk.jcstress.annotations.Arbiter;
 import org.openjdk.jcstress.annotations.JCStressTest;
 import org.openjdk.jcstress.annotations.Outcome;
 import org.openjdk.jcstress.annotations.State;
 import org.openjdk.jcstress.infra.results.I_Result;
-
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
 
 import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
@@ -22,8 +19,9 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  * compare-and-set loop, so two concurrent raises never leave it below the larger one: a handle
  * that once saw a takeover stays fenced.
  *
- * Set-up: an inactive in-memory OwnedImage (epoch 0). Two actors call the real private
- * observeEpoch with 5 and with 7 at once; the arbiter reads newestEpochSeen().
+ * Set-up: an inactive in-memory OwnedImage (epoch 0). Two actors raise its newest epoch seen with
+ * 5 and with 7 at once, through the kernel's published seam (OwnedImageProbe, in the kernel's
+ * test-jar), which calls the handle's own observeEpoch; the arbiter reads the epoch back.
  *
  * Broken variant caught: observe-epoch-plain-store
  * (mutants/patches/observe-epoch-plain-store.patch): a read, a compare and a plain store; the
@@ -37,19 +35,6 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 @Outcome(expect = FORBIDDEN, desc = "Anything else.")
 @State
 public class ObserveEpochVsObserveEpoch {
-    static final MethodHandle OBSERVE;
-    static final MethodHandle NEWEST;
-
-    static {
-        try {
-            MethodHandles.Lookup l = MethodHandles.privateLookupIn(OwnedImage.class, MethodHandles.lookup());
-            OBSERVE = l.findVirtual(OwnedImage.class, "observeEpoch", MethodType.methodType(void.class, long.class));
-            NEWEST = l.findVirtual(OwnedImage.class, "newestEpochSeen", MethodType.methodType(long.class));
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     final OwnedImage image;
 
     public ObserveEpochVsObserveEpoch() {
@@ -73,18 +58,14 @@ public class ObserveEpochVsObserveEpoch {
     @Arbiter
     public void arbiter(I_Result r) {
         try {
-            r.r1 = (int) (long) NEWEST.invoke(image);
+            r.r1 = (int) OwnedImageProbe.newestEpochSeen(image);
             image.close();
-        } catch (Throwable e) {
+        } catch (DeviceException e) {
             r.r1 = -1;
         }
     }
 
     private void observe(long epoch) {
-        try {
-            OBSERVE.invoke(image, epoch);
-        } catch (Throwable e) {
-            throw new IllegalStateException(e);
-        }
+        OwnedImageProbe.observeEpoch(image, epoch);
     }
 }

@@ -41,10 +41,10 @@ public class OwnedImageLincheckTest {
         // state between runs, which would hand a held lock to the next run's handles.
         MemoryRecordStore records = new MemoryRecordStore("image");
         AtomicReference<Object> holder = new AtomicReference<>();
-        handles[0] = OwnedImage.assemble(device, () -> { }, records, new OneImageLock(holder), "h0", "image",
-                OwnedImage.State.ACTIVE, OwnedImage.Tuning.DEFAULT);
-        handles[1] = OwnedImage.assemble(device, () -> { }, records, new OneImageLock(holder), "h1", "image",
-                OwnedImage.State.INACTIVE, OwnedImage.Tuning.DEFAULT);
+        handles[0] = ImageOpener.assemble(device, () -> { }, records, new OneImageLock(holder), "h0", "image",
+                OwnedImage.State.ACTIVE, ImageTuning.DEFAULT);
+        handles[1] = ImageOpener.assemble(device, () -> { }, records, new OneImageLock(holder), "h1", "image",
+                OwnedImage.State.INACTIVE, ImageTuning.DEFAULT);
     }
 
     /** An ownership lock shared by the handles of one test instance: the holder is one atomic reference. */
