@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.device.WriteGate;
 import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.nbd.NbdAddress;
 import dev.handoff.nbd.NbdExport;
@@ -189,7 +190,7 @@ final class ServeCommand implements Callable<Integer> {
     private ReadOnlyImage readOnlyImage;
     private MirrorTarget target;       // --mirror-to's
     private JobRun mirrorToRun;
-    private ExportGate gate;
+    private WriteGate gate;
     private NbdServer server;
     private QmpServer qmpServer;
     private NbdUri uri;
@@ -283,7 +284,7 @@ final class ServeCommand implements Callable<Integer> {
                 owned = open(ownerId);
                 exported = owned;
             }
-            gate = new ExportGate(exported);
+            gate = new WriteGate(exported);
             if (target != null) {
                 BlockDevice targetDevice = target.open(checked.size());
                 mirrorToRun = prepareMirror(launcher, targetDevice, target.readsAsZeroes(), null);
@@ -449,7 +450,7 @@ final class ServeCommand implements Callable<Integer> {
                 System.out.flush();
             }
         });
-        // Clients move onto the job's guest device once the writes in flight are done (ExportGate).
+        // Clients move onto the job's guest device once the writes in flight are done (WriteGate).
         gate.route(run.job().guestDevice());
         return run;
     }
@@ -723,7 +724,7 @@ final class ServeCommand implements Callable<Integer> {
                 throw QmpException.generic("a mirror job is still running: complete or cancel it before handing the"
                         + " image over");
             }
-            gate.refuseWrites(); // waits for in-flight client writes; new ones are refused from here on
+            gate.refuseWrites("the image was handed over: writes are refused here"); // waits for in-flight client writes
             HandoffToken token;
             try {
                 token = owned.prepareHandoff();
