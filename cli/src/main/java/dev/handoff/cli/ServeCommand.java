@@ -1,18 +1,15 @@
 package dev.handoff.cli;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.WriteGate;
-import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.nbd.NbdAddress;
 import dev.handoff.nbd.NbdExport;
 import dev.handoff.nbd.NbdServer;
 import dev.handoff.nbd.NbdUri;
 import dev.handoff.nbd.TlsCredentials;
-import dev.handoff.ownership.HandoffToken;
 import dev.handoff.ownership.ImageFencedException;
 import dev.handoff.ownership.ImageInactiveException;
 import dev.handoff.ownership.OwnedImage;
@@ -21,8 +18,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
 import java.time.Duration;
-import java.util.Set;
-import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeoutException;
@@ -38,27 +33,16 @@ import picocli.CommandLine.Parameters;
  * a QMP control socket: the shape of qemu-storage-daemon with an NBD export and mirror jobs, so
  * that the same scripts drive both.
  *
- * <p>Control commands, besides the job commands of {@link JobControl} ({@code query-block-jobs},
- * {@code block-job-complete}, {@code job-finalize}, ...):
- * <ul>
- *   <li>{@code blockdev-add} / {@code blockdev-del} / {@code query-named-block-nodes}: mirror
- *       targets by node name ({@link BlockNodes});</li>
- *   <li>{@code blockdev-mirror} (to a node) and {@code drive-mirror} (to a file or an NBD URI),
- *       with QEMU's job options: a mirror job on the served image (its node name is
- *       {@code --node-name}), one at a time; {@code serve --mirror-to} is a shortcut for the
- *       second;</li>
- *   <li>{@code query-block-exports}: the NBD export, as QEMU lists it (plus {@code x-uri});</li>
- *   <li>{@code x-handoff-prepare}: the source's half of a handoff once no job runs: waits for
- *       in-flight writes, refuses new ones (clients get {@code EPERM}), flushes, marks the ownership
- *       record clean, goes INACTIVE and releases the locks; returns the token
- *       {@code {"epoch": N, "owner": ID}};</li>
- *   <li>{@code x-handoff-accept {"epoch": N, "owner": ID}}: the destination's half, for an image
- *       on shared storage served with {@code --inactive}: activates with the source's token;</li>
- *   <li>{@code x-handoff-abort}: takes the image back after a failed migration;</li>
- *   <li>{@code x-query-ownership}: {@code {"state", "epoch", "owner"}};</li>
- *   <li>{@code quit}: stops serving and exits 0 (an ACTIVE image is flushed and released, an
- *       INACTIVE or read-only one closed without writing anything).</li>
- * </ul>
+ * <p>This class is the serve's lifecycle: options, the order of start-up, the run, the stop. The
+ * control socket is {@link ServeControl}: QEMU's job commands ({@link JobControl}), block nodes
+ * ({@link BlockNodes}), mirror jobs on the image ({@link ServeMirrors}, also behind
+ * {@code --mirror-to}), the ownership commands {@code x-handoff-prepare}, {@code x-handoff-accept},
+ * {@code x-handoff-abort} and {@code x-query-ownership} ({@link HandoffControl}),
+ * {@code query-block-exports} and {@code quit} (stops serving and exits 0: an ACTIVE image is
+ * flushed and released, an INACTIVE or read-only one closed without writing anything). Clients
+ * write through a {@link dev.handoff.device.WriteGate}, which moves them onto a job's guest device
+ * and refuses their writes for a handoff.
+ *
  * A mirror job never completes on its own: it stays READY, keeping the target in sync, until
  * {@code block-job-complete} (pivot: clients then write to the target) or {@code block-job-cancel}
  * (no pivot: the target is a consistent copy, clients stay on IMAGE; what a migration does).
@@ -191,12 +175,13 @@ final class ServeCommand implements Callable<Integer> {
     private MirrorTarget target;       // --mirror-to's
     private JobRun mirrorToRun;
     private WriteGate gate;
+    private ServeMirrors mirrors;
+    private ServeControl controlHandler;
     private NbdServer server;
     private QmpServer qmpServer;
     private NbdUri uri;
     private BlockNodes nodes;
     private final JobTable jobs = new JobTable();
-    private volatile String pivotedTo; // where a completed job moved the export, or null
     private java.util.Set<PosixFilePermission> socketPermissions;
 
     @Override
@@ -273,8 +258,11 @@ final class ServeCommand implements Callable<Integer> {
                 throw new CliException(ExitCodes.BUSY, "cannot listen on " + address + ": " + e.getMessage());
             }
             uri = server.requiresTls() ? server.uri(exportName).withTls() : server.uri(exportName);
+            ServeControl handler = null;
             if (control != null) {
-                qmpServer = QmpServer.bind(control, socketPermissions, new Control(node), "handoff " + Main.version());
+                handler = new ServeControl(new ExportView(node), jobs, nodes);
+                qmpServer = QmpServer.bind(control, socketPermissions, handler, "handoff " + Main.version());
+                handler.boundTo(qmpServer);
             }
             BlockDevice exported;
             if (readOnly) {
@@ -285,9 +273,13 @@ final class ServeCommand implements Callable<Integer> {
                 exported = owned;
             }
             gate = new WriteGate(exported);
+            mirrors = new ServeMirrors(image, node, owned, gate, jobs, nodes, qmpServer, mirrorTlsCreds);
+            if (handler != null) {
+                controlHandler = handler;
+            }
             if (target != null) {
                 BlockDevice targetDevice = target.open(checked.size());
-                mirrorToRun = prepareMirror(launcher, targetDevice, target.readsAsZeroes(), null);
+                mirrorToRun = mirrors.prepare(launcher, targetDevice, target.readsAsZeroes(), null, target.display());
             }
             if (!readOnly && !inactive) {
                 activate();
@@ -308,6 +300,9 @@ final class ServeCommand implements Callable<Integer> {
                 + (control != null ? ", control " + control : ""));
         System.out.flush();
         serving = true;
+        if (controlHandler != null) {
+            controlHandler.serving(mirrors, new HandoffControl(image, owned, gate, jobs));
+        }
         Thread hook = new Thread(() -> stop(true), "handoff-serve-stop");
         Runtime.getRuntime().addShutdownHook(hook);
         if (mirrorToRun != null) {
@@ -422,40 +417,6 @@ final class ServeCommand implements Callable<Integer> {
     }
 
     /**
-     * A mirror job from the served image to {@code targetDevice}, in the job table and wired to the
-     * control socket and stdout, not started yet; {@code node} is released when it concludes.
-     */
-    private JobRun prepareMirror(JobLauncher launcher, BlockDevice targetDevice, boolean zero, BlockNodes.Node node)
-            throws QmpException {
-        JobRun run = launcher.launch(owned, targetDevice, zero);
-        jobs.add(run);
-        // Bookkeeping first: a client that sees the job's last event may at once reuse its target.
-        run.addSink((e, events) -> {
-            if (e instanceof MirrorEvent.Completed c && c.pivoted()) {
-                pivotedTo = node != null ? node.name : target.display();
-            }
-            if (node != null && (e instanceof MirrorEvent.Completed || e instanceof MirrorEvent.Cancelled
-                    || e instanceof MirrorEvent.Failed)) {
-                nodes.release(node, e instanceof MirrorEvent.Completed c && c.pivoted());
-            }
-        });
-        QmpServer q = qmpServer;
-        if (q != null) {
-            run.addSink((e, events) -> events.forEach(q::broadcast));
-        }
-        run.addSink((e, events) -> {
-            String line = EventLines.describe(e);
-            if (line != null) {
-                System.out.println(run.jobId() + ": " + line);
-                System.out.flush();
-            }
-        });
-        // Clients move onto the job's guest device once the writes in flight are done (WriteGate).
-        gate.route(run.job().guestDevice());
-        return run;
-    }
-
-    /**
      * Stops serving: NBD clients' in-flight requests finish, running jobs are cancelled (forced,
      * as on any exit of qemu-storage-daemon), then the targets and the image are closed. Once.
      */
@@ -515,277 +476,32 @@ final class ServeCommand implements Callable<Integer> {
         }
     }
 
-    /** The control socket: the job commands plus the nodes', the mirrors', the export's, the handoff's and quit. */
-    private final class Control implements QmpServer.Handler {
+    /** What the control socket sees of the export: its listing, and quit. */
+    private final class ExportView implements ServeControl.Export {
         private final String node;
-        private final JobControl jobControl = new JobControl(jobs);
-        private final Set<String> own = Set.of("query-block-exports", "query-named-block-nodes", "blockdev-add",
-                "blockdev-del", "blockdev-mirror", "drive-mirror", "x-handoff-prepare", "x-handoff-accept",
-                "x-handoff-abort", "x-query-ownership", "quit");
 
-        Control(String node) {
+        ExportView(String node) {
             this.node = node;
         }
 
         @Override
-        public Set<String> commands() {
-            Set<String> all = new TreeSet<>(own);
-            all.addAll(jobControl.commands());
-            return all;
+        public ArrayNode exports() {
+            ArrayNode list = Json.array();
+            if (serving) {
+                ObjectNode export = list.addObject();
+                export.put("type", "nbd");
+                export.put("id", exportName);
+                export.put("node-name", node);
+                export.put("shutting-down", stopped.get());
+                export.put("x-uri", uri.toString());
+                export.put("x-connections", server.connectionCount());
+            }
+            return list;
         }
 
         @Override
-        public JsonNode execute(String command, ObjectNode args) throws QmpException {
-            if (!serving && !command.startsWith("query-")) {
-                throw QmpException.generic("the server is starting: try again once it serves");
-            }
-            if (!own.contains(command)) {
-                return jobControl.execute(command, args);
-            }
-            switch (command) {
-                case "blockdev-add":
-                    nodes.add(args);
-                    return Json.object();
-                case "blockdev-del":
-                    Args.allow(args, "node-name");
-                    nodes.delete(Args.string(args, "node-name"));
-                    return Json.object();
-                case "query-named-block-nodes":
-                    Args.allow(args, "flat");
-                    return nodes.describe();
-                case "blockdev-mirror":
-                    return blockdevMirror(args);
-                case "drive-mirror":
-                    return driveMirror(args);
-                case "x-handoff-accept":
-                    return accept(args);
-                default:
-                    break;
-            }
-            Args.allow(args);
-            switch (command) {
-                case "query-block-exports": {
-                    ArrayNode list = Json.array();
-                    if (serving) {
-                        ObjectNode export = list.addObject();
-                        export.put("type", "nbd");
-                        export.put("id", exportName);
-                        export.put("node-name", node);
-                        export.put("shutting-down", stopped.get());
-                        export.put("x-uri", uri.toString());
-                        export.put("x-connections", server.connectionCount());
-                    }
-                    return list;
-                }
-                case "x-handoff-prepare":
-                    return prepare();
-                case "x-handoff-abort":
-                    requireOwnership();
-                    try {
-                        owned.abortHandoff();
-                    } catch (DeviceException | IllegalStateException e) {
-                        throw QmpException.generic("x-handoff-abort refused: " + e.getMessage());
-                    }
-                    gate.acceptWrites();
-                    return ownership();
-                case "x-query-ownership":
-                    return ownership();
-                default: // quit
-                    if (qmpServer != null) {
-                        ObjectNode data = Json.object();
-                        data.put("guest", false);
-                        data.put("reason", "host-qmp-quit");
-                        qmpServer.broadcast(QmpEvents.event("SHUTDOWN", data));
-                    }
-                    quit.countDown();
-                    return Json.object();
-            }
+        public void quit() {
+            quit.countDown();
         }
-
-        /** blockdev-mirror: a job from the served image to a node made by blockdev-add. */
-        private JsonNode blockdevMirror(ObjectNode args) throws QmpException {
-            Args.allow(args, concat(MirrorArgs.JOB_OPTIONS, "job-id", "device", "target", "replaces",
-                    "filter-node-name"));
-            MirrorArgs parsed = MirrorArgs.parse(args);
-            String device = Args.string(args, "device");
-            String targetName = Args.string(args, "target");
-            Args.optString(args, "filter-node-name"); // names QEMU's filter node; Handoff's filter has no name
-            requireDevice(device);
-            BlockNodes.Node targetNode;
-            if (targetName.equals(node)) {
-                throw QmpException.generic("Can't mirror node into itself");
-            }
-            targetNode = nodes.get(targetName);
-            String replaces = Args.optString(args, "replaces");
-            if (replaces != null && !replaces.equals(node)) {
-                throw QmpException.generic("Failed to find node with node-name='" + replaces + "'");
-            }
-            JobLauncher launcher = parsed.launcher(Args.optString(args, "job-id"), targetNode.device.size(),
-                    gate.size());
-            startMirror(launcher, targetNode, false);
-            return Json.object();
-        }
-
-        /** drive-mirror: the same to a file (or NBD export) named by its path, opened for the job. */
-        private JsonNode driveMirror(ObjectNode args) throws QmpException {
-            Args.allow(args, concat(MirrorArgs.JOB_OPTIONS, "job-id", "device", "target", "format", "node-name",
-                    "replaces", "mode", "unmap"));
-            MirrorArgs parsed = MirrorArgs.parse(args);
-            String device = Args.string(args, "device");
-            String targetSpec = Args.string(args, "target");
-            String mode = args.has("mode") ? Args.string(args, "mode") : "absolute-paths";
-            if (!mode.equals("absolute-paths") && !mode.equals("existing")) {
-                throw QmpException.generic("Parameter 'mode' does not accept value '" + mode + "'");
-            }
-            if (!Args.optBool(args, "unmap", true)) {
-                throw QmpException.generic("unmap=false is not supported: Handoff keeps the target as sparse as"
-                        + " the source");
-            }
-            String fmt = Args.optString(args, "format");
-            if (fmt != null && !fmt.equals("raw")) {
-                throw QmpException.generic("Format '" + fmt + "' is not supported: Handoff writes raw images only");
-            }
-            String replaces = Args.optString(args, "replaces");
-            requireDevice(device);
-            if (replaces != null && !replaces.equals(node)) {
-                throw QmpException.generic("Failed to find node with node-name='" + replaces + "'");
-            }
-            JobLauncher launcher = parsed.launcher(Args.optString(args, "job-id"), gate.size(), gate.size());
-            MirrorTarget t;
-            BlockDevice device0;
-            try {
-                t = MirrorTarget.resolve(targetSpec, tlsCredsFor(targetSpec), "--mirror-tls-creds");
-                if (mode.equals("existing") && t instanceof FileTarget f && !f.exists()) {
-                    throw QmpException.generic("Could not open '" + targetSpec + "': No such file or directory");
-                }
-                t.check(SourceImage.ofSize(image, gate.size()), fmt != null ? ImageFormat.RAW : null);
-                device0 = t.open(gate.size());
-            } catch (CliException e) {
-                throw QmpException.generic(e.getMessage());
-            }
-            BlockNodes.Node targetNode;
-            try {
-                targetNode = nodes.addImplicit(Args.optString(args, "node-name"), t, device0);
-            } catch (QmpException e) {
-                t.abandon();
-                throw e;
-            }
-            try {
-                startMirror(launcher, targetNode, t.readsAsZeroes());
-            } catch (QmpException | RuntimeException e) {
-                nodes.release(targetNode, false);
-                throw e;
-            }
-            return Json.object();
-        }
-
-        private void requireDevice(String device) throws QmpException {
-            if (!device.equals(node)) {
-                throw QmpException.generic("Cannot find device='" + device + "' nor node-name='" + device + "'");
-            }
-        }
-
-        private void startMirror(JobLauncher launcher, BlockNodes.Node targetNode, boolean zero) throws QmpException {
-            if (readOnly) {
-                throw QmpException.generic(image + " is served read-only: it holds no write lock, so other writers"
-                        + " could change it behind a mirror job; serve it without --read-only to mirror it");
-            }
-            if (owned.state() != OwnedImage.State.ACTIVE) {
-                throw QmpException.generic(image + " is INACTIVE: activate it (x-handoff-accept or x-handoff-abort)"
-                        + " before mirroring it");
-            }
-            if (pivotedTo != null) {
-                throw QmpException.generic("the export was pivoted to '" + pivotedTo + "' by an earlier job: serve"
-                        + " that image to mirror it again");
-            }
-            if (jobs.anyRunning()) {
-                throw QmpException.generic("Node '" + node + "' is busy: block device is in use by block job: mirror");
-            }
-            nodes.use(targetNode, "job '" + launcher.jobId() + "'");
-            JobRun run;
-            try {
-                run = prepareMirror(launcher, targetNode.device, zero, targetNode);
-            } catch (QmpException | RuntimeException e) {
-                nodes.release(targetNode, false);
-                throw e;
-            }
-            run.start();
-        }
-
-        private void requireOwnership() throws QmpException {
-            if (owned == null) {
-                throw QmpException.generic(image + " is served read-only: it takes no part in the ownership protocol");
-            }
-        }
-
-        private JsonNode prepare() throws QmpException {
-            requireOwnership();
-            if (jobs.anyRunning()) {
-                throw QmpException.generic("a mirror job is still running: complete or cancel it before handing the"
-                        + " image over");
-            }
-            gate.refuseWrites("the image was handed over: writes are refused here"); // waits for in-flight client writes
-            HandoffToken token;
-            try {
-                token = owned.prepareHandoff();
-            } catch (DeviceException | IllegalStateException e) {
-                if (owned.state() == OwnedImage.State.ACTIVE) {
-                    gate.acceptWrites();
-                }
-                throw QmpException.generic("x-handoff-prepare failed: " + e.getMessage());
-            }
-            ObjectNode r = Json.object();
-            r.put("epoch", token.epoch());
-            r.put("owner", token.ownerId());
-            System.out.println("handed over: " + image + " INACTIVE, token " + token.epoch() + ":" + token.ownerId());
-            System.out.flush();
-            return r;
-        }
-
-        /** The destination's half (shared storage): {"epoch": N, "owner": ID} from the source's prepare. */
-        private JsonNode accept(ObjectNode args) throws QmpException {
-            requireOwnership();
-            Args.allow(args, "epoch", "owner");
-            JsonNode epoch = args.get("epoch");
-            JsonNode from = args.get("owner");
-            if (epoch == null || !epoch.canConvertToLong() || from == null || !from.isTextual()) {
-                throw QmpException.generic("x-handoff-accept needs 'epoch' (integer) and 'owner' (string): the token"
-                        + " x-handoff-prepare returned");
-            }
-            HandoffToken token;
-            try {
-                token = new HandoffToken(epoch.asLong(), from.asText());
-            } catch (IllegalArgumentException e) {
-                throw QmpException.generic("Invalid token: " + e.getMessage());
-            }
-            try {
-                owned.acceptHandoff(token);
-            } catch (DeviceException | IllegalStateException e) {
-                throw QmpException.generic("x-handoff-accept refused: " + e.getMessage());
-            }
-            gate.acceptWrites();
-            System.out.println("took over: " + image + " ACTIVE, epoch " + owned.epoch());
-            System.out.flush();
-            return ownership();
-        }
-
-        private ObjectNode ownership() {
-            ObjectNode r = Json.object();
-            if (owned == null) {
-                r.put("state", "READ-ONLY");
-                return r;
-            }
-            r.put("state", owned.state().toString());
-            r.put("epoch", owned.epoch());
-            r.put("owner", owned.ownerId());
-            return r;
-        }
-    }
-
-    private static String[] concat(String[] a, String... b) {
-        String[] all = new String[a.length + b.length];
-        System.arraycopy(a, 0, all, 0, a.length);
-        System.arraycopy(b, 0, all, a.length, b.length);
-        return all;
     }
 }
