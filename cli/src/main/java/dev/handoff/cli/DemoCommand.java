@@ -1,42 +1,16 @@
 package dev.handoff.cli;
 
-import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.FileDevice;
-import dev.handoff.mirror.CopyMode;
-import dev.handoff.mirror.JobState;
-import dev.handoff.mirror.MirrorEvent;
-import dev.handoff.mirror.MirrorJob;
-import dev.handoff.mirror.MirrorOptions;
-import dev.handoff.ownership.HandoffToken;
-import dev.handoff.ownership.ImageFencedException;
-import dev.handoff.ownership.ImageInactiveException;
 import dev.handoff.ownership.OwnedImage;
-import dev.handoff.ownership.OwnershipRecord;
-import dev.handoff.workload.SyntheticGuest;
-import java.io.BufferedReader;
 import java.io.File;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.io.OutputStreamWriter;
 import java.io.PrintStream;
-import java.io.Writer;
-import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.Comparator;
 import java.util.List;
-import java.util.Locale;
-import java.util.SplittableRandom;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.Callable;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
-import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -59,6 +33,11 @@ import picocli.CommandLine.Option;
  *       the image, and is fenced by the epoch once the child has let go.</li>
  * </ol>
  * Exits 0 if every check passed, 1 with the reason otherwise.
+ *
+ * <p>This class is the options, the images and their clean-up; steps 1 and 2 are
+ * {@link DemoMirror} (with {@link ImageDiff} for the comparison), step 3 is {@link DemoHandoff}
+ * (with {@link ChildHolder} for the second process), and {@link DemoReport} keeps the table of
+ * checks.
  */
 @Command(name = "demo", sortOptions = false, usageHelpWidth = 100,
         description = {"Mirror a live image while a synthetic guest writes to it, pivot, verify every acknowledged"
@@ -120,11 +99,9 @@ final class DemoCommand implements Callable<Integer> {
     JobOptions jobOptions;
 
     private final PrintStream out = System.out;
-    private final List<String[]> summary = new ArrayList<>();
-    private final List<String> failures = new ArrayList<>();
+    private final DemoReport report = new DemoReport(out);
     private final List<OwnedImage> images = new ArrayList<>(); // guarded by this
     private boolean cleanedUp; // guarded by this
-    private String workPrefix = "";
 
     @Override
     public Integer call() throws Exception {
@@ -156,7 +133,6 @@ final class DemoCommand implements Callable<Integer> {
                 throw new CliException(ExitCodes.BAD_IMAGE, p + " exists; choose an empty --dir");
             }
         }
-        workPrefix = work + File.separator;
         long t0 = System.nanoTime();
         out.println("handoff demo: mirror a live " + Sizes.format(size) + " image while " + threads
                 + " guest threads write to it, pivot, verify, then hand it over to another process");
@@ -175,13 +151,16 @@ final class DemoCommand implements Callable<Integer> {
                 images.add(source);
                 images.add(target);
             }
-            long data = fill(source, jobOptions.seed);
+            long data = DemoMirror.fill(source, jobOptions.seed);
             out.println("source.img: " + Sizes.format(size) + ", " + Sizes.format(data) + " of data, the rest holes;"
                     + " both images ACTIVE (epoch " + source.epoch() + ", owner " + PARENT + ")");
 
-            boolean mirrored = mirror(source, target, launcher);
+            DemoMirror mirror = new DemoMirror(out, report,
+                    new DemoMirror.Guest(threads, maxWrite, guestRate, jobOptions.seed),
+                    new DemoMirror.Timing(phase2, convergeTimeout), progress, loseTargetWrites);
+            boolean mirrored = mirror.run(source, target, launcher);
             if (mirrored && !noHandoff) {
-                handoff(target, targetPath);
+                new DemoHandoff(out, report, CHILD, work + File.separator).run(target, targetPath);
             }
         } finally {
             cleanUp(work);
@@ -191,372 +170,8 @@ final class DemoCommand implements Callable<Integer> {
                 // the hook is running; cleanUp is idempotent
             }
         }
-        printSummary((System.nanoTime() - t0) / 1e9);
-        return failures.isEmpty() ? ExitCodes.OK : ExitCodes.FAILED;
-    }
-
-    /* ---- 1 + 2: mirror under a live guest, then verify ---- */
-
-    private boolean mirror(OwnedImage source, OwnedImage target, JobLauncher launcher) throws Exception {
-        JobOptions.Injection injection = launcher.injection();
-        BlockDevice lossy = loseTargetWrites > 0 ? new LosingDevice(target, 8, loseTargetWrites) : target;
-        JobRun run = launcher.launch(source, lossy, true);
-        MirrorJob job = run.job();
-        MirrorOptions options = job.options();
-        if (injection != null) {
-            // Faults are for the copy; once the job drains for the pivot the guest writes the target.
-            job.addListener(e -> {
-                if (e instanceof MirrorEvent.StateChanged s
-                        && (s.to() == JobState.COMPLETING || s.to() == JobState.CANCELLING || s.to().isConcluded())) {
-                    run.disarmFaults();
-                }
-            });
-        }
-        long t0 = System.nanoTime();
-        ProgressView view = new ProgressView(job::progress, out, progress, t0);
-        run.addSink((e, qmp) -> {
-            String line = EventLines.describe(e);
-            if (line != null) {
-                view.println(view.elapsed() + " " + line);
-            }
-        });
-        GuestView guestDisk = new GuestView(job.guestDevice(), source, guestRate);
-        SyntheticGuest guest = new SyntheticGuest(guestDisk, threads, jobOptions.seed, (int) maxWrite);
-        out.println();
-        out.println("1. mirror source.img -> target.img (granularity " + Sizes.format(options.granularity()) + ", "
-                + Choices.name(options.copyMode()) + ", buf-size " + Sizes.format(options.bufSize())
-                + (options.speed() > 0 ? ", speed " + Sizes.format(options.speed()) + "/s" : "")
-                + ", on-target-error " + Choices.name(options.onTargetError())
-                + (injection != null ? ", injecting " + injection : "") + ")");
-        out.println("   guest: " + threads + " writer threads, random unaligned writes of up to " + Sizes.format(maxWrite)
-                + (guestRate > 0 ? ", " + Sizes.format(guestRate) + "/s in all" : ", as fast as they can"));
-        guest.start(Long.MAX_VALUE);
-        view.start();
-        run.start();
-
-        boolean ready = job.awaitReady(seconds(convergeTimeout));
-        if (!ready && !job.state().isConcluded() && job.progress().copyMode() == CopyMode.BACKGROUND) {
-            view.println(view.elapsed() + " not READY after " + convergeTimeout + " s: the guest writes faster than the"
-                    + " copier; switching to write-blocking (block-job-change copy-mode=write-blocking)");
-            try {
-                job.setCopyMode(CopyMode.WRITE_BLOCKING);
-            } catch (IllegalStateException raced) {
-                // concluded meanwhile
-            }
-            ready = job.awaitReady(seconds(convergeTimeout));
-        }
-        long readyAt = System.nanoTime();
-        if (ready) {
-            Thread.sleep((long) (phase2 * 1000));
-            try {
-                job.complete();
-            } catch (IllegalStateException e) {
-                view.println(view.elapsed() + " cannot complete: " + e.getMessage());
-            }
-        } else if (!job.state().isConcluded()) {
-            job.cancel(true);
-        }
-        JobState end = job.awaitConclusion(Duration.ofMinutes(10));
-        long doneAt = System.nanoTime();
-        guest.stop();
-        run.awaitDelivered(Duration.ofSeconds(5));
-        view.close();
-
-        row("READY reached", ready, ready ? String.format(Locale.ROOT, "yes, after %.2f s", (readyAt - t0) / 1e9)
-                : "no" + (job.failureReason() != null ? ": " + job.failureReason() : ""));
-        boolean completed = end == JobState.COMPLETED && job.guestDevice().currentDevice() != source;
-        row("COMPLETED with pivot", completed, completed
-                ? String.format(Locale.ROOT, "yes, after %.2f s", (doneAt - t0) / 1e9)
-                : "no: the job ended " + end + (job.failureReason() != null ? ": " + job.failureReason() : ""));
-        long errors = job.progress().errorCount();
-        if (errors > 0 || injection != null) {
-            summary.add(new String[] {"I/O errors met by the job", errors + " (policy " + Choices.name(options.onTargetError())
-                    + " on the target)", "ok"});
-        }
-        if (!guest.failures().isEmpty()) {
-            row("guest writes all succeeded", false, "no: " + guest.failures().get(0));
-        }
-        if (!completed) {
-            return false;
-        }
-
-        out.println();
-        out.println("2. verify");
-        List<long[]> afterPivot = guestDisk.writtenAfterPivot();
-        long diff = firstDifference(source, target, afterPivot);
-        row("target = source at the pivot", diff < 0, diff < 0
-                ? "yes, byte for byte (" + afterPivot.size() + " writes after the pivot excluded: only the target has them)"
-                : "NO: first difference at byte " + diff);
-        out.println("   target = source at the pivot ........ " + (diff < 0 ? "yes" : "NO, first difference at byte " + diff));
-        String missing = guest.verify(target);
-        row("acknowledged writes on the target", missing == null, missing == null
-                ? "all " + guest.writes() + " (" + Sizes.format(guest.bytesWritten()) + "), before, during and after the pivot"
-                : "NO: " + missing);
-        out.println("   every acknowledged write on target .. " + (missing == null ? "yes (" + guest.writes() + " writes)"
-                : "NO: " + missing));
-        return diff < 0 && missing == null;
-    }
-
-    /** Fills 3 of every 4 MiB with seeded data and leaves the rest as holes; returns the bytes written. */
-    private long fill(OwnedImage image, long seed) throws DeviceException {
-        byte[] pattern = new byte[BLOCK];
-        new SplittableRandom(seed).nextBytes(pattern);
-        ByteBuffer buf = ByteBuffer.wrap(pattern);
-        long written = 0;
-        for (long off = 0, block = 0; off < size; off += BLOCK, block++) {
-            if (block % 4 == 3) {
-                continue;
-            }
-            buf.clear().limit((int) Math.min(BLOCK, size - off));
-            buf.putLong(0, block); // each block differs
-            image.write(off, buf);
-            written += buf.limit();
-        }
-        image.flush();
-        return written;
-    }
-
-    /** The first offset where {@code a} and {@code b} differ outside {@code excluded}, or -1. */
-    static long firstDifference(BlockDevice a, BlockDevice b, List<long[]> excluded) throws DeviceException {
-        List<long[]> ranges = merge(excluded);
-        ByteBuffer x = ByteBuffer.allocateDirect(BLOCK);
-        ByteBuffer y = ByteBuffer.allocateDirect(BLOCK);
-        int r = 0;
-        for (long off = 0; off < a.size(); off += BLOCK) {
-            int n = (int) Math.min(BLOCK, a.size() - off);
-            x.clear().limit(n);
-            y.clear().limit(n);
-            a.read(off, x);
-            b.read(off, y);
-            long end = off + n;
-            while (r < ranges.size() && ranges.get(r)[1] <= off) {
-                r++;
-            }
-            long pos = off;
-            for (int k = r; k < ranges.size() && ranges.get(k)[0] < end && pos < end; k++) {
-                long m = mismatch(x, y, off, pos, Math.min(end, ranges.get(k)[0]));
-                if (m >= 0) {
-                    return m;
-                }
-                pos = Math.max(pos, ranges.get(k)[1]);
-            }
-            long m = mismatch(x, y, off, pos, end);
-            if (m >= 0) {
-                return m;
-            }
-        }
-        return -1;
-    }
-
-    /** The first offset in [from, to) where the blocks read at {@code base} differ, or -1. */
-    private static long mismatch(ByteBuffer x, ByteBuffer y, long base, long from, long to) {
-        if (to <= from) {
-            return -1;
-        }
-        int a = (int) (from - base);
-        int len = (int) (to - from);
-        int m = x.slice(a, len).mismatch(y.slice(a, len));
-        return m < 0 ? -1 : from + m;
-    }
-
-    /** Sorted, merged [start, end) ranges from {offset, length} pairs. */
-    static List<long[]> merge(List<long[]> ranges) {
-        List<long[]> sorted = ranges.stream().map(r -> new long[] {r[0], r[0] + r[1]})
-                .sorted(Comparator.comparingLong(r -> r[0])).collect(Collectors.toList());
-        List<long[]> merged = new ArrayList<>();
-        for (long[] r : sorted) {
-            if (!merged.isEmpty() && r[0] <= merged.get(merged.size() - 1)[1]) {
-                long[] last = merged.get(merged.size() - 1);
-                last[1] = Math.max(last[1], r[1]);
-            } else {
-                merged.add(r);
-            }
-        }
-        return merged;
-    }
-
-    /* ---- 3: handoff to a child JVM ---- */
-
-    private void handoff(OwnedImage target, Path targetPath) throws Exception {
-        out.println();
-        out.println("3. hand target.img over to another process (the guest is stopped; a live migration would pause it)");
-        long epochBefore = target.epoch();
-        HandoffToken token = target.prepareHandoff();
-        out.println("   this process: prepareHandoff ...... " + target.state() + ", token " + token.epoch() + ":"
-                + token.ownerId() + " (drained, flushed, record clean, lock released)");
-        Child child;
-        try {
-            child = Child.start(targetPath, token);
-        } catch (IOException | IllegalStateException e) {
-            row("handoff to a second process", false, "NO: " + e.getMessage());
-            return;
-        }
-        try (child) {
-            String accepted = child.next();
-            out.println("   child pid " + child.pid() + ": owner accept . " + shorten(accepted));
-            long childEpoch = parseEpoch(accepted);
-            row("handoff epoch", childEpoch == epochBefore + 1 && accepted.startsWith("ok ACTIVE"),
-                    epochBefore + " -> " + childEpoch + " (child pid " + child.pid() + " ACTIVE as " + CHILD + ")");
-
-            List<String> refusedWhileHeld = new ArrayList<>();
-            expectRefused("write", refusedWhileHeld, ImageInactiveException.class, () -> {
-                ByteBuffer b = ByteBuffer.allocate(4096);
-                target.write(0, b);
-            });
-            expectRefused("activate", refusedWhileHeld, ImageInactiveException.class, target::activate);
-            expectRefused("abortHandoff", refusedWhileHeld, ImageInactiveException.class, target::abortHandoff);
-            String wrote = child.send("write 0 4K");
-            out.println("   child: write 0 4K ................. " + wrote);
-            String closed = child.send("quit");
-            out.println("   child: quit ....................... " + closed);
-            int childExit = child.waitFor();
-            if (childExit != 0 || !wrote.startsWith("ok") || !closed.startsWith("ok closed")) {
-                row("child wrote and let go cleanly", false, "NO: exit " + childExit + ", " + wrote + ", " + closed);
-            }
-            List<String> fenced = new ArrayList<>();
-            expectRefused("abortHandoff", fenced, ImageFencedException.class, target::abortHandoff);
-            boolean allRefused = refusedWhileHeld.size() == 3 && fenced.size() == 1;
-            row("this process refused after the handoff", allRefused, allRefused
-                    ? "yes: write, activate, abort while the child held it; abort fenced by the epoch after"
-                    : "NO: " + String.join(", ", refusedWhileHeld) + " / " + String.join(", ", fenced));
-            OwnershipRecord record = target.readRecord();
-            boolean recordOk = record.epoch() == epochBefore + 1 && record.ownerId().equals(CHILD) && record.clean();
-            out.println("   record after the child let go ..... epoch " + record.epoch() + ", owner " + record.ownerId()
-                    + ", " + (record.clean() ? "clean" : "unclean"));
-            row("ownership record", recordOk, "epoch " + record.epoch() + ", owner " + record.ownerId() + ", "
-                    + (record.clean() ? "clean" : "unclean"));
-        }
-    }
-
-    private interface Step {
-        void run() throws Exception;
-    }
-
-    /** Runs {@code step}, which must fail with {@code expected}; prints the outcome. */
-    private void expectRefused(String what, List<String> refusals, Class<? extends Exception> expected, Step step) {
-        String outcome;
-        try {
-            step.run();
-            outcome = "NOT refused: it succeeded";
-        } catch (Exception e) {
-            if (expected.isInstance(e)) {
-                refusals.add(what);
-                String kind = e instanceof ImageFencedException ? "fenced"
-                        : ImageHolder.isLockRefusal((ImageInactiveException) e) ? "busy" : "inactive";
-                outcome = "refused (" + kind + "): " + shorten(e.getMessage());
-            } else {
-                outcome = "failed unexpectedly: " + e;
-            }
-        }
-        out.println("   this process: " + String.format(Locale.ROOT, "%-21s", what + " ") + outcome);
-    }
-
-    /** Messages name images by their file name: the directory was printed once at the start. */
-    private String shorten(String message) {
-        return String.valueOf(message).replace(workPrefix, "");
-    }
-
-    private static long parseEpoch(String line) {
-        for (String w : line.split("\\s+")) {
-            if (w.startsWith("epoch=")) {
-                return Long.parseLong(w.substring(6));
-            }
-        }
-        return -1;
-    }
-
-    /** The second process: `handoff owner accept` in a child JVM, driven through its stdin and stdout. */
-    private static final class Child implements AutoCloseable {
-        private static final long TIMEOUT_SECONDS = 30;
-        private final Process process;
-        private final Writer stdin;
-        private final BlockingQueue<String> lines = new LinkedBlockingQueue<>();
-
-        private Child(Process process) {
-            this.process = process;
-            this.stdin = new OutputStreamWriter(process.getOutputStream(), StandardCharsets.UTF_8);
-            Thread reader = new Thread(() -> {
-                try (BufferedReader r = new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8))) {
-                    for (String line; (line = r.readLine()) != null; ) {
-                        lines.add(line);
-                    }
-                } catch (IOException ignored) {
-                    // the process ended
-                }
-                lines.add("EOF");
-            }, "demo-child-stdout");
-            reader.setDaemon(true);
-            reader.start();
-        }
-
-        static Child start(Path image, HandoffToken token) throws IOException {
-            String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-            String classpath = Arrays.stream(System.getProperty("java.class.path").split(File.pathSeparator))
-                    .map(p -> Path.of(p).toAbsolutePath().toString()).collect(Collectors.joining(File.pathSeparator));
-            List<String> command = List.of(java, "-Xshare:auto", "-XX:TieredStopAtLevel=1", "-Xmx64m", "-cp", classpath,
-                    Main.class.getName(), "owner", "accept", image.toString(), "--token",
-                    token.epoch() + ":" + token.ownerId(), "--owner", CHILD);
-            return new Child(new ProcessBuilder(command).redirectError(ProcessBuilder.Redirect.INHERIT).start());
-        }
-
-        long pid() {
-            return process.pid();
-        }
-
-        String next() throws InterruptedException {
-            String line = lines.poll(TIMEOUT_SECONDS, TimeUnit.SECONDS);
-            if (line == null) {
-                throw new IllegalStateException("the child process did not answer within " + TIMEOUT_SECONDS + " s");
-            }
-            return line;
-        }
-
-        String send(String command) throws IOException, InterruptedException {
-            stdin.write(command + "\n");
-            stdin.flush();
-            return next();
-        }
-
-        int waitFor() throws InterruptedException {
-            if (!process.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
-                process.destroyForcibly();
-                return -1;
-            }
-            return process.exitValue();
-        }
-
-        @Override
-        public void close() {
-            if (process.isAlive()) {
-                process.destroyForcibly();
-            }
-        }
-    }
-
-    /* ---- reporting and cleanup ---- */
-
-    private void row(String check, boolean ok, String result) {
-        summary.add(new String[] {check, result, ok ? "ok" : "FAILED"});
-        if (!ok) {
-            failures.add(check + ": " + result);
-        }
-    }
-
-    private void printSummary(double seconds) {
-        out.println();
-        int w = summary.stream().mapToInt(r -> r[0].length()).max().orElse(10);
-        out.println(String.format(Locale.ROOT, "%-" + w + "s  %-6s %s", "check", "", "result"));
-        for (String[] r : summary) {
-            out.println(String.format(Locale.ROOT, "%-" + w + "s  %-6s %s", r[0], r[2], r[1]));
-        }
-        out.println();
-        if (failures.isEmpty()) {
-            out.println(String.format(Locale.ROOT, "demo passed in %.1f s", seconds));
-        } else {
-            out.flush();
-            System.err.println("handoff demo: FAILED: " + failures.get(0));
-        }
-        out.flush();
+        report.print((System.nanoTime() - t0) / 1e9);
+        return report.passed() ? ExitCodes.OK : ExitCodes.FAILED;
     }
 
     /**
@@ -575,10 +190,6 @@ final class DemoCommand implements Callable<Integer> {
             // fall back
         }
         return Files.createTempDirectory("handoff-demo-");
-    }
-
-    private static Duration seconds(double s) {
-        return Duration.ofMillis((long) (s * 1000));
     }
 
     /** Closes the images (ACTIVE ones flush and mark their record clean) and removes them unless --keep. Once. */

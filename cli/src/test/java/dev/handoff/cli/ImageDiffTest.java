@@ -8,7 +8,7 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /** The demo's comparison of target and source outside the ranges written after the pivot. */
-class FirstDifferenceTest {
+class ImageDiffTest {
     private static final long SIZE = 3L << 20;
 
     private static MemoryDevice filled() throws Exception {
@@ -30,7 +30,7 @@ class FirstDifferenceTest {
 
     @Test
     void equalDevicesHaveNoDifference() throws Exception {
-        assertThat(DemoCommand.firstDifference(filled(), filled(), List.of())).isEqualTo(-1);
+        assertThat(ImageDiff.firstDifference(filled(), filled(), List.of())).isEqualTo(-1);
     }
 
     @Test
@@ -40,17 +40,17 @@ class FirstDifferenceTest {
         long inside = (1L << 20) - 3; // in an excluded range that spans a block boundary
         poke(b, inside);
         List<long[]> excluded = List.of(new long[] {(1L << 20) - 10, 20}, new long[] {5, 1});
-        assertThat(DemoCommand.firstDifference(a, b, excluded)).isEqualTo(-1);
+        assertThat(ImageDiff.firstDifference(a, b, excluded)).isEqualTo(-1);
         long outside = (2L << 20) + 12345;
         poke(b, outside);
-        assertThat(DemoCommand.firstDifference(a, b, excluded)).isEqualTo(outside);
+        assertThat(ImageDiff.firstDifference(a, b, excluded)).isEqualTo(outside);
         poke(b, (1L << 20) + 10); // the first byte after the excluded range
-        assertThat(DemoCommand.firstDifference(a, b, excluded)).isEqualTo((1L << 20) + 10);
+        assertThat(ImageDiff.firstDifference(a, b, excluded)).isEqualTo((1L << 20) + 10);
     }
 
     @Test
     void mergesOverlappingRanges() {
-        List<long[]> merged = DemoCommand.merge(List.of(new long[] {10, 5}, new long[] {0, 12}, new long[] {30, 1}));
+        List<long[]> merged = ImageDiff.merge(List.of(new long[] {10, 5}, new long[] {0, 12}, new long[] {30, 1}));
         assertThat(merged).hasSize(2);
         assertThat(merged.get(0)).containsExactly(0, 15);
         assertThat(merged.get(1)).containsExactly(30, 31);
