@@ -12,10 +12,10 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * {@link #refuseWrites} refuses writes from now on (before a handoff); each returns only once no
  * write is in flight on the old setting, and none starts on it afterwards.
  *
- * <p>That drain is what makes a switch safe: a mirror job started on the image sees every client
- * write either done before its guest device takes over (its bulk copy then copies it) or going
- * through the guest device (which tracks it); a handoff flushes only once no client write is left
- * that could land after it.
+ * <p>That drain is what makes a switch safe (DESIGN §2.9, §4.2): a mirror job started on the image
+ * sees every client write either done before its guest device takes over (its bulk copy then
+ * copies it) or going through the guest device (which tracks it); a handoff flushes only once no
+ * client write is left that could land after it.
  *
  * <h2>Protocol</h2>
  * Writes, write-zeroes, discards and flushes hold the read side of one read-write lock from their

@@ -12,9 +12,10 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (WriteGate, the drain in front of an exported image): when refuseWrites returns, no
- * write is left in flight and every later one is refused with nothing reaching the device. So
- * the handoff that follows (flush, record, inactivate) leaves no client write to land after it.
+ * Invariant (DESIGN §4.2; WriteGate, the drain in front of an exported image): when refuseWrites
+ * returns, no write is left in flight and every later one is refused with nothing reaching the
+ * device. So the handoff that follows (flush, record, inactivate) leaves no client write to land
+ * after it.
  *
  * Set-up: a gate in front of a one-chunk device whose writes land some spins after they are
  * called. A client writes 1 through the gate while the other actor refuses writes and at once

@@ -12,11 +12,11 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (WriteGate, the drain in front of an exported image): when route(next) returns, no
- * write is left in flight on the old route, and every later write goes to next. So a mirror job
- * started on an exported image sees each client write either done before its guest device took
- * over (its bulk copy copies it) or going through it (tracked); never one landing on the image
- * behind the job's back.
+ * Invariant (DESIGN §2.9; WriteGate, the drain in front of an exported image): when route(next)
+ * returns, no write is left in flight on the old route, and every later write goes to next. So a
+ * mirror job started on an exported image sees each client write either done before its guest
+ * device took over (its bulk copy copies it) or going through it (tracked); never one landing on
+ * the image behind the job's back.
  *
  * Set-up: a gate in front of a one-chunk device whose writes land some spins after they are
  * called; a second one-chunk device to switch to. A client writes 1 through the gate while the
