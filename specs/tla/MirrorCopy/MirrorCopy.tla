@@ -427,7 +427,7 @@ BgSource(g) ==
 (* it failed.  Whatever a copy did before, the mark makes the copier copy  *)
 (* the chunks again, after the new data is on the source.                  *)
 (* @java MirrorFilter.writeBackground:343-343 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
-(* @java DirtyBitmap.markRange:130-130 "newlyDirty |= setBits(w, mask);"        *)
+(* @java DirtyBitmap.markRange:146-146 "newlyDirty |= setBits(w, mask);"        *)
 BgMark(g) ==
     LET w == gs[g]
         newly == ~(Touched(w) \subseteq dirty)
@@ -519,7 +519,7 @@ ClearSet(w) ==
 (* overwrites it.  WbClearsAfterTargetWrite clears at the end and erases that *)
 (* mark (CleanChunkInSync).                                                *)
 (* @java MirrorFilter.writeBlocking:382-382 "cleared = bitmap.clearCovered(offset, length);" *)
-(* @java DirtyBitmap.clearCovered:167-167 "long old = (long) LONGS.getAndBitwiseAnd(words, w, ~mask);" *)
+(* @java DirtyBitmap.clearCovered:182-182 "long old = getAndAndWord(w, ~mask);" *)
 WbClear(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbClear"

@@ -46,6 +46,22 @@ import java.lang.invoke.VarHandle;
  *
  * <p>{@link #count()} and {@link #dirtyBytes()} are exact when no mark or clear runs
  * concurrently, and otherwise a value the bitmap held at some point during the call, per word.
+ *
+ * <h2>Access modes</h2>
+ * Every access to {@code words} and {@code summary} goes through an accessor named by its mode
+ * (CONTRIBUTING, "One accessor convention"): {@code lv} volatile load; {@code getAndOr} and
+ * {@code getAndAnd} volatile read-modify-writes ({@code VarHandle.getAndBitwiseOr/And}).
+ * <ul>
+ *   <li>{@code words}: {@link #lvWord} everywhere it is read; {@link #getAndOrWord} by marks,
+ *       publishing the marker's data writes to whoever clears the bit later (with the fence of
+ *       point 2); {@link #getAndAndWord} by clears, pairing with it. Stronger than needed in
+ *       {@link #count()} and {@link #anyDirty}: an opaque load would give the per-word snapshot
+ *       they promise, and one volatile accessor serves every reader (on x86-64 the two are one
+ *       plain load).</li>
+ *   <li>{@code summary}: {@link #lvSummary} by scans, pairing with the marker's
+ *       {@link #getAndOrSummary}; {@link #getAndAndSummary} only by the scan's lazy repair,
+ *       followed by a volatile re-read of the word (point 3).</li>
+ * </ul>
  */
 public final class DirtyBitmap {
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
@@ -163,8 +179,7 @@ public final class DirtyBitmap {
             // Volatile read first: a write-blocking guest that rewrites clean chunks (the steady
             // state after READY) leaves the shared word alone.
             if ((lvWord(w) & mask) != 0) {
-                // Volatile RMW: cannot lose a concurrent mark of another bit in the same word.
-                long old = (long) LONGS.getAndBitwiseAnd(words, w, ~mask);
+                long old = getAndAndWord(w, ~mask); // cannot lose a concurrent mark of another bit in the word
                 cleared |= (old & mask) != 0;
             }
         }
@@ -190,8 +205,7 @@ public final class DirtyBitmap {
         checkChunk(chunk);
         long bit = 1L << chunk;
         int w = (int) (chunk >>> 6);
-        // Volatile RMW: cannot lose a concurrent mark of another bit in the same word.
-        long old = (long) LONGS.getAndBitwiseAnd(words, w, ~bit);
+        long old = getAndAndWord(w, ~bit); // cannot lose a concurrent mark of another bit in the word
         return (old & bit) != 0;
     }
 
@@ -238,7 +252,6 @@ public final class DirtyBitmap {
             return -1;
         }
         int s = nextWord >>> 6;
-        // Volatile read of the summary: pairs with the marker's setSummary (volatile RMW).
         long pending = lvSummary(s) & (-1L << nextWord);
         while (true) {
             while (pending != 0) {
@@ -294,8 +307,7 @@ public final class DirtyBitmap {
     public void clearAll() {
         for (int w = 0; w < words.length; w++) {
             if (lvWord(w) != 0) {
-                // Volatile RMW rather than a store: a racing mark keeps a well-defined order.
-                LONGS.getAndBitwiseAnd(words, w, 0L);
+                getAndAndWord(w, 0L); // an RMW rather than a store: a racing mark keeps a well-defined order
             }
         }
     }
@@ -315,8 +327,7 @@ public final class DirtyBitmap {
         long word = lvWord(w);
         boolean newlyDirty = false;
         if ((word & mask) != mask) {
-            // Volatile RMW: publishes the caller's data writes to whoever clears this bit later.
-            long old = (long) LONGS.getAndBitwiseOr(words, w, mask);
+            long old = getAndOrWord(w, mask);
             newlyDirty = (old & mask) != mask;
         }
         // Whether we set the bits or found them set, the summary must now cover this word: a
@@ -325,7 +336,7 @@ public final class DirtyBitmap {
         int s = w >>> 6;
         long bit = 1L << w;
         if ((lvSummary(s) & bit) == 0) {
-            LONGS.getAndBitwiseOr(summary, s, bit);
+            getAndOrSummary(s, bit);
         }
         return newlyDirty;
     }
@@ -336,24 +347,46 @@ public final class DirtyBitmap {
         if (word == 0) {
             int s = w >>> 6;
             long bit = 1L << w;
-            // Volatile RMW clear, then a volatile re-read of the word: a marker that set the word
-            // before our clear but read the summary as still set is seen by this re-read.
-            LONGS.getAndBitwiseAnd(summary, s, ~bit);
+            // Clear, then re-read the word: a marker that set the word before our clear but read
+            // the summary as still set is seen by this re-read (a store-load pair with the marker).
+            getAndAndSummary(s, ~bit);
             word = lvWord(w);
             if (word == 0) {
                 return -1;
             }
-            LONGS.getAndBitwiseOr(summary, s, bit);
+            getAndOrSummary(s, bit);
         }
         return ((long) w << 6) + Long.numberOfTrailingZeros(word);
     }
 
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
     private long lvWord(int w) {
-        return (long) LONGS.getVolatile(words, w);
+        return (long) LONGS.getVolatile(words, w); // pairs with getAndOrWord and getAndAndWord
+    }
+
+    /** Volatile RMW: publishes the marker's data writes (after its fence) to whoever clears the bit. */
+    private long getAndOrWord(int w, long bits) {
+        return (long) LONGS.getAndBitwiseOr(words, w, bits);
+    }
+
+    /** Volatile RMW: the clear is ordered before the caller's fence and its later reads. */
+    private long getAndAndWord(int w, long bits) {
+        return (long) LONGS.getAndBitwiseAnd(words, w, bits);
     }
 
     private long lvSummary(int s) {
-        return (long) LONGS.getVolatile(summary, s);
+        return (long) LONGS.getVolatile(summary, s); // pairs with getAndOrSummary
+    }
+
+    /** Volatile RMW: a marker's summary bit, after its word RMW. */
+    private long getAndOrSummary(int s, long bits) {
+        return (long) LONGS.getAndBitwiseOr(summary, s, bits);
+    }
+
+    /** Volatile RMW: the scan's lazy clear of a summary bit, before its re-read of the word. */
+    private long getAndAndSummary(int s, long bits) {
+        return (long) LONGS.getAndBitwiseAnd(summary, s, bits);
     }
 
     private long wordMask(int w, long first, long last) {
