@@ -476,16 +476,19 @@ ClaimCandidates(w) ==
     IF Bug = "ClaimUnordered" THEN rest
     ELSE {CHOOSE x \in rest : \A y \in rest : x <= y}
 
-(* InFlightChunks.claim: claim each chunk, ascending (tryClaim, one CAS;   *)
-(* a guest waits while a copy or another guest holds it).  The claim       *)
+(* InFlightChunks.claim: claim each chunk, ascending; a guest waits while *)
+(* a copy or another guest holds it.  The kernel takes, per bitmap word,   *)
+(* the free chunks below the first held one in one CAS (tryClaimRun): this *)
+(* action for each of them, back to back with nothing between, which is a *)
+(* behaviour of the spec (the trace records it so).  The claim             *)
 (* orders this write with any copy of the chunk: without it                *)
 (* (WriteBlockingUnordered) a copy that read the old data before this      *)
 (* write can write the target after it.  Ascending order keeps two guests *)
 (* from waiting on each other; ClaimUnordered claims a write's chunks      *)
 (* in any order (NoClaimCycle).  A copy never waits while holding a claim. *)
-(* @java InFlightChunks.claim:78-78 "if (!guestTryClaim(c)) {"                *)
-(* @java InFlightChunks.guestTryClaim:91-91 "boolean claimed = tryClaim(chunk);" *)
-(* @java InFlightChunks.tryClaim:69-69 "if (LONGS.compareAndSet(bits, w, word, word | bit)) {" *)
+(* @java InFlightChunks.claim:87-87 "c += guestTryClaimRun(c, wordLast);"   *)
+(* @java InFlightChunks.guestTryClaimRun:122-122 "long claimed = tryClaimRun(from, to);" *)
+(* @java InFlightChunks.tryClaimRun:109-109 "if (casWord(w, word, word | take)) {" *)
 WbClaim(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbClaim"
@@ -585,9 +588,10 @@ WbReport(g) ==
     /\ gs' = [gs EXCEPT ![g].pc = "wbRelease"]
     /\ UNCHANGED <<src, tgt, pumps, failures, writes>>
 
-(* InFlightChunks.release: each chunk, ascending (one RMW each); a waiting *)
-(* guest may take a chunk before the next one is released.                *)
-(* @java InFlightChunks.release:104-104 "LONGS.getAndBitwiseAnd(bits, (int) (c >>> 6), ~(1L << c));" *)
+(* InFlightChunks.release: each chunk, ascending; the kernel clears a     *)
+(* word's chunks in one RMW, which is this action for each of them back to *)
+(* back (the spec also lets a waiting guest take a chunk in between).      *)
+(* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
 WbRelease(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbRelease"
@@ -671,9 +675,10 @@ CopyMark(f) ==
                           ![f].k = f]
     /\ UNCHANGED <<src, tgt, claimed, gs, job, pumps, failures, writes>>
 
-(* Copier.release: InFlightChunks.release, each chunk ascending.           *)
+(* Copier.release: InFlightChunks.release, each chunk ascending (one RMW  *)
+(* per word, as for a guest).                                              *)
 (* @java Copier.release:275-275 "claims.release(op.firstChunk, op.lastChunk);" *)
-(* @java InFlightChunks.release:104-104 "LONGS.getAndBitwiseAnd(bits, (int) (c >>> 6), ~(1L << c));" *)
+(* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
 CopyRelease(f) ==
     LET op == ops[f] IN
     /\ op.ph = "release"

@@ -16,11 +16,26 @@ import java.util.concurrent.locks.ReentrantLock;
  * skipped and found again later. A write-blocking guest write {@link #claim claims} its whole
  * range and waits for chunks held by a copy; it claims in ascending chunk order, so two guests
  * waiting on each other cannot form a cycle, and the copier holds no claim while waiting for
- * anything. Waiting is the one place with a lock: waiters register under {@link #lock} and
- * re-try before sleeping; {@link #release} clears the bits with a volatile RMW and then reads
- * {@link #waiters} (volatile). Waiter (write waiters, read bit) and releaser (write bit, read
- * waiters) form a store-load pair of volatile accesses, so at least one sees the other: either
- * the waiter's retry succeeds or the releaser signals.
+ * anything. Within one word a claim takes every free chunk below the first held one in one CAS
+ * (the same ascending order, taken at once), and a release clears a word's chunks in one RMW.
+ * Waiting is the one place with a lock: waiters register under {@link #lock} and re-try before
+ * sleeping; {@link #release} clears the bits with a volatile RMW and then reads {@link #waiters}
+ * (volatile). Waiter (write waiters, read bit) and releaser (write bit, read waiters) form a
+ * store-load pair of volatile accesses, so at least one sees the other: either the waiter's
+ * retry succeeds or the releaser signals.
+ *
+ * <h2>Access modes</h2>
+ * Accessors named by mode (CONTRIBUTING, "One accessor convention"): {@code lv} volatile load,
+ * {@code cas} compare-and-set, {@code getAndAnd}/{@code getAndAdd} volatile read-modify-writes.
+ * <ul>
+ *   <li>{@code bits}: {@link #casWord} claims, acquiring what the previous holder published with
+ *       its release; {@link #getAndAndWord} releases, publishing the holder's target write to the
+ *       next claimant's CAS; {@link #lvWord} reads. Stronger than needed in
+ *       {@link #isClaimed}/{@link #anyClaimed} (a snapshot; an opaque load would do, but the
+ *       read before a CAS needs no more than it either way).</li>
+ *   <li>{@code waiters}: {@link #getAndAddWaiters} under {@link #lock} by waiters, before their
+ *       retry; {@link #lvWaiters} by the releaser after its RMW (the store-load pair above).</li>
+ * </ul>
  *
  * <p>Layout: {@code bits[w]} bit {@code b} = chunk {@code 64*w + b} is claimed.
  */
@@ -58,56 +73,72 @@ final class InFlightChunks {
 
     /** Claims {@code chunk} if no one holds it. Never blocks. */
     boolean tryClaim(long chunk) {
-        int w = (int) (chunk >>> 6);
-        long bit = 1L << chunk;
-        while (true) {
-            long word = (long) LONGS.getVolatile(bits, w);
-            if ((word & bit) != 0) {
-                return false;
-            }
-            // Volatile CAS: acquires what the previous holder published with its release.
-            if (LONGS.compareAndSet(bits, w, word, word | bit)) {
-                return true;
-            }
-        }
+        return tryClaimRun(chunk, chunk) == 1;
     }
 
-    /** Claims every chunk in {@code [first, last]}, in ascending order, waiting for held ones. */
+    /**
+     * Claims every chunk in {@code [first, last]}, in ascending order, waiting for held ones: per
+     * word, one CAS for the free chunks below the first held one.
+     */
     void claim(long first, long last) {
-        for (long c = first; c <= last; c++) {
-            if (!guestTryClaim(c)) {
+        long c = first;
+        while (c <= last) {
+            long wordLast = Math.min(last, c | 63);
+            c += guestTryClaimRun(c, wordLast);
+            if (c <= wordLast) { // chunk c is held: wait for it, then go on above it
                 awaitClaim(c);
+                c++;
             }
         }
     }
 
-    /** A guest's claim attempt: {@link #tryClaim}, one traced step when it succeeds. */
-    private boolean guestTryClaim(long chunk) {
+    /**
+     * Claims, in one CAS, the chunks of {@code [from, to]} (within one word) from {@code from} up
+     * to the first one held; returns how many (0 if {@code from} is held). Never blocks.
+     */
+    private long tryClaimRun(long from, long to) {
+        int w = (int) (from >>> 6);
+        long mask = (-1L << from) & (-1L >>> (63 - (to & 63)));
+        while (true) {
+            long word = lvWord(w);
+            long held = word & mask;
+            long take = held == 0 ? mask : mask & (Long.lowestOneBit(held) - 1);
+            if (take == 0) {
+                return 0;
+            }
+            if (casWord(w, word, word | take)) {
+                return Long.bitCount(take);
+            }
+        }
+    }
+
+    /** A guest's claim attempt: {@link #tryClaimRun}, one traced step for the chunks it took. */
+    private long guestTryClaimRun(long from, long to) {
         MirrorTrace t = trace;
         if (t == null) {
-            return tryClaim(chunk);
+            return tryClaimRun(from, to);
         }
         t.begin();
-        boolean claimed = tryClaim(chunk);
-        t.end(claimed ? MirrorTrace.Step.WB_CLAIM : MirrorTrace.Step.NONE, 0, chunk, 0);
+        long claimed = tryClaimRun(from, to);
+        t.end(claimed > 0 ? MirrorTrace.Step.WB_CLAIM : MirrorTrace.Step.NONE, 0, from, claimed);
         return claimed;
     }
 
-    /** Releases {@code [first, last]} and wakes waiters. */
+    /** Releases {@code [first, last]}, one RMW per word, and wakes waiters. */
     void release(long first, long last) {
         MirrorTrace t = trace;
-        for (long c = first; c <= last; c++) {
+        for (long c = first; c <= last; ) {
+            long wordLast = Math.min(last, c | 63);
             if (t != null) {
                 t.begin();
             }
-            // Volatile RMW: publishes the holder's target write to the next claimant's CAS.
-            LONGS.getAndBitwiseAnd(bits, (int) (c >>> 6), ~(1L << c));
+            getAndAndWord((int) (c >>> 6), ~((-1L << c) & (-1L >>> (63 - (wordLast & 63)))));
             if (t != null) {
-                t.end(MirrorTrace.Step.RELEASE, 0, c, 0);
+                t.end(MirrorTrace.Step.RELEASE, 0, c, wordLast - c + 1);
             }
+            c = wordLast + 1;
         }
-        // Volatile read after the release: pairs with the waiter's volatile increment (class comment).
-        if ((int) WAITERS.getVolatile(this) > 0) {
+        if (lvWaiters() > 0) { // after the release: pairs with the waiter's increment (class comment)
             lock.lock();
             try {
                 released.signalAll();
@@ -117,9 +148,9 @@ final class InFlightChunks {
         }
     }
 
-    /** Whether {@code chunk} is claimed (volatile read). */
+    /** Whether {@code chunk} is claimed. */
     boolean isClaimed(long chunk) {
-        return ((long) LONGS.getVolatile(bits, (int) (chunk >>> 6)) & (1L << chunk)) != 0;
+        return (lvWord((int) (chunk >>> 6)) & (1L << chunk)) != 0;
     }
 
     /** Whether any chunk in {@code [first, last]} is claimed. */
@@ -140,10 +171,9 @@ final class InFlightChunks {
         boolean interrupted = false;
         lock.lock();
         try {
-            // Volatile increment before the retry: pairs with release's volatile read of waiters.
-            WAITERS.getAndAdd(this, 1);
+            getAndAddWaiters(1); // before the retry: pairs with release's lvWaiters
             try {
-                while (!guestTryClaim(chunk)) {
+                while (guestTryClaimRun(chunk, chunk) == 0) {
                     try {
                         released.await();
                     } catch (InterruptedException e) {
@@ -152,7 +182,7 @@ final class InFlightChunks {
                     }
                 }
             } finally {
-                WAITERS.getAndAdd(this, -1);
+                getAndAddWaiters(-1);
             }
         } finally {
             lock.unlock();
@@ -160,5 +190,29 @@ final class InFlightChunks {
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private long lvWord(int w) {
+        return (long) LONGS.getVolatile(bits, w); // pairs with casWord and getAndAndWord
+    }
+
+    /** Volatile CAS: acquires what the previous holder published with its release. */
+    private boolean casWord(int w, long expected, long next) {
+        return LONGS.compareAndSet(bits, w, expected, next);
+    }
+
+    /** Volatile RMW: publishes the holder's target write to the next claimant's CAS. */
+    private void getAndAndWord(int w, long keep) {
+        LONGS.getAndBitwiseAnd(bits, w, keep);
+    }
+
+    private int lvWaiters() {
+        return (int) WAITERS.getVolatile(this); // pairs with getAndAddWaiters
+    }
+
+    private void getAndAddWaiters(int delta) {
+        WAITERS.getAndAdd(this, delta); // volatile RMW, under lock
     }
 }

@@ -67,7 +67,10 @@ interface MirrorTrace {
         BG_MARK,
         /** Copier.wakeIfIdle after a background mark (a = 1 if it queued a pump). */
         BG_WAKE,
-        /** InFlightChunks.tryClaim by a write-blocking write (a = chunk). */
+        /**
+         * InFlightChunks.tryClaimRun by a write-blocking write: one CAS claimed {@code b} chunks from
+         * chunk {@code a} (the spec's claim of each, in order, with nothing between).
+         */
         WB_CLAIM,
         /** writeBlocking: DirtyBitmap.clearCovered (a = 1 if a dirty chunk was cleared). */
         WB_CLEAR,
@@ -77,7 +80,10 @@ interface MirrorTrace {
         WB_TARGET,
         /** writeBlocking: markRange after a failed source or target write. */
         WB_MARK,
-        /** InFlightChunks.release of one chunk, by a guest or a copy (a = chunk). */
+        /**
+         * InFlightChunks.release, by a guest or a copy: one RMW released {@code b} chunks from chunk
+         * {@code a} (the spec's release of each, in order, with nothing between).
+         */
         RELEASE,
         /** writeBlocking: the dirty check after the release, and the wake it may call (a = 1 if it queued a pump). */
         WB_WAKE,

@@ -105,6 +105,24 @@ public final class MirrorTraceRecorder implements MirrorTrace {
     }
 
     private void record(Step step, int op, long a, long b) {
+        if ((step == Step.WB_CLAIM || step == Step.RELEASE) && b > 1) {
+            // One CAS (or RMW) took a word's run of b chunks from a: the spec's steps for them, one
+            // per chunk in ascending order with nothing between, each with the claims it leaves.
+            for (long k = 0; k < b; k++) {
+                long later = 0; // the chunks of the run after this one
+                for (long c = a + k + 1; c < a + b; c++) {
+                    later |= 1L << c;
+                }
+                long claimedNow = bits(false);
+                recordOne(step, op, a + k, 0, step == Step.WB_CLAIM ? claimedNow & ~later : claimedNow | later);
+            }
+            return;
+        }
+        recordOne(step, op, a, b, bits(false));
+    }
+
+    /** One step; {@code claimed}: the claimed chunks to record after it. */
+    private void recordOne(Step step, int op, long a, long b, long claimed) {
         String g = simGuest != null ? simGuest : threadGuest.get();
         String kind = "write";
         int c1 = 1;
@@ -161,7 +179,7 @@ public final class MirrorTraceRecorder implements MirrorTrace {
             }
         }
         events.add(new Event(step.name(), g == null ? "none" : g, copy, kind, c1, h1, c2, h2, ok, arg, chunk,
-                bits(true), bits(false), job.state().name().toLowerCase(Locale.ROOT)));
+                bits(true), claimed, job.state().name().toLowerCase(Locale.ROOT)));
     }
 
     /** The dirty (or claimed) chunks now, chunk c as bit c (so that chunk c + 1 of the spec is bit c). */

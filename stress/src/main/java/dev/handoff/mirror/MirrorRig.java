@@ -207,6 +207,23 @@ public final class MirrorRig implements JobRuntime {
         IDLE.setVolatile(COPIER.get(job), false);
     }
 
+    /* ---- Driving the claims (DESIGN §3.3) ---- */
+
+    /** A write-blocking guest's claim of chunks {@code [first, last]}: ascending, waiting for held ones. */
+    public void claim(int first, int last) {
+        claims.claim(first, last);
+    }
+
+    /** A copier's claim of {@code chunk}: never waits. */
+    public boolean tryClaim(int chunk) {
+        return claims.tryClaim(chunk);
+    }
+
+    /** Releases chunks {@code [first, last]}, as a guest write or a copy does when it is done. */
+    public void release(int first, int last) {
+        claims.release(first, last);
+    }
+
     /* ---- Observing ---- */
 
     public boolean isDirty(int chunk) {
