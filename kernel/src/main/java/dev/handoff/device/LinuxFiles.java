@@ -78,6 +78,15 @@ final class LinuxFiles {
     }
 
     /**
+     * Whether the native calls can reach {@code channel}'s descriptor: a channel of the default file
+     * system. Another provider's channel (an in-memory file system in a test) has none, and is
+     * treated as a file system that cannot tell holes or punch them, not as a closed channel.
+     */
+    private static boolean reachable(FileChannel channel) {
+        return available() && channel.getClass().getName().equals("sun.nio.ch.FileChannelImpl");
+    }
+
+    /**
      * The first offset at or after {@code offset} where the file has data; {@link #NONE} if only a
      * hole follows; {@link #UNSUPPORTED} if the file system (or a block device) cannot tell.
      */
@@ -91,7 +100,7 @@ final class LinuxFiles {
     }
 
     private static long seek(FileChannel channel, long offset, boolean data) throws IOException {
-        if (!available()) {
+        if (!reachable(channel)) {
             return UNSUPPORTED;
         }
         long r = seek0(channel, offset, data);
@@ -130,7 +139,7 @@ final class LinuxFiles {
 
     private static boolean fallocate(FileChannel channel, int mode, long offset, long length, String what)
             throws IOException {
-        if (!available()) {
+        if (!reachable(channel)) {
             return false;
         }
         int r = fallocate0(channel, mode, offset, length);
@@ -139,7 +148,7 @@ final class LinuxFiles {
 
     private static boolean blockRange(FileChannel channel, boolean zeroout, long offset, long length, String what)
             throws IOException {
-        if (!available()) {
+        if (!reachable(channel)) {
             return false;
         }
         return done(blockRange0(channel, zeroout, offset, length), what);

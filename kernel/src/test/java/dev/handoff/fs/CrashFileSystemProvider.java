@@ -293,6 +293,11 @@ final class CrashFileSystemProvider extends FileSystemProvider {
 
     @Override
     public Map<String, Object> readAttributes(Path path, String attributes, LinkOption... options) throws IOException {
+        int colon = attributes.indexOf(':');
+        if (colon >= 0 && !attributes.substring(0, colon).equals("basic")) {
+            // As the JDK's providers do for a view they lack (FileDevice asks for "unix:mode").
+            throw new UnsupportedOperationException("attribute view " + attributes.substring(0, colon));
+        }
         BasicFileAttributes a = readAttributes(path, BasicFileAttributes.class, options);
         Map<String, Object> m = new HashMap<>();
         m.put("size", a.size());
