@@ -23,8 +23,8 @@ import java.nio.ByteBuffer;
  *       closing twice is harmless.</li>
  * </ul>
  *
- * <p>The conformance suite in the kernel's test sources ({@code BlockDeviceContract}) checks an
- * implementation against this contract; run it on your own devices.
+ * <p>The test kit ({@code handoff-testkit}: extend {@code dev.handoff.testkit.DeviceKit}) checks an
+ * implementation against this contract, from one thread and from many; run it on your own devices.
  */
 public interface BlockDevice extends AutoCloseable {
 

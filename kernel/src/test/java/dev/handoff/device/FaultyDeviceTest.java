@@ -12,11 +12,8 @@ import java.util.List;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-class FaultyDeviceTest extends BlockDeviceContract {
-    @Override
-    protected BlockDevice create(long size) {
-        return new FaultyDevice(new MemoryDevice(size));
-    }
+/** FaultyDevice's rules; the device contract runs on it in the test kit (FaultyDeviceKitTest). */
+class FaultyDeviceTest {
 
     @Test
     void errorOnOneOperationLeavesOthersAlone() throws Exception {
@@ -98,5 +95,11 @@ class FaultyDeviceTest extends BlockDeviceContract {
         assertThatThrownBy(() -> Fault.error(DeviceException.Kind.IO_ERROR).range(-1, 5)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> Fault.latency(Duration.ZERO)).isInstanceOf(IllegalArgumentException.class);
         assertThatThrownBy(() -> Fault.latency(Duration.ofMillis(1)).torn()).isInstanceOf(IllegalStateException.class);
+    }
+
+    private static byte[] read(BlockDevice d, long off, int len) throws DeviceException {
+        ByteBuffer b = ByteBuffer.allocate(len);
+        d.read(off, b);
+        return b.array();
     }
 }

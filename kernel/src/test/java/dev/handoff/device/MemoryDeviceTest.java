@@ -7,11 +7,8 @@ import java.nio.ByteBuffer;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
-class MemoryDeviceTest extends BlockDeviceContract {
-    @Override
-    protected BlockDevice create(long size) {
-        return new MemoryDevice(size);
-    }
+/** MemoryDevice's own promises; the device contract runs on it in the test kit (MemoryDeviceKitTest). */
+class MemoryDeviceTest {
 
     @Test
     void allocatesOnlyWrittenSegments() throws Exception {
@@ -25,13 +22,20 @@ class MemoryDeviceTest extends BlockDeviceContract {
 
     @Test
     void discardReadsAsZeroes() throws Exception {
-        device().write(0, ByteBuffer.wrap(new byte[] {1, 2, 3}));
-        device().discard(0, 2);
-        assertThat(read(device(), 0, 3)).containsExactly(0, 0, 3);
+        MemoryDevice device = new MemoryDevice(4096);
+        device.write(0, ByteBuffer.wrap(new byte[] {1, 2, 3}));
+        device.discard(0, 2);
+        assertThat(read(device, 0, 3)).containsExactly(0, 0, 3);
     }
 
     @Test
     void rejectsNegativeSize() {
         assertThatThrownBy(() -> new MemoryDevice(-1)).isInstanceOf(IllegalArgumentException.class);
+    }
+
+    private static byte[] read(BlockDevice d, long off, int len) throws DeviceException {
+        ByteBuffer b = ByteBuffer.allocate(len);
+        d.read(off, b);
+        return b.array();
     }
 }

@@ -1,0 +1,252 @@
+package dev.handoff.testkit;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
+import dev.handoff.device.MemoryDevice;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.time.Duration;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+/**
+ * Every check of the kit can fail: each device here breaks one clause of the contract the way a
+ * real driver might, and the check that holds the device to that clause fails on it, by its name
+ * and with a message that says what was lost where.
+ */
+class KitCatchesBrokenDevicesTest {
+    private static final Duration LIMIT = Duration.ofSeconds(60);
+
+    private static CheckFailure failureOf(String checkId, DeviceFactory factory) {
+        Check check = Checks.byId(checkId).orElseThrow();
+        CheckFailure caught = null;
+        for (long seed = 1; seed <= check.defaultSeeds() && caught == null; seed++) {
+            try {
+                check.run(factory, seed, LIMIT);
+            } catch (CheckFailure f) {
+                caught = f;
+            }
+        }
+        assertThat(caught).as("%s must fail on this device", checkId).isNotNull();
+        assertThat(caught.check()).isEqualTo(checkId);
+        assertThat(caught.getMessage()).startsWith("[" + checkId + "] seed " + caught.seed() + ": ");
+        return caught;
+    }
+
+    @Test
+    void aWriteThatDropsItsLastByteAcrossA64KiBBoundaryFailsTheRandomOperations() {
+        CheckFailure f = failureOf("random-operations-match-a-byte-array", size -> new ForwardingBlockDevice(new MemoryDevice(size)) {
+            @Override
+            public void write(long offset, ByteBuffer src) throws DeviceException {
+                long end = offset + src.remaining();
+                if (offset >>> 16 != (end - 1) >>> 16 && src.remaining() > 1) {
+                    src.limit(src.limit() - 1);
+                    delegate().write(offset, src);
+                    src.limit(src.limit() + 1).position(src.limit());
+                    return;
+                }
+                delegate().write(offset, src);
+            }
+        });
+        assertThat(f.detail()).startsWith("read-matches-model").contains("where the last write put");
+    }
+
+    @Test
+    void writeZeroesThatSkipsAPartialTailFailsTheRandomOperations() {
+        CheckFailure f = failureOf("random-operations-match-a-byte-array", size -> new ForwardingBlockDevice(new MemoryDevice(size)) {
+            @Override
+            public void writeZeroes(long offset, long length) throws DeviceException {
+                delegate().writeZeroes(offset, length & ~511L);
+            }
+        });
+        assertThat(f.detail()).startsWith("read-matches-model");
+    }
+
+    @Test
+    void aReadThatIgnoresTheBufferPositionFailsTheRandomOperations() {
+        CheckFailure f = failureOf("random-operations-match-a-byte-array", size -> new ForwardingBlockDevice(new MemoryDevice(size)) {
+            @Override
+            public void read(long offset, ByteBuffer dst) throws DeviceException {
+                int limit = dst.limit();
+                ByteBuffer fresh = ByteBuffer.allocate(dst.remaining());
+                delegate().read(offset, fresh);
+                dst.clear();
+                dst.put(fresh.array(), 0, Math.min(fresh.capacity(), dst.capacity()));
+                dst.limit(limit).position(limit);
+            }
+        });
+        assertThat(f.detail()).startsWith("read-matches-model");
+    }
+
+    /** A write-back cache whose flush forgets to write back: flushed writes are lost at a power loss. */
+    @Test
+    void aFlushThatDoesNotWriteBackFailsFlushDurabilityNamingTheLostWrite() {
+        CheckFailure f = failureOf("flushed-writes-survive-a-power-loss", new CacheFactory(true));
+        assertThat(f.detail()).contains("after the power loss").contains("a flushed write was lost")
+                .contains("the slot holds all zeroes");
+    }
+
+    @Test
+    void aWriteBackCacheThatWritesBackPassesFlushDurability() {
+        Checks.byId("flushed-writes-survive-a-power-loss").orElseThrow().run(new CacheFactory(false), 1, LIMIT);
+    }
+
+    /** A device that acknowledges a write when half of it has landed, and lands the rest a moment later. */
+    @Test
+    void aWriteAcknowledgedBeforeItsSecondHalfLandedFailsReadYourWritesAsTorn() throws Exception {
+        ExecutorService later = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "late-half");
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            CheckFailure f = failureOf("checksummed-concurrent-writes", size -> new ForwardingBlockDevice(new MemoryDevice(size)) {
+                @Override
+                public void write(long offset, ByteBuffer src) throws DeviceException {
+                    int half = src.remaining() / 2;
+                    ByteBuffer first = src.duplicate();
+                    first.limit(first.position() + half);
+                    delegate().write(offset, first);
+                    ByteBuffer rest = ByteBuffer.allocate(src.remaining() - half);
+                    rest.put(src.duplicate().position(src.position() + half)).flip();
+                    src.position(src.limit()); // acknowledged
+                    later.execute(() -> {
+                        try {
+                            Thread.sleep(1);
+                            delegate().write(offset + half, rest);
+                        } catch (Exception e) {
+                            throw new IllegalStateException(e);
+                        }
+                    });
+                }
+            });
+            assertThat(f.detail()).startsWith("read-your-writes").contains("a torn block");
+        } finally {
+            later.shutdownNow();
+            later.awaitTermination(10, TimeUnit.SECONDS);
+        }
+    }
+
+    @Test
+    void aFilterThatSwallowsItsBackingDevicesFlushErrorFailsFaultPropagation() {
+        CheckFailure f = failureOf("backing-faults-reach-the-caller", new DeviceFactory() {
+            @Override
+            public BlockDevice create(long size) {
+                return new MemoryDevice(size);
+            }
+
+            @Override
+            public Layering layering() {
+                return backing -> new ForwardingBlockDevice(backing) {
+                    @Override
+                    public void flush() {
+                        try {
+                            delegate().flush();
+                        } catch (DeviceException e) {
+                            // "best effort": the error the kit must see is swallowed here
+                        }
+                    }
+                };
+            }
+        });
+        assertThat(f.detail()).contains("a flush while the backing device's FLUSH failing with IO_ERROR succeeded")
+                .contains("the error was swallowed, expected a DeviceException of kind IO_ERROR");
+    }
+
+    @Test
+    void aDeviceThatReportsOutOfRangeAsAnIoErrorFailsTheKindCheck() {
+        CheckFailure f = failureOf("out-of-range-fails-and-touches-nothing", size -> new ForwardingBlockDevice(new MemoryDevice(size)) {
+            @Override
+            public void write(long offset, ByteBuffer src) throws DeviceException {
+                try {
+                    delegate().write(offset, src);
+                } catch (DeviceException e) {
+                    throw new DeviceException(DeviceException.Kind.IO_ERROR, e.getMessage());
+                }
+            }
+        });
+        assertThat(f.detail()).contains("failed with IO_ERROR").contains("expected OUT_OF_RANGE");
+    }
+
+    @Test
+    void aDeviceThatHangsFailsItsCheckAtTheTimeLimitInsteadOfHangingTheBuild() {
+        Check check = Checks.byId("flush-keeps-the-data").orElseThrow();
+        assertThatThrownBy(() -> check.run(size -> new ForwardingBlockDevice(new MemoryDevice(size)) {
+            @Override
+            public void flush() {
+                while (true) {
+                    try {
+                        Thread.sleep(60_000);
+                    } catch (InterruptedException e) {
+                        return; // the kit interrupts the check's thread at the limit
+                    }
+                }
+            }
+        }, 1, Duration.ofMillis(500))).isInstanceOfSatisfying(CheckFailure.class,
+                f -> assertThat(f.detail()).contains("did not finish within"));
+    }
+
+    /** A factory of write-back cache devices, whose flush writes back (or, broken, forgets to). */
+    private static final class CacheFactory implements DeviceFactory {
+        private final boolean lostFlush;
+
+        CacheFactory(boolean lostFlush) {
+            this.lostFlush = lostFlush;
+        }
+
+        @Override
+        public BlockDevice create(long size) {
+            return new Cache(new MemoryDevice(size), lostFlush);
+        }
+
+        @Override
+        public PowerLoss powerLoss() {
+            return device -> {
+                Cache c = (Cache) device;
+                c.close();
+                return new Cache(c.disk, lostFlush); // the cache's bytes are gone; the disk's stay
+            };
+        }
+    }
+
+    /** Reads and writes go to a volatile cache; flush copies the cache to the disk. */
+    private static final class Cache extends ForwardingBlockDevice {
+        final MemoryDevice disk;
+        private final boolean lostFlush;
+
+        Cache(MemoryDevice disk, boolean lostFlush) {
+            super(copyOf(disk));
+            this.disk = disk;
+            this.lostFlush = lostFlush;
+        }
+
+        private static MemoryDevice copyOf(MemoryDevice disk) {
+            try {
+                MemoryDevice cache = new MemoryDevice(disk.size());
+                ByteBuffer all = ByteBuffer.allocate((int) disk.size());
+                disk.read(0, all);
+                cache.write(0, all.flip());
+                return cache;
+            } catch (DeviceException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+
+        @Override
+        public synchronized void flush() throws DeviceException {
+            delegate().flush();
+            if (lostFlush) {
+                return; // the write-back is forgotten
+            }
+            ByteBuffer all = ByteBuffer.allocate((int) delegate().size());
+            delegate().read(0, all);
+            disk.write(0, all.flip());
+        }
+    }
+}
