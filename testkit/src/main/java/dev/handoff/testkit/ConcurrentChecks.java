@@ -10,6 +10,7 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CyclicBarrier;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 
 /**
@@ -44,7 +45,9 @@ final class ConcurrentChecks {
     private static final int SLOTS = SIZE / Blocks.SLOT;
     /** The slots the durability check writes: 64 slots, 256 KiB, so that flushes and writes meet. */
     private static final int HOT_SLOTS = 64;
-    private static final int DURABILITY_ROUNDS = 4;
+    /** The durability check's device: its slots and an unaligned tail (a small device: a power loss may copy it whole). */
+    private static final int DURABLE_SIZE = HOT_SLOTS * Blocks.SLOT + 517;
+    private static final int DURABILITY_ROUNDS = 12;
     /** Threads of the durability check that write; the others flush. */
     private static final int WRITERS = THREADS / 2;
     private static final VarHandle WORD = MethodHandles.arrayElementVarHandle(long[].class);
@@ -130,7 +133,7 @@ final class ConcurrentChecks {
     private static void flushDurability(DeviceFactory f, long seed) throws Exception {
         DeviceFactory.PowerLoss powerLoss = f.powerLoss();
         if (powerLoss == null) {
-            throw new TestAbortedException("the factory simulates no power loss (DeviceFactory.powerLoss): flush durability is not checked");
+            throw new TestAbortedException("no power loss to simulate (DeviceFactory.powerLoss)");
         }
         for (int round = 0; round < DURABILITY_ROUNDS; round++) {
             flushDurabilityRound(f, powerLoss, seed * DURABILITY_ROUNDS + round);
@@ -139,20 +142,22 @@ final class ConcurrentChecks {
 
     /**
      * One device, one power loss. Half the threads write the first {@link #HOT_SLOTS} slots only, in
-     * bursts of three writes to a slot, flushing now and then; the other half flush while they
-     * write, so that writes land on pages, segments and requests that a flush is writing back: where
-     * a device's flush loses a racing write, it is there.
+     * bursts of three writes to a slot, flushing now and then; the other half flush in a loop, and
+     * each write waits (briefly) for a flush to be in progress, so that writes land on pages,
+     * segments and requests that a flush is writing back: where a device's flush loses a racing
+     * write, it is there.
      */
     private static void flushDurabilityRound(DeviceFactory f, DeviceFactory.PowerLoss powerLoss, long seed)
             throws Exception {
         Blocks blocks = new Blocks(seed);
-        int[] acked = new int[SLOTS];          // last version whose write returned: owner's setRelease, anyone's getAcquire
-        int[][] durable = new int[THREADS][SLOTS]; // per thread: versions a flush of its own covered
-        BlockDevice created = f.create(SIZE);
+        int[] acked = new int[HOT_SLOTS];          // last version whose write returned: owner's setRelease, anyone's getAcquire
+        int[][] durable = new int[THREADS][HOT_SLOTS]; // per thread: versions a flush of its own covered
+        BlockDevice created = f.create(DURABLE_SIZE);
         BlockDevice d = created;
         BlockDevice reopened = null;
         try {
-            java.util.concurrent.atomic.AtomicInteger writing = new java.util.concurrent.atomic.AtomicInteger(WRITERS);
+            AtomicInteger writing = new AtomicInteger(WRITERS);
+            AtomicInteger flushing = new AtomicInteger();
             runThreads(seed, t -> {
                 SplittableRandom r = new SplittableRandom(seed * 7_000_003 + t);
                 if (t < WRITERS) {
@@ -161,6 +166,7 @@ final class ConcurrentChecks {
                     for (int i = 0; i < 100; i++) {
                         int slot = t + WRITERS * r.nextInt(mine);
                         for (int burst = 0; burst < 3; burst++) {
+                            awaitAFlush(flushing);
                             durableWrite(created, blocks, acked, slot);
                         }
                         if (i % 4 == 3) {
@@ -172,7 +178,12 @@ final class ConcurrentChecks {
                     // A flusher: flushes while the writers write, so that writes land on what a flush
                     // is writing back (where a flush that drops a racing write shows).
                     for (int n = 0; n < 10_000 && writing.get() > 0; n++) {
-                        flushCovering(created, acked, durable[t]);
+                        flushing.incrementAndGet(); // the writers wait (a little) for a flush in progress
+                        try {
+                            flushCovering(created, acked, durable[t]);
+                        } finally {
+                            flushing.decrementAndGet();
+                        }
                     }
                 }
             });
@@ -181,11 +192,12 @@ final class ConcurrentChecks {
             durableWrite(created, blocks, acked, 0);
             d = null; // the power loss takes it
             reopened = powerLoss.reopen(created);
-            if (reopened.size() != SIZE) {
-                throw Violation.of("the device reopened after the power loss has %d bytes, not %d", reopened.size(), SIZE);
+            if (reopened.size() != DURABLE_SIZE) {
+                throw Violation.of("the device reopened after the power loss has %d bytes, not %d", reopened.size(),
+                        DURABLE_SIZE);
             }
-            byte[] all = Io.read(reopened, 0, SIZE);
-            for (int slot = 0; slot < SLOTS; slot++) {
+            byte[] all = Io.read(reopened, 0, DURABLE_SIZE);
+            for (int slot = 0; slot < HOT_SLOTS; slot++) {
                 int flushed = 0;
                 for (int t = 0; t < THREADS; t++) {
                     flushed = Math.max(flushed, durable[t][slot]);
@@ -195,6 +207,17 @@ final class ConcurrentChecks {
         } finally {
             Io.closeQuietly(d);
             Io.closeQuietly(reopened);
+        }
+    }
+
+    /**
+     * Spins a little (about a hundred microseconds at most) until some flush is in progress, so that
+     * the next write lands while one runs; gives up quietly on a device whose flushes are too quick.
+     */
+    private static void awaitAFlush(AtomicInteger flushing) {
+        long until = System.nanoTime() + 100_000;
+        while (flushing.get() == 0 && System.nanoTime() < until) { // volatile read of the flushers' RMWs
+            Thread.onSpinWait();
         }
     }
 

@@ -93,7 +93,7 @@ final class FaultChecks {
     private static void backingFaults(DeviceFactory f, long seed) throws Exception {
         DeviceFactory.Layering layering = f.layering();
         if (layering == null) {
-            throw new TestAbortedException("the factory offers no layering (DeviceFactory.layering): the device stacks on nothing the kit can break");
+            throw new TestAbortedException("no backing device to break (DeviceFactory.layering)");
         }
         FaultyDevice backing = new FaultyDevice(new MemoryDevice(SIZE), seed);
         BlockDevice d = layering.over(backing);

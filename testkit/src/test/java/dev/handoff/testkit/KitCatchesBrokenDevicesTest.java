@@ -120,8 +120,8 @@ class KitCatchesBrokenDevicesTest {
                         try {
                             Thread.sleep(1);
                             delegate().write(offset + half, rest);
-                        } catch (Exception e) {
-                            throw new IllegalStateException(e);
+                        } catch (Exception lateForAClosedDevice) {
+                            // the check may have closed the device by now: the half is lost, as the check saw
                         }
                     });
                 }
