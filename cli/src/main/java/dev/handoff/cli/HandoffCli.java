@@ -21,13 +21,15 @@ import picocli.CommandLine.Spec;
             MirrorCommand.class,
             OwnerCommand.class,
             ServeCommand.class,
+            VerifyCommand.class,
             CommandLine.HelpCommand.class,
         },
         exitCodeListHeading = "%nExit codes (every command):%n",
         exitCodeList = {
             " 0:done (mirror consistent: completed, or cancelled once READY; demo checks passed; owner command"
                     + " succeeded; serve stopped by quit)",
-            " 1:job failed (I/O error with policy report), demo check failed, coordinator unreachable, internal error",
+            " 1:job failed (I/O error with policy report), demo check failed, verify check failed, coordinator"
+                    + " unreachable, internal error",
             " 2:usage: unknown option, missing or invalid argument, more memory than the JVM has, stop/enospc"
                     + " without --control",
             " 3:bad image: missing source, not raw, target size differs, target is the source, target not"
@@ -45,7 +47,7 @@ final class HandoffCli implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (demo, ensemble-demo, mirror, owner, serve)");
+        throw new CommandLine.ParameterException(spec.commandLine(), "a command is required (demo, ensemble-demo, mirror, owner, serve, verify)");
     }
 
     /** Prints the version from the jar's manifest. */

@@ -1,0 +1,183 @@
+package dev.handoff.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import dev.handoff.device.MemoryDevice;
+import dev.handoff.nbd.NbdAddress;
+import dev.handoff.nbd.NbdExport;
+import dev.handoff.nbd.NbdServer;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+/**
+ * {@code handoff verify} in process: a user's device class from a jar compiled here, a raw image,
+ * an NBD export, and bad arguments, each with its exit code and its one line.
+ */
+class VerifyCommandTest {
+    @TempDir
+    static Path shared;
+
+    @TempDir
+    Path dir;
+
+    private static Path jar;
+
+    @BeforeAll
+    static void buildTheUsersJar() throws Exception {
+        jar = UserJar.acme(shared);
+    }
+
+    record Run(int exit, String out, String err) {
+        List<String> errLines() {
+            return err.lines().filter(l -> !l.isBlank()).toList();
+        }
+    }
+
+    private static synchronized Run verify(String... args) {
+        PrintStream out = System.out;
+        PrintStream err = System.err;
+        ByteArrayOutputStream o = new ByteArrayOutputStream();
+        ByteArrayOutputStream e = new ByteArrayOutputStream();
+        try {
+            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
+            String[] all = Stream.concat(Stream.of("verify"), Stream.of(args)).toArray(String[]::new);
+            int exit = Main.run(all);
+            return new Run(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
+        } finally {
+            System.setOut(out);
+            System.setErr(err);
+        }
+    }
+
+    @Test
+    void aUsersDeviceClassFromAJarPassesEveryCheckItCanRunAndTheOthersAreSkipped() {
+        Run r = verify("--device", "com.acme.AcmeDevice", "--classpath", jar.toString(), "--seeds", "1");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.out()).contains("random-operations-match-a-byte-array").contains("checksummed-concurrent-writes")
+                .containsPattern("flushed-writes-survive-a-power-loss +skipped +- +[0-9.]+ s +no power loss to simulate")
+                .contains("0 failed, 2 skipped");
+    }
+
+    @Test
+    void aDeviceThatAcknowledgesWritesEarlyFailsTheConcurrentCheckWithItsSeedAndReplayLine() throws Exception {
+        Run r = verify("--device", "com.acme.EarlyAckDevice", "--classpath", jar.toString(), "--check",
+                "checksummed-concurrent-writes", "--json");
+        assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
+        JsonNode report = Json.MAPPER.readTree(r.out());
+        assertThat(report.get("passed").asBoolean()).isFalse();
+        JsonNode check = report.get("checks").get(0);
+        assertThat(check.get("id").asText()).isEqualTo("checksummed-concurrent-writes");
+        assertThat(check.get("verdict").asText()).isEqualTo("failed");
+        long seed = check.get("failure").get("seed").asLong();
+        assertThat(seed).isEqualTo(1);
+        assertThat(check.get("failure").get("message").asText()).startsWith("read-your-writes").contains("a torn block");
+        assertThat(check.get("failure").get("replay").asText()).isEqualTo("handoff verify --device com.acme.EarlyAckDevice"
+                + " --classpath " + jar + " --check checksummed-concurrent-writes --seed 1");
+    }
+
+    @Test
+    void aDeviceFactoryBringsItsPowerLossSoDurabilityIsChecked() {
+        Run r = verify("--device", "com.acme.AcmeFactory", "--classpath", jar.toString(), "--check",
+                "flushed-writes-survive-a-power-loss", "--seeds", "1");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.out()).containsPattern("flushed-writes-survive-a-power-loss +passed +1 ").contains("1 passed, 0 failed, 0 skipped");
+    }
+
+    @Test
+    void anImageIsCheckedOnAScratchCopyBesideItAndLeftAsItWas() throws Exception {
+        Path image = dir.resolve("disk.img");
+        byte[] content = new byte[5 << 20];
+        new Random(5).nextBytes(content);
+        Files.write(image, content);
+        Run r = verify("--image", image.toString(), "--json", "--seeds", "1");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        JsonNode report = Json.MAPPER.readTree(r.out());
+        assertThat(report.get("on").asText()).contains("scratch copy");
+        assertThat(report.get("checks")).hasSize(12);
+        assertThat(Files.readAllBytes(image)).isEqualTo(content);
+        try (Stream<Path> left = Files.list(dir)) {
+            assertThat(left.toList()).containsExactly(image);
+        }
+    }
+
+    @Test
+    void withDestructiveTheImageItselfIsWritten() throws Exception {
+        Path image = dir.resolve("disk.img");
+        byte[] content = new byte[4 << 20];
+        new Random(6).nextBytes(content);
+        Files.write(image, content);
+        Run r = verify("--image", image.toString(), "--destructive", "--check", "starts-all-zero,checksummed-concurrent-writes");
+        assertThat(r.exit()).as(r.toString()).isZero();
+        assertThat(r.out()).contains("the image itself").contains("2 passed, 0 failed");
+        assertThat(Files.readAllBytes(image)).isNotEqualTo(content);
+    }
+
+    @Test
+    void anNbdExportIsCheckedAndItsFirstBytesAreWrittenBack() throws Exception {
+        MemoryDevice exported = new MemoryDevice(5 << 20);
+        byte[] content = new byte[5 << 20];
+        new Random(7).nextBytes(content);
+        exported.write(0, ByteBuffer.wrap(content));
+        try (NbdServer server = NbdServer.builder().listen(NbdAddress.tcp(0)).export(NbdExport.of("disk", exported)).start()) {
+            Run r = verify("--nbd", server.uri("disk").toString(), "--seeds", "1");
+            assertThat(r.exit()).as(r.toString()).isZero();
+            assertThat(r.out()).contains("saved to").contains("0 failed, 2 skipped");
+        }
+        ByteBuffer after = ByteBuffer.allocate(5 << 20);
+        exported.read(0, after);
+        assertThat(after.array()).isEqualTo(content);
+    }
+
+    @Test
+    void aBudgetThatRunsOutLeavesLaterChecksUnrunAndFailsTheRun() throws Exception {
+        Path image = dir.resolve("disk.img");
+        Files.write(image, new byte[4 << 20]);
+        Run r = verify("--image", image.toString(), "--budget", "1ms", "--check",
+                "random-operations-match-a-byte-array,starts-all-zero");
+        assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
+        assertThat(r.out()).containsPattern("starts-all-zero +not run +- +- +the budget ran out");
+    }
+
+    @Test
+    void badArgumentsGetOneClearLineAndTheirExitCode() throws Exception {
+        Path small = dir.resolve("small.img");
+        Files.write(small, new byte[1 << 20]);
+        Path image = dir.resolve("disk.img");
+        Files.write(image, new byte[4 << 20]);
+        Object[][] cases = {
+            {new String[] {}, ExitCodes.USAGE, "Missing required argument"},
+            {new String[] {"--image", image.toString(), "--nbd", "nbd://localhost/x"}, ExitCodes.USAGE, "mutually exclusive"},
+            {new String[] {"--device", "com.acme.AcmeDevice"}, ExitCodes.USAGE, "--device needs --classpath"},
+            {new String[] {"--device", "com.acme.Nope", "--classpath", jar.toString()}, ExitCodes.USAGE, "no class com.acme.Nope in --classpath"},
+            {new String[] {"--device", "java.lang.String", "--classpath", jar.toString()}, ExitCodes.USAGE, "is neither a dev.handoff.testkit.DeviceFactory nor a dev.handoff.device.BlockDevice"},
+            {new String[] {"--device", "com.acme.AcmeDevice", "--classpath", dir.resolve("missing.jar").toString()}, ExitCodes.USAGE, "missing.jar does not exist"},
+            {new String[] {"--image", dir.resolve("missing.img").toString()}, ExitCodes.BAD_IMAGE, "missing.img does not exist"},
+            {new String[] {"--image", small.toString()}, ExitCodes.BAD_IMAGE, "has 1 MiB; the checks need at least 4 MiB"},
+            {new String[] {"--image", image.toString(), "--check", "nope"}, ExitCodes.USAGE, "--check: no check nope"},
+            {new String[] {"--image", image.toString(), "--seeds", "0"}, ExitCodes.USAGE, "--seeds must be at least 1"},
+            {new String[] {"--image", image.toString(), "--budget", "5x"}, ExitCodes.USAGE, "--budget: not a duration: '5x'"},
+            {new String[] {"--image", image.toString(), "--classpath", jar.toString()}, ExitCodes.USAGE, "--classpath is for --device"},
+            {new String[] {"--nbd", "http://x/y"}, ExitCodes.USAGE, "--nbd:"},
+        };
+        for (Object[] c : cases) {
+            Run r = verify((String[]) c[0]);
+            assertThat(r.exit()).as("%s: %s", List.of((String[]) c[0]), r).isEqualTo((int) c[1]);
+            assertThat(r.errLines()).as("%s", List.of((String[]) c[0])).hasSize(1);
+            assertThat(r.errLines().get(0)).startsWith("handoff verify: ").contains((String) c[2]);
+            assertThat(r.out()).isEmpty();
+        }
+        assertThat(Files.readAllBytes(image)).containsOnly(0);
+    }
+}
