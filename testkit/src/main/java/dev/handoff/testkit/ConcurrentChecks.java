@@ -38,6 +38,12 @@ import java.util.concurrent.atomic.AtomicReference;
  *       if both loads saw the same even word, no write of the slot overlapped the read, and the
  *       read must return exactly that version.</li>
  * </ul>
+ *
+ * <p>The durability check keeps, per slot, the last version whose write returned ({@code acked}):
+ * the owner's release store after the write returns pairs with a flusher's acquire load before it
+ * calls {@code flush}, so every version a flusher saw had returned before its flush began, and is
+ * durable once that flush returns (the contract's durability clause). What each flusher covered is
+ * its own array, read only after the threads are joined (join orders it).
  */
 final class ConcurrentChecks {
     static final int THREADS = 4;
@@ -75,7 +81,7 @@ final class ConcurrentChecks {
         Blocks blocks = new Blocks(seed);
         long[] state = new long[SLOTS];
         try (BlockDevice d = f.create(SIZE)) {
-            runThreads(seed, t -> {
+            runThreads(t -> {
                 SplittableRandom r = new SplittableRandom(seed * 1_000_003 + t);
                 int writes = 120;
                 for (int i = 0; i < writes; i++) {
@@ -158,7 +164,7 @@ final class ConcurrentChecks {
         try {
             AtomicInteger writing = new AtomicInteger(WRITERS);
             AtomicInteger flushing = new AtomicInteger();
-            runThreads(seed, t -> {
+            runThreads(t -> {
                 SplittableRandom r = new SplittableRandom(seed * 7_000_003 + t);
                 if (t < WRITERS) {
                     // A writer: bursts of writes to one of its slots, a flush of its own now and then.
@@ -280,7 +286,7 @@ final class ConcurrentChecks {
     }
 
     /** Runs {@code worker} on {@link #THREADS} threads started together; rethrows the first failure. */
-    private static void runThreads(long seed, Worker worker) throws Exception {
+    private static void runThreads(Worker worker) throws Exception {
         CyclicBarrier start = new CyclicBarrier(THREADS);
         AtomicReference<Throwable> failure = new AtomicReference<>();
         List<Thread> threads = new ArrayList<>();
