@@ -44,10 +44,13 @@ public final class FileBitmapStore implements BitmapStore {
     private final FileLock lock;
     private final int wordCount;
     private final long[] loaded;
+    private final BitmapHeader found;
     private volatile BitmapHeader header; // written by the one writer, read by anyone
 
-    private FileBitmapStore(Path file, FileChannel channel, FileLock lock, BitmapHeader header, long[] loaded) {
+    private FileBitmapStore(Path file, FileChannel channel, FileLock lock, BitmapHeader found, BitmapHeader header,
+            long[] loaded) {
         this.file = file;
+        this.found = found;
         this.channel = channel;
         this.lock = lock;
         this.header = header;
@@ -109,7 +112,7 @@ public final class FileBitmapStore implements BitmapStore {
             }
             forceDirectory(dir);
             done = true;
-            return new FileBitmapStore(target, ch, lock, header, bits);
+            return new FileBitmapStore(target, ch, lock, null, header, bits);
         } catch (IOException e) {
             throw ioError("cannot create write-intent bitmap " + target, e);
         } finally {
@@ -161,7 +164,7 @@ public final class FileBitmapStore implements BitmapStore {
             writeFully(ch, ByteBuffer.wrap(next.encode()), slotOffset(next.generation()));
             ch.force(true);
             done = true;
-            return new FileBitmapStore(target, ch, lock, next, bits);
+            return new FileBitmapStore(target, ch, lock, found, next, bits);
         } catch (NoSuchFileException e) {
             throw new DeviceException(DeviceException.Kind.IO_ERROR, "no write-intent bitmap at " + target, e);
         } catch (IOException e) {
@@ -255,6 +258,14 @@ public final class FileBitmapStore implements BitmapStore {
     @Override
     public BitmapHeader header() {
         return header;
+    }
+
+    /**
+     * The header {@link #open} found (its state says whether the last job crashed or stopped
+     * cleanly), or null for a store {@link #create}d new.
+     */
+    public BitmapHeader found() {
+        return found;
     }
 
     /** The file this store keeps its bits in. */
