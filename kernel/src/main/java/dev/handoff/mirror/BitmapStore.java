@@ -19,8 +19,8 @@ public interface BitmapStore extends AutoCloseable {
     /** The header in force since this store was opened (generation and state of this run). */
     BitmapHeader header();
 
-    /** The bits as they were persisted when the store was opened: a new array of the store's words. */
-    long[] load() throws DeviceException;
+    /** The bits as they were persisted when the store was opened (read then): a new array of its words. */
+    long[] load();
 
     /** Writes words {@code [from, to)} of {@code words} at their place; durable only after {@link #sync}. */
     void write(long[] words, int from, int to) throws DeviceException;

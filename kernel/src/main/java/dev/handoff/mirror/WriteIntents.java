@@ -83,7 +83,7 @@ final class WriteIntents {
      * @throws IllegalArgumentException if the store's region size is not a multiple of {@code
      *         granularity} or its header's source size is not {@code deviceSize}
      */
-    WriteIntents(BitmapStore store, long deviceSize, int granularity) throws DeviceException {
+    WriteIntents(BitmapStore store, long deviceSize, int granularity) {
         BitmapHeader h = store.header();
         if (h.sourceSize() != deviceSize) {
             throw new IllegalArgumentException("the write-intent bitmap is for a source of " + h.sourceSize()
@@ -327,6 +327,7 @@ final class WriteIntents {
 
     /* ---- Clearing (rule 2) ---- */
 
+
     /**
      * The regions that may be cleared once the target has been flushed after this call: bit set,
      * no write in progress, no chunk dirty or claimed. Returns pairs (region, its write count) in
@@ -371,9 +372,10 @@ final class WriteIntents {
     }
 
     /**
-     * Clears the candidates (from {@link #candidates}, before a target flush that has since
-     * returned) to which no write has started since, and writes their words to the store without a
-     * sync (a clear lost in a crash only copies a region again). Returns the regions cleared.
+     * Clears the candidates (from {@link #candidates}, before a flush of source and target that has
+     * since returned) to which no write has started since, and writes and syncs their words (a
+     * clear lost in a crash would only copy a region again, but one sync per pass keeps a resume
+     * after READY short). Returns the regions cleared.
      */
     long clear(long[] candidates) throws DeviceException {
         if (candidates.length == 0) {
@@ -406,7 +408,7 @@ final class WriteIntents {
                 cleared++;
             }
             if (cleared > 0) {
-                DeviceException failure = runBatchLocked(false);
+                DeviceException failure = runBatchLocked(true);
                 if (failure != null) {
                     throw failure; // the bits are cleared in memory; the next batch writes them
                 }

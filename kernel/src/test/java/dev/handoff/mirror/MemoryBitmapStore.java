@@ -107,6 +107,17 @@ public final class MemoryBitmapStore implements BitmapStore {
         live = synced.clone();
     }
 
+    /** A power loss: each word written but not synced is kept or lost, as {@code random} picks. */
+    public synchronized void crash(java.util.Random random) {
+        for (int w = 0; w < live.length; w++) {
+            if (random.nextBoolean()) {
+                live[w] = synced[w];
+            } else {
+                synced[w] = live[w];
+            }
+        }
+    }
+
     /** The synced words (what a crash now would leave). */
     public synchronized long[] synced() {
         return synced.clone();
