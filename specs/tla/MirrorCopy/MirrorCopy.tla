@@ -191,7 +191,7 @@ Concluded(j) == j.st \in {"completed", "cancelled", "failed"}
 Finishing(j) == j.fin # "none"
 
 (* MirrorJob.updateWriteThroughLocked: guest writes also go to the target. *)
-(* @java MirrorJob.updateWriteThroughLocked:645-647 "boolean on = copyMode == CopyMode.WRITE_BLOCKING && abandoning == null" *)
+(* @java MirrorJob.updateWriteThroughLocked:680-682 "boolean on = copyMode == CopyMode.WRITE_BLOCKING && abandoning == null" *)
 WriteThrough(j) ==
     /\ j.mode = "write-blocking" /\ j.aband = "none"
     /\ \/ j.st \in {"running", "ready", "completing"}
@@ -267,7 +267,7 @@ Issue(d, c, o, idle, cur) ==
                      idle, IF last < N THEN last + 1 ELSE 1)
 
 (* MirrorJob.concludeLocked: route the guest, reopen the gate, end.        *)
-(* @java MirrorJob.concludeLocked:614-614 "filter.setPassthrough(pivot ? target : source);" *)
+(* @java MirrorJob.concludeLocked:649-649 "filter.setPassthrough(pivot ? target : source);" *)
 Conclude(j, outcome, pivot) ==
     [j EXCEPT !.pass = IF pivot THEN "target" ELSE "source", !.gate = FALSE,
               !.drain = "none", !.aband = "none", !.st = outcome]
@@ -284,8 +284,8 @@ AfterIssue(j, d, o) ==
             ELSE j2
 
 (* MirrorJob.advanceLocked, as the set of possible [j, d, c, o].           *)
-(* @java MirrorJob.advanceLocked:518-518 "copier.issueLocked();"               *)
-(* @java MirrorJob.advanceLocked:510-510 "if (gate.isDrained()) {"             *)
+(* @java MirrorJob.advanceLocked:553-553 "copier.issueLocked();"               *)
+(* @java MirrorJob.advanceLocked:545-545 "if (gate.isDrained()) {"             *)
 Advance(j, d, c, o) ==
     IF Concluded(j) THEN {[j |-> j, d |-> d, c |-> c, o |-> o]}
     ELSE IF j.aband # "none"
@@ -304,7 +304,7 @@ Advance(j, d, c, o) ==
            d |-> r.d, c |-> r.c, o |-> r.o]}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
-(* @java MirrorJob.onErrorLocked:659-659 "ErrorAction action = policy.actionFor(e.kind());" *)
+(* @java MirrorJob.onErrorLocked:694-694 "ErrorAction action = policy.actionFor(e.kind());" *)
 Action(side, kind) ==
     LET p == IF side = "source" THEN SourcePolicy ELSE TargetPolicy
     IN CASE p = "enospc" -> IF kind = "nospace" THEN "stop" ELSE "report"
@@ -581,7 +581,7 @@ WbMark(g) ==
 (* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
 (* (a section: the target policy, then advance).  The guest's write still  *)
 (* succeeds: the source has it.                                            *)
-(* @java MirrorJob.onGuestTargetError:709-709 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
+(* @java MirrorJob.onGuestTargetError:744-744 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
 WbReport(g) ==
     /\ gs[g].pc = "wbReport"
     /\ SectionThenAdvance(OnError(job, "target", gs[g].fk), dirty)
@@ -691,7 +691,7 @@ CopyRelease(f) ==
 
 (* MirrorJob.onCopyFinished (a section): the copy is no longer in flight;  *)
 (* a failure goes to its side's policy; then advance.                      *)
-(* @java MirrorJob.onCopyFinished:689-689 "copier.finishedLocked(op, e);"      *)
+(* @java MirrorJob.onCopyFinished:724-724 "copier.finishedLocked(op, e);"      *)
 CopyFinished(f) ==
     LET op == ops[f]
         o2 == [ops EXCEPT ![f] = NoOp]
@@ -707,7 +707,7 @@ CopyFinished(f) ==
 (* ----------------------------------------------------------------------- *)
 
 (* MirrorJob.pump (a section): a wake-up from a guest or the gate.         *)
-(* @java MirrorJob.pump:732-732 "advanceLocked();"                              *)
+(* @java MirrorJob.pump:818-818 "advanceLocked();"                              *)
 RunPump ==
     /\ pumps > 0
     /\ pumps' = pumps - 1
@@ -716,7 +716,7 @@ RunPump ==
 
 (* MirrorJob.onTimer (a section): the back-off timer fired.  If a later    *)
 (* error pushed the retry time out, advance schedules it again.            *)
-(* @java MirrorJob.onTimer:748-748 "c.timerFiredLocked();"                     *)
+(* @java MirrorJob.onTimer:834-834 "c.timerFiredLocked();"                     *)
 TimerFires ==
     /\ job.timer
     /\ SectionThenAdvance([job EXCEPT !.timer = FALSE], dirty)
@@ -732,7 +732,7 @@ Tick ==
 (* MirrorJob.finishDrain, first step: the target flush (one device call,   *)
 (* outside the lock: guests are held and no copy runs, but a pause or a    *)
 (* forced cancel may come meanwhile).                                      *)
-(* @java MirrorJob.finishDrain:542-542 "target.flush();"                       *)
+(* @java MirrorJob.finishDrain:577-577 "target.flush();"                       *)
 FinishFlush ==
     /\ job.fin = "queued"
     /\ \/ job' = [job EXCEPT !.fin = "ok"] /\ UNCHANGED failures
@@ -750,7 +750,7 @@ FinishFlush ==
 (* PivotLosesNoWrite).  Otherwise advance,                                 *)
 (* which may queue the flush again.  FinishWithoutRecheck concludes COMPLETED after any good flush:  *)
 (* a cancel(force) that came during the flush is lost (EndsAsCommanded).   *)
-(* @java MirrorJob.finishDrain:567-567 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+(* @java MirrorJob.finishDrain:602-602 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
 FinishCheck ==
     LET j1 == [job EXCEPT !.fin = "none"] IN
     /\ job.fin \in {"ok", "io", "nospace"}
@@ -774,7 +774,7 @@ FinishCheck ==
 
 (* MirrorJob.start: mark every chunk (sync=full), RUNNING, advance; or,    *)
 (* if it was paused while CREATED, PAUSED at once, before any copy.        *)
-(* @java MirrorJob.start:213-213 "bitmap.markAll();"                           *)
+(* @java MirrorJob.start:229-229 "bitmap.markAll();"                           *)
 Start ==
     LET d == IF Sync = "full" THEN Chunks ELSE dirty
         j == [job EXCEPT !.st = "running", !.pauseOnStart = FALSE]
@@ -788,7 +788,7 @@ Start ==
 
 (* MirrorJob.pause: no new copies; guests are not held while paused.  While *)
 (* CREATED (once): the job pauses as soon as it starts.                     *)
-(* @java MirrorJob.pause:248-248 "pauseLocked();"                              *)
+(* @java MirrorJob.pause:264-264 "pauseLocked();"                              *)
 PauseCmd ==
     /\ "pause" \in Commands
     /\ \/ job.st = "created" /\ ~job.pauseOnStart /\ job' = [job EXCEPT !.pauseOnStart = TRUE]
@@ -797,7 +797,7 @@ PauseCmd ==
 
 (* MirrorJob.resume: back to the state it paused in; a drain holds the     *)
 (* guest again.                                                            *)
-(* @java MirrorJob.resume:274-274 "gate.close(); // the drain held the guest when it paused; hold it again" *)
+(* @java MirrorJob.resume:290-290 "gate.close(); // the drain held the guest when it paused; hold it again" *)
 Resume ==
     /\ "resume" \in Commands
     /\ \/ /\ job.st = "created" /\ job.pauseOnStart
@@ -820,7 +820,7 @@ BeginDrain(j, kind, st) ==
 
 (* MirrorJob.complete: only when READY; or PAUSED after READY (standby):   *)
 (* the job completes once resumed.                                         *)
-(* @java MirrorJob.complete:305-305 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
+(* @java MirrorJob.complete:321-321 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
 Complete ==
     /\ "complete" \in Commands
     /\ job.aband = "none"
@@ -833,7 +833,7 @@ Complete ==
 
 (* MirrorJob.finalizeJob: PENDING (auto-finalize off) -> COMPLETED, with   *)
 (* the pivot for complete(); the held guests go on.                        *)
-(* @java MirrorJob.finalizeJob:327-327 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+(* @java MirrorJob.finalizeJob:343-343 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
 Finalize ==
     /\ "finalize" \in Commands
     /\ job.st = "pending"
@@ -844,7 +844,7 @@ Finalize ==
 (* (CANCELLED, the guest on the source); after READY                      *)
 (* (or paused in a drain) it drains as complete() does, without the pivot; *)
 (* before READY it is abandoned: CANCELLED once its copies are back.       *)
-(* @java MirrorJob.cancel:378-378 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
+(* @java MirrorJob.cancel:394-394 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
 Cancel ==
     LET at == IF job.st = "paused" THEN job.resumeTo ELSE job.st IN
     /\ "cancel" \in Commands
@@ -863,7 +863,7 @@ Cancel ==
     /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
 (* MirrorJob.cancel(true): abandon at once, from any live state.           *)
-(* @java MirrorJob.cancel:369-369 "abandonLocked(JobState.CANCELLED);"         *)
+(* @java MirrorJob.cancel:385-385 "abandonLocked(JobState.CANCELLED);"         *)
 ForceCancel ==
     /\ "force" \in Commands
     /\ ~Concluded(job)
@@ -880,7 +880,7 @@ ForceCancel ==
 (* MirrorJob.setCopyMode(WRITE_BLOCKING), at run time: guest writes that   *)
 (* enter from now on go to the target too; those already inside finish as *)
 (* they started.  Never back to background.                                *)
-(* @java MirrorJob.setCopyMode:430-430 "copyMode = mode;"                      *)
+(* @java MirrorJob.setCopyMode:446-446 "copyMode = mode;"                      *)
 SetWriteBlocking ==
     /\ "writeBlocking" \in Commands
     /\ ~Concluded(job) /\ job.st # "pending" /\ job.mode = "background"
@@ -889,7 +889,7 @@ SetWriteBlocking ==
 
 (* MirrorJob.setSpeed: the speed limit is not modelled (it only delays     *)
 (* the copier): a section that advances.                                   *)
-(* @java MirrorJob.setSpeed:404-404 "copier.setSpeedLocked(bytesPerSecond);"   *)
+(* @java MirrorJob.setSpeed:420-420 "copier.setSpeedLocked(bytesPerSecond);"   *)
 SetSpeed ==
     /\ "speed" \in Commands
     /\ ~Concluded(job) /\ job.st # "pending"

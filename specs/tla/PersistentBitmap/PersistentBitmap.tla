@@ -116,6 +116,7 @@ Init ==
 (* WriteIntents.begin: LONGS.getAndAdd(writes, r, ONE_STARTED + 1).  The   *)
 (* write is counted before the durable bit is read: the writer's half of   *)
 (* the store-load pair with ClearBit/ClearCheck.                           *)
+(* @java WriteIntents.begin:183-183 "LONGS.getAndAdd(writes, (int) r, ONE_STARTED + 1);" *)
 WStart(r, v) ==
     /\ w.pc = "idle"
     /\ active' = active \cup {r}
@@ -127,6 +128,8 @@ WStart(r, v) ==
 (* WriteIntents.begin: LONGS.getVolatile(durable, ...); if the bit is not  *)
 (* durable, makeDurable sets it in bits.  Broken (WriteBeforeDurableBit):  *)
 (* the source write goes first and the bit is synced after it.             *)
+(* @java WriteIntents.begin:187-187 "allDurable = (((long) LONGS.getVolatile(durable, (int) (r >>> 6))) & (1L << r)) != 0;" *)
+(* @java WriteIntents.makeDurable:221-221 "bits[(int) (r >>> 6)] |= 1L << r;" *)
 WCheck ==
     /\ w.pc = "check"
     /\ IF w.r \in durMem
@@ -148,6 +151,7 @@ SyncBatch ==
     /\ bitDisk' = bitFile \cup bitMem
     /\ durMem' = durMem \cup bitMem
 
+(* @java WriteIntents.runBatchLocked:284-284 "store.sync();" *)
 WSync ==
     /\ w.pc \in {"sync", "lateSync"}
     /\ SyncBatch
@@ -156,6 +160,7 @@ WSync ==
                    active, fresh, c, p, crashes>>
 
 (* MirrorFilter: the source write (apply(source, ...)).                    *)
+(* @java MirrorFilter.writeBackground:340-340 "apply(source, op, offset, length, src);" *)
 WWrite ==
     /\ w.pc = "write"
     /\ srcLive' = [srcLive EXCEPT ![w.r] = w.v]
@@ -165,6 +170,7 @@ WWrite ==
                    dirty, claimed, active, fresh, c, p, crashes>>
 
 (* MirrorFilter.writeBackground: bitmap.markRange after the write (order 1).*)
+(* @java MirrorFilter.writeBackground:353-353 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
 WMark ==
     /\ w.pc = "mark"
     /\ dirty' = dirty \cup {w.r}
@@ -173,6 +179,7 @@ WMark ==
                    durMem, claimed, active, fresh, c, p, crashes>>
 
 (* WriteIntents.end: LONGS.getAndAdd(writes, r, -1); the write returns.    *)
+(* @java WriteIntents.end:211-211 "LONGS.getAndAdd(writes, (int) r, -1L);" *)
 WEnd ==
     /\ w.pc = "end"
     /\ active' = active \ {w.r}
@@ -181,8 +188,9 @@ WEnd ==
                    durMem, dirty, claimed, fresh, c, p, crashes>>
 
 ---------------------------------------------------------------------------
-(* The copier (Copier.claimRunLocked, CopyOperation).                      *)
+(* The copier (Copier.claimRunLocked, CopyOperation), as in MirrorCopy.tla. *)
 
+(* @java Copier.claimRunLocked:149-149 "bitmap.testAndClear(first);" *)
 CClaim(r) ==
     /\ c.pc = "idle" /\ r \in dirty /\ r \notin claimed
     /\ claimed' = claimed \cup {r}
@@ -191,12 +199,14 @@ CClaim(r) ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, active, fresh, w, p, crashes>>
 
+(* @java CopyOperation.readSource:91-91 "source.read(pos, buffer);" *)
 CRead ==
     /\ c.pc = "read"
     /\ c' = [c EXCEPT !.pc = "write", !.v = srcLive[c.r]]
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, dirty, claimed, active, fresh, w, p, crashes>>
 
+(* @java CopyOperation.writeTarget:165-165 "target.write(at, slice(pos, end));" *)
 CWrite ==
     /\ c.pc = "write"
     /\ tgtLive' = [tgtLive EXCEPT ![c.r] = c.v]
@@ -204,6 +214,7 @@ CWrite ==
     /\ UNCHANGED <<srcLive, srcDur, tgtDur, bitFile, bitDisk, bitMem, durMem,
                    dirty, claimed, active, fresh, w, p, crashes>>
 
+(* @java Copier.release:275-275 "claims.release(op.firstChunk, op.lastChunk);" *)
 CRelease ==
     /\ c.pc = "release"
     /\ claimed' = claimed \ {c.r}
@@ -218,6 +229,7 @@ CRelease ==
 (* WriteIntents.candidates: bit set, no write in progress, no chunk dirty  *)
 (* or claimed; each with its write count (here: fresh until a write        *)
 (* starts).                                                                *)
+(* @java WriteIntents.candidates:354-354 "long count = (long) LONGS.getVolatile(writes, (int) r);" *)
 ClearCandidates ==
     /\ p.pc = "idle"
     /\ LET cands == {r \in bitMem : r \notin active \cup dirty \cup claimed}
@@ -231,6 +243,8 @@ ClearCandidates ==
 (* every copy into them has returned, so the flushes make it durable on    *)
 (* both sides.  Broken: ClearBeforeDurableCopy (no target flush),          *)
 (* ClearWithoutSourceFlush (no source flush).                              *)
+(* @java MirrorJob.clearPass:775-775 "source.flush();" *)
+(* @java MirrorJob.clearPass:776-776 "target.flush();" *)
 ClearFlush ==
     /\ p.pc = "flush"
     /\ srcDur' = IF Bug = "ClearWithoutSourceFlush" THEN srcDur ELSE srcLive
@@ -241,6 +255,7 @@ ClearFlush ==
 
 (* WriteIntents.clear: LONGS.getAndBitwiseAnd(durable, w, ~bit), the       *)
 (* clear's half of the store-load pair.                                    *)
+(* @java WriteIntents.clear:420-420 "LONGS.getAndBitwiseAnd(durable, w, ~bit);" *)
 ClearBit(r) ==
     /\ p.pc = "clear" /\ r \in p.cands
     /\ durMem' = durMem \ {r}
@@ -252,6 +267,7 @@ ClearBit(r) ==
 (* candidate's count: unchanged, the bit is cleared and its word written   *)
 (* (no sync); changed, the durable bit is restored.  Broken                *)
 (* (ClearIgnoresWriters): cleared whatever the count.                      *)
+(* @java WriteIntents.clear:421-421 "long now = (long) LONGS.getVolatile(writes, (int) r);" *)
 ClearCheck ==
     /\ p.pc = "check"
     /\ IF p.r \in fresh \/ Bug = "ClearIgnoresWriters"
@@ -264,6 +280,7 @@ ClearCheck ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitDisk, dirty, claimed,
                    active, fresh, w, c, crashes>>
 
+(* @java WriteIntents.clear:437-437 "return cleared;" *)
 ClearDone ==
     /\ p.pc = "clear" /\ p.cands = {}
     /\ p' = [pc |-> "idle", cands |-> {}, r |-> 0]
@@ -276,10 +293,11 @@ ClearDone ==
 
 Outcomes(live, dur) == {f \in [Regions -> Content] : \A r \in Regions : f[r] \in {live[r], dur[r]}}
 
-(* @env Each device keeps, per region, its live or its durable content; the *)
+(* Each device keeps, per region, its live or its durable content; the     *)
 (* bitmap file its written or its synced bit.  The job restarts: a new     *)
 (* WriteIntents over the surviving bits, and the dirty bitmap marked from  *)
 (* them (MirrorJob.start on a resumed store).                              *)
+(* @env a power loss and a restart: no code of the job, which is gone.     *)
 Crash ==
     /\ crashes < MaxCrashes
     /\ \E s \in Outcomes(srcLive, srcDur), t \in Outcomes(tgtLive, tgtDur),

@@ -28,6 +28,9 @@ import java.nio.ByteBuffer;
  *       rest of it may still differ). A failed source or target write marks the chunks dirty
  *       again before the claim is released; a failed target write goes to the job's
  *       on-target-error policy and the guest's write still succeeds (the source has it).</li>
+ *   <li><b>With a persistent write-intent bitmap</b> (DESIGN §2.10) each write, write-zeroes and
+ *       discard first waits in {@link WriteIntents#begin} until its regions' bits are durable, and
+ *       ends with {@link WriteIntents#end} after its dirty marks.</li>
  *   <li><b>Reads</b>, and the allocation map ({@link #nextData}, {@link #nextHole}), go to the
  *       source; <b>flush</b> flushes the source (the target is flushed
  *       before a pivot); <b>discard</b> discards on the source and marks the chunks dirty.</li>
@@ -52,6 +55,8 @@ public final class MirrorFilter implements BlockDevice {
     private final InFlightChunks claims;
     private final GuestGate gate;
     private final Copier copier;
+    /** The persistent write-intent bitmap's protocol, or null (DESIGN §2.9). */
+    private final WriteIntents intents;
     private final long size;
     /** Null unless the job is traced; see MirrorTrace (every use is one load and one branch). */
     private final MirrorTrace trace;
@@ -63,7 +68,7 @@ public final class MirrorFilter implements BlockDevice {
     private volatile boolean closed;
 
     MirrorFilter(MirrorJob job, BlockDevice source, BlockDevice target, DirtyBitmap bitmap, InFlightChunks claims,
-            GuestGate gate, Copier copier, MirrorTrace trace) {
+            GuestGate gate, Copier copier, WriteIntents intents, MirrorTrace trace) {
         this.job = job;
         this.source = source;
         this.target = target;
@@ -71,6 +76,7 @@ public final class MirrorFilter implements BlockDevice {
         this.claims = claims;
         this.gate = gate;
         this.copier = copier;
+        this.intents = intents;
         this.size = source.size();
         this.trace = trace;
     }
@@ -264,13 +270,52 @@ public final class MirrorFilter implements BlockDevice {
                         t.end(MirrorTrace.Step.GUEST_IO, op, offset, length);
                     }
                 }
-            } else if (path == WRITE_BLOCKING) {
-                writeBlocking(op, offset, length, src);
             } else {
-                writeBackground(op, offset, length, src);
+                WriteIntents i = intents;
+                if (i != null) {
+                    beginIntent(i, offset, length);
+                }
+                try {
+                    if (path == WRITE_BLOCKING) {
+                        writeBlocking(op, offset, length, src);
+                    } else {
+                        writeBackground(op, offset, length, src);
+                    }
+                } finally {
+                    if (i != null) {
+                        endIntent(i, offset, length);
+                    }
+                }
             }
         } finally {
             exitGate();
+        }
+    }
+
+    /**
+     * WriteIntents.begin: the durable bit before the source write (DESIGN §2.9 rule 1). It may wait
+     * for a sync of the bitmap, so it is recorded after it returns, not bracketed (a trace bracket
+     * never encloses a wait); MirrorCopy.tla sees it as a step that changes none of its variables,
+     * PersistentBitmap.tla models it (WStart, WCheck, WSync).
+     */
+    private void beginIntent(WriteIntents i, long offset, long length) throws DeviceException {
+        boolean synced = i.begin(offset, length);
+        MirrorTrace t = trace;
+        if (t != null) {
+            t.begin();
+            t.end(MirrorTrace.Step.INTENT_BEGIN, 0, synced ? 1 : 0, 0);
+        }
+    }
+
+    /** WriteIntents.end, after the write's dirty marks: the clear pass sees them first (PersistentBitmap's WEnd). */
+    private void endIntent(WriteIntents i, long offset, long length) {
+        MirrorTrace t = trace;
+        if (t != null) {
+            t.begin();
+        }
+        i.end(offset, length);
+        if (t != null) {
+            t.end(MirrorTrace.Step.INTENT_END, 0, 0, 0);
         }
     }
 

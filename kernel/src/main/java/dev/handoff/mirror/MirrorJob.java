@@ -87,6 +87,16 @@ public final class MirrorJob {
     private final GuestGate gate;
     private final Copier copier;
     private final MirrorFilter filter;
+    /** The persistent write-intent bitmap's protocol, or null (DESIGN §2.9). */
+    private final WriteIntents intents;
+    /** Regions the next clear pass may clear; touched only by the clear pass, one at a time. */
+    private long[] clearable = new long[0];
+    /** Clear passes done: written by the clear pass only, read by bitmapStatus() (volatile). */
+    private volatile long clearPasses;
+    /** A clear pass is running (guarded by lock): the conclusion waits for it, which may use the store. */
+    private boolean clearing;
+    /** The final state, when the job concluded during a clear pass (guarded by lock). */
+    private JobState concludedWhileClearing;
     /** Null unless traced (MirrorTrace, a test seam): then each section under the lock is one step. */
     private final MirrorTrace trace;
 
@@ -123,7 +133,9 @@ public final class MirrorJob {
         this.claims = new InFlightChunks(bitmap.chunkCount(), trace);
         this.gate = new GuestGate(this::onGuestsDrained);
         this.copier = new Copier(this, source, target, bitmap, claims, options, trace);
-        this.filter = new MirrorFilter(this, source, target, bitmap, claims, gate, copier, trace);
+        this.intents = options.bitmap() != null
+                ? new WriteIntents(options.bitmap(), source.size(), options.granularity()) : null;
+        this.filter = new MirrorFilter(this, source, target, bitmap, claims, gate, copier, intents, trace);
     }
 
     /** A job on a dedicated default runtime. See {@link #create(BlockDevice, BlockDevice, MirrorOptions, JobRuntime)}. */
@@ -200,7 +212,8 @@ public final class MirrorJob {
     }
 
     /**
-     * CREATED → RUNNING: marks every chunk dirty (sync FULL) and starts copying; or, if it was paused
+     * CREATED → RUNNING: marks every chunk dirty (sync FULL), or with a persistent bitmap the chunks
+     * of every region whose bit it holds (DESIGN §2.9), and starts copying; or, if it was paused
      * while CREATED, RUNNING → PAUSED at once, before any copy is issued.
      */
     public void start() {
@@ -209,7 +222,10 @@ public final class MirrorJob {
             boolean refused = false;
             try {
                 require(state == JobState.CREATED, "start");
-                if (options.sync() == SyncMode.FULL) {
+                if (intents != null) {
+                    intents.forEachPersistedRange(bitmap::markRange);
+                    schedule(this::clearPass, options.bitmapClearIntervalNanos());
+                } else if (options.sync() == SyncMode.FULL) {
                     bitmap.markAll();
                 }
                 setStateLocked(JobState.RUNNING);
@@ -481,6 +497,25 @@ public final class MirrorJob {
         return ready;
     }
 
+    /**
+     * The persistent write-intent bitmap's state, or null if the job keeps none (DESIGN §2.9).
+     *
+     * @param regionSize  bytes of the source one bit stands for
+     * @param resumeBytes bytes the bits covered when the job was created: what it copies again
+     * @param bitBytes    bytes the bits cover now
+     * @param syncs       syncs of the bitmap so far (each shared by the writes that waited for it)
+     * @param clearPasses clear passes done so far
+     */
+    public record BitmapStatus(long regionSize, long resumeBytes, long bitBytes, long syncs, long clearPasses) {
+    }
+
+    /** The persistent bitmap's state (a snapshot), or null without one. */
+    public BitmapStatus bitmapStatus() {
+        WriteIntents i = intents;
+        return i == null ? null : new BitmapStatus(i.regionSize(), i.persistedBytes(), i.bitBytes(), i.syncs(),
+                clearPasses);
+    }
+
     /** Why the job failed, or null. */
     public String failureReason() {
         synchronized (lock) {
@@ -718,6 +753,57 @@ public final class MirrorJob {
         deliver();
     }
 
+    /**
+     * The persistent bitmap's clear pass (DESIGN §2.9 rule 2), on the runtime every
+     * {@link MirrorOptions#bitmapClearIntervalNanos()} until the job concludes, outside the job's
+     * lock: of the regions the previous pass found idle, clean and unclaimed, those to which no
+     * write has started since are made durable (the source and the target flushed, after that
+     * pass looked) and cleared (each only if still no write started); then the next candidates are
+     * taken. A region that stays hot costs neither a flush nor a sync.
+     */
+    private void clearPass() {
+        synchronized (lock) {
+            if (state.isConcluded()) {
+                return;
+            }
+            clearing = true;
+        }
+        try {
+            long[] idle = intents.stillIdle(clearable);
+            if (idle.length > 0) {
+                try {
+                    source.flush();
+                    target.flush();
+                    intents.clear(idle);
+                } catch (DeviceException | RuntimeException e) {
+                    LOG.log(System.Logger.Level.WARNING, "write-intent bitmap: a flush or the bitmap failed; the bits"
+                            + " stay set", e);
+                }
+            }
+            clearable = intents.candidates(bitmap, claims);
+            clearPasses = clearPasses + 1; // one writer: the clear pass
+            if (trace != null) {
+                // A step MirrorCopy.tla sees change nothing (PersistentBitmap.tla's ClearCandidates,
+                // ClearFlush, ClearBit, ClearCheck): recorded once the pass is done, as it waited on I/O.
+                trace.begin();
+                trace.end(MirrorTrace.Step.CLEAR_PASS, 0, idle.length / 2, 0);
+            }
+        } finally {
+            JobState late;
+            synchronized (lock) {
+                clearing = false;
+                late = concludedWhileClearing;
+                concludedWhileClearing = null;
+                if (late == null && !state.isConcluded()) {
+                    schedule(this::clearPass, options.bitmapClearIntervalNanos());
+                }
+            }
+            if (late != null) {
+                conclusion.complete(late); // the store is the embedder's again only now
+            }
+        }
+    }
+
     /** Runs on the thread whose exit drained the gate: hand over to the runtime, never block. */
     private void onGuestsDrained() {
         execute(copier.pumpTask);
@@ -860,6 +946,12 @@ public final class MirrorJob {
         JobState end = state;
         if (ownsRuntime) {
             runtime.shutdown();
+        }
+        synchronized (lock) {
+            if (clearing) {
+                concludedWhileClearing = end; // the clear pass completes the conclusion when it ends
+                return;
+            }
         }
         conclusion.complete(end);
     }

@@ -19,6 +19,8 @@ import java.util.Objects;
  *   <tr><td>onSourceError, onTargetError</td><td>REPORT</td><td></td></tr>
  *   <tr><td>targetIsZero</td><td>false</td><td>true if the target reads as zeroes at start</td></tr>
  *   <tr><td>autoFinalize</td><td>true</td><td>false: a drained job waits in PENDING for {@code finalizeJob()}</td></tr>
+ *   <tr><td>bitmap</td><td>none</td><td>a persistent write-intent bitmap (DESIGN §2.9): the job resumes from its bits</td></tr>
+ *   <tr><td>bitmapClearInterval</td><td>1 s</td><td>&gt; 0; how often the bitmap's clear pass runs</td></tr>
  * </table>
  */
 public final class MirrorOptions {
@@ -28,6 +30,7 @@ public final class MirrorOptions {
     public static final long DEFAULT_BUF_SIZE = 16L << 20;
     public static final int DEFAULT_MAX_COPY_BYTES = 1 << 20;
     public static final int MAX_COPY_BYTES_LIMIT = 1 << 30;
+    public static final long DEFAULT_BITMAP_CLEAR_INTERVAL_NANOS = 1_000_000_000L;
 
     private final int granularity;
     private final long bufSize;
@@ -39,6 +42,8 @@ public final class MirrorOptions {
     private final ErrorPolicy onTargetError;
     private final boolean targetIsZero;
     private final boolean autoFinalize;
+    private final BitmapStore bitmap;
+    private final long bitmapClearIntervalNanos;
 
     private MirrorOptions(Builder b) {
         this.granularity = b.granularity;
@@ -52,6 +57,8 @@ public final class MirrorOptions {
         this.onTargetError = b.onTargetError;
         this.targetIsZero = b.targetIsZero;
         this.autoFinalize = b.autoFinalize;
+        this.bitmap = b.bitmap;
+        this.bitmapClearIntervalNanos = b.bitmapClearIntervalNanos;
     }
 
     /** The defaults. */
@@ -76,6 +83,8 @@ public final class MirrorOptions {
         b.onTargetError = onTargetError;
         b.targetIsZero = targetIsZero;
         b.autoFinalize = autoFinalize;
+        b.bitmap = bitmap;
+        b.bitmapClearIntervalNanos = bitmapClearIntervalNanos;
         return b;
     }
 
@@ -130,6 +139,21 @@ public final class MirrorOptions {
     }
 
     /**
+     * The persistent write-intent bitmap the job keeps (DESIGN §2.9), or null. With one, the job
+     * starts from the bits the store holds (whatever {@link #sync()} says: a new store for a full
+     * copy has every bit set), and a guest write to a region returns only once its bit is durable.
+     * The store belongs to the caller, who closes it after the job concludes.
+     */
+    public BitmapStore bitmap() {
+        return bitmap;
+    }
+
+    /** How often the bitmap's clear pass runs, in nanoseconds. */
+    public long bitmapClearIntervalNanos() {
+        return bitmapClearIntervalNanos;
+    }
+
+    /**
      * The most memory the job's copy buffers take when at most {@code copiesInFlight} copies run at
      * once (the runtime's parallelism): one page-aligned buffer of {@link #maxCopyBytes()} per copy
      * in flight, and never more copies in flight than buf-size holds chunks. Buffers are direct
@@ -148,7 +172,7 @@ public final class MirrorOptions {
         return "MirrorOptions[granularity=" + granularity + ", bufSize=" + bufSize + ", maxCopyBytes=" + maxCopyBytes
                 + ", speed=" + speed + ", sync=" + sync + ", copyMode=" + copyMode + ", onSourceError="
                 + onSourceError + ", onTargetError=" + onTargetError + ", targetIsZero=" + targetIsZero
-                + ", autoFinalize=" + autoFinalize + "]";
+                + ", autoFinalize=" + autoFinalize + (bitmap != null ? ", bitmap=" + bitmap : "") + "]";
     }
 
     @Override
@@ -159,13 +183,14 @@ public final class MirrorOptions {
         MirrorOptions m = (MirrorOptions) o;
         return granularity == m.granularity && bufSize == m.bufSize && maxCopyBytes == m.maxCopyBytes
                 && speed == m.speed && sync == m.sync && copyMode == m.copyMode && onSourceError == m.onSourceError
-                && onTargetError == m.onTargetError && targetIsZero == m.targetIsZero && autoFinalize == m.autoFinalize;
+                && onTargetError == m.onTargetError && targetIsZero == m.targetIsZero && autoFinalize == m.autoFinalize
+                && bitmap == m.bitmap && bitmapClearIntervalNanos == m.bitmapClearIntervalNanos;
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(granularity, bufSize, maxCopyBytes, speed, sync, copyMode, onSourceError, onTargetError,
-                targetIsZero, autoFinalize);
+                targetIsZero, autoFinalize, System.identityHashCode(bitmap), bitmapClearIntervalNanos);
     }
 
     /** Mutable builder; not thread-safe. */
@@ -180,6 +205,8 @@ public final class MirrorOptions {
         private ErrorPolicy onTargetError = ErrorPolicy.REPORT;
         private boolean targetIsZero;
         private boolean autoFinalize = true;
+        private BitmapStore bitmap;
+        private long bitmapClearIntervalNanos = DEFAULT_BITMAP_CLEAR_INTERVAL_NANOS;
 
         private Builder() {
         }
@@ -248,6 +275,20 @@ public final class MirrorOptions {
             return this;
         }
 
+        /** A persistent write-intent bitmap (null: none). See {@link MirrorOptions#bitmap()}. */
+        public Builder bitmap(BitmapStore store) {
+            this.bitmap = store;
+            return this;
+        }
+
+        public Builder bitmapClearInterval(java.time.Duration interval) {
+            if (interval.isNegative() || interval.isZero()) {
+                throw new IllegalArgumentException("the bitmap's clear interval must be positive, got " + interval);
+            }
+            this.bitmapClearIntervalNanos = interval.toNanos();
+            return this;
+        }
+
         /** Checks the options against each other and freezes them. */
         public MirrorOptions build() {
             if (bufSize < granularity) {
@@ -263,6 +304,11 @@ public final class MirrorOptions {
                     throw new IllegalArgumentException("max copy bytes (" + maxCopyBytes
                             + ") must not exceed buf-size (" + bufSize + ")");
                 }
+            }
+            if (bitmap != null && (bitmap.header().regionSize() < granularity
+                    || bitmap.header().regionSize() % granularity != 0)) {
+                throw new IllegalArgumentException("the bitmap's region (" + bitmap.header().regionSize()
+                        + " bytes) must be a multiple of the granularity (" + granularity + ")");
             }
             return new MirrorOptions(this);
         }

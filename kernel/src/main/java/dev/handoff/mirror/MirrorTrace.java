@@ -106,7 +106,17 @@ interface MirrorTrace {
         /** MirrorJob.onGuestTargetError (op = fail kind). */
         GUEST_TARGET_ERROR,
         /** MirrorJob.finishDrain: the check under the lock after the flush. */
-        FINISH_CHECK
+        FINISH_CHECK,
+        /*
+         * The persistent write-intent bitmap (DESIGN §2.9): steps MirrorCopy.tla sees change none of
+         * its variables; PersistentBitmap.tla models them.
+         */
+        /** WriteIntents.begin returned: the write's regions have durable bits (a = 1 if it waited for a sync). */
+        INTENT_BEGIN,
+        /** WriteIntents.end, after the write's dirty marks. */
+        INTENT_END,
+        /** MirrorJob.clearPass finished (a = the regions it found still idle and tried to clear). */
+        CLEAR_PASS
     }
 
     /** The fail kind of a device error, for {@link #end}. */

@@ -167,10 +167,12 @@ final class WriteIntents {
      * Called by a guest write before it touches the source: counts the write in its regions, and
      * returns once every region's bit is durable (rule 1). Pair with {@link #end}, also when the
      * write fails; if this throws, the write is not counted and must not be issued.
+     *
+     * @return whether it had to set a bit and wait for a sync (false: the fast path)
      */
-    void begin(long offset, long length) throws DeviceException {
+    boolean begin(long offset, long length) throws DeviceException {
         if (length == 0) {
-            return;
+            return false;
         }
         long first = offset >>> regionShift;
         long last = (offset + length - 1) >>> regionShift;
@@ -185,7 +187,7 @@ final class WriteIntents {
             allDurable = (((long) LONGS.getVolatile(durable, (int) (r >>> 6))) & (1L << r)) != 0;
         }
         if (allDurable) {
-            return;
+            return false;
         }
         try {
             makeDurable(first, last);
@@ -193,6 +195,7 @@ final class WriteIntents {
             end(offset, length);
             throw e;
         }
+        return true;
     }
 
     /** Called by a guest write after it marked its chunks dirty (or failed): it is no longer in progress. */
@@ -367,6 +370,24 @@ final class WriteIntents {
             }
             out[n++] = r;
             out[n++] = count;
+        }
+        return Arrays.copyOf(out, n);
+    }
+
+    /**
+     * The candidates (from {@link #candidates}) to which no write has started since: those a clear
+     * may still clear. A pass flushes the source and the target only if some remain, so a region
+     * that stays hot costs neither a flush nor a sync. Volatile loads of the counts; the clear
+     * re-reads each one after it has cleared the durable bit.
+     */
+    long[] stillIdle(long[] candidates) {
+        long[] out = new long[candidates.length];
+        int n = 0;
+        for (int i = 0; i < candidates.length; i += 2) {
+            if ((long) LONGS.getVolatile(writes, (int) candidates[i]) == candidates[i + 1]) {
+                out[n++] = candidates[i];
+                out[n++] = candidates[i + 1];
+            }
         }
         return Arrays.copyOf(out, n);
     }

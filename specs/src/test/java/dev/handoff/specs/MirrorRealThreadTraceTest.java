@@ -11,6 +11,7 @@ import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
 import dev.handoff.mirror.MirrorScenario;
+import dev.handoff.mirror.MemoryBitmapStore;
 import dev.handoff.mirror.MirrorTraceRecorder;
 import dev.handoff.mirror.SyncMode;
 import org.junit.jupiter.api.Test;
@@ -57,8 +58,16 @@ class MirrorRealThreadTraceTest {
         source.write(0, ByteBuffer.wrap(init));
         FaultyDevice target = new FaultyDevice(new MemoryDevice((long) CHUNKS * CHUNK), seed);
         target.inject(FaultyDevice.Fault.error(DeviceException.Kind.IO_ERROR).on(FaultyDevice.Op.WRITE).times(3));
-        MirrorOptions options = MirrorOptions.builder().granularity(CHUNK).bufSize(3L * CHUNK).maxCopyBytes(2 * CHUNK)
-                .sync(SyncMode.FULL).copyMode(CopyMode.BACKGROUND).onTargetError(ErrorPolicy.IGNORE).build();
+        MirrorOptions.Builder builder = MirrorOptions.builder().granularity(CHUNK).bufSize(3L * CHUNK)
+                .maxCopyBytes(2 * CHUNK).sync(SyncMode.FULL).copyMode(CopyMode.BACKGROUND)
+                .onTargetError(ErrorPolicy.IGNORE);
+        if (seed == 2) {
+            // With a persistent write-intent bitmap (DESIGN §2.9): its steps (INTENT_BEGIN, INTENT_END,
+            // CLEAR_PASS) are in the trace, and change nothing MirrorCopy.tla has.
+            builder.bitmap(MemoryBitmapStore.allDirty((long) CHUNKS * CHUNK, 2 * CHUNK))
+                    .bitmapClearInterval(java.time.Duration.ofMillis(2));
+        }
+        MirrorOptions options = builder.build();
         MirrorTraceRecorder recorder = new MirrorTraceRecorder();
         MirrorJob job = MirrorTraceRecorder.createJob(source, target, options, JobRuntime.threadPool(2), recorder);
         BlockDevice guest = job.guestDevice();
@@ -97,6 +106,10 @@ class MirrorRealThreadTraceTest {
         constants.put("Guests", "{\"g1\", \"g2\", \"g3\"}");
         constants.put("Parallelism", "2");
         List<MirrorTraceRecorder.Event> events = recorder.events();
+        if (seed == 2) {
+            assertThat(events).as("the bitmap's steps are recorded").anyMatch(e -> e.step().equals("INTENT_BEGIN"))
+                    .anyMatch(e -> e.step().equals("INTENT_END"));
+        }
         TraceCheck c = MirrorTraceTest.check("threads-" + seed, events, constants);
         assertThat(c.accepted()).as("real-thread run %d: the spec took %d of %d steps; see %s", seed, c.matched(),
                 c.events(), TraceCheck.WORK_DIR.resolve("threads-" + seed)).isTrue();
