@@ -243,6 +243,17 @@ final class JobControl implements QmpServer.Handler {
             info.put("dirty-bytes", p.dirtyBytes());
             info.put("in-flight-bytes", p.bytesInFlight());
             info.put("errors", p.errorCount());
+            MirrorJob.BitmapStatus bitmap = job.bitmapStatus();
+            if (bitmap != null) {
+                ObjectNode b = info.putObject("bitmap");
+                if (run.bitmapFile() != null) {
+                    b.put("file", run.bitmapFile().toString());
+                }
+                b.put("region-size", bitmap.regionSize());
+                b.put("resumed-bytes", bitmap.resumeBytes());
+                b.put("dirty-bytes", bitmap.bitBytes());
+                b.put("syncs", bitmap.syncs());
+            }
         }
         return list;
     }

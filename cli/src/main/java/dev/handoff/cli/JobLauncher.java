@@ -93,10 +93,19 @@ final class JobLauncher {
      * in state CREATED, with its {@link JobRun}. Nothing is copied until the caller starts it.
      */
     JobRun launch(BlockDevice source, BlockDevice target, boolean targetReadsAsZeroes) {
+        return launch(source, target, targetReadsAsZeroes, null);
+    }
+
+    /** {@link #launch(BlockDevice, BlockDevice, boolean)} with a persistent write-intent bitmap (or null). */
+    JobRun launch(BlockDevice source, BlockDevice target, boolean targetReadsAsZeroes, ResumeBitmap bitmap) {
         JobOptions.Injected injected = injection != null ? injection.wrap(target) : null;
         BlockDevice jobTarget = injected != null ? injected.device() : target;
-        MirrorJob job = MirrorJob.create(source, jobTarget,
-                options.toBuilder().targetIsZero(targetReadsAsZeroes).autoFinalize(autoFinalize).build());
-        return new JobRun(job, jobId, injected != null ? injected.disarm() : () -> { }, autoDismiss);
+        MirrorJob job = MirrorJob.create(source, jobTarget, options.toBuilder().targetIsZero(targetReadsAsZeroes)
+                .autoFinalize(autoFinalize).bitmap(bitmap != null ? bitmap.store() : null).build());
+        JobRun run = new JobRun(job, jobId, injected != null ? injected.disarm() : () -> { }, autoDismiss);
+        if (bitmap != null) {
+            run.bitmapFile(bitmap.file());
+        }
+        return run;
     }
 }

@@ -57,6 +57,17 @@ final class JobRun {
         return job;
     }
 
+    private volatile java.nio.file.Path bitmapFile;
+
+    /** The job's --bitmap FILE, for query-block-jobs. */
+    void bitmapFile(java.nio.file.Path file) {
+        bitmapFile = file;
+    }
+
+    java.nio.file.Path bitmapFile() {
+        return bitmapFile;
+    }
+
     QmpEvents qmp() {
         return qmp;
     }

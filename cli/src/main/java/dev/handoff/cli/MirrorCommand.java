@@ -36,9 +36,9 @@ import picocli.CommandLine.Parameters;
             " 1:FAILED: an I/O error under the report policy, or the coordinator (ZooKeeper) cannot be reached;"
                 + " TARGET is not consistent",
             " 2:usage error",
-            " 3:bad image (missing source, size mismatch, target is the source, not writable), or the coordinator"
-                + " PATH belongs to another image",
-            " 4:source or target locked by another process (QEMU or Handoff), or held by another holder",
+            " 3:bad image (missing source, size mismatch, target is the source, not writable), the coordinator"
+                + " PATH belongs to another image, or a --bitmap that is damaged, stale or of other images",
+            " 4:source, target or --bitmap locked by another process (QEMU or Handoff), or held by another holder",
             " 5:CANCELLED before READY (block-job-cancel); TARGET is not consistent",
             " 6:the coordinator session holding SOURCE was lost mid-command; TARGET is not consistent",
             "130:interrupted (Ctrl-C); the message says whether TARGET is consistent",
@@ -100,6 +100,11 @@ final class MirrorCommand implements Callable<Integer> {
     @Mixin
     CoordinatorOptions coordinator;
 
+    @Mixin
+    BitmapOptions bitmapOptions;
+
+    private volatile ResumeBitmap bitmap; // --bitmap's, once opened
+
     private volatile String sessionLost; // why the coordinator session was lost, if it was
     private volatile MirrorJob running;
 
@@ -113,6 +118,7 @@ final class MirrorCommand implements Callable<Integer> {
             throw new CliException(ExitCodes.USAGE, "--wait and --cancel-when-ready exclude each other");
         }
         jobOptions.validate();
+        bitmapOptions.validate();
         if (jobOptions.sync == SyncMode.NONE) {
             throw new CliException(ExitCodes.USAGE, "--sync none copies only writes made while the job runs, and"
                     + " `handoff mirror` has no guest writing: it would copy nothing");
@@ -151,8 +157,19 @@ final class MirrorCommand implements Callable<Integer> {
             src.close();
             throw e;
         }
+        if (bitmapOptions.present()) {
+            try {
+                bitmap = ResumeBitmap.open(bitmapOptions.file, bitmapOptions.restart, src.path(), src.size(),
+                        tgt instanceof FileTarget f ? f.path() : null, tgt.display(), src.size(),
+                        launcher.options().granularity(), true);
+            } catch (CliException e) {
+                tgt.abandon();
+                src.close();
+                throw e;
+            }
+        }
         try {
-            run = launcher.launch(src.device(), targetDevice, tgt.readsAsZeroes());
+            run = launcher.launch(src.device(), targetDevice, tgt.readsAsZeroes(), bitmap);
             running = run.job();
             if (control != null) {
                 JobTable table = new JobTable();
@@ -160,6 +177,9 @@ final class MirrorCommand implements Callable<Integer> {
                 server = QmpServer.bind(control, controlMode, new JobControl(table), "handoff " + Main.version());
             }
         } catch (CliException | QmpException | RuntimeException e) {
+            if (bitmap != null) {
+                bitmap.close();
+            }
             tgt.abandon();
             src.close();
             throw e instanceof QmpException q ? new CliException(ExitCodes.FAILED, q.getMessage()) : e;
@@ -196,6 +216,9 @@ final class MirrorCommand implements Callable<Integer> {
                         ? ", speed " + Sizes.format(job.options().speed()) + "/s" : "")
                 + (injection != null ? ", injecting " + injection : "")
                 + (qmpServer != null ? ", control " + control : ""));
+        if (bitmap != null) {
+            human.println(bitmap.describe(src.size()));
+        }
         if (waitInReady && qmpServer == null) {
             human.println("--wait without --control: staying READY until interrupted (Ctrl-C leaves a consistent copy)");
         }
@@ -223,6 +246,7 @@ final class MirrorCommand implements Callable<Integer> {
         // was complete (no one writes the source here), so make it durable and say so.
         boolean consistentAfterCancel = sessionLost == null && end == JobState.CANCELLED && job.progress().ready()
                 && flushed(targetDevice);
+        String bitmapLine = finishBitmap(sessionLost == null && (end == JobState.COMPLETED || consistentAfterCancel));
         tgt.close();
         src.close();
         double seconds = (System.nanoTime() - t0) / 1e9;
@@ -233,6 +257,9 @@ final class MirrorCommand implements Callable<Integer> {
                     + " after " + took + " (another holder may write " + src.path() + "): " + tgt.display()
                     + " is NOT consistent (left as is)");
             return ExitCodes.FENCED;
+        }
+        if (bitmapLine != null) {
+            (end == JobState.COMPLETED || consistentAfterCancel ? human : System.err).println(bitmapLine);
         }
         switch (end) {
             case COMPLETED:
@@ -290,6 +317,12 @@ final class MirrorCommand implements Callable<Integer> {
                         + p + " (" + block + " bytes)");
             }
         }
+    }
+
+    /** Ends the bitmap's use (removed if the copy is complete, else kept to resume); its line, or null. */
+    private String finishBitmap(boolean complete) {
+        ResumeBitmap b = bitmap;
+        return b != null ? b.finish(complete) : null;
     }
 
     /** Flushes the target; false (with a line on stderr) if that fails. */
@@ -373,6 +406,7 @@ final class MirrorCommand implements Callable<Integer> {
         // After READY a forced cancel leaves the copy complete too (no one writes the source here);
         // it only skips the final flush, made here.
         boolean consistent = end == JobState.COMPLETED || (end == JobState.CANCELLED && p.ready() && flushed(targetDevice));
+        String bitmapLine = finishBitmap(consistent);
         tgt.close();
         src.close();
         if (consistent) {
@@ -381,6 +415,9 @@ final class MirrorCommand implements Callable<Integer> {
         } else {
             System.err.println("handoff mirror: " + how + " (" + copied + "): " + src.path() + " untouched; "
                     + tgt.display() + " is NOT consistent (left as is)");
+        }
+        if (bitmapLine != null) {
+            System.err.println("handoff mirror: " + bitmapLine);
         }
         human.flush();
         System.err.flush();

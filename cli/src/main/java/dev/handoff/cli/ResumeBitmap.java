@@ -22,8 +22,8 @@ import java.util.concurrent.TimeUnit;
  * same name is another image), a block device by its real path, an NBD export by its URI. Stamps
  * (checked after a clean stop only): a regular file's modification time; none for others.
  *
- * <p>Not thread-safe: the command's main thread opens it, and the thread that ends the command
- * (main or the interrupt hook, never both) {@link #finish}es it.
+ * <p>Threading: opened by the command's main thread; {@link #finish} may be called from several
+ * (the main thread, an interrupt hook, a job's last event), and takes effect once.
  */
 final class ResumeBitmap implements AutoCloseable {
     /** Bytes of the source one bit stands for, unless the granularity is larger. */
@@ -126,7 +126,7 @@ final class ResumeBitmap implements AutoCloseable {
      * complete, the file is removed (nothing is left to resume); otherwise its header records a
      * clean stop, so the same command resumes. Returns the line to print. Idempotent.
      */
-    String finish(boolean complete) {
+    synchronized String finish(boolean complete) {
         if (finished) {
             return null;
         }

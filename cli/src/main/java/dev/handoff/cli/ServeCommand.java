@@ -70,8 +70,9 @@ import picocli.CommandLine.Parameters;
             " 1:the coordinator (ZooKeeper) cannot be reached",
             " 2:usage error",
             " 3:bad image or target (missing, not raw, size mismatch, not writable, unreachable export), a socket"
-                    + " path in a missing directory, or the coordinator PATH belongs to another image",
-            " 4:image locked by another process (QEMU or Handoff), or an address in use",
+                    + " path in a missing directory, the coordinator PATH belongs to another image, or a --bitmap that"
+                    + " is damaged, stale or of other images",
+            " 4:image or --bitmap locked by another process (QEMU or Handoff), or an address in use",
             " 6:fenced: a newer owner took the image over, or the coordinator session was lost",
             "130:interrupted (Ctrl-C)",
             "143:terminated (SIGTERM)"})
@@ -165,6 +166,11 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     CoordinatorOptions coordinator;
 
+    @Mixin
+    BitmapOptions bitmapOptions;
+
+    private volatile ResumeBitmap bitmap; // --mirror-to's --bitmap, once opened
+
     private final CountDownLatch quit = new CountDownLatch(1);
     private final AtomicBoolean stopped = new AtomicBoolean();
     private volatile boolean serving;
@@ -224,6 +230,10 @@ final class ServeCommand implements Callable<Integer> {
             throw new CliException(ExitCodes.USAGE, "invalid node name '" + node + "': a letter, then letters, digits,"
                     + " '-', '.' or '_' (set it with --node-name)");
         }
+        bitmapOptions.validate();
+        if (bitmapOptions.present() && mirrorTo == null) {
+            throw new CliException(ExitCodes.USAGE, "--bitmap is the --mirror-to job's: give --mirror-to TARGET");
+        }
         JobLauncher launcher = null;
         if (mirrorTo != null) {
             jobOptions.validate();
@@ -279,12 +289,22 @@ final class ServeCommand implements Callable<Integer> {
             }
             if (target != null) {
                 BlockDevice targetDevice = target.open(checked.size());
-                mirrorToRun = mirrors.prepare(launcher, targetDevice, target.readsAsZeroes(), null, target.display());
+                if (bitmapOptions.present()) {
+                    bitmap = ResumeBitmap.open(bitmapOptions.file, bitmapOptions.restart, image, checked.size(),
+                            target instanceof FileTarget f ? f.path() : null, target.display(), checked.size(),
+                            launcher.options().granularity(), jobOptions.sync != dev.handoff.mirror.SyncMode.NONE);
+                }
+                mirrorToRun = mirrors.prepare(launcher, targetDevice, target.readsAsZeroes(), null, target.display(),
+                        bitmap);
             }
             if (!readOnly && !inactive) {
                 activate();
             }
         } catch (CliException | QmpException | RuntimeException e) {
+            if (bitmap != null) {
+                bitmap.close();
+                bitmap = null;
+            }
             if (target != null) {
                 target.abandon();
             }
@@ -296,6 +316,7 @@ final class ServeCommand implements Callable<Integer> {
         System.out.println("serving " + image + " (" + Sizes.format(gate.size()) + ") as " + uri + ": "
                 + (readOnly ? "read-only (no ownership)" : owned.state() + ", owner " + ownerId + ", epoch " + owned.epoch())
                 + (mirrorTo != null ? ", mirroring to " + target.display() : "")
+                + (bitmap != null ? "; " + bitmap.describe(gate.size()) : "")
                 + (coordinator.present() ? ", coordinator " + coordinator.coordinator : "")
                 + (control != null ? ", control " + control : ""));
         System.out.flush();
@@ -448,6 +469,10 @@ final class ServeCommand implements Callable<Integer> {
         }
         if (qmpServer != null) {
             qmpServer.close();
+        }
+        ResumeBitmap b = bitmap;
+        if (b != null) {
+            b.finish(false); // the job's last event did it, unless it never came
         }
         if (target != null) {
             target.close();

@@ -59,11 +59,29 @@ final class ServeMirrors {
      * control socket and stdout, not started yet; clients move onto its guest device once the writes
      * in flight are done. {@code targetNode} (null for {@code --mirror-to}) is released when the
      * job concludes; {@code targetName} names the target once the export pivoted to it.
+     * {@code bitmap} is {@code --mirror-to}'s {@code --bitmap} (DESIGN §2.10), or null: the job
+     * starts from its bits, and its end finishes it (removed after a completed copy, kept
+     * otherwise), with the line that says so on stdout.
      */
     JobRun prepare(JobLauncher launcher, BlockDevice targetDevice, boolean zero, BlockNodes.Node targetNode,
-            String targetName) throws QmpException {
-        JobRun run = launcher.launch(owned, targetDevice, zero);
+            String targetName, ResumeBitmap bitmap) throws QmpException {
+        JobRun run = launcher.launch(owned, targetDevice, zero, bitmap);
         jobs.add(run);
+        if (bitmap != null) {
+            // The job's end ends the bitmap's use: after it, nothing tracks writes to the image.
+            run.addSink((e, events) -> {
+                String line = null;
+                if (e instanceof MirrorEvent.Completed) {
+                    line = bitmap.finish(true);
+                } else if (e instanceof MirrorEvent.Cancelled || e instanceof MirrorEvent.Failed) {
+                    line = bitmap.finish(false);
+                }
+                if (line != null) {
+                    System.out.println(run.jobId() + ": " + line);
+                    System.out.flush();
+                }
+            });
+        }
         // Bookkeeping first: a client that sees the job's last event may at once reuse its target.
         run.addSink((e, events) -> {
             if (e instanceof MirrorEvent.Completed c && c.pivoted()) {
@@ -189,7 +207,7 @@ final class ServeMirrors {
         nodes.use(targetNode, "job '" + launcher.jobId() + "'");
         JobRun run;
         try {
-            run = prepare(launcher, targetNode.device, zero, targetNode, targetNode.name);
+            run = prepare(launcher, targetNode.device, zero, targetNode, targetNode.name, null);
         } catch (QmpException | RuntimeException e) {
             nodes.release(targetNode, false);
             throw e;

@@ -45,6 +45,17 @@ class BadInputIT {
     }
 
     @Test
+    void aBitmapThatDoesNotBelongOrARestartWithoutOne() throws Exception {
+        refused(ExitCodes.USAGE, "--restart discards a --bitmap FILE", "mirror", "src.img", "tgt.img", "--restart");
+        Files.writeString(dir.resolve("copy.bitmap"), "not a bitmap");
+        // The target is created, then removed again when the bitmap is refused: nothing changes.
+        refused(ExitCodes.BAD_IMAGE, "is not a write-intent bitmap (12 bytes, shorter than its header); --restart discards it",
+                "mirror", "src.img", "tgt.img", "--bitmap", "copy.bitmap");
+        refused(ExitCodes.USAGE, "--bitmap is the --mirror-to job's", "serve", "src.img", "--nbd", "unix:s.sock",
+                "--bitmap", "copy.bitmap");
+    }
+
+    @Test
     void missingSource() throws Exception {
         refused(ExitCodes.BAD_IMAGE, "source nope.img does not exist", "mirror", "nope.img", "tgt.img");
     }
