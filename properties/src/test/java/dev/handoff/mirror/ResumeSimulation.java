@@ -39,7 +39,7 @@ final class ResumeSimulation {
     static final int GRANULARITY = 512;
     static final int REGION = 1024;
     static final int SIZE = 16 * 1024;
-    private static final int MAX_STEPS = 6_000;
+    private static final int MAX_STEPS = 3_000;
 
     /** The process dies: thrown from inside a device or store call, never caught by the kernel. */
     static final class SimulatedCrash extends Error {
@@ -51,13 +51,15 @@ final class ResumeSimulation {
     }
 
     /** What a run did, for the test's summary. */
-    record Result(int crashes, int restarts, long copiedAgain, long size, int steps) {
+    record Result(int crashes, int restarts, long copiedAgain, long size, int steps, int crashesInDrain) {
     }
 
     private final long seed;
     private final SplittableRandom random;
     private final int maxCrashes;
     private final int crashOneIn;
+    /** Crashes allowed before the final drain; the rest (one, in half the seeds) is kept for it. */
+    private final int crashesBeforeDrain;
     private final boolean trace;
     private final SimDevice source;
     private final SimDevice target;
@@ -69,6 +71,8 @@ final class ResumeSimulation {
     private final BitSet writtenSinceFlush = new BitSet(SIZE);
 
     private int crashes;
+    private int crashesInDrain;
+    private boolean draining;
     private int restarts;
     private long copiedAgain;
     private int steps;
@@ -83,6 +87,7 @@ final class ResumeSimulation {
         this.random = new SplittableRandom(seed);
         this.maxCrashes = maxCrashes;
         this.crashOneIn = 30 + random.nextInt(300);
+        this.crashesBeforeDrain = maxCrashes - (maxCrashes > 0 && random.nextBoolean() ? 1 : 0);
         this.trace = trace;
         byte[] initial = new byte[SIZE];
         for (int i = 0; i < SIZE; i++) {
@@ -99,23 +104,17 @@ final class ResumeSimulation {
         while (steps < MAX_STEPS) {
             steps++;
             try {
-                if (steps > MAX_STEPS / 2 && crashes >= maxCrashes) {
-                    finish();
-                    return new Result(crashes, restarts, copiedAgain, SIZE, steps);
+                if (steps > MAX_STEPS / 2) {
+                    finish(); // crashes left may still fire, in the drain and its flush too
+                    return new Result(crashes, restarts, copiedAgain, SIZE, steps, crashesInDrain);
                 }
                 step();
             } catch (SimulatedCrash c) {
                 restart();
             }
         }
-        // The step budget ran out with crashes still allowed: finish without more.
-        crashesOff();
         finish();
-        return new Result(crashes, restarts, copiedAgain, SIZE, steps);
-    }
-
-    private void crashesOff() {
-        crashes = Math.max(crashes, maxCrashes);
+        return new Result(crashes, restarts, copiedAgain, SIZE, steps, crashesInDrain);
     }
 
     /** One step: a guest operation, a runtime task, or time passing. */
@@ -158,6 +157,7 @@ final class ResumeSimulation {
             if (!cancelled && job.progress().ready()) {
                 job.cancel(); // after READY: drain, flush the target, no pivot
                 cancelled = true;
+                draining = true;
                 continue;
             }
             if (runtime.runOne(random.nextInt(1 << 16)) == null) {
@@ -224,8 +224,13 @@ final class ResumeSimulation {
         if (!alive) {
             throw new SimulatedCrash(); // the dead process's finally blocks reach no device
         }
-        if (crashes < maxCrashes && random.nextInt(crashOneIn) == 0) {
+        boolean allowed = draining ? crashes < maxCrashes : crashes < crashesBeforeDrain;
+        // In the drain (a few device calls: the last copies, the target's flush) a crash is likelier.
+        if (allowed && random.nextInt(draining ? 3 : crashOneIn) == 0) {
             crashes++;
+            if (draining) {
+                crashesInDrain++;
+            }
             alive = false;
             note("CRASH at " + where + " (state " + job.state() + ")");
             source.crash();
@@ -237,6 +242,7 @@ final class ResumeSimulation {
 
     private void restart() {
         restarts++;
+        draining = false;
         alive = false;
         checkFlushedWritesSurvived();
         checkResumeCoversDifference();

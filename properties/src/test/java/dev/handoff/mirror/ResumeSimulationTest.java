@@ -32,18 +32,23 @@ class ResumeSimulationTest {
         long withCrash = 0;
         long copiedAgain = 0;
         long restarts = 0;
+        long inDrain = 0;
         for (long seed = first; seed < first + seeds; seed++) {
             ResumeSimulation.Result r = new ResumeSimulation(seed, MAX_CRASHES, trace).run();
             crashes += r.crashes();
             restarts += r.restarts();
             copiedAgain += r.copiedAgain();
+            inDrain += r.crashesInDrain();
             if (r.crashes() > 0) {
                 withCrash++;
             }
         }
-        System.out.printf("resume simulation: %d seeds, %d with a crash, %d crashes, %d restarts, %.1f%% of the"
-                + " device copied again per restart on average%n", seeds, withCrash, crashes, restarts,
-                restarts == 0 ? 0.0 : 100.0 * copiedAgain / restarts / ResumeSimulation.SIZE);
+        System.out.printf("resume simulation: %d seeds, %d with a crash, %d crashes (%d in the final drain), %d restarts,"
+                + " %.1f%% of the device copied again per restart on average%n", seeds, withCrash, crashes, inDrain,
+                restarts, restarts == 0 ? 0.0 : 100.0 * copiedAgain / restarts / ResumeSimulation.SIZE);
         assertThat(withCrash).as("seeds whose run crashed at least once").isGreaterThanOrEqualTo(seeds * 9L / 10);
+        if (seeds >= 1_000) {
+            assertThat(inDrain).as("crashes during the final drain and its flush").isPositive();
+        }
     }
 }
