@@ -366,8 +366,8 @@ CanWrite == MaxWrites = 0 \/ writes < MaxWrites
 (* gate drained and queue a pump: onDrained).  Inside, the guest reads the *)
 (* route and MirrorFilter.writeThrough once: a write that entered before a *)
 (* switch to write-blocking finishes as a background write.                *)
-(* @java MirrorFilter.mutate:246-246 "apply(p, op, offset, length, src);"       *)
-(* @java MirrorFilter.enterGate:293-293 "boolean entered = gate.tryEnter();"    *)
+(* @java MirrorFilter.mutate:252-252 "apply(p, op, offset, length, src);"       *)
+(* @java MirrorFilter.enterGate:338-338 "boolean entered = gate.tryEnter();"    *)
 (* @java GuestGate.tryEnter:65-65 "long s = (long) STATE.getAndAdd(this, 1L);" *)
 GuestEnter(g, w) ==
     /\ \/ /\ gs[g].pc = "idle" /\ ValidWrite(w) /\ CanWrite
@@ -390,8 +390,8 @@ GuestEnter(g, w) ==
 (* A read or flush inside the gate (one device call, no change to the      *)
 (* data), or a write of a guest that entered (or waited at the gate) while *)
 (* the job concluded: it goes to the device passthrough names.             *)
-(* @java MirrorFilter.mutate:261-261 "apply(passthrough, op, offset, length, src);" *)
-(* @java MirrorFilter.read:109-109 "(p != null ? p : source).read(offset, dst);" *)
+(* @java MirrorFilter.mutate:267-267 "apply(passthrough, op, offset, length, src);" *)
+(* @java MirrorFilter.read:115-115 "(p != null ? p : source).read(offset, dst);" *)
 GuestIO(g) ==
     LET w == gs[g] IN
     /\ w.pc = "io"
@@ -409,7 +409,7 @@ GuestIO(g) ==
 (* (order 1): a copy that claims the chunk after the mark reads the new    *)
 (* data.  MarkBeforeWrite marks first: a copy may then clear the bit, read *)
 (* the old data and finish before this write lands: a lost update.         *)
-(* @java MirrorFilter.writeBackground:330-330 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBackground:375-375 "apply(source, op, offset, length, src);" *)
 BgSource(g) ==
     LET w == gs[g]
         next == IF Bug # "MarkBeforeWrite" THEN "bgMark"
@@ -426,7 +426,7 @@ BgSource(g) ==
 (* writeBackground: DirtyBitmap.markRange, after the source write, even if *)
 (* it failed.  Whatever a copy did before, the mark makes the copier copy  *)
 (* the chunks again, after the new data is on the source.                  *)
-(* @java MirrorFilter.writeBackground:343-343 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
+(* @java MirrorFilter.writeBackground:388-388 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
 (* @java DirtyBitmap.markRange:146-146 "newlyDirty |= setBits(w, mask);"        *)
 BgMark(g) ==
     LET w == gs[g]
@@ -444,7 +444,7 @@ BgMark(g) ==
 (* The copier sets idle before its last scan, the guest marks before it    *)
 (* reads idle: one of them sees the other.  CopierNeverWoken skips the wake-up:    *)
 (* the copier sleeps with dirty chunks (ReadyIfWritesStop).                *)
-(* @java MirrorFilter.wakeCopier:359-359 "boolean woke = copier.wakeIfIdle();"  *)
+(* @java MirrorFilter.wakeCopier:404-404 "boolean woke = copier.wakeIfIdle();"  *)
 (* @java Copier.wakeIfIdle:253-253 "if ((boolean) IDLE.getVolatile(this) && IDLE.compareAndSet(this, true, false)) {" *)
 Wake(g) ==
     LET w == gs[g] IN
@@ -458,7 +458,7 @@ Wake(g) ==
 
 (* GuestGate.exit (one RMW): the exit that leaves a closed gate empty runs *)
 (* onDrained, which queues a pump.  The write returns.                     *)
-(* @java MirrorFilter.exitGate:317-317 "gate.exit();"                           *)
+(* @java MirrorFilter.exitGate:362-362 "gate.exit();"                           *)
 (* @java GuestGate.exit:76-76 "long s = (long) STATE.getAndAdd(this, -1L) - 1;" *)
 Exit(g) ==
     /\ gs[g].pc = "exit"
@@ -521,7 +521,7 @@ ClearSet(w) ==
 (* the bit cleared and sets it again, or landed before this write, which   *)
 (* overwrites it.  WbClearsAfterTargetWrite clears at the end and erases that *)
 (* mark (CleanChunkInSync).                                                *)
-(* @java MirrorFilter.writeBlocking:382-382 "cleared = bitmap.clearCovered(offset, length);" *)
+(* @java MirrorFilter.writeBlocking:427-427 "cleared = bitmap.clearCovered(offset, length);" *)
 (* @java DirtyBitmap.clearCovered:182-182 "long old = getAndAndWord(w, ~mask);" *)
 WbClear(g) ==
     LET w == gs[g] IN
@@ -536,7 +536,7 @@ WbClear(g) ==
 (* writeBlocking: the source write.  If it fails (perhaps part way) the    *)
 (* chunks are marked again before the release and the guest gets the      *)
 (* error.                                                                  *)
-(* @java MirrorFilter.writeBlocking:389-389 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBlocking:434-434 "apply(source, op, offset, length, src);" *)
 WbSource(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbSource"
@@ -549,7 +549,7 @@ WbSource(g) ==
 
 (* writeBlocking: the target write, synchronous; it may fail (and land in  *)
 (* part).  WbClearsAfterTargetWrite clears here instead.                      *)
-(* @java MirrorFilter.writeBlocking:406-406 "apply(target, op, offset, length, forTarget);" *)
+(* @java MirrorFilter.writeBlocking:451-451 "apply(target, op, offset, length, forTarget);" *)
 WbTarget(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbTarget"
@@ -570,7 +570,7 @@ WbTarget(g) ==
 (* DirtyBitmap.markRange, before the claims are released, so that the      *)
 (* copier copies the chunks again.  IgnoreClearsChunk skips it: a clean    *)
 (* chunk the target never got.                                             *)
-(* @java MirrorFilter.writeBlocking:416-416 "bitmap.markRange(offset, length); // before the claim is released" *)
+(* @java MirrorFilter.writeBlocking:461-461 "bitmap.markRange(offset, length); // before the claim is released" *)
 WbMark(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbMark"
@@ -604,7 +604,7 @@ WbRelease(g) ==
 (* skipped it, it was covered in part, or a failure marked it) or this     *)
 (* write cleared one (it may have been the copier's last work), wake the   *)
 (* copier.  Otherwise nothing: the next step is the exit.                  *)
-(* @java MirrorFilter.writeBlocking:445-445 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
+(* @java MirrorFilter.writeBlocking:490-490 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
 WbWakeOrNot(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbWake"

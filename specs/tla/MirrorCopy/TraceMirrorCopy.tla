@@ -92,7 +92,7 @@ StepOf(e) ==
             IF e.a = 1 /\ job.mode = "write-blocking" THEN UNCHANGED vars
             ELSE Command(e, SetWriteBlocking)
       [] e.s = "SET_SPEED" -> Command(e, SetSpeed)
-      \* The persistent write-intent bitmap (DESIGN 2.9): WriteIntents.begin and
+      \* The persistent write-intent bitmap (DESIGN 2.10): WriteIntents.begin and
       \* end around a guest write, MirrorJob.clearPass.  They change nothing this
       \* spec has; PersistentBitmap.tla models them (WStart..WEnd, Clear*).
       [] e.s \in {"INTENT_BEGIN", "INTENT_END", "CLEAR_PASS"} -> UNCHANGED vars

@@ -1,6 +1,6 @@
 -------------------------- MODULE PersistentBitmap --------------------------
 (***************************************************************************)
-(* The persistent write-intent bitmap of docs/DESIGN.md section 2.9: what  *)
+(* The persistent write-intent bitmap of docs/DESIGN.md section 2.10: what *)
 (* makes a mirror job that crashes, or loses power, resume by copying only *)
 (* the regions whose bit survived, and still end with target = source.     *)
 (*                                                                         *)
@@ -160,7 +160,7 @@ WSync ==
                    active, fresh, c, p, crashes>>
 
 (* MirrorFilter: the source write (apply(source, ...)).                    *)
-(* @java MirrorFilter.writeBackground:340-340 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBackground:375-375 "apply(source, op, offset, length, src);" *)
 WWrite ==
     /\ w.pc = "write"
     /\ srcLive' = [srcLive EXCEPT ![w.r] = w.v]
@@ -170,7 +170,7 @@ WWrite ==
                    dirty, claimed, active, fresh, c, p, crashes>>
 
 (* MirrorFilter.writeBackground: bitmap.markRange after the write (order 1).*)
-(* @java MirrorFilter.writeBackground:353-353 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
+(* @java MirrorFilter.writeBackground:388-388 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
 WMark ==
     /\ w.pc = "mark"
     /\ dirty' = dirty \cup {w.r}

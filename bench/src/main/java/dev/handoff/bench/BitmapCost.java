@@ -24,7 +24,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * What the persistent write-intent bitmap (DESIGN §2.9) costs a guest, side by side in one run:
+ * What the persistent write-intent bitmap (DESIGN §2.10) costs a guest, side by side in one run:
  * 4 KiB random guest writes through the mirror at queue depth 1 and 16 (that many threads, each
  * waiting for its write), with the bitmap off and on (alternating, A B A B), during the bulk pass
  * (rate-limited so that it lasts the measurement) and after READY, on files. Target: at most 10 %

@@ -6,7 +6,7 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code --bitmap FILE} and {@code --restart}, the persistent write-intent bitmap of {@code mirror}
- * and {@code serve --mirror-to} (DESIGN §2.9; {@link ResumeBitmap} does the work).
+ * and {@code serve --mirror-to} (DESIGN §2.10; {@link ResumeBitmap} does the work).
  */
 final class BitmapOptions {
     @Option(names = "--bitmap", paramLabel = "FILE", description = "Keep the job's write-intent bitmap in FILE: after a"

@@ -11,7 +11,7 @@ import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The {@code --bitmap FILE} of {@code mirror} and {@code serve --mirror-to} (DESIGN §2.9): the
+ * The {@code --bitmap FILE} of {@code mirror} and {@code serve --mirror-to} (DESIGN §2.10): the
  * job's persistent write-intent bitmap. Absent (or with {@code --restart}), it is created for a
  * full copy; present, the job resumes from it and copies again only the regions it names. A bitmap
  * that does not belong is refused with one line and a documented exit code, and nothing is

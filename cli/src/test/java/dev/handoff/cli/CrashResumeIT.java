@@ -17,7 +17,7 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * A real crash (DESIGN §2.9): {@code handoff mirror --bitmap}, and {@code handoff serve --mirror-to
+ * A real crash (DESIGN §2.10): {@code handoff mirror --bitmap}, and {@code handoff serve --mirror-to
  * --bitmap} under a guest writing over NBD, killed with SIGKILL at random points, a bounded number
  * of times, then run again with the same command line, resume from the bitmap, say how much they
  * copy again, and end with a target {@code qemu-img compare} finds identical.

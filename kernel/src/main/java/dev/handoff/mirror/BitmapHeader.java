@@ -7,7 +7,7 @@ import java.util.Objects;
 import java.util.zip.CRC32C;
 
 /**
- * The header of a persistent write-intent bitmap (DESIGN §2.9): which images it belongs to, its
+ * The header of a persistent write-intent bitmap (DESIGN §2.10): which images it belongs to, its
  * layout, and which run of a job wrote it last. Immutable.
  *
  * <ul>

@@ -3,7 +3,7 @@ package dev.handoff.mirror;
 import dev.handoff.device.DeviceException;
 
 /**
- * Where a persistent write-intent bitmap keeps its bits (DESIGN §2.9): one bit per region of the
+ * Where a persistent write-intent bitmap keeps its bits (DESIGN §2.10): one bit per region of the
  * source, and a {@link BitmapHeader}. The kernel decides which bits to set and clear, and when to
  * make them durable ({@code WriteIntents}); a store only keeps them. {@link FileBitmapStore} keeps
  * them in a file; tests and the simulator bring stores that lose what was not synced.

@@ -17,7 +17,7 @@ import java.nio.file.StandardOpenOption;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
- * A {@link BitmapStore} in a file (DESIGN §2.9), held with an exclusive lock for as long as it is
+ * A {@link BitmapStore} in a file (DESIGN §2.10), held with an exclusive lock for as long as it is
  * open, so that two jobs never use one bitmap.
  *
  * <pre>

@@ -55,7 +55,7 @@ public final class MirrorFilter implements BlockDevice {
     private final InFlightChunks claims;
     private final GuestGate gate;
     private final Copier copier;
-    /** The persistent write-intent bitmap's protocol, or null (DESIGN §2.9). */
+    /** The persistent write-intent bitmap's protocol, or null (DESIGN §2.10). */
     private final WriteIntents intents;
     private final long size;
     /** Null unless the job is traced; see MirrorTrace (every use is one load and one branch). */
@@ -293,7 +293,7 @@ public final class MirrorFilter implements BlockDevice {
     }
 
     /**
-     * WriteIntents.begin: the durable bit before the source write (DESIGN §2.9 rule 1). It may wait
+     * WriteIntents.begin: the durable bit before the source write (DESIGN §2.10 rule 1). It may wait
      * for a sync of the bitmap, so it is recorded after it returns, not bracketed (a trace bracket
      * never encloses a wait); MirrorCopy.tla sees it as a step that changes none of its variables,
      * PersistentBitmap.tla models it (WStart, WCheck, WSync).

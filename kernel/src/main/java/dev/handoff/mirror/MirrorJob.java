@@ -87,7 +87,7 @@ public final class MirrorJob {
     private final GuestGate gate;
     private final Copier copier;
     private final MirrorFilter filter;
-    /** The persistent write-intent bitmap's protocol, or null (DESIGN §2.9). */
+    /** The persistent write-intent bitmap's protocol, or null (DESIGN §2.10). */
     private final WriteIntents intents;
     /** Regions the next clear pass may clear; touched only by the clear pass, one at a time. */
     private long[] clearable = new long[0];
@@ -213,7 +213,7 @@ public final class MirrorJob {
 
     /**
      * CREATED → RUNNING: marks every chunk dirty (sync FULL), or with a persistent bitmap the chunks
-     * of every region whose bit it holds (DESIGN §2.9), and starts copying; or, if it was paused
+     * of every region whose bit it holds (DESIGN §2.10), and starts copying; or, if it was paused
      * while CREATED, RUNNING → PAUSED at once, before any copy is issued.
      */
     public void start() {
@@ -498,7 +498,7 @@ public final class MirrorJob {
     }
 
     /**
-     * The persistent write-intent bitmap's state, or null if the job keeps none (DESIGN §2.9).
+     * The persistent write-intent bitmap's state, or null if the job keeps none (DESIGN §2.10).
      *
      * @param regionSize  bytes of the source one bit stands for
      * @param resumeBytes bytes the bits covered when the job was created: what it copies again
@@ -754,7 +754,7 @@ public final class MirrorJob {
     }
 
     /**
-     * The persistent bitmap's clear pass (DESIGN §2.9 rule 2), on the runtime every
+     * The persistent bitmap's clear pass (DESIGN §2.10 rule 2), on the runtime every
      * {@link MirrorOptions#bitmapClearIntervalNanos()} until the job concludes, outside the job's
      * lock: of the regions the previous pass found idle, clean and unclaimed, those to which no
      * write has started since are made durable (the source and the target flushed, after that

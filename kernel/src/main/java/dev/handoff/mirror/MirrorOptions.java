@@ -19,7 +19,7 @@ import java.util.Objects;
  *   <tr><td>onSourceError, onTargetError</td><td>REPORT</td><td></td></tr>
  *   <tr><td>targetIsZero</td><td>false</td><td>true if the target reads as zeroes at start</td></tr>
  *   <tr><td>autoFinalize</td><td>true</td><td>false: a drained job waits in PENDING for {@code finalizeJob()}</td></tr>
- *   <tr><td>bitmap</td><td>none</td><td>a persistent write-intent bitmap (DESIGN §2.9): the job resumes from its bits</td></tr>
+ *   <tr><td>bitmap</td><td>none</td><td>a persistent write-intent bitmap (DESIGN §2.10): the job resumes from its bits</td></tr>
  *   <tr><td>bitmapClearInterval</td><td>1 s</td><td>&gt; 0; how often the bitmap's clear pass runs</td></tr>
  * </table>
  */
@@ -139,7 +139,7 @@ public final class MirrorOptions {
     }
 
     /**
-     * The persistent write-intent bitmap the job keeps (DESIGN §2.9), or null. With one, the job
+     * The persistent write-intent bitmap the job keeps (DESIGN §2.10), or null. With one, the job
      * starts from the bits the store holds (whatever {@link #sync()} says: a new store for a full
      * copy has every bit set), and a guest write to a region returns only once its bit is durable.
      * The store belongs to the caller, who closes it after the job concludes.

@@ -108,7 +108,7 @@ interface MirrorTrace {
         /** MirrorJob.finishDrain: the check under the lock after the flush. */
         FINISH_CHECK,
         /*
-         * The persistent write-intent bitmap (DESIGN §2.9): steps MirrorCopy.tla sees change none of
+         * The persistent write-intent bitmap (DESIGN §2.10): steps MirrorCopy.tla sees change none of
          * its variables; PersistentBitmap.tla models them.
          */
         /** WriteIntents.begin returned: the write's regions have durable bits (a = 1 if it waited for a sync). */

@@ -9,7 +9,7 @@ import java.util.concurrent.locks.Condition;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
- * The persistent write-intent bitmap of a job (DESIGN §2.9): a bit per region of the source that
+ * The persistent write-intent bitmap of a job (DESIGN §2.10): a bit per region of the source that
  * says "the target may differ here", kept in a {@link BitmapStore} so that a job resumed after a
  * crash copies only those regions again.
  *

@@ -12,7 +12,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.fail;
 
 /**
- * The bitmap file across power losses (DESIGN §2.9), on a {@link CrashFileSystem}, which keeps only
+ * The bitmap file across power losses (DESIGN §2.10), on a {@link CrashFileSystem}, which keeps only
  * what was synced: a created bitmap that returned is there after a power loss; a power loss at any
  * point of its creation leaves no bitmap or a whole one; one at any point of a header rewrite (an
  * open, a clean stop) leaves the old header or the new one, never a damaged file; and synced bits

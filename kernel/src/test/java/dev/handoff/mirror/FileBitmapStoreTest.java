@@ -16,7 +16,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
- * The bitmap file (DESIGN §2.9): what is written comes back, a header rewrite never tears the one
+ * The bitmap file (DESIGN §2.10): what is written comes back, a header rewrite never tears the one
  * in force, and a file that does not belong is refused with its reason and left as it was.
  */
 class FileBitmapStoreTest {

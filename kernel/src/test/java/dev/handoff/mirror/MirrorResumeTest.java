@@ -14,7 +14,7 @@ import java.util.concurrent.atomic.AtomicReference;
 import static org.assertj.core.api.Assertions.assertThat;
 
 /**
- * A job with a persistent write-intent bitmap (DESIGN §2.9) that loses power at a random moment,
+ * A job with a persistent write-intent bitmap (DESIGN §2.10) that loses power at a random moment,
  * with a guest writing, resumes from the bits that survived and ends with the target equal to what
  * the source kept; and it copies again only the regions its bitmap names.
  */

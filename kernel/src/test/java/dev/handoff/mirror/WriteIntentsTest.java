@@ -13,7 +13,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 /**
- * The persistent write-intent bitmap's two rules (DESIGN §2.9): a write to a region returns from
+ * The persistent write-intent bitmap's two rules (DESIGN §2.10): a write to a region returns from
  * {@code begin} only once the region's bit is synced, and a bit is cleared only for a region with
  * no write in progress or started since, no dirty and no claimed chunk.
  */

@@ -13,7 +13,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * The deterministic simulator of a mirror job with a persistent write-intent bitmap (DESIGN §2.9)
+ * The deterministic simulator of a mirror job with a persistent write-intent bitmap (DESIGN §2.10)
  * that crashes, loses power, restarts and resumes, several times per run: during the bulk pass,
  * after READY, during a resume and during the final drain's flush.
  *

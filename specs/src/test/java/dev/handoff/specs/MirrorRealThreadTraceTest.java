@@ -62,7 +62,7 @@ class MirrorRealThreadTraceTest {
                 .maxCopyBytes(2 * CHUNK).sync(SyncMode.FULL).copyMode(CopyMode.BACKGROUND)
                 .onTargetError(ErrorPolicy.IGNORE);
         if (seed == 2) {
-            // With a persistent write-intent bitmap (DESIGN §2.9): its steps (INTENT_BEGIN, INTENT_END,
+            // With a persistent write-intent bitmap (DESIGN §2.10): its steps (INTENT_BEGIN, INTENT_END,
             // CLEAR_PASS) are in the trace, and change nothing MirrorCopy.tla has.
             builder.bitmap(MemoryBitmapStore.allDirty((long) CHUNKS * CHUNK, 2 * CHUNK))
                     .bitmapClearInterval(java.time.Duration.ofMillis(2));

@@ -1,7 +1,7 @@
 package dev.handoff.mirror;
 
 /**
- * The persistent write-intent bitmap's protocol ({@link WriteIntents}, DESIGN §2.9) over an
+ * The persistent write-intent bitmap's protocol ({@link WriteIntents}, DESIGN §2.10) over an
  * in-memory {@link BitmapStore} that keeps written and synced bits apart, for jcstress harnesses:
  * the kernel's own {@code begin}, {@code end}, {@code candidates} and {@code clear}, and a view of
  * the store that says whether a region's bit is written and synced.

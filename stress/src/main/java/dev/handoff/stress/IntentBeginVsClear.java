@@ -12,7 +12,7 @@ import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
 import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 
 /*
- * Invariant (DESIGN §2.9, rule 1 against rule 2; WriteIntents' class comment): while a guest write
+ * Invariant (DESIGN §2.10, rule 1 against rule 2; WriteIntents' class comment): while a guest write
  * is in progress (between WriteIntents.begin and end), its region's bit is written and synced in
  * the bitmap store, whatever a clear pass does. The writer counts itself (an RMW on the region's
  * write count) and then reads the durable bit; the clear clears the durable bit (an RMW) and then
