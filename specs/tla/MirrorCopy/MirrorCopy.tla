@@ -19,7 +19,9 @@
 (*                    [wake] -> exit                                       *)
 (* A copy (CopyOperation, on the job's runtime) reads the source, writes   *)
 (* the target, marks its run dirty again if a step failed, releases each   *)
-(* chunk, then reports.  Everything else happens in a section holding the  *)
+(* chunk, then reports (a section: a newer copy of the same chunk may run, *)
+(* and report, between its release and its report).                       *)
+(* Everything else happens in a section holding the                        *)
 (* job's lock (MirrorJob's synchronized blocks): a command, a pump, a      *)
 (* timer, a copy's report, the final drain's check.  A section is one      *)
 (* action: sections exclude each other, and the lock-free steps they race  *)
@@ -48,7 +50,7 @@
 (* MC*_bug.cfg sets one and must fail.  The action that a variant changes  *)
 (* names it.                                                               *)
 (***************************************************************************)
-EXTENDS Naturals, FiniteSets
+EXTENDS Naturals, FiniteSets, Bags
 
 CONSTANTS
     N,              \* chunks of the disk: 1..N
@@ -96,7 +98,8 @@ ASSUME Bug \in {"none", "MarkBeforeWrite", "ClearAfterRead",
                 "PivotWithoutDrain", "WriteBlockingNoClear",
                 "WbClearsPartialChunk", "WbClearsAfterTargetWrite",
                 "ClaimUnordered", "FinishWithoutRecheck", "CopierNeverWoken",
-                "DrainKeepsGateOpen", "ReleaseBeforeMark", "PendingReleasesGuest"}
+                "DrainKeepsGateOpen", "ReleaseBeforeMark", "PendingReleasesGuest",
+                "CopiesByFirstChunk"}
 
 (* ----------------------------------------------------------------------- *)
 (*  State                                                                  *)
@@ -107,13 +110,15 @@ VARIABLES
     dirty,    \* SUBSET Chunks: DirtyBitmap
     claimed,  \* SUBSET Chunks: InFlightChunks
     gs,       \* [Guests -> guest record]: each guest thread's write
-    ops,      \* [Chunks -> copy record]: copies in flight, by first chunk
+    ops,      \* [Chunks -> copy record]: copies holding their first chunk's claim
+    unreported, \* bag of copy records: copies that released their first chunk
+              \* and have not yet reported (Copier.release, then onCopyFinished)
     job,      \* MirrorJob's, Copier's, GuestGate's and MirrorFilter's state
     pumps,    \* pump tasks queued on the runtime
     failures, \* device errors so far
     writes    \* guest writes started so far (counted only under MaxWrites)
 
-vars == <<src, tgt, dirty, claimed, gs, ops, job, pumps, failures, writes>>
+vars == <<src, tgt, dirty, claimed, gs, ops, unreported, job, pumps, failures, writes>>
 
 Min(a, b) == IF a < b THEN a ELSE b
 Content == [Halves -> Values \cup {0}]
@@ -126,9 +131,10 @@ NoWrite == [pc |-> "idle", kind |-> "write", c1 |-> 1, h1 |-> 1, c2 |-> 1,
             h2 |-> 2, v |-> 0, k |-> 0, held |-> {}, ok |-> TRUE,
             newly |-> FALSE, cleared |-> FALSE, fk |-> "io"]
 
-(* A copy: its run is f..last (f is its key in ops); data: what it read.   *)
+(* A copy: its run is f..last (f is its key in ops); data: what it read;   *)
+(* side, fk: the step that failed, and how.                                *)
 NoOp == [ph |-> "none", last |-> 0, data |-> <<>>, side |-> "none",
-         fk |-> "io", k |-> 0]
+         fk |-> "io"]
 
 Touched(w) == w.c1..w.c2
 Covers(w, c, h) ==
@@ -169,8 +175,19 @@ ValidWrite(w) ==
 
 OpFirsts(o) == {f \in Chunks : o[f].ph # "none"}
 OpRun(o, f) == f..o[f].last
-NOps(o) == Cardinality(OpFirsts(o))
-ChunksInFlight(o) == UNION {OpRun(o, f) : f \in OpFirsts(o)}
+
+RECURSIVE SumOver(_, _)
+SumOver(S, F) == IF S = {} THEN 0
+                 ELSE LET x == CHOOSE x \in S : TRUE IN F[x] + SumOver(S \ {x}, F)
+
+(* The copies in flight, as Copier counts them: from the issue to the      *)
+(* report (Copier.finishedLocked), those holding claims (o) and those that *)
+(* released them and wait to report (u).  Chunks are counted per copy, as  *)
+(* Copier.bytesInFlight counts bytes: two copies of one chunk count twice. *)
+NOps(o, u) == Cardinality(OpFirsts(o)) + BagCardinality(u)
+ChunksInFlight(o, u) ==
+    SumOver(OpFirsts(o), [f \in OpFirsts(o) |-> o[f].last - f + 1])
+    + SumOver(DOMAIN u, [r \in DOMAIN u |-> u[r] * (r.last - r.f + 1)])
 
 (* The job.  st: JobState; ready: READY was reached; drain: what a drain   *)
 (* ends in; aband: the outcome an abandoned job ends in once its copies    *)
@@ -204,9 +221,9 @@ InsidePcs == {"io", "bgSource", "bgMark", "bgWake", "wbClaim", "wbClear",
 Inside == {g \in Guests : gs[g].pc \in InsidePcs}
 Drained(j) == j.gate /\ (Inside = {} \/ Bug = "PivotWithoutDrain")
 
-Converged(d, o) ==
+Converged(d, o, u) ==
     /\ d = {}
-    /\ NOps(o) = 0 \/ Bug = "ReadyWithCopyInFlight"
+    /\ NOps(o, u) = 0 \/ Bug = "ReadyWithCopyInFlight"
 
 CanFail == failures < MaxFailures
 
@@ -242,28 +259,36 @@ FirstClaimable(d, c, from, to) ==
 (* source (ClearAfterRead defers the clear to after the copy's read and    *)
 (* loses a write that lands in between).  A chunk claimed by a guest is    *)
 (* skipped: at most one copy or write-blocking write per chunk             *)
-(* (OverlappingCopies lets a second copy of a chunk start).  Returns       *)
-(* [d, c, o, idle, cursor] after it.                                       *)
+(* (OverlappingCopies lets a second copy of a chunk start).  A copy that   *)
+(* released its claims and has not yet reported is no obstacle: its      *)
+(* chunks may be dirty again, and a new copy of them may start, run and   *)
+(* even report before it (CopiesByFirstChunk knows copies by their first  *)
+(* chunk, as the copier's bookkeeping might: the new copy takes the old    *)
+(* one's place, and the old one's remaining claims are held by nobody,     *)
+(* OneClaimPerChunk).  Returns [d, c, o, u, idle, cursor] after it.        *)
 (* @java Copier.issueLocked:117-117 "CopyOperation op = claimRunLocked();"     *)
 (* @java Copier.claimRunLocked:140-140 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
 (* @java Copier.findAndClaim:166-166 "if (claims.tryClaim(c)) {"               *)
 (* @java Copier.claimRunLocked:149-149 "bitmap.testAndClear(first);"           *)
-RECURSIVE Issue(_, _, _, _, _)
-Issue(d, c, o, idle, cur) ==
-    LET n == NOps(o)
-        inFlight == Cardinality(ChunksInFlight(o))
+RECURSIVE Issue(_, _, _, _, _, _)
+Issue(d, c, o, u, idle, cur) ==
+    LET n == NOps(o, u)
+        inFlight == ChunksInFlight(o, u)
         f1 == FirstClaimable(d, c, cur, N)
         f == IF f1 # 0 THEN f1 ELSE FirstClaimable(d, c, 1, cur - 1)
     IN IF n > 0 /\ (inFlight + 1 > BufChunks \/ n >= Parallelism)
-       THEN [d |-> d, c |-> c, o |-> o, idle |-> idle, cur |-> cur]
+       THEN [d |-> d, c |-> c, o |-> o, u |-> u, idle |-> idle, cur |-> cur]
        ELSE IF f = 0
-       THEN [d |-> d, c |-> c, o |-> o, idle |-> TRUE, cur |-> cur]
+       THEN [d |-> d, c |-> c, o |-> o, u |-> u, idle |-> TRUE, cur |-> cur]
        ELSE LET budget == IF n = 0 THEN MaxRun ELSE Min(MaxRun, BufChunks - inFlight)
                 last == RunEnd(f, d, c, budget - 1)
                 run == f..last
             IN Issue(IF Bug = "ClearAfterRead" THEN d ELSE d \ run,
                      c \cup run,
                      [o EXCEPT ![f] = [NoOp EXCEPT !.ph = "read", !.last = last]],
+                     IF Bug = "CopiesByFirstChunk"
+                     THEN [r \in {x \in DOMAIN u : x.f # f} |-> u[r]]
+                     ELSE u,
                      idle, IF last < N THEN last + 1 ELSE 1)
 
 (* MirrorJob.concludeLocked: route the guest, reopen the gate, end.        *)
@@ -276,32 +301,36 @@ Conclude(j, outcome, pivot) ==
 (* or in flight (ReadyWithCopyInFlight judges on the bitmap alone), then   *)
 (* the drain: queue finishDrain once converged and every guest that had    *)
 (* passed the gate has left (PivotWithoutDrain does not wait for them).    *)
-AfterIssue(j, d, o) ==
-    IF ~Converged(d, o) THEN j
+AfterIssue(j, d, o, u) ==
+    IF ~Converged(d, o, u) THEN j
     ELSE LET j2 == IF j.ready THEN j ELSE [j EXCEPT !.ready = TRUE, !.st = "ready"]
          IN IF j2.drain # "none" /\ ~Finishing(j2) /\ Drained(j2)
             THEN [j2 EXCEPT !.fin = "queued"]
             ELSE j2
 
-(* MirrorJob.advanceLocked, as the set of possible [j, d, c, o].           *)
+(* MirrorJob.advanceLocked, as the set of possible [j, d, c, o, u].  In a  *)
+(* back-off after an ignored error the copier issues nothing               *)
+(* (Copier.issueLocked returns at once), but READY and the drain's end are *)
+(* judged all the same: a failed copy whose run other copies have already  *)
+(* copied again reports into a converged job.                              *)
 (* @java MirrorJob.advanceLocked:553-553 "copier.issueLocked();"               *)
 (* @java MirrorJob.advanceLocked:545-545 "if (gate.isDrained()) {"             *)
-Advance(j, d, c, o) ==
-    IF Concluded(j) THEN {[j |-> j, d |-> d, c |-> c, o |-> o]}
+Advance(j, d, c, o, u) ==
+    LET same == [j |-> j, d |-> d, c |-> c, o |-> o, u |-> u] IN
+    IF Concluded(j) THEN {same}
     ELSE IF j.aband # "none"
-    THEN IF NOps(o) > 0 \/ Finishing(j)
-         THEN {[j |-> j, d |-> d, c |-> c, o |-> o]}
+    THEN IF NOps(o, u) > 0 \/ Finishing(j)
+         THEN {same}
          ELSE LET jc == [j EXCEPT !.gate = TRUE]
-              IN {[j |-> IF Drained(jc) THEN Conclude(jc, j.aband, FALSE) ELSE jc,
-                   d |-> d, c |-> c, o |-> o]}
+              IN {[same EXCEPT !.j = IF Drained(jc) THEN Conclude(jc, j.aband, FALSE) ELSE jc]}
     ELSE IF j.st \in {"created", "paused", "pending"}
-    THEN {[j |-> j, d |-> d, c |-> c, o |-> o]}
-    ELSE IF j.retry /\ ~j.due
-    THEN {[j |-> [j EXCEPT !.timer = TRUE], d |-> d, c |-> c, o |-> o]}
-    ELSE LET r == Issue(d, c, o, j.idle, j.cursor) IN
+    THEN {same}
+    ELSE IF j.retry /\ ~j.due     \* the back-off: no copies, but READY is judged
+    THEN {[same EXCEPT !.j = AfterIssue([j EXCEPT !.timer = TRUE], d, o, u)]}
+    ELSE LET r == Issue(d, c, o, u, j.idle, j.cursor) IN
          {[j |-> AfterIssue([j EXCEPT !.retry = FALSE, !.due = FALSE, !.idle = r.idle,
-                                      !.cursor = r.cur], r.d, r.o),
-           d |-> r.d, c |-> r.c, o |-> r.o]}
+                                      !.cursor = r.cur], r.d, r.o, r.u),
+           d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u]}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
 (* @java MirrorJob.onErrorLocked:694-694 "ErrorAction action = policy.actionFor(e.kind());" *)
@@ -324,8 +353,9 @@ OnError(j, side, kind) ==
 
 (* A section: its own change to the job (and dirty bits), then advance.    *)
 SectionThenAdvance(j, d) ==
-    \E r \in Advance(j, d, claimed, ops) :
+    \E r \in Advance(j, d, claimed, ops, unreported) :
         /\ job' = r.j /\ dirty' = r.d /\ claimed' = r.c /\ ops' = r.o
+        /\ unreported' = r.u
 
 (* ----------------------------------------------------------------------- *)
 (*  Init                                                                   *)
@@ -339,6 +369,7 @@ Init ==
     /\ claimed = {}
     /\ gs = [g \in Guests |-> NoWrite]
     /\ ops = [f \in Chunks |-> NoOp]
+    /\ unreported = EmptyBag
     /\ job = InitJob
     /\ pumps = 0
     /\ failures = 0
@@ -385,7 +416,7 @@ GuestEnter(g, w) ==
                                                         !.k = w.c1]]
                   /\ UNCHANGED pumps
           /\ UNCHANGED <<src, tgt>>
-    /\ UNCHANGED <<dirty, claimed, ops, job, failures>>
+    /\ UNCHANGED <<dirty, claimed, ops, unreported, job, failures>>
 
 (* A read or flush inside the gate (one device call, no change to the      *)
 (* data), or a write of a guest that entered (or waited at the gate) while *)
@@ -398,7 +429,7 @@ GuestIO(g) ==
     /\ IF job.pass = "target" THEN tgt' = Written(tgt, w) /\ UNCHANGED src
                               ELSE src' = Written(src, w) /\ UNCHANGED tgt
     /\ gs' = [gs EXCEPT ![g].pc = "exit"]
-    /\ UNCHANGED <<dirty, claimed, ops, job, pumps, failures, writes>>
+    /\ UNCHANGED <<dirty, claimed, ops, unreported, job, pumps, failures, writes>>
 
 (* ----------------------------------------------------------------------- *)
 (*  The background path: MirrorFilter.writeBackground                      *)
@@ -421,7 +452,7 @@ BgSource(g) ==
        \/ /\ CanFail /\ failures' = failures + 1
           /\ src' \in {src, Written(src, w)}
           /\ gs' = [gs EXCEPT ![g].pc = next, ![g].ok = FALSE]
-    /\ UNCHANGED <<tgt, dirty, claimed, ops, job, pumps, writes>>
+    /\ UNCHANGED <<tgt, dirty, claimed, ops, unreported, job, pumps, writes>>
 
 (* writeBackground: DirtyBitmap.markRange, after the source write, even if *)
 (* it failed.  Whatever a copy did before, the mark makes the copier copy  *)
@@ -437,7 +468,7 @@ BgMark(g) ==
     /\ gs' = [gs EXCEPT ![g].pc = IF Bug = "MarkBeforeWrite" THEN "bgSource"
                                   ELSE IF newly THEN "bgWake" ELSE "exit",
                         ![g].newly = newly]
-    /\ UNCHANGED <<src, tgt, claimed, ops, job, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, claimed, ops, unreported, job, pumps, failures, writes>>
 
 (* Copier.wakeIfIdle, called by a guest that dirtied a clean chunk: if the *)
 (* copier said it is idle (a volatile read, then a CAS), queue a pump.     *)
@@ -454,7 +485,7 @@ Wake(g) ==
        THEN job' = [job EXCEPT !.idle = FALSE] /\ pumps' = Pump(pumps)
        ELSE UNCHANGED <<job, pumps, writes>>
     /\ gs' = [gs EXCEPT ![g].pc = "exit"]
-    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, failures, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, unreported, failures, writes>>
 
 (* GuestGate.exit (one RMW): the exit that leaves a closed gate empty runs *)
 (* onDrained, which queues a pump.  The write returns.                     *)
@@ -464,7 +495,7 @@ Exit(g) ==
     /\ gs[g].pc = "exit"
     /\ gs' = [gs EXCEPT ![g] = NoWrite]
     /\ pumps' = IF job.gate /\ Inside = {g} THEN Pump(pumps) ELSE pumps
-    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, job, failures, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, unreported, job, failures, writes>>
 
 (* ----------------------------------------------------------------------- *)
 (*  The write-blocking path: MirrorFilter.writeBlocking                    *)
@@ -501,7 +532,7 @@ WbClaim(g) ==
             /\ gs' = [gs EXCEPT ![g].held = w.held \cup {c},
                                 ![g].pc = IF w.held \cup {c} = Touched(w)
                                           THEN "wbClear" ELSE "wbClaim"]
-    /\ UNCHANGED <<src, tgt, dirty, ops, job, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, ops, unreported, job, pumps, failures, writes>>
 
 (* The chunks a write-blocking write clears.                              *)
 ClearSet(w) ==
@@ -531,7 +562,7 @@ WbClear(g) ==
        ELSE dirty' = dirty \ ClearSet(w)
     /\ gs' = [gs EXCEPT ![g].pc = "wbSource",
                         ![g].cleared = Bug # "WbClearsAfterTargetWrite" /\ ClearSet(w) \cap dirty # {}]
-    /\ UNCHANGED <<src, tgt, claimed, ops, job, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, claimed, ops, unreported, job, pumps, failures, writes>>
 
 (* writeBlocking: the source write.  If it fails (perhaps part way) the    *)
 (* chunks are marked again before the release and the guest gets the      *)
@@ -545,7 +576,7 @@ WbSource(g) ==
        \/ /\ CanFail /\ failures' = failures + 1
           /\ src' \in {src, Written(src, w)}
           /\ gs' = [gs EXCEPT ![g].pc = "wbMark", ![g].ok = FALSE]
-    /\ UNCHANGED <<tgt, dirty, claimed, ops, job, pumps, writes>>
+    /\ UNCHANGED <<tgt, dirty, claimed, ops, unreported, job, pumps, writes>>
 
 (* writeBlocking: the target write, synchronous; it may fail (and land in  *)
 (* part).  WbClearsAfterTargetWrite clears here instead.                      *)
@@ -564,7 +595,7 @@ WbTarget(g) ==
           /\ \E fk \in FailKinds :
                 gs' = [gs EXCEPT ![g].pc = "wbMark", ![g].fk = fk]
           /\ UNCHANGED dirty
-    /\ UNCHANGED <<src, claimed, ops, job, pumps, writes>>
+    /\ UNCHANGED <<src, claimed, ops, unreported, job, pumps, writes>>
 
 (* writeBlocking, after a failed source or target write:                   *)
 (* DirtyBitmap.markRange, before the claims are released, so that the      *)
@@ -576,7 +607,7 @@ WbMark(g) ==
     /\ w.pc = "wbMark"
     /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup Touched(w)
     /\ gs' = [gs EXCEPT ![g].pc = IF w.ok THEN "wbReport" ELSE "wbRelease"]
-    /\ UNCHANGED <<src, tgt, claimed, ops, job, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, claimed, ops, unreported, job, pumps, failures, writes>>
 
 (* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
 (* (a section: the target policy, then advance).  The guest's write still  *)
@@ -598,7 +629,7 @@ WbRelease(g) ==
     /\ claimed' = IF w.k \in w.held THEN claimed \ {w.k} ELSE claimed
     /\ gs' = [gs EXCEPT ![g].pc = IF w.k = w.c2 THEN "wbWake" ELSE "wbRelease",
                         ![g].k = w.k + 1, ![g].held = w.held \ {w.k}]
-    /\ UNCHANGED <<src, tgt, dirty, ops, job, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, ops, unreported, job, pumps, failures, writes>>
 
 (* writeBlocking, after the release: if a touched chunk is dirty (a copy   *)
 (* skipped it, it was covered in part, or a failure marked it) or this     *)
@@ -610,11 +641,33 @@ WbWakeOrNot(g) ==
     /\ w.pc = "wbWake"
     /\ ~(w.cleared \/ Touched(w) \cap dirty # {})
     /\ gs' = [gs EXCEPT ![g].pc = "exit"]
-    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, job, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, claimed, ops, unreported, job, pumps, failures, writes>>
 
 (* ----------------------------------------------------------------------- *)
 (*  The copies: CopyOperation and Copier.release                           *)
 (* ----------------------------------------------------------------------- *)
+
+(* A copy is in ops[f], f its first chunk, from its issue until it         *)
+(* releases f.  From then on a new copy of f may be issued (a guest        *)
+(* dirtied f again), run, and even release and report before this one:    *)
+(* Copier.release releases the claims, then reports under the job's lock   *)
+(* (MirrorJob.onCopyFinished), and nothing orders that report with other  *)
+(* copies.  So the release of f moves the copy into the bag unreported,    *)
+(* where it releases the rest of its run and waits for its report; it     *)
+(* still counts for buf-size, the parallelism and convergence until then  *)
+(* (NOps, ChunksInFlight).  A record of the bag: its run f..last, k: the  *)
+(* next chunk to release, ph: "release", "finish" (released all, waiting  *)
+(* for the lock), or "mark" (ReleaseBeforeMark only); side, fk: a failed  *)
+(* step.                                                                   *)
+Leaving(op, f, k) ==
+    [f |-> f, last |-> op.last, side |-> op.side, fk |-> op.fk,
+     k |-> IF k <= op.last THEN k ELSE 0,
+     ph |-> IF k <= op.last THEN "release"
+            ELSE IF Bug = "ReleaseBeforeMark" /\ op.side # "none" THEN "mark"
+            ELSE "finish"]
+
+(* One record of the bag replaced by another.                              *)
+Swap(u, r, r2) == (u (-) SetToBag({r})) (+) SetToBag({r2})
 
 (* A failed step goes to the mark, which comes before the release:         *)
 (* ReleaseBeforeMark releases first and marks after, leaving the run clean *)
@@ -633,8 +686,8 @@ CopyRead(f) ==
           /\ UNCHANGED failures
        \/ /\ CanFail /\ failures' = failures + 1
           /\ \E fk \in FailKinds :
-                ops' = [ops EXCEPT ![f].ph = FailedPhase, ![f].k = f, ![f].side = "source", ![f].fk = fk]
-    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, job, pumps, writes>>
+                ops' = [ops EXCEPT ![f].ph = FailedPhase, ![f].side = "source", ![f].fk = fk]
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, job, pumps, writes, unreported>>
 
 (* ClearAfterRead only: the copy clears its run after it read the source.  *)
 (* @bug-only: no kernel code takes this step.                             *)
@@ -642,7 +695,7 @@ CopyClearLate(f) ==
     /\ ops[f].ph = "clear"
     /\ dirty' = dirty \ OpRun(ops, f)
     /\ ops' = [ops EXCEPT ![f].ph = "write"]
-    /\ UNCHANGED <<src, tgt, claimed, gs, job, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, claimed, gs, job, pumps, failures, writes, unreported>>
 
 (* CopyOperation.writeTarget: what was read, which may be older than the   *)
 (* source by now (a later write marked the chunks again).  It may fail,    *)
@@ -655,13 +708,13 @@ CopyWrite(f) ==
     IN
     /\ op.ph = "write"
     /\ \/ /\ tgt' = wrote /\ UNCHANGED failures
-          /\ ops' = [ops EXCEPT ![f].ph = "release", ![f].k = f, ![f].data = <<>>]
+          /\ ops' = [ops EXCEPT ![f].ph = "release", ![f].data = <<>>]
        \/ /\ CanFail /\ failures' = failures + 1
           /\ tgt' \in {tgt, wrote}
           /\ \E fk \in FailKinds :
-                ops' = [ops EXCEPT ![f].ph = FailedPhase, ![f].k = f, ![f].side = "target", ![f].fk = fk,
+                ops' = [ops EXCEPT ![f].ph = FailedPhase, ![f].side = "target", ![f].fk = fk,
                                    ![f].data = <<>>]
-    /\ UNCHANGED <<src, dirty, claimed, gs, job, pumps, writes>>
+    /\ UNCHANGED <<src, dirty, claimed, gs, job, pumps, writes, unreported>>
 
 (* Copier.release after a failed step: DirtyBitmap.markRange before the    *)
 (* claims go, whatever the policy: the run was cleared when it was issued  *)
@@ -671,35 +724,58 @@ CopyWrite(f) ==
 CopyMark(f) ==
     /\ ops[f].ph = "mark"
     /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup OpRun(ops, f)
-    /\ ops' = [ops EXCEPT ![f].ph = IF Bug = "ReleaseBeforeMark" THEN "finish" ELSE "release",
-                          ![f].k = f]
-    /\ UNCHANGED <<src, tgt, claimed, gs, job, pumps, failures, writes>>
+    /\ ops' = [ops EXCEPT ![f].ph = "release"]
+    /\ UNCHANGED <<src, tgt, claimed, gs, job, pumps, failures, writes, unreported>>
 
 (* Copier.release: InFlightChunks.release, each chunk ascending (one RMW  *)
-(* per word, as for a guest).                                              *)
+(* per word, as for a guest: this action and CopyReleaseRest back to back *)
+(* for the chunks of a word); this is the first, f, after which the copy  *)
+(* is in the bag unreported.  If it was the run's last chunk,             *)
+(* Copier.release hands the copy to its report: MirrorJob.onCopyFinished,  *)
+(* which waits for the job's lock.                                         *)
 (* @java Copier.release:275-275 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
+(* @java Copier.release:276-276 "job.onCopyFinished(op, side, operation, e);" *)
 CopyRelease(f) ==
-    LET op == ops[f] IN
-    /\ op.ph = "release"
-    /\ claimed' = claimed \ {op.k}
-    /\ ops' = [ops EXCEPT ![f].ph = IF op.k < op.last THEN "release"
-                                    ELSE IF Bug = "ReleaseBeforeMark" /\ op.side # "none" THEN "mark"
-                                    ELSE "finish",
-                          ![f].k = op.k + 1]
+    /\ ops[f].ph = "release"
+    /\ claimed' = claimed \ {f}
+    /\ ops' = [ops EXCEPT ![f] = NoOp]
+    /\ unreported' = unreported (+) SetToBag({Leaving(ops[f], f, f + 1)})
     /\ UNCHANGED <<src, tgt, dirty, gs, job, pumps, failures, writes>>
 
-(* MirrorJob.onCopyFinished (a section): the copy is no longer in flight;  *)
-(* a failure goes to its side's policy; then advance.                      *)
+(* Copier.release: the release of each further chunk of the run, by a     *)
+(* copy in the bag (in the same RMW as the one before, within a word; a    *)
+(* run that crosses a word is released in two); after the last, the       *)
+(* hand-over to the report.                                                *)
+(* @java Copier.release:275-275 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
+(* @java Copier.release:276-276 "job.onCopyFinished(op, side, operation, e);" *)
+CopyReleaseRest(r) ==
+    /\ r.ph = "release"
+    /\ claimed' = claimed \ {r.k}
+    /\ unreported' = Swap(unreported, r, Leaving(r, r.f, r.k + 1))
+    /\ UNCHANGED <<src, tgt, dirty, gs, ops, job, pumps, failures, writes>>
+
+(* ReleaseBeforeMark only: the failed copy marks its run after releasing   *)
+(* it.                                                                     *)
+(* @bug-only: no kernel code takes this step.                             *)
+CopyMarkLate(r) ==
+    /\ r.ph = "mark"
+    /\ dirty' = dirty \cup r.f..r.last
+    /\ unreported' = Swap(unreported, r, [r EXCEPT !.ph = "finish"])
+    /\ UNCHANGED <<src, tgt, claimed, gs, ops, job, pumps, failures, writes>>
+
+(* MirrorJob.onCopyFinished (a section): the copy is no longer in flight   *)
+(* (Copier.finishedLocked); a failure goes to its side's policy; then      *)
+(* advance.                                                                *)
 (* @java MirrorJob.onCopyFinished:724-724 "copier.finishedLocked(op, e);"      *)
-CopyFinished(f) ==
-    LET op == ops[f]
-        o2 == [ops EXCEPT ![f] = NoOp]
-        j2 == IF op.side = "none" THEN job ELSE OnError(job, op.side, op.fk)
-    IN
-    /\ op.ph = "finish"
-    /\ \E r \in Advance(j2, dirty, claimed, o2) :
-          /\ job' = r.j /\ dirty' = r.d /\ claimed' = r.c /\ ops' = r.o
+(* @java Copier.finishedLocked:186-186 "opsInFlight--;"                        *)
+CopyFinished(r) ==
+    LET j2 == IF r.side = "none" THEN job ELSE OnError(job, r.side, r.fk) IN
+    /\ r.ph = "finish"
+    /\ \E a \in Advance(j2, dirty, claimed, ops, unreported (-) SetToBag({r})) :
+          /\ job' = a.j /\ dirty' = a.d /\ claimed' = a.c /\ ops' = a.o
+          /\ unreported' = a.u
     /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
 (* ----------------------------------------------------------------------- *)
@@ -727,7 +803,7 @@ TimerFires ==
 Tick ==
     /\ job.retry /\ ~job.due
     /\ job' = [job EXCEPT !.due = TRUE]
-    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, unreported, pumps, failures, writes>>
 
 (* MirrorJob.finishDrain, first step: the target flush (one device call,   *)
 (* outside the lock: guests are held and no copy runs, but a pause or a    *)
@@ -738,7 +814,7 @@ FinishFlush ==
     /\ \/ job' = [job EXCEPT !.fin = "ok"] /\ UNCHANGED failures
        \/ /\ CanFail /\ failures' = failures + 1
           /\ \E fk \in FailKinds : job' = [job EXCEPT !.fin = fk]
-    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, pumps, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, unreported, pumps, writes>>
 
 (* MirrorJob.finishDrain, second step (a section): after a failed flush,   *)
 (* the target policy (and advance if the job is ending anyway); after a    *)
@@ -757,14 +833,14 @@ FinishCheck ==
     /\ IF job.fin # "ok"
        THEN LET j2 == OnError(j1, "target", job.fin) IN
             IF j2.aband # "none" THEN SectionThenAdvance(j2, dirty)
-            ELSE job' = j2 /\ UNCHANGED <<dirty, claimed, ops, writes>>
+            ELSE job' = j2 /\ UNCHANGED <<dirty, claimed, ops, unreported, writes>>
        ELSE IF \/ Bug = "FinishWithoutRecheck"
                \/ /\ j1.aband = "none" /\ j1.drain # "none" /\ j1.st # "paused"
-                  /\ Converged(dirty, ops) /\ Drained(j1)
+                  /\ Converged(dirty, ops, unreported) /\ Drained(j1)
             THEN /\ job' = IF AutoFinalize THEN Conclude(j1, "completed", j1.drain = "pivot")
                             ELSE [j1 EXCEPT !.st = "pending",   \* guests stay held
                                             !.gate = Bug # "PendingReleasesGuest"]
-                 /\ UNCHANGED <<dirty, claimed, ops, writes>>
+                 /\ UNCHANGED <<dirty, claimed, ops, unreported, writes>>
             ELSE SectionThenAdvance(j1, dirty)
     /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
@@ -782,7 +858,7 @@ Start ==
     /\ "start" \in Commands
     /\ job.st = "created"
     /\ IF job.pauseOnStart
-       THEN job' = Pause(j) /\ dirty' = d /\ UNCHANGED <<claimed, ops>>
+       THEN job' = Pause(j) /\ dirty' = d /\ UNCHANGED <<claimed, ops, unreported>>
        ELSE SectionThenAdvance(j, d)
     /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
@@ -793,7 +869,7 @@ PauseCmd ==
     /\ "pause" \in Commands
     /\ \/ job.st = "created" /\ ~job.pauseOnStart /\ job' = [job EXCEPT !.pauseOnStart = TRUE]
        \/ job.st \in {"running", "ready"} /\ job.aband = "none" /\ job' = Pause(job)
-    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, unreported, pumps, failures, writes>>
 
 (* MirrorJob.resume: back to the state it paused in; a drain holds the     *)
 (* guest again.                                                            *)
@@ -802,7 +878,7 @@ Resume ==
     /\ "resume" \in Commands
     /\ \/ /\ job.st = "created" /\ job.pauseOnStart
           /\ job' = [job EXCEPT !.pauseOnStart = FALSE]
-          /\ UNCHANGED <<dirty, claimed, ops, writes>>
+          /\ UNCHANGED <<dirty, claimed, ops, unreported, writes>>
        \/ /\ job.st = "paused" /\ job.aband = "none"
           /\ SectionThenAdvance(
                  [job EXCEPT !.st = job.resumeTo, !.resumeTo = "none",
@@ -826,7 +902,7 @@ Complete ==
     /\ job.aband = "none"
     /\ \/ /\ job.st = "paused" /\ job.resumeTo = "ready"
           /\ job' = [job EXCEPT !.drain = "pivot", !.resumeTo = "completing"]
-          /\ UNCHANGED <<dirty, claimed, ops, writes>>
+          /\ UNCHANGED <<dirty, claimed, ops, unreported, writes>>
        \/ /\ job.st = "ready"
           /\ SectionThenAdvance(BeginDrain(job, "pivot", "completing"), dirty)
     /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
@@ -838,7 +914,7 @@ Finalize ==
     /\ "finalize" \in Commands
     /\ job.st = "pending"
     /\ job' = Conclude(job, "completed", job.drain = "pivot")
-    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, pumps, failures, writes>>
+    /\ UNCHANGED <<src, tgt, dirty, claimed, gs, ops, unreported, pumps, failures, writes>>
 
 (* MirrorJob.cancel(false): from CREATED or PENDING the job ends at once   *)
 (* (CANCELLED, the guest on the source); after READY                      *)
@@ -851,7 +927,7 @@ Cancel ==
     /\ ~Concluded(job) /\ job.aband = "none"
     /\ \/ /\ job.st \in {"created", "pending"}
           /\ job' = Conclude(job, "cancelled", FALSE)
-          /\ UNCHANGED <<dirty, claimed, ops, writes>>
+          /\ UNCHANGED <<dirty, claimed, ops, unreported, writes>>
        \/ /\ \/ job.st \in {"running", "ready"}
              \/ job.st = "paused" /\ at \in {"running", "ready", "completing"}
           /\ LET j1 == [job EXCEPT !.resumeTo = "none"] IN
@@ -868,10 +944,10 @@ ForceCancel ==
     /\ "force" \in Commands
     /\ ~Concluded(job)
     /\ IF job.aband # "none"      \* already ending: the outcome stands
-       THEN UNCHANGED <<job, dirty, claimed, ops, writes>>
+       THEN UNCHANGED <<job, dirty, claimed, ops, unreported, writes>>
        ELSE IF job.st \in {"created", "pending"}
        THEN /\ job' = Conclude(job, "cancelled", FALSE)
-            /\ UNCHANGED <<dirty, claimed, ops, writes>>
+            /\ UNCHANGED <<dirty, claimed, ops, unreported, writes>>
        ELSE SectionThenAdvance([job EXCEPT !.st = "cancelling",
                                           !.aband = "cancelled",
                                           !.drain = "none"], dirty)
@@ -905,10 +981,13 @@ GuestSteps(g) ==
     \/ WbClaim(g) \/ WbClear(g) \/ WbSource(g) \/ WbTarget(g) \/ WbMark(g)
     \/ WbReport(g) \/ WbRelease(g) \/ WbWakeOrNot(g)
 
+(* The steps of the copies of first chunk f: the one holding f, and those  *)
+(* that released it and have yet to report.                               *)
 CopySteps(f) ==
     \/ CopyRead(f) \/ CopyClearLate(f) \/ CopyWrite(f) \/ CopyMark(f)
     \/ CopyRelease(f)
-    \/ CopyFinished(f)
+    \/ \E r \in DOMAIN unreported :
+          r.f = f /\ (CopyReleaseRest(r) \/ CopyMarkLate(r) \/ CopyFinished(r))
 
 Tasks == RunPump \/ TimerFires \/ FinishFlush \/ FinishCheck
 
@@ -955,7 +1034,11 @@ TypeOK ==
     /\ src \in [Chunks -> Content] /\ tgt \in [Chunks -> Content]
     /\ dirty \subseteq Chunks /\ claimed \subseteq Chunks
     /\ \A g \in Guests : gs[g].pc \in {"idle", "held"} \cup InsidePcs
-    /\ \A f \in Chunks : ops[f].ph \in {"none", "read", "clear", "write", "mark", "release", "finish"}
+    /\ \A f \in Chunks : ops[f].ph \in {"none", "read", "clear", "write", "mark", "release"}
+    /\ \A r \in DOMAIN unreported :
+          /\ r.f \in Chunks /\ r.last \in r.f..N /\ unreported[r] \in Nat \ {0}
+          /\ r.ph \in {"release", "mark", "finish"}
+          /\ (r.ph = "release") <=> (r.k \in r.f + 1..r.last)
     /\ job.st \in {"created", "running", "ready", "paused", "completing",
                    "cancelling", "pending", "completed", "cancelled", "failed"}
     /\ pumps \in 0..MaxPumps
@@ -974,15 +1057,18 @@ CleanChunkInSync ==
             (c \notin dirty /\ c \notin claimed /\ ~GuestWriting(c))
                 => src[c] = tgt[c]
 
-(* DESIGN 3.3: at most one holder per claimed chunk, and a claim for each  *)
-(* copy in flight.                                                         *)
+(* DESIGN 3.3: exactly one holder per claimed chunk (a copy or a guest's   *)
+(* write-blocking write) and none for the others: a claim for each copy in *)
+(* flight that holds one, and no claim that nobody holds (it would never   *)
+(* be released).  A copy in the bag holds the rest of its run.             *)
 Holders(c) ==
-    {<<"copy", f>> : f \in {f \in Chunks : ops[f].ph \in {"read", "clear", "write", "mark"}
-                                            /\ c \in OpRun(ops, f)}}
-    \cup {<<"copy", f>> : f \in {f \in Chunks : ops[f].ph = "release"
-                                            /\ c \in ops[f].k..ops[f].last}}
+    {<<"copy", f>> : f \in {f \in Chunks : ops[f].ph # "none" /\ c \in OpRun(ops, f)}}
+    \cup {<<"leaving", r>> : r \in {r \in DOMAIN unreported :
+                                      r.ph = "release" /\ c \in r.k..r.last}}
     \cup {<<"guest", g>> : g \in {g \in Guests : c \in gs[g].held}}
-OneClaimPerChunk == \A c \in Chunks : Cardinality(Holders(c)) <= 1
+OneClaimPerChunk ==
+    /\ \A c \in Chunks : Cardinality(Holders(c)) = IF c \in claimed THEN 1 ELSE 0
+    /\ \A r \in DOMAIN unreported : r.ph = "release" => unreported[r] = 1
 
 (* Claims are taken in ascending order, so no two guests ever wait for     *)
 (* each other: deadlock freedom of range claims (copies never wait).       *)
@@ -994,15 +1080,15 @@ NoClaimCycle == \A g, h \in Guests : ~(WaitsFor(g, h) /\ WaitsFor(h, g))
 
 (* Buf-size and the runtime's parallelism bound the copies in flight.      *)
 BufSizeRespected ==
-    /\ Cardinality(ChunksInFlight(ops)) <= BufChunks
-    /\ NOps(ops) <= Parallelism
+    /\ ChunksInFlight(ops, unreported) <= BufChunks
+    /\ NOps(ops, unreported) <= Parallelism
 
 (* READY: at the step that reaches it, nothing is in flight and every      *)
 (* chunk that no guest write is in the middle of is the same on both       *)
 (* devices.                                                                *)
 InSyncAtReady ==
     [][(~job.ready /\ job'.ready) =>
-          /\ NOps(ops') = 0
+          /\ NOps(ops', unreported') = 0
           /\ \A c \in Chunks : ~GuestWriting(c)' => src'[c] = tgt'[c]]_vars
 
 (* COMPLETED: the target equals the source (no guest write is inside then) *)

@@ -41,6 +41,13 @@ Refused(A) == ~ENABLED A /\ UNCHANGED vars
 
 Command(e, A) == IF e.a = 1 THEN A ELSE Refused(A)
 
+(* The copy whose report event e is: several copies of one first chunk    *)
+(* may wait to report (MirrorCopy's bag unreported); the event names the  *)
+(* first chunk and the outcome, and TLC tries each copy that fits.         *)
+Reports(r, e) ==
+    /\ r.f = e.f
+    /\ IF e.ok = 0 THEN r.side = "none" ELSE r.side # "none" /\ r.fk = FailOf(e.ok)
+
 (* The MirrorCopy action of event e.                                        *)
 StepOf(e) ==
     CASE e.s = "FAST_PATH" ->
@@ -63,7 +70,8 @@ StepOf(e) ==
       [] e.s = "RELEASE" ->
             IF e.g # "none"
             THEN WbRelease(e.g) /\ gs[e.g].k = e.c
-            ELSE \E f \in Chunks : ops[f].ph = "release" /\ ops[f].k = e.c /\ CopyRelease(f)
+            ELSE \/ CopyRelease(e.c)
+                 \/ \E r \in DOMAIN unreported : r.k = e.c /\ CopyReleaseRest(r)
       [] e.s = "WB_WAKE" ->
             IF e.a = 1 THEN Wake(e.g) /\ pumps' # pumps
             ELSE (Wake(e.g) /\ pumps' = pumps) \/ WbWakeOrNot(e.g)
@@ -74,7 +82,7 @@ StepOf(e) ==
             /\ CopyWrite(e.f) /\ (ops'[e.f].ph = "mark") = (e.ok # 0)
             /\ e.ok # 0 => ops'[e.f].fk = FailOf(e.ok)
       [] e.s = "COPY_MARK" -> CopyMark(e.f)
-      [] e.s = "COPY_FINISHED" -> CopyFinished(e.f)
+      [] e.s = "COPY_FINISHED" -> \E r \in DOMAIN unreported : Reports(r, e) /\ CopyFinished(r)
       [] e.s = "GUEST_TARGET_ERROR" -> WbReport(e.g)
       [] e.s = "PUMP" -> RunPump
       [] e.s = "TIMER" -> TimerFires

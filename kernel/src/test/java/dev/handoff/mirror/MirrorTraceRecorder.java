@@ -6,6 +6,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
 
 /**
  * Records the spec-level steps of one mirror job ({@link MirrorTrace}) and writes them as a TLA+
@@ -22,6 +23,9 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>Who took a step: a guest thread names itself with {@link #guest(String)} (the simulator,
  * which runs every actor on one thread, sets the acting guest before each guest operation, and
  * clears it for the job's tasks); any other step is the job's (a copy, a task, a command).
+ *
+ * <p>A test that stages an interleaving on real threads can watch the steps as they happen
+ * ({@link #afterEachStep}) and hold the thread that took one.
  *
  * <p>Threading: any thread may take steps; {@link #events()} and {@link #toTlaModule} read a
  * consistent copy.
@@ -41,6 +45,7 @@ public final class MirrorTraceRecorder implements MirrorTrace {
     private int granularity;
     private int depth;       // guarded by lock
     private String simGuest; // set by a single-threaded driver; guarded by lock's owner
+    private volatile Consumer<Event> afterStep;
 
     /** A traced job (see {@link MirrorJob#create(BlockDevice, BlockDevice, MirrorOptions, JobRuntime, MirrorTrace)}). */
     public static MirrorJob createJob(BlockDevice source, BlockDevice target, MirrorOptions options, JobRuntime runtime,
@@ -57,6 +62,17 @@ public final class MirrorTraceRecorder implements MirrorTrace {
         this.job = j;
         this.size = j.bitmap().deviceSize();
         this.granularity = j.bitmap().granularity();
+    }
+
+    /**
+     * Calls {@code hook} with each event recorded from now on, on the thread that took its step,
+     * right after the step and outside the recorder's lock: it may block that thread (to stage an
+     * interleaving) without holding up the other threads' steps. A claim or release of a word's
+     * run is one step of several events: the hook sees them all after it. Not called for a step
+     * taken inside another thread's step ({@link #runNested}).
+     */
+    public void afterEachStep(Consumer<Event> hook) {
+        afterStep = hook;
     }
 
     /** Names the calling thread's guest for the steps it takes from now on (null: not a guest). */
@@ -94,35 +110,42 @@ public final class MirrorTraceRecorder implements MirrorTrace {
 
     @Override
     public void end(Step step, int op, long a, long b) {
+        List<Event> recorded = List.of();
         try {
             if (depth == 1 && step != Step.NONE) {
-                record(step, op, a, b);
+                recorded = record(step, op, a, b);
             }
         } finally {
             depth--;
             lock.unlock();
         }
+        Consumer<Event> hook = afterStep;
+        if (hook != null && !lock.isHeldByCurrentThread()) {
+            recorded.forEach(hook);
+        }
     }
 
-    private void record(Step step, int op, long a, long b) {
+    /** Records the step; returns its events (several for a claim or release of a word's run). */
+    private List<Event> record(Step step, int op, long a, long b) {
         if ((step == Step.WB_CLAIM || step == Step.RELEASE) && b > 1) {
             // One CAS (or RMW) took a word's run of b chunks from a: the spec's steps for them, one
             // per chunk in ascending order with nothing between, each with the claims it leaves.
+            List<Event> run = new ArrayList<>();
             for (long k = 0; k < b; k++) {
                 long later = 0; // the chunks of the run after this one
                 for (long c = a + k + 1; c < a + b; c++) {
                     later |= 1L << c;
                 }
                 long claimedNow = bits(false);
-                recordOne(step, op, a + k, 0, step == Step.WB_CLAIM ? claimedNow & ~later : claimedNow | later);
+                run.add(recordOne(step, op, a + k, 0, step == Step.WB_CLAIM ? claimedNow & ~later : claimedNow | later));
             }
-            return;
+            return run;
         }
-        recordOne(step, op, a, b, bits(false));
+        return List.of(recordOne(step, op, a, b, bits(false)));
     }
 
     /** One step; {@code claimed}: the claimed chunks to record after it. */
-    private void recordOne(Step step, int op, long a, long b, long claimed) {
+    private Event recordOne(Step step, int op, long a, long b, long claimed) {
         String g = simGuest != null ? simGuest : threadGuest.get();
         String kind = "write";
         int c1 = 1;
@@ -178,8 +201,10 @@ public final class MirrorTraceRecorder implements MirrorTrace {
             default -> {
             }
         }
-        events.add(new Event(step.name(), g == null ? "none" : g, copy, kind, c1, h1, c2, h2, ok, arg, chunk,
-                bits(true), claimed, job.state().name().toLowerCase(Locale.ROOT)));
+        Event e = new Event(step.name(), g == null ? "none" : g, copy, kind, c1, h1, c2, h2, ok, arg, chunk,
+                bits(true), claimed, job.state().name().toLowerCase(Locale.ROOT));
+        events.add(e);
+        return e;
     }
 
     /** The dirty (or claimed) chunks now, chunk c as bit c (so that chunk c + 1 of the spec is bit c). */
