@@ -208,7 +208,7 @@ Concluded(j) == j.st \in {"completed", "cancelled", "failed"}
 Finishing(j) == j.fin # "none"
 
 (* MirrorJob.updateWriteThroughLocked: guest writes also go to the target. *)
-(* @java MirrorJob.updateWriteThroughLocked:680-682 "boolean on = copyMode == CopyMode.WRITE_BLOCKING && abandoning == null" *)
+(* @java MirrorJob.updateWriteThroughLocked:737-739 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
 WriteThrough(j) ==
     /\ j.mode = "write-blocking" /\ j.aband = "none"
     /\ \/ j.st \in {"running", "ready", "completing"}
@@ -233,7 +233,7 @@ CanFail == failures < MaxFailures
 
 (* Copier.claimRunLocked: the run a copy starting at f claims: f and the   *)
 (* dirty, unclaimed chunks after it, at most budget of them.               *)
-(* @java Copier.claimRunLocked:154-154 "bitmap.testAndClear(last);"            *)
+(* @java Copier.claimRunLocked:177-177 "bitmap.testAndClear(last);"            *)
 RECURSIVE RunEnd(_, _, _, _)
 RunEnd(l, d, c, left) ==
     IF left > 0 /\ l + 1 \in Chunks /\ l + 1 \in d
@@ -266,10 +266,10 @@ FirstClaimable(d, c, from, to) ==
 (* chunk, as the copier's bookkeeping might: the new copy takes the old    *)
 (* one's place, and the old one's remaining claims are held by nobody,     *)
 (* OneClaimPerChunk).  Returns [d, c, o, u, idle, cursor] after it.        *)
-(* @java Copier.issueLocked:117-117 "CopyOperation op = claimRunLocked();"     *)
-(* @java Copier.claimRunLocked:140-140 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
-(* @java Copier.findAndClaim:166-166 "if (claims.tryClaim(c)) {"               *)
-(* @java Copier.claimRunLocked:149-149 "bitmap.testAndClear(first);"           *)
+(* @java Copier.issueLocked:141-141 "CopyOperation op = claimRunLocked();"     *)
+(* @java Copier.claimRunLocked:163-163 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
+(* @java Copier.findAndClaim:189-189 "if (claims.tryClaim(c)) {"               *)
+(* @java Copier.claimRunLocked:172-172 "bitmap.testAndClear(first);"           *)
 RECURSIVE Issue(_, _, _, _, _, _)
 Issue(d, c, o, u, idle, cur) ==
     LET n == NOps(o, u)
@@ -292,7 +292,7 @@ Issue(d, c, o, u, idle, cur) ==
                      idle, IF last < N THEN last + 1 ELSE 1)
 
 (* MirrorJob.concludeLocked: route the guest, reopen the gate, end.        *)
-(* @java MirrorJob.concludeLocked:649-649 "filter.setPassthrough(pivot ? target : source);" *)
+(* @java MirrorJob.concludeLocked:706-706 "filter.setPassthrough(pivot ? target : source);" *)
 Conclude(j, outcome, pivot) ==
     [j EXCEPT !.pass = IF pivot THEN "target" ELSE "source", !.gate = FALSE,
               !.drain = "none", !.aband = "none", !.st = outcome]
@@ -313,8 +313,8 @@ AfterIssue(j, d, o, u) ==
 (* (Copier.issueLocked returns at once), but READY and the drain's end are *)
 (* judged all the same: a failed copy whose run other copies have already  *)
 (* copied again reports into a converged job.                              *)
-(* @java MirrorJob.advanceLocked:553-553 "copier.issueLocked();"               *)
-(* @java MirrorJob.advanceLocked:545-545 "if (gate.isDrained()) {"             *)
+(* @java MirrorJob.advanceLocked:610-610 "copier.issueLocked();"               *)
+(* @java MirrorJob.advanceLocked:602-602 "if (gate.isDrained()) {"             *)
 Advance(j, d, c, o, u) ==
     LET same == [j |-> j, d |-> d, c |-> c, o |-> o, u |-> u] IN
     IF Concluded(j) THEN {same}
@@ -333,7 +333,7 @@ Advance(j, d, c, o, u) ==
            d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u]}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
-(* @java MirrorJob.onErrorLocked:694-694 "ErrorAction action = policy.actionFor(e.kind());" *)
+(* @java MirrorJob.onErrorLocked:751-751 "ErrorAction action = policy.actionFor(e.kind());" *)
 Action(side, kind) ==
     LET p == IF side = "source" THEN SourcePolicy ELSE TargetPolicy
     IN CASE p = "enospc" -> IF kind = "nospace" THEN "stop" ELSE "report"
@@ -397,9 +397,9 @@ CanWrite == MaxWrites = 0 \/ writes < MaxWrites
 (* gate drained and queue a pump: onDrained).  Inside, the guest reads the *)
 (* route and MirrorFilter.writeThrough once: a write that entered before a *)
 (* switch to write-blocking finishes as a background write.                *)
-(* @java MirrorFilter.mutate:252-252 "apply(p, op, offset, length, src);"       *)
-(* @java MirrorFilter.enterGate:338-338 "boolean entered = gate.tryEnter();"    *)
-(* @java GuestGate.tryEnter:65-65 "long s = (long) STATE.getAndAdd(this, 1L);" *)
+(* @java MirrorFilter.mutate:291-291 "apply(p, op, offset, length, src);"       *)
+(* @java MirrorFilter.enterGate:377-377 "boolean entered = gate.tryEnter();"    *)
+(* @java GuestGate.tryEnter:83-83 "long s = getAndAddState(1L);" *)
 GuestEnter(g, w) ==
     /\ \/ /\ gs[g].pc = "idle" /\ ValidWrite(w) /\ CanWrite
           /\ writes' = IF MaxWrites = 0 THEN writes ELSE writes + 1
@@ -421,8 +421,8 @@ GuestEnter(g, w) ==
 (* A read or flush inside the gate (one device call, no change to the      *)
 (* data), or a write of a guest that entered (or waited at the gate) while *)
 (* the job concluded: it goes to the device passthrough names.             *)
-(* @java MirrorFilter.mutate:267-267 "apply(passthrough, op, offset, length, src);" *)
-(* @java MirrorFilter.read:115-115 "(p != null ? p : source).read(offset, dst);" *)
+(* @java MirrorFilter.mutate:306-306 "apply(lvPassthrough(), op, offset, length, src);" *)
+(* @java MirrorFilter.read:154-154 "(p != null ? p : source).read(offset, dst);" *)
 GuestIO(g) ==
     LET w == gs[g] IN
     /\ w.pc = "io"
@@ -440,7 +440,7 @@ GuestIO(g) ==
 (* (order 1): a copy that claims the chunk after the mark reads the new    *)
 (* data.  MarkBeforeWrite marks first: a copy may then clear the bit, read *)
 (* the old data and finish before this write lands: a lost update.         *)
-(* @java MirrorFilter.writeBackground:375-375 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBackground:414-414 "apply(source, op, offset, length, src);" *)
 BgSource(g) ==
     LET w == gs[g]
         next == IF Bug # "MarkBeforeWrite" THEN "bgMark"
@@ -457,7 +457,7 @@ BgSource(g) ==
 (* writeBackground: DirtyBitmap.markRange, after the source write, even if *)
 (* it failed.  Whatever a copy did before, the mark makes the copier copy  *)
 (* the chunks again, after the new data is on the source.                  *)
-(* @java MirrorFilter.writeBackground:388-388 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
+(* @java MirrorFilter.writeBackground:427-427 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
 (* @java DirtyBitmap.markRange:146-146 "newlyDirty |= setBits(w, mask);"        *)
 BgMark(g) ==
     LET w == gs[g]
@@ -475,8 +475,8 @@ BgMark(g) ==
 (* The copier sets idle before its last scan, the guest marks before it    *)
 (* reads idle: one of them sees the other.  CopierNeverWoken skips the wake-up:    *)
 (* the copier sleeps with dirty chunks (ReadyIfWritesStop).                *)
-(* @java MirrorFilter.wakeCopier:404-404 "boolean woke = copier.wakeIfIdle();"  *)
-(* @java Copier.wakeIfIdle:253-253 "if ((boolean) IDLE.getVolatile(this) && IDLE.compareAndSet(this, true, false)) {" *)
+(* @java MirrorFilter.wakeCopier:443-443 "boolean woke = copier.wakeIfIdle();"  *)
+(* @java Copier.wakeIfIdle:275-275 "if (lvIdle() && casIdle(true, false)) {" *)
 Wake(g) ==
     LET w == gs[g] IN
     /\ \/ w.pc = "bgWake"
@@ -489,8 +489,8 @@ Wake(g) ==
 
 (* GuestGate.exit (one RMW): the exit that leaves a closed gate empty runs *)
 (* onDrained, which queues a pump.  The write returns.                     *)
-(* @java MirrorFilter.exitGate:362-362 "gate.exit();"                           *)
-(* @java GuestGate.exit:76-76 "long s = (long) STATE.getAndAdd(this, -1L) - 1;" *)
+(* @java MirrorFilter.exitGate:401-401 "gate.exit();"                           *)
+(* @java GuestGate.exit:93-93 "long s = getAndAddState(-1L) - 1;" *)
 Exit(g) ==
     /\ gs[g].pc = "exit"
     /\ gs' = [gs EXCEPT ![g] = NoWrite]
@@ -552,7 +552,7 @@ ClearSet(w) ==
 (* the bit cleared and sets it again, or landed before this write, which   *)
 (* overwrites it.  WbClearsAfterTargetWrite clears at the end and erases that *)
 (* mark (CleanChunkInSync).                                                *)
-(* @java MirrorFilter.writeBlocking:427-427 "cleared = bitmap.clearCovered(offset, length);" *)
+(* @java MirrorFilter.writeBlocking:466-466 "cleared = bitmap.clearCovered(offset, length);" *)
 (* @java DirtyBitmap.clearCovered:182-182 "long old = getAndAndWord(w, ~mask);" *)
 WbClear(g) ==
     LET w == gs[g] IN
@@ -567,7 +567,7 @@ WbClear(g) ==
 (* writeBlocking: the source write.  If it fails (perhaps part way) the    *)
 (* chunks are marked again before the release and the guest gets the      *)
 (* error.                                                                  *)
-(* @java MirrorFilter.writeBlocking:434-434 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBlocking:473-473 "apply(source, op, offset, length, src);" *)
 WbSource(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbSource"
@@ -580,7 +580,7 @@ WbSource(g) ==
 
 (* writeBlocking: the target write, synchronous; it may fail (and land in  *)
 (* part).  WbClearsAfterTargetWrite clears here instead.                      *)
-(* @java MirrorFilter.writeBlocking:451-451 "apply(target, op, offset, length, forTarget);" *)
+(* @java MirrorFilter.writeBlocking:490-490 "apply(target, op, offset, length, forTarget);" *)
 WbTarget(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbTarget"
@@ -601,7 +601,7 @@ WbTarget(g) ==
 (* DirtyBitmap.markRange, before the claims are released, so that the      *)
 (* copier copies the chunks again.  IgnoreClearsChunk skips it: a clean    *)
 (* chunk the target never got.                                             *)
-(* @java MirrorFilter.writeBlocking:461-461 "bitmap.markRange(offset, length); // before the claim is released" *)
+(* @java MirrorFilter.writeBlocking:500-500 "bitmap.markRange(offset, length); // before the claim is released" *)
 WbMark(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbMark"
@@ -612,7 +612,7 @@ WbMark(g) ==
 (* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
 (* (a section: the target policy, then advance).  The guest's write still  *)
 (* succeeds: the source has it.                                            *)
-(* @java MirrorJob.onGuestTargetError:744-744 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
+(* @java MirrorJob.onGuestTargetError:801-801 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
 WbReport(g) ==
     /\ gs[g].pc = "wbReport"
     /\ SectionThenAdvance(OnError(job, "target", gs[g].fk), dirty)
@@ -635,7 +635,7 @@ WbRelease(g) ==
 (* skipped it, it was covered in part, or a failure marked it) or this     *)
 (* write cleared one (it may have been the copier's last work), wake the   *)
 (* copier.  Otherwise nothing: the next step is the exit.                  *)
-(* @java MirrorFilter.writeBlocking:490-490 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
+(* @java MirrorFilter.writeBlocking:529-529 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
 WbWakeOrNot(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbWake"
@@ -720,7 +720,7 @@ CopyWrite(f) ==
 (* claims go, whatever the policy: the run was cleared when it was issued  *)
 (* and the target may not have it (IgnoreClearsChunk skips it).  Releasing *)
 (* first would leave a clean, unclaimed chunk with a stale target.         *)
-(* @java Copier.release:270-270 "bitmap.markRange(op.offset, op.length);"      *)
+(* @java Copier.release:292-292 "bitmap.markRange(op.offset, op.length);"      *)
 CopyMark(f) ==
     /\ ops[f].ph = "mark"
     /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup OpRun(ops, f)
@@ -733,9 +733,9 @@ CopyMark(f) ==
 (* is in the bag unreported.  If it was the run's last chunk,             *)
 (* Copier.release hands the copy to its report: MirrorJob.onCopyFinished,  *)
 (* which waits for the job's lock.                                         *)
-(* @java Copier.release:275-275 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:297-297 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:276-276 "job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:298-298 "job.onCopyFinished(op, side, operation, e);" *)
 CopyRelease(f) ==
     /\ ops[f].ph = "release"
     /\ claimed' = claimed \ {f}
@@ -747,9 +747,9 @@ CopyRelease(f) ==
 (* copy in the bag (in the same RMW as the one before, within a word; a    *)
 (* run that crosses a word is released in two); after the last, the       *)
 (* hand-over to the report.                                                *)
-(* @java Copier.release:275-275 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:297-297 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:276-276 "job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:298-298 "job.onCopyFinished(op, side, operation, e);" *)
 CopyReleaseRest(r) ==
     /\ r.ph = "release"
     /\ claimed' = claimed \ {r.k}
@@ -768,8 +768,8 @@ CopyMarkLate(r) ==
 (* MirrorJob.onCopyFinished (a section): the copy is no longer in flight   *)
 (* (Copier.finishedLocked); a failure goes to its side's policy; then      *)
 (* advance.                                                                *)
-(* @java MirrorJob.onCopyFinished:724-724 "copier.finishedLocked(op, e);"      *)
-(* @java Copier.finishedLocked:186-186 "opsInFlight--;"                        *)
+(* @java MirrorJob.onCopyFinished:781-781 "copier.finishedLocked(op, e);"      *)
+(* @java Copier.finishedLocked:209-209 "opsInFlight--;"                        *)
 CopyFinished(r) ==
     LET j2 == IF r.side = "none" THEN job ELSE OnError(job, r.side, r.fk) IN
     /\ r.ph = "finish"
@@ -783,7 +783,7 @@ CopyFinished(r) ==
 (* ----------------------------------------------------------------------- *)
 
 (* MirrorJob.pump (a section): a wake-up from a guest or the gate.         *)
-(* @java MirrorJob.pump:818-818 "advanceLocked();"                              *)
+(* @java MirrorJob.pump:875-875 "advanceLocked();"                              *)
 RunPump ==
     /\ pumps > 0
     /\ pumps' = pumps - 1
@@ -792,7 +792,7 @@ RunPump ==
 
 (* MirrorJob.onTimer (a section): the back-off timer fired.  If a later    *)
 (* error pushed the retry time out, advance schedules it again.            *)
-(* @java MirrorJob.onTimer:834-834 "c.timerFiredLocked();"                     *)
+(* @java MirrorJob.onTimer:891-891 "c.timerFiredLocked();"                     *)
 TimerFires ==
     /\ job.timer
     /\ SectionThenAdvance([job EXCEPT !.timer = FALSE], dirty)
@@ -808,7 +808,7 @@ Tick ==
 (* MirrorJob.finishDrain, first step: the target flush (one device call,   *)
 (* outside the lock: guests are held and no copy runs, but a pause or a    *)
 (* forced cancel may come meanwhile).                                      *)
-(* @java MirrorJob.finishDrain:577-577 "target.flush();"                       *)
+(* @java MirrorJob.finishDrain:634-634 "target.flush();"                       *)
 FinishFlush ==
     /\ job.fin = "queued"
     /\ \/ job' = [job EXCEPT !.fin = "ok"] /\ UNCHANGED failures
@@ -826,7 +826,7 @@ FinishFlush ==
 (* PivotLosesNoWrite).  Otherwise advance,                                 *)
 (* which may queue the flush again.  FinishWithoutRecheck concludes COMPLETED after any good flush:  *)
 (* a cancel(force) that came during the flush is lost (EndsAsCommanded).   *)
-(* @java MirrorJob.finishDrain:602-602 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+(* @java MirrorJob.finishDrain:659-659 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
 FinishCheck ==
     LET j1 == [job EXCEPT !.fin = "none"] IN
     /\ job.fin \in {"ok", "io", "nospace"}
@@ -850,7 +850,7 @@ FinishCheck ==
 
 (* MirrorJob.start: mark every chunk (sync=full), RUNNING, advance; or,    *)
 (* if it was paused while CREATED, PAUSED at once, before any copy.        *)
-(* @java MirrorJob.start:229-229 "bitmap.markAll();"                           *)
+(* @java MirrorJob.start:286-286 "bitmap.markAll();"                           *)
 Start ==
     LET d == IF Sync = "full" THEN Chunks ELSE dirty
         j == [job EXCEPT !.st = "running", !.pauseOnStart = FALSE]
@@ -864,7 +864,7 @@ Start ==
 
 (* MirrorJob.pause: no new copies; guests are not held while paused.  While *)
 (* CREATED (once): the job pauses as soon as it starts.                     *)
-(* @java MirrorJob.pause:264-264 "pauseLocked();"                              *)
+(* @java MirrorJob.pause:321-321 "pauseLocked();"                              *)
 PauseCmd ==
     /\ "pause" \in Commands
     /\ \/ job.st = "created" /\ ~job.pauseOnStart /\ job' = [job EXCEPT !.pauseOnStart = TRUE]
@@ -873,7 +873,7 @@ PauseCmd ==
 
 (* MirrorJob.resume: back to the state it paused in; a drain holds the     *)
 (* guest again.                                                            *)
-(* @java MirrorJob.resume:290-290 "gate.close(); // the drain held the guest when it paused; hold it again" *)
+(* @java MirrorJob.resume:347-347 "gate.close(); // the drain held the guest when it paused; hold it again" *)
 Resume ==
     /\ "resume" \in Commands
     /\ \/ /\ job.st = "created" /\ job.pauseOnStart
@@ -896,7 +896,7 @@ BeginDrain(j, kind, st) ==
 
 (* MirrorJob.complete: only when READY; or PAUSED after READY (standby):   *)
 (* the job completes once resumed.                                         *)
-(* @java MirrorJob.complete:321-321 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
+(* @java MirrorJob.complete:378-378 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
 Complete ==
     /\ "complete" \in Commands
     /\ job.aband = "none"
@@ -909,7 +909,7 @@ Complete ==
 
 (* MirrorJob.finalizeJob: PENDING (auto-finalize off) -> COMPLETED, with   *)
 (* the pivot for complete(); the held guests go on.                        *)
-(* @java MirrorJob.finalizeJob:343-343 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+(* @java MirrorJob.finalizeJob:400-400 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
 Finalize ==
     /\ "finalize" \in Commands
     /\ job.st = "pending"
@@ -920,7 +920,7 @@ Finalize ==
 (* (CANCELLED, the guest on the source); after READY                      *)
 (* (or paused in a drain) it drains as complete() does, without the pivot; *)
 (* before READY it is abandoned: CANCELLED once its copies are back.       *)
-(* @java MirrorJob.cancel:394-394 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
+(* @java MirrorJob.cancel:451-451 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
 Cancel ==
     LET at == IF job.st = "paused" THEN job.resumeTo ELSE job.st IN
     /\ "cancel" \in Commands
@@ -939,7 +939,7 @@ Cancel ==
     /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
 (* MirrorJob.cancel(true): abandon at once, from any live state.           *)
-(* @java MirrorJob.cancel:385-385 "abandonLocked(JobState.CANCELLED);"         *)
+(* @java MirrorJob.cancel:442-442 "abandonLocked(JobState.CANCELLED);"         *)
 ForceCancel ==
     /\ "force" \in Commands
     /\ ~Concluded(job)
@@ -956,7 +956,7 @@ ForceCancel ==
 (* MirrorJob.setCopyMode(WRITE_BLOCKING), at run time: guest writes that   *)
 (* enter from now on go to the target too; those already inside finish as *)
 (* they started.  Never back to background.                                *)
-(* @java MirrorJob.setCopyMode:446-446 "copyMode = mode;"                      *)
+(* @java MirrorJob.setCopyMode:503-503 "svCopyMode(mode);"                      *)
 SetWriteBlocking ==
     /\ "writeBlocking" \in Commands
     /\ ~Concluded(job) /\ job.st # "pending" /\ job.mode = "background"
@@ -965,7 +965,7 @@ SetWriteBlocking ==
 
 (* MirrorJob.setSpeed: the speed limit is not modelled (it only delays     *)
 (* the copier): a section that advances.                                   *)
-(* @java MirrorJob.setSpeed:420-420 "copier.setSpeedLocked(bytesPerSecond);"   *)
+(* @java MirrorJob.setSpeed:477-477 "copier.setSpeedLocked(bytesPerSecond);"   *)
 SetSpeed ==
     /\ "speed" \in Commands
     /\ ~Concluded(job) /\ job.st # "pending"

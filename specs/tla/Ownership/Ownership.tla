@@ -131,7 +131,7 @@ Init ==
 (* and nothing changes.  accept carries the token management gave it;      *)
 (* abort the token this node prepared.  ActivateWithoutLock takes no lock: *)
 (* it takes the image from a live owner (AtMostOneActiveHolder).           *)
-(* @java Transitions.activateLocked:242-242 "ownership.acquire();"                   *)
+(* @java Transitions.activateLocked:264-264 "ownership.acquire();"                   *)
 ActLock(n, kind, tok) ==
     /\ Alive(n) /\ st[n] = "inactive" /\ pc[n].s = "idle"
     /\ record.epoch < MaxEpoch
@@ -153,7 +153,7 @@ Continues(tok, r) == tok.epoch = r.epoch /\ tok.owner = r.owner /\ r.clean
 (* cached while inactive may be stale (ActivateKeepsCache keeps it:        *)
 (* NoStaleCache).  A token the record no longer continues (continues:     *)
 (* epoch, owner, clean) is refused: ImageFencedException.                  *)
-(* @java Transitions.activateLocked:258-258 "current = records.read();"          *)
+(* @java Transitions.activateLocked:280-280 "current = records.read();"          *)
 ActRead(n) ==
     /\ pc[n].s = "actRead"
     /\ cache' = IF Bug = "ActivateKeepsCache" THEN cache ELSE [cache EXCEPT ![n] = NoCache]
@@ -169,7 +169,7 @@ ActRead(n) ==
 (* two activations whose locks both succeeded (a lost lock): one moves the *)
 (* epoch, the other finds it moved and is refused.  BumpWithoutCompare     *)
 (* writes blindly: two writers (AtMostOneWriter).                          *)
-(* @java Transitions.activateLocked:277-277 "found = records.compareAndWrite(current.epoch(), mine);" *)
+(* @java Transitions.activateLocked:299-299 "found = records.compareAndWrite(current.epoch(), mine);" *)
 ActCas(n) ==
     LET e == pc[n].read
         next == Max(e, newest[n]) + 1
@@ -191,7 +191,7 @@ ActCas(n) ==
 
 (* activateLocked, refused after the lock was taken: OwnershipLock.release; *)
 (* still INACTIVE.                                                          *)
-(* @java Transitions.activateLocked:305-305 "ownership.release();"                    *)
+(* @java Transitions.activateLocked:327-327 "ownership.release();"                    *)
 ActFail(n) ==
     /\ pc[n].s = "actFail"
     /\ Release(n)
@@ -205,7 +205,7 @@ ActFail(n) ==
 
 (* inactivateLocked, once the handle's own writes drained (io.writeLock):  *)
 (* recheckRecord (RecordStore.read).                                       *)
-(* @java WriteAdmission.recheckRecord:214-214 "OwnershipRecord r = records.read();" *)
+(* @java WriteAdmission.recheckRecord:226-226 "OwnershipRecord r = records.read();" *)
 InRead(n, kind) ==
     /\ st[n] = "active" /\ pc[n].s = "idle"
     /\ kind \in {"inactivate", "prepare"} /\ Mgmt(kind)
@@ -218,7 +218,7 @@ InRead(n, kind) ==
 
 (* fencedInactivation: a fenced handle writes nothing on its way out:      *)
 (* INACTIVE, then OwnershipLock.release, then ImageFencedException.        *)
-(* @java Transitions.fencedInactivationStep:444-444 "ownership.release();"           *)
+(* @java Transitions.fencedInactivationStep:466-466 "ownership.release();"           *)
 InFenced(n) ==
     /\ pc[n].s = "inFenced"
     /\ st' = [st EXCEPT ![n] = "inactive"]
@@ -231,7 +231,7 @@ InFenced(n) ==
 (* may change hands: a new owner then finds every acknowledged write       *)
 (* durable.  InactivateWithoutFlush skips it: a storage loss after the     *)
 (* handoff loses acknowledged writes (HandoffLosesNoWrite).                *)
-(* @java Transitions.inactivateLocked:357-357 "device.flush();"                 *)
+(* @java Transitions.inactivateLocked:379-379 "device.flush();"                 *)
 InFlush(n) ==
     /\ pc[n].s = "inFlush"
     /\ durable' = IF Bug = "InactivateWithoutFlush" THEN durable ELSE durable \cup img
@@ -242,7 +242,7 @@ InFlush(n) ==
 (* inactivateLocked: RecordStore.compareAndWrite(epoch, clean): INACTIVE   *)
 (* (prepareHandoff keeps the token).  A record another owner moved         *)
 (* refuses it: fenced, INACTIVE, the lock released.                        *)
-(* @java Transitions.inactivateLocked:374-374 "found = records.compareAndWrite(epoch, clean);" *)
+(* @java Transitions.inactivateLocked:396-396 "found = records.compareAndWrite(epoch, clean);" *)
 InCas(n) ==
     /\ pc[n].s = "inCas"
     /\ IF record.epoch = epoch[n]
@@ -266,7 +266,7 @@ InCas(n) ==
 (* returns the token, which management carries to the destination.        *)
 (* SourceKeepsLock does not release it: the destination can never activate *)
 (* (HandoffActivatesDestination).                                          *)
-(* @java Transitions.inactivateLocked:400-400 "ownership.release();"                 *)
+(* @java Transitions.inactivateLocked:422-422 "ownership.release();"                 *)
 InRelease(n) ==
     /\ pc[n].s = "inRelease"
     /\ IF Bug = "SourceKeepsLock" THEN UNCHANGED lockHolder ELSE Release(n)
@@ -284,7 +284,7 @@ InRelease(n) ==
 (* a write by a node that does not own the image (NoWriteByInactive).      *)
 (* close of an ACTIVE handle: closeActiveLocked reads the record, then     *)
 (* (not fenced) flushes and marks it clean, then the lock goes.            *)
-(* @java Transitions.close:208-208 "ownership.release(); // writes nothing; a no-op unless held" *)
+(* @java Transitions.close:230-230 "ownership.release(); // writes nothing; a no-op unless held" *)
 CloseInactive(n) ==
     /\ Mgmt("close") /\ st[n] = "inactive" /\ pc[n].s = "idle"
     /\ IF Bug = "CloseInactiveWritesRecord"
@@ -296,7 +296,7 @@ CloseInactive(n) ==
     /\ UNCHANGED <<img, durable, epoch, newest, pc, cache, pending, msgs,
                    nextWrite, by, handedOver, lockLost, env>>
 
-(* @java Transitions.closeActiveLocked:463-463 "admission.recheckRecord();"               *)
+(* @java Transitions.closeActiveLocked:485-485 "admission.recheckRecord();"               *)
 CloseRead(n) ==
     /\ Mgmt("close") /\ st[n] = "active" /\ pc[n].s = "idle"
     /\ Saw(n, record.epoch)
@@ -305,7 +305,7 @@ CloseRead(n) ==
     /\ UNCHANGED <<img, durable, record, lockHolder, st, epoch, cache, pending,
                    msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
-(* @java Transitions.closeActiveLocked:476-476 "device.flush();"                *)
+(* @java Transitions.closeActiveLocked:498-498 "device.flush();"                *)
 CloseFlush(n) ==
     /\ pc[n].s = "closeFlush"
     /\ durable' = durable \cup img
@@ -313,7 +313,7 @@ CloseFlush(n) ==
     /\ UNCHANGED <<img, record, lockHolder, st, epoch, newest, cache, pending,
                    msgs, nextWrite, by, handedOver, lockLost, bad, env>>
 
-(* @java Transitions.closeActiveLocked:489-489 "OwnershipRecord found = records.compareAndWrite(epoch, clean);" *)
+(* @java Transitions.closeActiveLocked:511-511 "OwnershipRecord found = records.compareAndWrite(epoch, clean);" *)
 CloseCas(n) ==
     /\ pc[n].s = "closeCas"
     /\ IF record.epoch = epoch[n]
@@ -324,7 +324,7 @@ CloseCas(n) ==
                    nextWrite, by, handedOver, lockLost, bad, env>>
 
 (* close: closed (INACTIVE), the lock released.                            *)
-(* @java Transitions.close:205-205 "admission.markClosed();"                             *)
+(* @java Transitions.close:227-227 "admission.markClosed();"                             *)
 CloseEnd(n) ==
     /\ pc[n].s = "closeEnd"
     /\ st' = [st EXCEPT ![n] = "closed"]
@@ -342,7 +342,7 @@ CloseEnd(n) ==
 (* (here: whenever the model chooses to); refused if the handle has seen a *)
 (* newer epoch (ImageFencedException).  NoFencing skips the check: a       *)
 (* handle that knows it is fenced writes (NoForbiddenWrite).               *)
-(* @java WriteAdmission.admitWrite:131-131 "checkNotFenced(op);"                   *)
+(* @java WriteAdmission.admitWrite:143-143 "checkNotFenced(op);"                   *)
 WriteAdmit(n, reread) ==
     LET seen == IF reread THEN Max(newest[n], record.epoch) ELSE newest[n] IN
     /\ Mgmt("write") /\ Alive(n) /\ pc[n].s = "idle" /\ nextWrite < MaxWrites
@@ -379,7 +379,7 @@ WriteDevice(n) ==
 
 (* WriteAdmission.admitFlush: refused while INACTIVE; RecordStore.read, then *)
 (* refused if fenced (NoFencing flushes anyway).                           *)
-(* @java WriteAdmission.admitFlush:161-161 "recheckRecord();"                           *)
+(* @java WriteAdmission.admitFlush:173-173 "recheckRecord();"                           *)
 FlushRead(n) ==
     LET seen == Max(newest[n], record.epoch) IN
     /\ Mgmt("flush") /\ Alive(n) /\ pc[n].s = "idle"

@@ -160,7 +160,7 @@ WSync ==
                    active, fresh, c, p, crashes>>
 
 (* MirrorFilter: the source write (apply(source, ...)).                    *)
-(* @java MirrorFilter.writeBackground:375-375 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBackground:414-414 "apply(source, op, offset, length, src);" *)
 WWrite ==
     /\ w.pc = "write"
     /\ srcLive' = [srcLive EXCEPT ![w.r] = w.v]
@@ -170,7 +170,7 @@ WWrite ==
                    dirty, claimed, active, fresh, c, p, crashes>>
 
 (* MirrorFilter.writeBackground: bitmap.markRange after the write (order 1).*)
-(* @java MirrorFilter.writeBackground:388-388 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
+(* @java MirrorFilter.writeBackground:427-427 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
 WMark ==
     /\ w.pc = "mark"
     /\ dirty' = dirty \cup {w.r}
@@ -190,7 +190,7 @@ WEnd ==
 ---------------------------------------------------------------------------
 (* The copier (Copier.claimRunLocked, CopyOperation), as in MirrorCopy.tla. *)
 
-(* @java Copier.claimRunLocked:149-149 "bitmap.testAndClear(first);" *)
+(* @java Copier.claimRunLocked:172-172 "bitmap.testAndClear(first);" *)
 CClaim(r) ==
     /\ c.pc = "idle" /\ r \in dirty /\ r \notin claimed
     /\ claimed' = claimed \cup {r}
@@ -214,7 +214,7 @@ CWrite ==
     /\ UNCHANGED <<srcLive, srcDur, tgtDur, bitFile, bitDisk, bitMem, durMem,
                    dirty, claimed, active, fresh, w, p, crashes>>
 
-(* @java Copier.release:275-275 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:297-297 "claims.release(op.firstChunk, op.lastChunk);" *)
 CRelease ==
     /\ c.pc = "release"
     /\ claimed' = claimed \ {c.r}
@@ -243,8 +243,8 @@ ClearCandidates ==
 (* every copy into them has returned, so the flushes make it durable on    *)
 (* both sides.  Broken: ClearBeforeDurableCopy (no target flush),          *)
 (* ClearWithoutSourceFlush (no source flush).                              *)
-(* @java MirrorJob.clearPass:775-775 "source.flush();" *)
-(* @java MirrorJob.clearPass:776-776 "target.flush();" *)
+(* @java MirrorJob.clearPass:832-832 "source.flush();" *)
+(* @java MirrorJob.clearPass:833-833 "target.flush();" *)
 ClearFlush ==
     /\ p.pc = "flush"
     /\ srcDur' = IF Bug = "ClearWithoutSourceFlush" THEN srcDur ELSE srcLive

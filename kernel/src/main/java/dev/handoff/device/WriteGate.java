@@ -1,5 +1,7 @@
 package dev.handoff.device;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.util.Objects;
 import java.util.concurrent.locks.Lock;
@@ -22,26 +24,56 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * check until the device returns ({@link #mutate}); {@link #route(BlockDevice)} and
  * {@link #refuseWrites} take the write side, so each waits for the operations inside and excludes
  * new ones while it changes the setting: the same drain {@code OwnedImage}'s transitions take on
- * its writes. {@code route} and {@code refusal} are volatile: written under the write side, read
- * under the read side (where the lock already orders them; the volatile is for the lock-free
- * readers: stronger than the locked readers need) and by reads and the allocation map
- * ({@link #nextData}, {@link #nextHole}, which NBD block status answers from), which take no lock
- * since both routes read the same bytes.
+ * its writes. Reads and the allocation map ({@link #nextData}, {@link #nextHole}, which NBD block
+ * status answers from) take no lock, since both routes read the same bytes.
+ *
+ * <h2>Access modes</h2>
+ * {@code route} and {@code refusal} are touched only through accessors named by mode
+ * (CONTRIBUTING, "One accessor convention"): {@code lp} plain load, {@code lv} volatile load,
+ * {@code sv} volatile store.
+ * <ul>
+ *   <li>{@code route}: {@link #svRoute} under the write side (the constructor aside);
+ *       {@link #lpRoute} by a write-like operation under the read side, which the lock orders
+ *       after the last store; {@link #lvRoute} by reads, the allocation map and
+ *       {@link #route()}, lock-free, pairing with {@link #svRoute}. The store is stronger than
+ *       the locked readers need; it is volatile for the lock-free ones (a release would do:
+ *       they need only the device the route names).</li>
+ *   <li>{@code refusal}: {@link #svRefusal} under the write side by {@link #refuseWrites} (the
+ *       drain), and without the lock by {@link #acceptWrites} (accepting needs no drain);
+ *       {@link #lvRefusal} under the read side and by {@link #refusesWrites}. Under the read
+ *       side a plain load would do after a locked store, but not after {@link #acceptWrites}'s
+ *       unlocked one, which the volatile pair publishes.</li>
+ * </ul>
  *
  * <p>Threading: every method may be called from any thread. Closing the gate closes nothing: the
  * routes belong to the caller.
  */
 public final class WriteGate extends ForwardingBlockDevice {
+    private static final VarHandle ROUTE;
+    private static final VarHandle REFUSAL;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            ROUTE = l.findVarHandle(WriteGate.class, "route", BlockDevice.class);
+            REFUSAL = l.findVarHandle(WriteGate.class, "refusal", String.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private final ReentrantReadWriteLock lock = new ReentrantReadWriteLock();
     private final long size;
-    private volatile BlockDevice route;
+    @SuppressWarnings("unused") // through ROUTE
+    private BlockDevice route;
     /** Why writes are refused, or null while they are accepted. */
-    private volatile String refusal;
+    @SuppressWarnings("unused") // through REFUSAL
+    private String refusal;
 
     /** A gate routing to {@code initial}, accepting writes. */
     public WriteGate(BlockDevice initial) {
         super(initial);
-        this.route = initial;
+        svRoute(initial);
         this.size = initial.size();
     }
 
@@ -54,7 +86,7 @@ public final class WriteGate extends ForwardingBlockDevice {
         Lock w = lock.writeLock();
         w.lock();
         try {
-            refusal = reason;
+            svRefusal(reason);
         } finally {
             w.unlock();
         }
@@ -62,12 +94,12 @@ public final class WriteGate extends ForwardingBlockDevice {
 
     /** Accepts writes again (after a handoff that failed or was aborted). */
     public void acceptWrites() {
-        refusal = null;
+        svRefusal(null);
     }
 
     /** Whether writes are refused now. */
     public boolean refusesWrites() {
-        return refusal != null;
+        return lvRefusal() != null;
     }
 
     /**
@@ -81,7 +113,7 @@ public final class WriteGate extends ForwardingBlockDevice {
         Lock w = lock.writeLock();
         w.lock();
         try {
-            route = next;
+            svRoute(next);
         } finally {
             w.unlock();
         }
@@ -89,12 +121,12 @@ public final class WriteGate extends ForwardingBlockDevice {
 
     /** Where operations go now. */
     public BlockDevice route() {
-        return route;
+        return lvRoute();
     }
 
     @Override
     protected BlockDevice delegate() {
-        return route;
+        return lvRoute();
     }
 
     @Override
@@ -111,11 +143,11 @@ public final class WriteGate extends ForwardingBlockDevice {
         Lock r = lock.readLock();
         r.lock();
         try {
-            String refused = refusal;
+            String refused = lvRefusal();
             if (refused != null) {
                 throw new DeviceException(DeviceException.Kind.INACTIVE, refused);
             }
-            m.run(route);
+            m.run(lpRoute());
         } finally {
             r.unlock();
         }
@@ -144,5 +176,27 @@ public final class WriteGate extends ForwardingBlockDevice {
     /** Closes nothing: the routes belong to the caller. */
     @Override
     public void close() {
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private BlockDevice lpRoute() {
+        return (BlockDevice) ROUTE.get(this); // plain: under the read side, ordered by the lock
+    }
+
+    private BlockDevice lvRoute() {
+        return (BlockDevice) ROUTE.getVolatile(this); // lock-free; pairs with svRoute
+    }
+
+    private void svRoute(BlockDevice next) {
+        ROUTE.setVolatile(this, next); // under the write side; stronger than the locked readers need
+    }
+
+    private String lvRefusal() {
+        return (String) REFUSAL.getVolatile(this); // pairs with svRefusal, locked or not
+    }
+
+    private void svRefusal(String reason) {
+        REFUSAL.setVolatile(this, reason);
     }
 }

@@ -29,9 +29,28 @@ import java.util.ArrayDeque;
  *
  * <p>Copy steps after the claim run on the runtime as tasks; their completion comes back through
  * {@link #release}, which marks a failed run dirty again before releasing its claim.
+ *
+ * <h2>Access modes</h2>
+ * Fields read or written lock-free are touched only through accessors named by mode
+ * (CONTRIBUTING, "One accessor convention"): {@code lp} plain load, {@code lv} volatile load,
+ * {@code sv} volatile store, {@code cas} compare-and-set.
+ * <ul>
+ *   <li>{@code idle}: {@link #svIdle} by the copier under the job's lock, before its second scan
+ *       (true) and after it found work (false); {@link #lvIdle} then {@link #casIdle} by a guest
+ *       after its bitmap RMW. The store-load pair above needs the volatile store and load on
+ *       both sides (a release store would let the second scan's reads move before it).</li>
+ *   <li>{@code bytesInFlight}, {@code bytesCopied}: written only under the job's lock
+ *       ({@link #svBytesInFlight}, {@link #svBytesCopied}) and read there with {@link #lpBytesInFlight}
+ *       (the lock orders it); read lock-free by progress snapshots with {@link #lvBytesInFlight},
+ *       {@link #lvBytesCopied}. Stronger than needed: a snapshot publishes
+ *       nothing, so opaque stores and loads would do; off the guest's path, volatile costs
+ *       nothing that matters.</li>
+ * </ul>
  */
 final class Copier {
     private static final VarHandle IDLE;
+    private static final VarHandle BYTES_IN_FLIGHT;
+    private static final VarHandle BYTES_COPIED;
     private static final long MIN_BACKOFF_NANOS = 10_000_000L;
     private static final long MAX_BACKOFF_NANOS = 1_000_000_000L;
     private static final int PAGE = 4096;
@@ -39,7 +58,10 @@ final class Copier {
 
     static {
         try {
-            IDLE = MethodHandles.lookup().findVarHandle(Copier.class, "idle", boolean.class);
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            IDLE = l.findVarHandle(Copier.class, "idle", boolean.class);
+            BYTES_IN_FLIGHT = l.findVarHandle(Copier.class, "bytesInFlight", long.class);
+            BYTES_COPIED = l.findVarHandle(Copier.class, "bytesCopied", long.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -68,12 +90,14 @@ final class Copier {
     private boolean retryPending;
     private boolean timerPending;
 
-    /** Written under the job's lock, read lock-free by progress snapshots (volatile). */
-    private volatile long bytesInFlight;
-    private volatile long bytesCopied;
+    /** Written under the job's lock, read lock-free by progress snapshots (see "Access modes"). */
+    @SuppressWarnings("unused") // through BYTES_IN_FLIGHT
+    private long bytesInFlight;
+    @SuppressWarnings("unused") // through BYTES_COPIED
+    private long bytesCopied;
     /** Set when the copier waits for a dirty chunk; see the class comment. */
-    @SuppressWarnings("unused")
-    private volatile boolean idle;
+    @SuppressWarnings("unused") // through IDLE
+    private boolean idle;
 
     Copier(MirrorJob job, BlockDevice source, BlockDevice target, DirtyBitmap bitmap, InFlightChunks claims,
             MirrorOptions options, MirrorTrace trace) {
@@ -105,7 +129,7 @@ final class Copier {
             retryPending = false;
         }
         while (true) {
-            if (opsInFlight > 0 && (bytesInFlight + bitmap.granularity() > bufSize
+            if (opsInFlight > 0 && (lpBytesInFlight() + bitmap.granularity() > bufSize
                     || opsInFlight >= job.runtime().parallelism())) {
                 return; // a completion pumps again
             }
@@ -116,17 +140,16 @@ final class Copier {
             }
             CopyOperation op = claimRunLocked();
             if (op == null) {
-                // Volatile store, then a second scan: pairs with wakeIfIdle (class comment).
-                IDLE.setVolatile(this, true);
+                svIdle(true); // then a second scan: the store-load pair with wakeIfIdle
                 op = claimRunLocked();
                 if (op == null) {
                     return;
                 }
-                IDLE.setVolatile(this, false);
+                svIdle(false);
             }
             limiter.consume(op.length);
             opsInFlight++;
-            bytesInFlight += op.length;
+            svBytesInFlight(lpBytesInFlight() + op.length);
             job.execute(op);
         }
     }
@@ -144,7 +167,7 @@ final class Copier {
         if (first < 0) {
             return null;
         }
-        long budget = opsInFlight == 0 ? maxCopyBytes : Math.min(maxCopyBytes, bufSize - bytesInFlight);
+        long budget = opsInFlight == 0 ? maxCopyBytes : Math.min(maxCopyBytes, bufSize - lpBytesInFlight());
         long maxChunks = Math.max(1, budget / bitmap.granularity());
         bitmap.testAndClear(first);
         long last = first;
@@ -184,10 +207,10 @@ final class Copier {
     /** A copy finished (failed if {@code e != null}); returns its buffer and updates counters. */
     void finishedLocked(CopyOperation op, DeviceException e) {
         opsInFlight--;
-        bytesInFlight -= op.length;
+        svBytesInFlight(lpBytesInFlight() - op.length);
         freeBuffers.push(op.buffer);
         if (e == null) {
-            bytesCopied += op.length;
+            svBytesCopied(lpBytesCopied() + op.length);
             backoffNanos = 0;
         }
     }
@@ -249,8 +272,7 @@ final class Copier {
 
     /** Called by a guest after it dirtied a clean chunk; returns whether it queued a pump. */
     boolean wakeIfIdle() {
-        // Volatile load, then CAS: pairs with the copier's volatile store of idle in issueLocked.
-        if ((boolean) IDLE.getVolatile(this) && IDLE.compareAndSet(this, true, false)) {
+        if (lvIdle() && casIdle(true, false)) { // after the bitmap RMW: the store-load pair with issueLocked
             job.execute(pumpTask);
             return true;
         }
@@ -280,12 +302,14 @@ final class Copier {
         job.execute(task);
     }
 
+    /** Bytes of the copies in flight (a lock-free snapshot). */
     long bytesInFlight() {
-        return bytesInFlight;
+        return lvBytesInFlight();
     }
 
+    /** Bytes copied so far (a lock-free snapshot). */
     long bytesCopied() {
-        return bytesCopied;
+        return lvBytesCopied();
     }
 
     /* ---- Zero detection ---- */
@@ -327,5 +351,44 @@ final class Copier {
             checked += n;
         }
         return true;
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private boolean lvIdle() {
+        return (boolean) IDLE.getVolatile(this); // pairs with svIdle(true): the store-load pair
+    }
+
+    /** Volatile CAS: one guest claims the wake-up. */
+    private boolean casIdle(boolean expected, boolean next) {
+        return IDLE.compareAndSet(this, expected, next);
+    }
+
+    private void svIdle(boolean v) {
+        IDLE.setVolatile(this, v); // under the job's lock; pairs with lvIdle (the store-load pair)
+    }
+
+    private long lpBytesInFlight() {
+        return (long) BYTES_IN_FLIGHT.get(this); // plain: under the job's lock, as every store
+    }
+
+    private long lvBytesInFlight() {
+        return (long) BYTES_IN_FLIGHT.getVolatile(this); // lock-free snapshot; pairs with svBytesInFlight
+    }
+
+    private void svBytesInFlight(long v) {
+        BYTES_IN_FLIGHT.setVolatile(this, v); // under the job's lock; pairs with bytesInFlight()
+    }
+
+    private long lpBytesCopied() {
+        return (long) BYTES_COPIED.get(this); // plain: under the job's lock, as every store
+    }
+
+    private long lvBytesCopied() {
+        return (long) BYTES_COPIED.getVolatile(this); // lock-free snapshot; pairs with svBytesCopied
+    }
+
+    private void svBytesCopied(long v) {
+        BYTES_COPIED.setVolatile(this, v); // under the job's lock; pairs with bytesCopied()
     }
 }

@@ -24,6 +24,25 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>The open fast path takes no lock and allocates nothing. Waiting for a closed gate uses a
  * lock and a condition: a waiter re-checks the closed bit under the lock before sleeping, and
  * {@link #open()} clears the bit before signalling under the same lock, so no wake-up is lost.
+ *
+ * <h2>Access modes</h2>
+ * {@code state} is touched only through accessors named by mode (CONTRIBUTING, "One accessor
+ * convention"): {@code lv} volatile load; {@code getAndAdd}, {@code getAndOr}, {@code getAndAnd}
+ * volatile read-modify-writes.
+ * <ul>
+ *   <li>{@link #getAndAddState}: {@code +1} by {@link #tryEnter}, ordered against the closer's
+ *       {@link #getAndOrState}; {@code -1} by {@link #exit}, publishing the guest's work to the
+ *       thread that sees the count reach zero (the exit that runs {@code onDrained}, or a later
+ *       {@link #lvState}).</li>
+ *   <li>{@link #getAndOrState} by {@link #close}: one total order with every entry and exit.</li>
+ *   <li>{@link #getAndAndState} by {@link #open}: publishes the opener's route switch to the
+ *       next {@link #getAndAddState} of every guest.</li>
+ *   <li>{@link #lvState} by {@link #isClosed}, {@link #isDrained}, {@link #inside} (snapshots) and
+ *       by {@link #awaitOpen} under the lock. Stronger than needed in both: a snapshot would do
+ *       with an opaque load, and the waiter's re-check is ordered by the lock that
+ *       {@link #open} takes after its RMW (a plain load would not lose a wake-up); one volatile
+ *       accessor serves them all, off the fast path.</li>
+ * </ul>
  */
 final class GuestGate {
     private static final long CLOSED = Long.MIN_VALUE;
@@ -40,7 +59,7 @@ final class GuestGate {
     private final Runnable onDrained;
     private final ReentrantLock lock = new ReentrantLock();
     private final Condition opened = lock.newCondition();
-    /** Sign bit: closed. Low 63 bits: operations inside. Only accessed through {@link #STATE}. */
+    /** Sign bit: closed. Low 63 bits: operations inside. Only through the accessors below. */
     @SuppressWarnings("unused")
     private volatile long state;
 
@@ -61,8 +80,7 @@ final class GuestGate {
      * returns false: the caller then {@link #awaitOpen() waits} and tries again.
      */
     boolean tryEnter() {
-        // Volatile RMW: orders this entry against close() (see class comment).
-        long s = (long) STATE.getAndAdd(this, 1L);
+        long s = getAndAddState(1L); // orders this entry against close()
         if (s >= 0) {
             return true;
         }
@@ -72,8 +90,7 @@ final class GuestGate {
 
     /** Leaves; the last exit from a closed gate runs the drained callback. */
     void exit() {
-        // Volatile RMW: publishes the guest's work to whoever sees the count reach zero.
-        long s = (long) STATE.getAndAdd(this, -1L) - 1;
+        long s = getAndAddState(-1L) - 1; // publishes the guest's work to whoever sees zero
         if (s == CLOSED) {
             onDrained.run();
         }
@@ -85,14 +102,13 @@ final class GuestGate {
      * backed out, so it must be idempotent.
      */
     boolean close() {
-        long s = (long) STATE.getAndBitwiseOr(this, CLOSED);
+        long s = getAndOrState(CLOSED);
         return (s & ~CLOSED) == 0;
     }
 
     /** Lets operations in again and wakes those waiting. */
     void open() {
-        // Volatile RMW: publishes what the opener did (the route switch) to every later enter().
-        STATE.getAndBitwiseAnd(this, ~CLOSED);
+        getAndAndState(~CLOSED); // publishes the route switch to every later enter()
         lock.lock();
         try {
             opened.signalAll();
@@ -102,17 +118,17 @@ final class GuestGate {
     }
 
     boolean isClosed() {
-        return (long) STATE.getVolatile(this) < 0;
+        return lvState() < 0;
     }
 
     /** Whether the gate is closed and empty. */
     boolean isDrained() {
-        return (long) STATE.getVolatile(this) == CLOSED;
+        return lvState() == CLOSED;
     }
 
     /** Operations inside now. */
     long inside() {
-        return (long) STATE.getVolatile(this) & ~CLOSED;
+        return lvState() & ~CLOSED;
     }
 
     /** Waits until the gate is open (it may close again before the caller's next try). */
@@ -120,7 +136,7 @@ final class GuestGate {
         boolean interrupted = false;
         lock.lock();
         try {
-            while ((long) STATE.getVolatile(this) < 0) {
+            while (lvState() < 0) {
                 try {
                     opened.await();
                 } catch (InterruptedException e) {
@@ -134,5 +150,26 @@ final class GuestGate {
         if (interrupted) {
             Thread.currentThread().interrupt();
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private long lvState() {
+        return (long) STATE.getVolatile(this); // pairs with every RMW below
+    }
+
+    /** Volatile RMW: an entry (+1) or an exit (-1), totally ordered with close and open. */
+    private long getAndAddState(long delta) {
+        return (long) STATE.getAndAdd(this, delta);
+    }
+
+    /** Volatile RMW: sets the closed bit (close). */
+    private long getAndOrState(long bits) {
+        return (long) STATE.getAndBitwiseOr(this, bits);
+    }
+
+    /** Volatile RMW: clears the closed bit (open), publishing the route switch written before it. */
+    private long getAndAndState(long bits) {
+        return (long) STATE.getAndBitwiseAnd(this, bits);
     }
 }

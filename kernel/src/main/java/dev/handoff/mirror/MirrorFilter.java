@@ -3,6 +3,8 @@ package dev.handoff.mirror;
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 
 /**
@@ -39,6 +41,26 @@ import java.nio.ByteBuffer;
  * drained, then opens the gate; the gate's RMWs order that write before any later operation.
  * From then on operations skip the gate.
  *
+ * <h2>Access modes</h2>
+ * The fields the job writes and guests read are touched only through accessors named by mode
+ * (CONTRIBUTING, "One accessor convention"): {@code lv} volatile load, {@code sv} volatile store.
+ * <ul>
+ *   <li>{@code passthrough}: {@link #svPassthrough} by the job under its lock, with the gate
+ *       closed and drained; {@link #lvPassthrough} by every operation, before the gate (the fast
+ *       path after the conclusion, which needs at least an acquire to see the route) and inside
+ *       it (where the gate's RMWs already order it after the store: stronger than needed there;
+ *       one accessor serves both, and the re-read inside the gate happens only while the job
+ *       runs).</li>
+ *   <li>{@code writeThrough}: {@link #svWriteThrough} by the job under its lock when the copy
+ *       mode or the state changes; {@link #lvWriteThrough} by a guest inside the gate, choosing
+ *       its path. A switch to write-blocking while guests run reaches each guest at its next
+ *       entry at the latest.</li>
+ *   <li>{@code closed}: {@link #svClosed} by {@link #close()}, {@link #lvClosed} by every
+ *       operation first. Stronger than needed: an operation racing with close may go either way,
+ *       so opaque accesses would do; it is one load on the guest's path, as cheap as a plain one
+ *       on x86-64.</li>
+ * </ul>
+ *
  * <p>{@link #close()} closes this view only: the source and target belong to the embedder.
  */
 public final class MirrorFilter implements BlockDevice {
@@ -47,6 +69,20 @@ public final class MirrorFilter implements BlockDevice {
     private static final int DISCARD = MirrorTrace.OP_DISCARD;
     private static final int READ = MirrorTrace.OP_READ;
     private static final int FLUSH = MirrorTrace.OP_FLUSH;
+    private static final VarHandle PASSTHROUGH;
+    private static final VarHandle WRITE_THROUGH;
+    private static final VarHandle CLOSED;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            PASSTHROUGH = l.findVarHandle(MirrorFilter.class, "passthrough", BlockDevice.class);
+            WRITE_THROUGH = l.findVarHandle(MirrorFilter.class, "writeThrough", boolean.class);
+            CLOSED = l.findVarHandle(MirrorFilter.class, "closed", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     private final MirrorJob job;
     private final BlockDevice source;
@@ -62,10 +98,13 @@ public final class MirrorFilter implements BlockDevice {
     private final MirrorTrace trace;
 
     /** Null while mirroring; the source or the target once the job has concluded. */
-    private volatile BlockDevice passthrough;
+    @SuppressWarnings("unused") // through PASSTHROUGH
+    private BlockDevice passthrough;
     /** Whether writes also go to the target; written by the job under its lock. */
-    private volatile boolean writeThrough;
-    private volatile boolean closed;
+    @SuppressWarnings("unused") // through WRITE_THROUGH
+    private boolean writeThrough;
+    @SuppressWarnings("unused") // through CLOSED
+    private boolean closed;
 
     MirrorFilter(MirrorJob job, BlockDevice source, BlockDevice target, DirtyBitmap bitmap, InFlightChunks claims,
             GuestGate gate, Copier copier, WriteIntents intents, MirrorTrace trace) {
@@ -90,7 +129,7 @@ public final class MirrorFilter implements BlockDevice {
     public void read(long offset, ByteBuffer dst) throws DeviceException {
         ensureOpen();
         MirrorTrace t = trace;
-        BlockDevice p = passthrough;
+        BlockDevice p = lvPassthrough();
         if (p != null) {
             // The job ended: straight to where it left the guest (one step; the route never changes again).
             if (t != null) {
@@ -111,7 +150,7 @@ public final class MirrorFilter implements BlockDevice {
                 t.begin();
             }
             try {
-                p = passthrough; // re-read: a conclusion may have switched it while we waited
+                p = lvPassthrough(); // re-read: a conclusion may have switched it while we waited
                 (p != null ? p : source).read(offset, dst);
             } finally {
                 if (t != null) {
@@ -141,13 +180,13 @@ public final class MirrorFilter implements BlockDevice {
 
     private long allocation(boolean data, long offset) throws DeviceException {
         ensureOpen();
-        BlockDevice p = passthrough;
+        BlockDevice p = lvPassthrough();
         if (p == null) {
             // Holds the gate as a read does, untraced: the query changes nothing, so it is no step of
             // the MirrorCopy spec, and trace validation sees only the guest I/O the spec models.
             gate.enter();
             try {
-                p = passthrough; // re-read: a conclusion may have switched it while we waited
+                p = lvPassthrough(); // re-read: a conclusion may have switched it while we waited
                 p = p != null ? p : source;
                 return data ? p.nextData(offset) : p.nextHole(offset);
             } finally {
@@ -176,7 +215,7 @@ public final class MirrorFilter implements BlockDevice {
     public void flush() throws DeviceException {
         ensureOpen();
         MirrorTrace t = trace;
-        BlockDevice p = passthrough;
+        BlockDevice p = lvPassthrough();
         if (p != null) {
             // The job ended: straight to where it left the guest (one step; the route never changes again).
             if (t != null) {
@@ -197,7 +236,7 @@ public final class MirrorFilter implements BlockDevice {
                 t.begin();
             }
             try {
-                p = passthrough;
+                p = lvPassthrough();
                 (p != null ? p : source).flush();
             } finally {
                 if (t != null) {
@@ -212,28 +251,28 @@ public final class MirrorFilter implements BlockDevice {
     /** Closes this view; the source and target stay open. */
     @Override
     public void close() {
-        closed = true;
+        svClosed(true);
     }
 
     /** Where guest operations land: the source while the job runs or after it ends without a pivot, the target after a pivot. */
     public BlockDevice currentDevice() {
-        BlockDevice p = passthrough;
+        BlockDevice p = lvPassthrough();
         return p != null ? p : source;
     }
 
     /* ---- Called by the job under its lock ---- */
 
     void setWriteThrough(boolean on) {
-        writeThrough = on;
+        svWriteThrough(on);
     }
 
     void setPassthrough(BlockDevice device) {
-        passthrough = device;
+        svPassthrough(device);
     }
 
     /** Whether a guest write entering now takes the write-blocking path (a volatile read; for checks). */
     boolean writesThrough() {
-        return writeThrough && passthrough == null;
+        return lvWriteThrough() && lvPassthrough() == null;
     }
 
     /* ---- Guest write paths ---- */
@@ -242,7 +281,7 @@ public final class MirrorFilter implements BlockDevice {
         ensureOpen();
         DeviceException.checkRange(offset, length, size);
         MirrorTrace t = trace;
-        BlockDevice p = passthrough;
+        BlockDevice p = lvPassthrough();
         if (p != null) {
             // The job ended: straight to where it left the guest (one step; the route never changes again).
             if (t != null) {
@@ -264,7 +303,7 @@ public final class MirrorFilter implements BlockDevice {
                     t.begin();
                 }
                 try {
-                    apply(passthrough, op, offset, length, src);
+                    apply(lvPassthrough(), op, offset, length, src);
                 } finally {
                     if (t != null) {
                         t.end(MirrorTrace.Step.GUEST_IO, op, offset, length);
@@ -338,9 +377,9 @@ public final class MirrorFilter implements BlockDevice {
             boolean entered = gate.tryEnter();
             int path = BACKGROUND;
             if (entered) {
-                if (passthrough != null) {
+                if (lvPassthrough() != null) {
                     path = ROUTED;
-                } else if (writeThrough && op != DISCARD && op != READ && op != FLUSH && length > 0) {
+                } else if (lvWriteThrough() && op != DISCARD && op != READ && op != FLUSH && length > 0) {
                     path = WRITE_BLOCKING;
                 }
             }
@@ -512,8 +551,34 @@ public final class MirrorFilter implements BlockDevice {
     }
 
     private void ensureOpen() throws DeviceException {
-        if (closed) {
+        if (lvClosed()) {
             throw new DeviceException(DeviceException.Kind.CLOSED, "the mirror's guest device is closed");
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private BlockDevice lvPassthrough() {
+        return (BlockDevice) PASSTHROUGH.getVolatile(this); // pairs with svPassthrough
+    }
+
+    private void svPassthrough(BlockDevice device) {
+        PASSTHROUGH.setVolatile(this, device); // under the job's lock, the gate closed and drained
+    }
+
+    private boolean lvWriteThrough() {
+        return (boolean) WRITE_THROUGH.getVolatile(this); // pairs with svWriteThrough
+    }
+
+    private void svWriteThrough(boolean on) {
+        WRITE_THROUGH.setVolatile(this, on); // under the job's lock
+    }
+
+    private boolean lvClosed() {
+        return (boolean) CLOSED.getVolatile(this); // pairs with svClosed; stronger than needed
+    }
+
+    private void svClosed(boolean c) {
+        CLOSED.setVolatile(this, c);
     }
 }

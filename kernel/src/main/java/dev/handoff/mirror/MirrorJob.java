@@ -3,6 +3,8 @@ package dev.handoff.mirror;
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
@@ -12,7 +14,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A live mirror of a source device to a target device, after QEMU's mirror block job.
@@ -67,12 +68,58 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * events are delivered in sequence order outside it. Copies run on the {@link JobRuntime}
  * (default: a dedicated pool of {@value #DEFAULT_THREADS} daemon threads, shut down at
  * conclusion). The guest path in background mode takes no lock.
+ *
+ * <h2>Access modes</h2>
+ * Job state lives under one lock; the few fields also read without it are touched only through
+ * accessors named by mode (CONTRIBUTING, "One accessor convention"): {@code lp} plain load,
+ * {@code lv} volatile load, {@code sv} volatile store, {@code cas} compare-and-set.
+ * <ul>
+ *   <li>{@code state}, {@code ready}, {@code activelySynced}, {@code errorCount}, {@code copyMode}:
+ *       written only under the lock ({@code sv...}); read under it with {@code lp...} (the lock
+ *       orders them after every store); read lock-free with {@code lv...} by {@link #state()},
+ *       {@link #progress()}, {@link #awaitReady}, {@link #toString()}, the runtime's rejection
+ *       check in {@link #execute} and the final delivery. Each lock-free read is a snapshot that
+ *       pairs with the store it sees and needs nothing else from it, so a release store and an
+ *       acquire load would do: the volatile store is stronger than needed, kept because these are
+ *       commands and snapshots, never the guest's path.</li>
+ *   <li>{@code delivering}: {@link #casDelivering} takes the delivery, {@link #svDelivering}
+ *       gives it back. The deliverer stores false and then re-reads the event queue; a producer
+ *       adds to the queue (a volatile CAS inside it) and then tries the CAS: a store-load pair
+ *       on both sides, so the store must be volatile (a release store could let the re-read move
+ *       before it, and an event would wait for the next delivery).</li>
+ *   <li>{@code clearPasses}: one writer, the persistent bitmap's clear pass (one at a time):
+ *       {@link #lpClearPasses} (plain: its own last store) and {@link #svClearPasses};
+ *       {@link #lvClearPasses} by {@link #bitmapStatus()}, a snapshot. The volatile store is
+ *       stronger than needed (a release would do), and off every hot path.</li>
+ * </ul>
  */
 public final class MirrorJob {
     /** Threads of the default runtime. */
     public static final int DEFAULT_THREADS = 4;
 
     private static final System.Logger LOG = System.getLogger(MirrorJob.class.getName());
+    private static final VarHandle STATE;
+    private static final VarHandle READY;
+    private static final VarHandle ACTIVELY_SYNCED;
+    private static final VarHandle ERROR_COUNT;
+    private static final VarHandle COPY_MODE;
+    private static final VarHandle DELIVERING;
+    private static final VarHandle CLEAR_PASSES;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            STATE = l.findVarHandle(MirrorJob.class, "state", JobState.class);
+            READY = l.findVarHandle(MirrorJob.class, "ready", boolean.class);
+            ACTIVELY_SYNCED = l.findVarHandle(MirrorJob.class, "activelySynced", boolean.class);
+            ERROR_COUNT = l.findVarHandle(MirrorJob.class, "errorCount", long.class);
+            COPY_MODE = l.findVarHandle(MirrorJob.class, "copyMode", CopyMode.class);
+            DELIVERING = l.findVarHandle(MirrorJob.class, "delivering", boolean.class);
+            CLEAR_PASSES = l.findVarHandle(MirrorJob.class, "clearPasses", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     private enum Drain { NONE, PIVOT, NO_PIVOT }
 
@@ -91,8 +138,9 @@ public final class MirrorJob {
     private final WriteIntents intents;
     /** Regions the next clear pass may clear; touched only by the clear pass, one at a time. */
     private long[] clearable = new long[0];
-    /** Clear passes done: written by the clear pass only, read by bitmapStatus() (volatile). */
-    private volatile long clearPasses;
+    /** Clear passes done: written by the clear pass only, read by bitmapStatus() (see "Access modes"). */
+    @SuppressWarnings("unused") // through CLEAR_PASSES
+    private long clearPasses;
     /** A clear pass is running (guarded by lock): the conclusion waits for it, which may use the store. */
     private boolean clearing;
     /** The final state, when the job concluded during a clear pass (guarded by lock). */
@@ -102,16 +150,24 @@ public final class MirrorJob {
 
     private final CopyOnWriteArrayList<MirrorListener> listeners = new CopyOnWriteArrayList<>();
     private final ConcurrentLinkedQueue<MirrorEvent> outbox = new ConcurrentLinkedQueue<>();
-    private final AtomicBoolean delivering = new AtomicBoolean();
     private final CompletableFuture<JobState> conclusion = new CompletableFuture<>();
     private final CompletableFuture<Void> readyFuture = new CompletableFuture<>();
 
-    // Guarded by lock; the volatile ones are also read lock-free by state() and progress().
-    private volatile JobState state = JobState.CREATED;
-    private volatile boolean ready;
-    private volatile boolean activelySynced;
-    private volatile long errorCount;
-    private volatile CopyMode copyMode;
+    // Written under lock, also read lock-free (see "Access modes"): only through the accessors.
+    @SuppressWarnings("unused") // through STATE
+    private JobState state;
+    @SuppressWarnings("unused") // through READY
+    private boolean ready;
+    @SuppressWarnings("unused") // through ACTIVELY_SYNCED
+    private boolean activelySynced;
+    @SuppressWarnings("unused") // through ERROR_COUNT
+    private long errorCount;
+    @SuppressWarnings("unused") // through COPY_MODE
+    private CopyMode copyMode;
+    /** Whether a thread is delivering events; see "Access modes". */
+    @SuppressWarnings("unused") // through DELIVERING
+    private boolean delivering;
+    // Guarded by lock.
     private JobState resumeTo;
     private boolean pauseOnStart;
     private Drain drain = Drain.NONE;
@@ -127,7 +183,8 @@ public final class MirrorJob {
         this.options = options;
         this.runtime = runtime;
         this.ownsRuntime = ownsRuntime;
-        this.copyMode = options.copyMode();
+        svState(JobState.CREATED);
+        svCopyMode(options.copyMode());
         this.bitmap = new DirtyBitmap(source.size(), options.granularity());
         this.trace = trace;
         this.claims = new InFlightChunks(bitmap.chunkCount(), trace);
@@ -200,7 +257,7 @@ public final class MirrorJob {
 
     /** The current state (a volatile read). */
     public JobState state() {
-        return state;
+        return lvState();
     }
 
     public void addListener(MirrorListener listener) {
@@ -221,7 +278,7 @@ public final class MirrorJob {
             beginStep();
             boolean refused = false;
             try {
-                require(state == JobState.CREATED, "start");
+                require(lpState() == JobState.CREATED, "start");
                 if (intents != null) {
                     intents.forEachPersistedRange(bitmap::markRange);
                     schedule(this::clearPass, options.bitmapClearIntervalNanos());
@@ -255,12 +312,12 @@ public final class MirrorJob {
             beginStep();
             boolean refused = false;
             try {
-                if (state == JobState.CREATED) {
+                if (lpState() == JobState.CREATED) {
                     require(!pauseOnStart, "pause");
                     pauseOnStart = true;
                     return; // no event: nothing changes until start()
                 }
-                require((state == JobState.RUNNING || state == JobState.READY) && abandoning == null, "pause");
+                require((lpState() == JobState.RUNNING || lpState() == JobState.READY) && abandoning == null, "pause");
                 pauseLocked();
             } catch (IllegalStateException refusal) {
                 refused = true;
@@ -278,12 +335,12 @@ public final class MirrorJob {
             beginStep();
             boolean refused = false;
             try {
-                if (state == JobState.CREATED) {
+                if (lpState() == JobState.CREATED) {
                     require(pauseOnStart, "resume");
                     pauseOnStart = false;
                     return;
                 }
-                require(state == JobState.PAUSED && abandoning == null, "resume");
+                require(lpState() == JobState.PAUSED && abandoning == null, "resume");
                 JobState to = resumeTo;
                 resumeTo = null;
                 if (to == JobState.COMPLETING || to == JobState.CANCELLING) {
@@ -312,12 +369,12 @@ public final class MirrorJob {
             beginStep();
             boolean refused = false;
             try {
-                if (state == JobState.PAUSED && resumeTo == JobState.READY && abandoning == null) {
+                if (lpState() == JobState.PAUSED && resumeTo == JobState.READY && abandoning == null) {
                     drain = Drain.PIVOT;
                     resumeTo = JobState.COMPLETING; // resume() holds the guest again and drains
                     return; // no event: nothing changes until resume()
                 }
-                require(state == JobState.READY && abandoning == null, "complete");
+                require(lpState() == JobState.READY && abandoning == null, "complete");
                 beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);
             } catch (IllegalStateException refusal) {
                 refused = true;
@@ -339,7 +396,7 @@ public final class MirrorJob {
             beginStep();
             boolean refused = false;
             try {
-                require(state == JobState.PENDING, "finalize");
+                require(lpState() == JobState.PENDING, "finalize");
                 concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);
             } catch (IllegalStateException refusal) {
                 refused = true;
@@ -365,32 +422,32 @@ public final class MirrorJob {
             beginStep();
             boolean refused = false;
             try {
-                require(!state.isConcluded(), "cancel");
+                require(!lpState().isConcluded(), "cancel");
                 if (abandoning != null) {
                     // Already ending (cancelled or failing): the outcome stands.
                     if (force) {
                         return;
                     }
-                    throw new IllegalStateException("cannot cancel a job that is " + state + " and already ending as "
+                    throw new IllegalStateException("cannot cancel a job that is " + lpState() + " and already ending as "
                             + abandoning);
                 }
-                if (state == JobState.CREATED || state == JobState.PENDING) {
+                if (lpState() == JobState.CREATED || lpState() == JobState.PENDING) {
                     // Nothing runs: CREATED never started; PENDING has drained and holds the guest, which
                     // is released onto the source without a pivot.
                     concludeLocked(JobState.CANCELLED, false);
                 } else if (force) {
-                    if (state != JobState.CANCELLING) {
+                    if (lpState() != JobState.CANCELLING) {
                         setStateLocked(JobState.CANCELLING);
                     }
                     abandonLocked(JobState.CANCELLED);
                 } else {
-                    JobState at = state == JobState.PAUSED ? resumeTo : state;
-                    require(state == JobState.RUNNING || state == JobState.READY
-                            || (state == JobState.PAUSED && (at == JobState.RUNNING || at == JobState.READY
+                    JobState at = lpState() == JobState.PAUSED ? resumeTo : lpState();
+                    require(lpState() == JobState.RUNNING || lpState() == JobState.READY
+                            || (lpState() == JobState.PAUSED && (at == JobState.RUNNING || at == JobState.READY
                             || at == JobState.COMPLETING)), "cancel");
-                    boolean wasPausedInDrain = state == JobState.PAUSED && at == JobState.COMPLETING;
+                    boolean wasPausedInDrain = lpState() == JobState.PAUSED && at == JobState.COMPLETING;
                     resumeTo = null;
-                    if (ready || wasPausedInDrain) {
+                    if (lpReady() || wasPausedInDrain) {
                         beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);
                     } else {
                         setStateLocked(JobState.CANCELLING);
@@ -416,7 +473,7 @@ public final class MirrorJob {
             beginStep();
             boolean refused = false;
             try {
-                require(!state.isConcluded() && state != JobState.PENDING, "set-speed");
+                require(!lpState().isConcluded() && lpState() != JobState.PENDING, "set-speed");
                 copier.setSpeedLocked(bytesPerSecond);
                 advanceLocked();
             } catch (IllegalStateException refusal) {
@@ -436,14 +493,14 @@ public final class MirrorJob {
             beginStep();
             boolean refused = false;
             try {
-                require(!state.isConcluded() && state != JobState.PENDING, "change copy mode");
-                if (mode == copyMode) {
+                require(!lpState().isConcluded() && lpState() != JobState.PENDING, "change copy mode");
+                if (mode == lpCopyMode()) {
                     return;
                 }
                 if (mode == CopyMode.BACKGROUND) {
                     throw new IllegalStateException("cannot switch from WRITE_BLOCKING back to BACKGROUND");
                 }
-                copyMode = mode;
+                svCopyMode(mode);
                 updateWriteThroughLocked();
                 advanceLocked();
             } catch (IllegalStateException refusal) {
@@ -465,8 +522,8 @@ public final class MirrorJob {
         synchronized (lock) {
             speed = copier.speedLocked();
         }
-        return new MirrorProgress(state, ready, copied, copied + dirty + inFlight, dirty, inFlight, activelySynced,
-                errorCount, speed, copyMode);
+        return new MirrorProgress(lvState(), lvReady(), copied, copied + dirty + inFlight, dirty, inFlight, lvActivelySynced(),
+                lvErrorCount(), speed, lvCopyMode());
     }
 
     /** Completes with the final state after the final event has been delivered to listeners. */
@@ -494,7 +551,7 @@ public final class MirrorJob {
         } catch (ExecutionException | TimeoutException e) {
             // fall through: report what we know
         }
-        return ready;
+        return lvReady();
     }
 
     /**
@@ -513,7 +570,7 @@ public final class MirrorJob {
     public BitmapStatus bitmapStatus() {
         WriteIntents i = intents;
         return i == null ? null : new BitmapStatus(i.regionSize(), i.persistedBytes(), i.bitBytes(), i.syncs(),
-                clearPasses);
+                lvClearPasses());
     }
 
     /** Why the job failed, or null. */
@@ -525,14 +582,14 @@ public final class MirrorJob {
 
     @Override
     public String toString() {
-        return "MirrorJob[" + state + ", " + options + "]";
+        return "MirrorJob[" + lvState() + ", " + options + "]";
     }
 
     /* ---- Lifecycle (under lock) ---- */
 
     /** Decides what happens next; called after every change. */
     private void advanceLocked() {
-        if (state.isConcluded()) {
+        if (lpState().isConcluded()) {
             return;
         }
         if (abandoning != null) {
@@ -547,21 +604,21 @@ public final class MirrorJob {
             }
             return; // otherwise onGuestsDrained advances again
         }
-        if (state == JobState.CREATED || state == JobState.PAUSED || state == JobState.PENDING) {
+        if (lpState() == JobState.CREATED || lpState() == JobState.PAUSED || lpState() == JobState.PENDING) {
             return;
         }
         copier.issueLocked();
         if (!copier.convergedLocked()) {
             return;
         }
-        if (!ready) {
-            ready = true;
+        if (!lpReady()) {
+            svReady(true);
             setStateLocked(JobState.READY);
             emitLocked(new MirrorEvent.Ready(nextSequence(), copier.bytesCopied(), copier.bytesCopied()));
             readyFuture.complete(null);
         }
-        if (copyMode == CopyMode.WRITE_BLOCKING) {
-            activelySynced = true;
+        if (lpCopyMode() == CopyMode.WRITE_BLOCKING) {
+            svActivelySynced(true);
         }
         if (drain != Drain.NONE && !finishing && gate.isDrained()) {
             finishing = true;
@@ -595,7 +652,7 @@ public final class MirrorJob {
                         // or a resume, not here.
                         advanceLocked();
                     }
-                } else if (abandoning == null && drain != Drain.NONE && state != JobState.PAUSED
+                } else if (abandoning == null && drain != Drain.NONE && lpState() != JobState.PAUSED
                         && copier.convergedLocked() && gate.isDrained()) {
                     // Nothing can have changed since the flush: guests are held and no copy runs.
                     if (options.autoFinalize()) {
@@ -625,7 +682,7 @@ public final class MirrorJob {
     }
 
     private void pauseLocked() {
-        resumeTo = state;
+        resumeTo = lpState();
         if (drain != Drain.NONE) {
             gate.open(); // never hold the guest while paused
         }
@@ -667,22 +724,22 @@ public final class MirrorJob {
     }
 
     private void setStateLocked(JobState to) {
-        JobState from = state;
+        JobState from = lpState();
         if (from == to) {
             return;
         }
-        state = to;
+        svState(to);
         updateWriteThroughLocked();
         emitLocked(new MirrorEvent.StateChanged(nextSequence(), from, to));
     }
 
     private void updateWriteThroughLocked() {
-        boolean on = copyMode == CopyMode.WRITE_BLOCKING && abandoning == null
-                && (state == JobState.RUNNING || state == JobState.READY || state == JobState.COMPLETING
-                || (state == JobState.CANCELLING && drain != Drain.NONE));
+        boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null
+                && (lpState() == JobState.RUNNING || lpState() == JobState.READY || lpState() == JobState.COMPLETING
+                || (lpState() == JobState.CANCELLING && drain != Drain.NONE));
         filter.setWriteThrough(on);
         if (!on) {
-            activelySynced = false;
+            svActivelySynced(false);
         }
     }
 
@@ -692,10 +749,10 @@ public final class MirrorJob {
             DeviceException e) {
         ErrorPolicy policy = side == MirrorEvent.Side.SOURCE ? options.onSourceError() : options.onTargetError();
         ErrorAction action = policy.actionFor(e.kind());
-        errorCount++;
-        activelySynced = false;
+        svErrorCount(lpErrorCount() + 1);
+        svActivelySynced(false);
         emitLocked(new MirrorEvent.Error(nextSequence(), side, operation, action, offset, length, e));
-        if (state.isConcluded() || abandoning != null) {
+        if (lpState().isConcluded() || abandoning != null) {
             return; // already on its way out
         }
         switch (action) {
@@ -703,7 +760,7 @@ public final class MirrorJob {
                 copier.backOffLocked();
                 break;
             case STOP:
-                if (state != JobState.PAUSED && state != JobState.CREATED) {
+                if (lpState() != JobState.PAUSED && lpState() != JobState.CREATED) {
                     pauseLocked();
                 }
                 break;
@@ -763,7 +820,7 @@ public final class MirrorJob {
      */
     private void clearPass() {
         synchronized (lock) {
-            if (state.isConcluded()) {
+            if (lpState().isConcluded()) {
                 return;
             }
             clearing = true;
@@ -781,7 +838,7 @@ public final class MirrorJob {
                 }
             }
             clearable = intents.candidates(bitmap, claims);
-            clearPasses = clearPasses + 1; // one writer: the clear pass
+            svClearPasses(lpClearPasses() + 1); // one writer: the clear pass
             if (trace != null) {
                 // A step MirrorCopy.tla sees change nothing (PersistentBitmap.tla's ClearCandidates,
                 // ClearFlush, ClearBit, ClearCheck): recorded once the pass is done, as it waited on I/O.
@@ -794,7 +851,7 @@ public final class MirrorJob {
                 clearing = false;
                 late = concludedWhileClearing;
                 concludedWhileClearing = null;
-                if (late == null && !state.isConcluded()) {
+                if (late == null && !lpState().isConcluded()) {
                     schedule(this::clearPass, options.bitmapClearIntervalNanos());
                 }
             }
@@ -889,7 +946,7 @@ public final class MirrorJob {
         try {
             runtime.execute(task);
         } catch (RejectedExecutionException e) {
-            if (!state.isConcluded()) {
+            if (!lvState().isConcluded()) {
                 throw e;
             }
         }
@@ -899,7 +956,7 @@ public final class MirrorJob {
         try {
             runtime.schedule(task, delayNanos);
         } catch (RejectedExecutionException e) {
-            if (!state.isConcluded()) {
+            if (!lvState().isConcluded()) {
                 throw e;
             }
         }
@@ -918,7 +975,7 @@ public final class MirrorJob {
     /** Delivers queued events in order, one thread at a time; never called holding the lock. */
     private void deliver() {
         while (!outbox.isEmpty()) {
-            if (!delivering.compareAndSet(false, true)) {
+            if (!casDelivering(false, true)) {
                 return; // the delivering thread re-checks the queue after it lets go
             }
             try {
@@ -937,13 +994,13 @@ public final class MirrorJob {
                     }
                 }
             } finally {
-                delivering.set(false);
+                svDelivering(false); // then the loop re-reads the queue: the store-load pair
             }
         }
     }
 
     private void finalDelivered() {
-        JobState end = state;
+        JobState end = lvState();
         if (ownsRuntime) {
             runtime.shutdown();
         }
@@ -958,9 +1015,88 @@ public final class MirrorJob {
 
     private void require(boolean allowed, String command) {
         if (!allowed) {
-            throw new IllegalStateException("cannot " + command + " a job that is " + state
-                    + (state == JobState.PAUSED && resumeTo != null ? " (paused while " + resumeTo + ")" : "")
+            throw new IllegalStateException("cannot " + command + " a job that is " + lpState()
+                    + (lpState() == JobState.PAUSED && resumeTo != null ? " (paused while " + resumeTo + ")" : "")
                     + (abandoning != null ? " (ending as " + abandoning + ")" : ""));
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private JobState lpState() {
+        return (JobState) STATE.get(this); // plain: under lock, as every store
+    }
+
+    private JobState lvState() {
+        return (JobState) STATE.getVolatile(this); // lock-free snapshot; pairs with svState
+    }
+
+    private void svState(JobState s) {
+        STATE.setVolatile(this, s); // under lock (or in the constructor); stronger than needed
+    }
+
+    private boolean lpReady() {
+        return (boolean) READY.get(this); // plain: under lock
+    }
+
+    private boolean lvReady() {
+        return (boolean) READY.getVolatile(this); // lock-free snapshot; pairs with svReady
+    }
+
+    private void svReady(boolean r) {
+        READY.setVolatile(this, r); // under lock; stronger than needed
+    }
+
+    private boolean lvActivelySynced() {
+        return (boolean) ACTIVELY_SYNCED.getVolatile(this); // lock-free snapshot; pairs with svActivelySynced
+    }
+
+    private void svActivelySynced(boolean a) {
+        ACTIVELY_SYNCED.setVolatile(this, a); // under lock; stronger than needed
+    }
+
+    private long lpErrorCount() {
+        return (long) ERROR_COUNT.get(this); // plain: under lock
+    }
+
+    private long lvErrorCount() {
+        return (long) ERROR_COUNT.getVolatile(this); // lock-free snapshot; pairs with svErrorCount
+    }
+
+    private void svErrorCount(long n) {
+        ERROR_COUNT.setVolatile(this, n); // under lock; stronger than needed
+    }
+
+    private CopyMode lpCopyMode() {
+        return (CopyMode) COPY_MODE.get(this); // plain: under lock
+    }
+
+    private CopyMode lvCopyMode() {
+        return (CopyMode) COPY_MODE.getVolatile(this); // lock-free snapshot; pairs with svCopyMode
+    }
+
+    private void svCopyMode(CopyMode m) {
+        COPY_MODE.setVolatile(this, m); // under lock (or in the constructor); stronger than needed
+    }
+
+    /** Volatile CAS: one thread delivers at a time. */
+    private boolean casDelivering(boolean expected, boolean next) {
+        return DELIVERING.compareAndSet(this, expected, next);
+    }
+
+    private void svDelivering(boolean d) {
+        DELIVERING.setVolatile(this, d); // then the queue's re-read: the store-load pair
+    }
+
+    private long lpClearPasses() {
+        return (long) CLEAR_PASSES.get(this); // plain: the one writer reads its own store
+    }
+
+    private long lvClearPasses() {
+        return (long) CLEAR_PASSES.getVolatile(this); // lock-free snapshot; pairs with svClearPasses
+    }
+
+    private void svClearPasses(long n) {
+        CLEAR_PASSES.setVolatile(this, n); // the clear pass only; stronger than needed
     }
 }

@@ -3,6 +3,8 @@ package dev.handoff.ownership;
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.ownership.OwnedImage.State;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.Objects;
 import java.util.concurrent.locks.Lock;
 import java.util.concurrent.locks.ReentrantLock;
@@ -35,9 +37,27 @@ final class Transitions {
      *    of ACTIVE), and always as a compare-and-write of the epoch.
      *
      * Fields: cachedRecord, pending, continued, continuedByAbort and cacheDrops are guarded by
-     * `lock`; cachedRecord and cacheDrops are also volatile, for the kernel tests' probe, which
-     * reads them without the lock.
+     * `lock`. cachedRecord and cacheDrops are also read without it, by the kernel tests' probe,
+     * so they are touched only through accessors named by mode (CONTRIBUTING, "One accessor
+     * convention"): svCachedRecord / svCacheDrops under the lock (volatile stores), lpCacheDrops
+     * under the lock (plain: the lock orders it), lvCachedRecord / lvCacheDrops by the probe
+     * (volatile loads, pairing with those stores). Stronger than needed: the probe reads after
+     * the transition it checks has returned on its own thread, and a release store would do for
+     * another thread's snapshot; volatile, off the I/O path, costs nothing that matters.
      */
+
+    private static final VarHandle CACHED_RECORD;
+    private static final VarHandle CACHE_DROPS;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            CACHED_RECORD = l.findVarHandle(Transitions.class, "cachedRecord", OwnershipRecord.class);
+            CACHE_DROPS = l.findVarHandle(Transitions.class, "cacheDrops", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     private final ReentrantLock lock = new ReentrantLock();
     private final WriteAdmission admission;
@@ -52,8 +72,10 @@ final class Transitions {
     private final OwnershipTrace trace;
     private final OwnedImage image;
 
-    volatile OwnershipRecord cachedRecord; // guarded by lock; volatile for the probe
-    volatile int cacheDrops;               // guarded by lock; volatile for the probe
+    @SuppressWarnings("unused")            // through CACHED_RECORD
+    private OwnershipRecord cachedRecord;  // guarded by lock; read by the probe (lvCachedRecord)
+    @SuppressWarnings("unused")            // through CACHE_DROPS
+    private int cacheDrops;                // guarded by lock; read by the probe (lvCacheDrops)
     private HandoffToken pending;          // guarded by lock: prepared, not yet resolved here
     private HandoffToken continued;        // guarded by lock: token the current activation continued
     private boolean continuedByAbort;      // guarded by lock
@@ -78,7 +100,7 @@ final class Transitions {
         lock.lock();
         try {
             OwnershipRecord r = records.read();
-            cachedRecord = r;
+            svCachedRecord(r);
             admission.observeEpoch(r.epoch());
         } finally {
             lock.unlock();
@@ -256,7 +278,7 @@ final class Transitions {
             try {
                 dropCaches();
                 current = records.read();
-                cachedRecord = current;
+                svCachedRecord(current);
                 admission.observeEpoch(current.epoch());
                 continues = expected == null || continues(expected, current);
             } finally {
@@ -276,7 +298,7 @@ final class Transitions {
             try {
                 found = records.compareAndWrite(current.epoch(), mine);
                 if (found.epoch() == current.epoch()) {
-                    cachedRecord = mine;
+                    svCachedRecord(mine);
                     admission.soEpoch(next);
                     admission.observeEpoch(next);
                     admission.spoLastRecheckAt(System.nanoTime());
@@ -379,7 +401,7 @@ final class Transitions {
                 admission.observeEpoch(found.epoch());
                 refused = fencedInactivation(op, "the data was flushed but the record was not written");
             } else {
-                cachedRecord = clean;
+                svCachedRecord(clean);
                 if (handoff) {
                     pending = new HandoffToken(clean.epoch(), ownerId);
                 }
@@ -491,7 +513,7 @@ final class Transitions {
                         admission.observeEpoch(found.epoch());
                         failure = admission.fenced("close", ": the record was not written");
                     } else {
-                        cachedRecord = clean;
+                        svCachedRecord(clean);
                         written = true;
                     }
                 } finally {
@@ -510,8 +532,8 @@ final class Transitions {
 
     private void dropCaches() {
         header.drop();
-        cachedRecord = null;
-        cacheDrops++;
+        svCachedRecord(null);
+        svCacheDrops(lpCacheDrops() + 1);
     }
 
     private static DeviceException addOrSet(DeviceException failure, DeviceException e) {
@@ -520,5 +542,29 @@ final class Transitions {
         }
         failure.addSuppressed(e);
         return failure;
+    }
+
+    /* ---- Accessors (modes and partners: see "Fields" in the overview) ---- */
+
+    /** The record cached by the last transition (a volatile load, for the probe). */
+    OwnershipRecord lvCachedRecord() {
+        return (OwnershipRecord) CACHED_RECORD.getVolatile(this); // pairs with svCachedRecord
+    }
+
+    private void svCachedRecord(OwnershipRecord r) {
+        CACHED_RECORD.setVolatile(this, r); // under lock; stronger than needed
+    }
+
+    /** How often the caches were dropped (a volatile load, for the probe). */
+    int lvCacheDrops() {
+        return (int) CACHE_DROPS.getVolatile(this); // pairs with svCacheDrops
+    }
+
+    private int lpCacheDrops() {
+        return (int) CACHE_DROPS.get(this); // plain: under lock, as every store
+    }
+
+    private void svCacheDrops(int n) {
+        CACHE_DROPS.setVolatile(this, n); // under lock; stronger than needed
     }
 }

@@ -16,47 +16,57 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * and {@link #exit exits} once the device returned; between the two the state it was admitted in
  * cannot change, because a transition takes the {@link #drain} first. So a refused operation never
  * reaches the device, and a transition never sees an operation half done.
+ *
+ * <h2>Protocol overview</h2>
+ * Who races with whom:
+ * <ul>
+ *  <li>I/O threads hold io.readLock() from the admission check until the device returns
+ *    (enterWrite/enterFlush ... exit), so a transition (drain() = io.writeLock()) sees no write in
+ *    flight and none can start until it finishes. That is the drain of inactivate() and the
+ *    reason a refused write cannot reach the device: the state a write checked cannot change
+ *    before it is done.
+ *  <li>Transitions (OwnedImage's Transitions) hold their own lock and then the drain, in that
+ *    order; I/O never takes the transitions lock: no lock-order cycle.
+ *  <li>Readers take no lock: they read {@code state} (acquire) to decide whether the header cache may
+ *    serve them. A read racing with a transition is ordered either way, as a read racing with
+ *    a write to the same bytes is (BlockDevice contract).
+ *  <li>Record reads on several I/O threads at once (a write's timed recheck, a flush's recheck)
+ *    raise newestEpoch concurrently: it is a max-register.
+ * </ul>
+ *
+ * <h2>Access modes</h2>
+ * Every field read or written lock-free is touched only through an accessor named by its mode
+ * (CONTRIBUTING, "One accessor convention"): {@code lp} plain load, {@code lv} volatile load,
+ * {@code la} acquire load, {@code lpo} opaque load; {@code sv} volatile store, {@code so} release
+ * store, {@code spo} opaque store; {@code cas} compare-and-set.
+ * <ul>
+ *  <li>{@code state}: soState in transitions (under the transitions lock and the drain); laState by
+ *    read(), state(), and by I/O under io.readLock (stronger than needed there: the read lock
+ *    already orders it after the last soState; the acquire is for the lock-free callers, and
+ *    one accessor serves both); lpState under the transitions lock, which every soState holds.
+ *  <li>{@code epoch}: soEpoch in activation before soState; laEpoch in epoch(); lpEpoch under a lock
+ *    (io.readLock or the transitions lock: soEpoch runs under both the drain and the
+ *    transitions lock, so the lock hand-off orders it; activation is the only writer).
+ *  <li>{@code newestEpoch}: a max-register, raised by observeEpoch (a casNewestEpoch loop) from record
+ *    reads in several I/O threads at once; laNewestEpoch pairs with that cas (a volatile cas is
+ *    stronger than the acquire readers need; CAS has no weaker form that still orders the
+ *    record read before it).
+ *  <li>{@code lastRecheckAt}: lpo/spo (opaque: atomic, no ordering). Benign race: a thread that sees an
+ *    older value reads the record once more than needed; the value only ever moves forward in
+ *    time, so no thread skips a read it owes by more than the interval. Nothing else is
+ *    published through it.
+ *  <li>{@code closed}: svClosed under the transitions lock and the drain; lvClosed by every operation
+ *    (lock-free by read()). Stronger than needed: a read racing with close may go either way,
+ *    and the admitted operations hold the read side of the drain, which orders them after it;
+ *    an acquire load would do.
+ * </ul>
  */
 final class WriteAdmission {
-    /*
-     * Protocol overview.
-     *
-     * Who races with whom:
-     *  - I/O threads hold io.readLock() from the admission check until the device returns
-     *    (enterWrite/enterFlush ... exit), so a transition (drain() = io.writeLock()) sees no write in
-     *    flight and none can start until it finishes. That is the drain of inactivate() and the
-     *    reason a refused write cannot reach the device: the state a write checked cannot change
-     *    before it is done.
-     *  - Transitions (OwnedImage's Transitions) hold their own lock and then the drain, in that
-     *    order; I/O never takes the transitions lock: no lock-order cycle.
-     *  - Readers take no lock: they read `state` (acquire) to decide whether the header cache may
-     *    serve them. A read racing with a transition is ordered either way, as a read racing with
-     *    a write to the same bytes is (BlockDevice contract).
-     *  - Record reads on several I/O threads at once (a write's timed recheck, a flush's recheck)
-     *    raise newestEpoch concurrently: it is a max-register.
-     *
-     * Field access modes, named by prefix (VarHandle modes): la = getAcquire, so = setRelease,
-     * lp = plain get, lpo/spo = getOpaque/setOpaque, cas = compareAndSet:
-     *  - state: soState in transitions (under the transitions lock and the drain); laState by
-     *    read(), state(), and by I/O under io.readLock (stronger than needed there: the read lock
-     *    already orders it after the last soState; the acquire is for the lock-free callers, and
-     *    one accessor serves both); lpState under the transitions lock, which every soState holds.
-     *  - epoch: soEpoch in activation before soState; laEpoch in epoch(); lpEpoch under a lock
-     *    (io.readLock or the transitions lock: soEpoch runs under both the drain and the
-     *    transitions lock, so the lock hand-off orders it; activation is the only writer).
-     *  - newestEpoch: a max-register, raised by observeEpoch (a cas loop) from record reads in
-     *    several I/O threads at once; laNewestEpoch pairs with that cas.
-     *  - lastRecheckAt: lpo/spo (opaque: atomic, no ordering). Benign race: a thread that sees an
-     *    older value reads the record once more than needed; the value only ever moves forward in
-     *    time, so no thread skips a read it owes by more than the interval. Nothing else is
-     *    published through it.
-     *  - closed: volatile; set under the transitions lock and the drain, read lock-free by read().
-     */
-
     private static final VarHandle STATE;
     private static final VarHandle EPOCH;
     private static final VarHandle NEWEST_EPOCH;
     private static final VarHandle LAST_RECHECK_AT;
+    private static final VarHandle CLOSED;
 
     static {
         try {
@@ -65,6 +75,7 @@ final class WriteAdmission {
             EPOCH = l.findVarHandle(WriteAdmission.class, "epoch", long.class);
             NEWEST_EPOCH = l.findVarHandle(WriteAdmission.class, "newestEpoch", long.class);
             LAST_RECHECK_AT = l.findVarHandle(WriteAdmission.class, "lastRecheckAt", long.class);
+            CLOSED = l.findVarHandle(WriteAdmission.class, "closed", boolean.class);
         } catch (ReflectiveOperationException e) {
             throw new ExceptionInInitializerError(e);
         }
@@ -86,7 +97,8 @@ final class WriteAdmission {
     private long newestEpoch;
     @SuppressWarnings("unused") // accessed through LAST_RECHECK_AT
     private long lastRecheckAt;
-    private volatile boolean closed;
+    @SuppressWarnings("unused") // through CLOSED
+    private boolean closed;
 
     WriteAdmission(RecordStore records, String name, long recheckNanos, OwnershipTrace trace, OwnedImage image) {
         this.records = records;
@@ -195,18 +207,18 @@ final class WriteAdmission {
     }
 
     void ensureOpen(String op) throws DeviceException {
-        if (closed) {
+        if (lvClosed()) {
             throw new DeviceException(DeviceException.Kind.CLOSED, op + " on " + name + ": the handle is closed");
         }
     }
 
     boolean isClosed() {
-        return closed;
+        return lvClosed();
     }
 
     /** From now on every operation fails as closed. Caller holds the transitions lock and the drain. */
     void markClosed() {
-        closed = true;
+        svClosed(true);
     }
 
     /** Reads the record and raises the newest epoch seen. Safe from several threads at once. */
@@ -272,7 +284,7 @@ final class WriteAdmission {
             if (seen >= e) {
                 return;
             }
-        } while (!NEWEST_EPOCH.compareAndSet(this, seen, e)); // volatile cas: pairs with laNewestEpoch
+        } while (!casNewestEpoch(seen, e));
     }
 
     private long lpoLastRecheckAt() {
@@ -281,5 +293,18 @@ final class WriteAdmission {
 
     void spoLastRecheckAt(long t) {
         LAST_RECHECK_AT.setOpaque(this, t); // benign race: see the overview
+    }
+
+    /** Volatile CAS: raises the max-register; pairs with laNewestEpoch. */
+    private boolean casNewestEpoch(long expected, long next) {
+        return NEWEST_EPOCH.compareAndSet(this, expected, next);
+    }
+
+    private boolean lvClosed() {
+        return (boolean) CLOSED.getVolatile(this); // pairs with svClosed; stronger than needed (see the overview)
+    }
+
+    private void svClosed(boolean c) {
+        CLOSED.setVolatile(this, c); // under the transitions lock and the drain
     }
 }

@@ -19,7 +19,7 @@ public final class OwnedImageProbe {
 
     /** The record as last read or written by a transition; null right after a cache drop. */
     public static OwnershipRecord cachedRecord(OwnedImage image) {
-        return image.transitions.cachedRecord;
+        return image.transitions.lvCachedRecord();
     }
 
     /** Whether the header cache holds a copy. */
@@ -29,7 +29,7 @@ public final class OwnedImageProbe {
 
     /** How many times activation dropped the caches. */
     public static int cacheDrops(OwnedImage image) {
-        return image.transitions.cacheDrops;
+        return image.transitions.lvCacheDrops();
     }
 
     /** The newest epoch the handle has seen in the record. */
