@@ -720,7 +720,7 @@ CopyWrite(f) ==
 (* claims go, whatever the policy: the run was cleared when it was issued  *)
 (* and the target may not have it (IgnoreClearsChunk skips it).  Releasing *)
 (* first would leave a clean, unclaimed chunk with a stale target.         *)
-(* @java Copier.release:292-292 "bitmap.markRange(op.offset, op.length);"      *)
+(* @java Copier.release:300-300 "bitmap.markRange(op.offset, op.length);"      *)
 CopyMark(f) ==
     /\ ops[f].ph = "mark"
     /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup OpRun(ops, f)
@@ -733,9 +733,9 @@ CopyMark(f) ==
 (* is in the bag unreported.  If it was the run's last chunk,             *)
 (* Copier.release hands the copy to its report: MirrorJob.onCopyFinished,  *)
 (* which waits for the job's lock.                                         *)
-(* @java Copier.release:297-297 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:305-305 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:298-298 "job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:306-306 "job.onCopyFinished(op, side, operation, e);" *)
 CopyRelease(f) ==
     /\ ops[f].ph = "release"
     /\ claimed' = claimed \ {f}
@@ -747,9 +747,9 @@ CopyRelease(f) ==
 (* copy in the bag (in the same RMW as the one before, within a word; a    *)
 (* run that crosses a word is released in two); after the last, the       *)
 (* hand-over to the report.                                                *)
-(* @java Copier.release:297-297 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:305-305 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:298-298 "job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:306-306 "job.onCopyFinished(op, side, operation, e);" *)
 CopyReleaseRest(r) ==
     /\ r.ph = "release"
     /\ claimed' = claimed \ {r.k}

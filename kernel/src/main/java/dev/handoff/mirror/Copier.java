@@ -279,6 +279,14 @@ final class Copier {
         return false;
     }
 
+    /**
+     * Leaves the copier where a guest's wake-up does: no longer idle (set-up for a harness that
+     * races the copier going idle again; MirrorProbe).
+     */
+    void markWoken() {
+        svIdle(false);
+    }
+
     /** Step 5 of a copy, on the copy's thread: mark dirty again on failure, release, report. */
     void release(CopyOperation op, MirrorEvent.Side side, MirrorEvent.Operation operation, DeviceException e) {
         if (e != null) {

@@ -936,6 +936,20 @@ public final class MirrorJob {
         return gate;
     }
 
+    Copier copier() {
+        return copier;
+    }
+
+    /** Queues an event as the job does under its lock (for the event-delivery harness, through MirrorProbe). */
+    void emitForCheck(MirrorEvent event) {
+        outbox.add(event);
+    }
+
+    /** Events queued and not yet delivered. */
+    int queuedEvents() {
+        return outbox.size();
+    }
+
     int copiesInFlight() {
         synchronized (lock) {
             return copier.opsInFlightLocked();
@@ -973,7 +987,7 @@ public final class MirrorJob {
     }
 
     /** Delivers queued events in order, one thread at a time; never called holding the lock. */
-    private void deliver() {
+    void deliver() {
         while (!outbox.isEmpty()) {
             if (!casDelivering(false, true)) {
                 return; // the delivering thread re-checks the queue after it lets go

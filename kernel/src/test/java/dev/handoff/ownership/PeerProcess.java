@@ -14,6 +14,31 @@ import java.util.concurrent.TimeUnit;
 
 /** Drives an {@link OwnershipPeer} in a second JVM, started with this JVM's java and class path. */
 final class PeerProcess implements AutoCloseable {
+    /**
+     * This JVM's class path, with the kernel's classes and tests where they are: Surefire runs the
+     * kernel's tests on the module path (the kernel is a named module, its tests patched into it),
+     * and the peer takes them all on its class path.
+     */
+    private static String classPath() {
+        java.util.LinkedHashSet<String> entries = new java.util.LinkedHashSet<>();
+        for (String property : List.of("java.class.path", "jdk.module.path")) {
+            String value = System.getProperty(property, "");
+            for (String e : value.split(java.io.File.pathSeparator)) {
+                if (!e.isEmpty()) {
+                    entries.add(e);
+                }
+            }
+        }
+        for (Class<?> c : List.of(OwnedImage.class, OwnershipPeer.class)) {
+            try {
+                entries.add(Path.of(c.getProtectionDomain().getCodeSource().getLocation().toURI()).toString());
+            } catch (java.net.URISyntaxException e) {
+                throw new IllegalStateException(e);
+            }
+        }
+        return String.join(java.io.File.pathSeparator, entries);
+    }
+
     private static final long TIMEOUT_SECONDS = 30;
 
     private final Process process;
@@ -29,7 +54,7 @@ final class PeerProcess implements AutoCloseable {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         List<String> command = new java.util.ArrayList<>(List.of(java, "-Xshare:auto", "-XX:TieredStopAtLevel=1"));
         command.addAll(jvmOptions);
-        command.addAll(List.of("-cp", System.getProperty("java.class.path"), OwnershipPeer.class.getName(),
+        command.addAll(List.of("-cp", classPath(), OwnershipPeer.class.getName(),
                 image.toString(), ownerId));
         process = new ProcessBuilder(command)
                 .redirectError(ProcessBuilder.Redirect.INHERIT)

@@ -1,7 +1,6 @@
 package dev.handoff.stress;
 
 import dev.handoff.mirror.CopyMode;
-import dev.handoff.mirror.MirrorRig;
 import dev.handoff.mirror.SyncMode;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.openjdk.jcstress.annotations.Actor;

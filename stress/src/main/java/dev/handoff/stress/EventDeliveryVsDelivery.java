@@ -4,7 +4,7 @@ import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.mirror.MirrorJob;
-import dev.handoff.mirror.MirrorRig;
+import dev.handoff.mirror.MirrorProbe;
 import dev.handoff.mirror.SyncMode;
 import org.openjdk.jcstress.annotations.Actor;
 import org.openjdk.jcstress.annotations.Arbiter;
@@ -13,11 +13,6 @@ import org.openjdk.jcstress.annotations.Outcome;
 import org.openjdk.jcstress.annotations.State;
 import org.openjdk.jcstress.infra.results.II_Result;
 
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
-import java.lang.invoke.VarHandle;
-import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.openjdk.jcstress.annotations.Expect.ACCEPTABLE;
@@ -32,7 +27,8 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
  * a final event nobody sees leaves the job's conclusion incomplete).
  *
  * Set-up: a job (not started) with a counting listener. Each actor queues one event the way a
- * transition does (into the job's outbox) and calls the real private deliver(); the second one
+ * transition does (into the job's outbox) and calls the real deliver(), both through the
+ * kernel's MirrorProbe (its test-jar); the second one
  * after a delay that sweeps across samples, so that its event lands all along the first one's
  * delivery. The arbiter counts the events the listener saw and what is still queued.
  *
@@ -47,19 +43,6 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 @Outcome(expect = FORBIDDEN, desc = "Anything else.")
 @State
 public class EventDeliveryVsDelivery {
-    static final VarHandle OUTBOX;
-    static final MethodHandle DELIVER;
-
-    static {
-        try {
-            MethodHandles.Lookup l = MethodHandles.privateLookupIn(MirrorJob.class, MethodHandles.lookup());
-            OUTBOX = l.findVarHandle(MirrorJob.class, "outbox", ConcurrentLinkedQueue.class);
-            DELIVER = l.findVirtual(MirrorJob.class, "deliver", MethodType.methodType(void.class));
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     /** Sweeps the second actor's delay across samples (Harness.sweep). */
     static final AtomicInteger SWEEP = new AtomicInteger();
 
@@ -88,20 +71,10 @@ public class EventDeliveryVsDelivery {
     @Arbiter
     public void arbiter(II_Result r) {
         r.r1 = seen.get();
-        r.r2 = outbox().size();
+        r.r2 = MirrorProbe.queuedEvents(job);
     }
 
     private void emitAndDeliver(MirrorEvent event) {
-        outbox().add(event); // as emitLocked does, under the job's lock in the kernel
-        try {
-            DELIVER.invoke(job);
-        } catch (Throwable e) {
-            throw new IllegalStateException(e);
-        }
-    }
-
-    @SuppressWarnings("unchecked")
-    private ConcurrentLinkedQueue<MirrorEvent> outbox() {
-        return (ConcurrentLinkedQueue<MirrorEvent>) OUTBOX.get(job);
+        MirrorProbe.emitAndDeliver(job, event); // the add as emitLocked does, then deliver()
     }
 }

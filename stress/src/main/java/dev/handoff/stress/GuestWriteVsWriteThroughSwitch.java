@@ -1,7 +1,6 @@
 package dev.handoff.stress;
 
 import dev.handoff.mirror.CopyMode;
-import dev.handoff.mirror.MirrorRig;
 import dev.handoff.mirror.SyncMode;
 import org.openjdk.jcstress.annotations.Actor;
 import org.openjdk.jcstress.annotations.Arbiter;

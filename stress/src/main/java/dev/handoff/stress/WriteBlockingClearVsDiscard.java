@@ -4,7 +4,6 @@ import dev.handoff.device.DeviceException;
 import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorOptions;
-import dev.handoff.mirror.MirrorRig;
 import dev.handoff.mirror.SyncMode;
 import org.openjdk.jcstress.annotations.Actor;
 import org.openjdk.jcstress.annotations.Arbiter;

@@ -1,5 +1,6 @@
 package dev.handoff.mirror;
 
+import dev.handoff.stress.MirrorRig;
 import dev.handoff.device.DeviceException;
 import dev.handoff.stress.ChunkDevice;
 import org.jetbrains.kotlinx.lincheck.Actor;

@@ -1,5 +1,6 @@
 package dev.handoff.mirror;
 
+import dev.handoff.stress.MirrorRig;
 import org.jetbrains.lincheck.Lincheck;
 import org.junit.jupiter.api.Test;
 

@@ -6,7 +6,7 @@ import dev.handoff.device.DeviceException;
 import dev.handoff.device.MemoryDevice;
 import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.DirtyBitmap;
-import dev.handoff.mirror.FilterParts;
+import dev.handoff.mirror.MirrorProbe;
 import dev.handoff.mirror.JobRuntime;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
@@ -113,14 +113,14 @@ final class InMemory {
             }
         };
         double[] fence = alternate("  part: a full fence after each write", 200_000, raw, fenced);
-        BlockDevice gatedDevice = FilterParts.gated(source);
+        BlockDevice gatedDevice = MirrorProbe.gatedWrites(source);
         Loop gatedLoop = n -> {
             for (int i = 0; i < n; i++) {
                 gatedDevice.write(offsetOf(i), buffer(i));
             }
         };
         double[] gate = alternate("  part: the guest gate (enter/exit)", 200_000, raw, gatedLoop);
-        BlockDevice markedDevice = FilterParts.marked(source, 64 << 10);
+        BlockDevice markedDevice = MirrorProbe.markedWrites(source, 64 << 10);
         Loop markedLoop = n -> {
             for (int i = 0; i < n; i++) {
                 markedDevice.write(offsetOf(i), buffer(i));

@@ -8,6 +8,8 @@ package dev.handoff.mirror;
  *
  * <p>Everything under test is the kernel's code; the store only records what it is told (its
  * methods are synchronized: the kernel serializes its store I/O, the arbiter reads afterwards).
+ * It lives in the kernel's test sources (published in its test-jar, as {@link MirrorProbe}) because
+ * it builds the package-private {@code WriteIntents} and {@code InFlightChunks} directly.
  */
 public final class IntentsRig {
     /** Bytes per region, and per chunk (one chunk per region). */

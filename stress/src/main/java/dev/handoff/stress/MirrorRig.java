@@ -1,9 +1,15 @@
-package dev.handoff.mirror;
+package dev.handoff.stress;
 
-import dev.handoff.stress.ChunkDevice;
+import dev.handoff.mirror.CopyMode;
+import dev.handoff.mirror.DirtyBitmap;
+import dev.handoff.mirror.ErrorPolicy;
+import dev.handoff.mirror.JobRuntime;
+import dev.handoff.mirror.MirrorFilter;
+import dev.handoff.mirror.MirrorJob;
+import dev.handoff.mirror.MirrorOptions;
+import dev.handoff.mirror.MirrorProbe;
+import dev.handoff.mirror.SyncMode;
 
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -18,34 +24,16 @@ import java.util.List;
  * never run inside {@link #execute} (the kernel calls it holding its lock), as
  * {@link JobRuntime} requires.
  *
- * <p>The job's bitmap and claims are read through private-field handles (the kernel exposes no
- * accessor): harnesses use them to state the key invariant, never to change anything.
+ * <p>The job's bitmap and claims are read, and claims driven, through the kernel's published
+ * seam {@link MirrorProbe} (its test-jar): harnesses use them to state the key invariant and to
+ * play a write-blocking guest's claims, never to change what the kernel decides.
  */
 public final class MirrorRig implements JobRuntime {
-    private static final VarHandle BITMAP;
-    private static final VarHandle CLAIMS;
-    private static final VarHandle COPIER;
-    private static final VarHandle IDLE;
-
-    static {
-        try {
-            MethodHandles.Lookup l = MethodHandles.privateLookupIn(MirrorJob.class, MethodHandles.lookup());
-            BITMAP = l.findVarHandle(MirrorJob.class, "bitmap", DirtyBitmap.class);
-            CLAIMS = l.findVarHandle(MirrorJob.class, "claims", InFlightChunks.class);
-            COPIER = l.findVarHandle(MirrorJob.class, "copier", Copier.class);
-            IDLE = MethodHandles.privateLookupIn(Copier.class, MethodHandles.lookup())
-                    .findVarHandle(Copier.class, "idle", boolean.class);
-        } catch (ReflectiveOperationException e) {
-            throw new ExceptionInInitializerError(e);
-        }
-    }
-
     public final ChunkDevice source;
     public final ChunkDevice target;
     public final MirrorJob job;
     public final MirrorFilter guest;
     private final DirtyBitmap bitmap;
-    private final InFlightChunks claims;
     /** Simulated clock; written only by timer tasks (volatile: read by whichever thread issues). */
     private volatile long now;
     /** Queued tasks; guarded by itself (guests queue wake-ups from their own threads). */
@@ -56,8 +44,7 @@ public final class MirrorRig implements JobRuntime {
         this.target = target;
         this.job = MirrorJob.create(source, target, options, this);
         this.guest = job.guestDevice();
-        this.bitmap = (DirtyBitmap) BITMAP.get(job);
-        this.claims = (InFlightChunks) CLAIMS.get(job);
+        this.bitmap = MirrorProbe.bitmap(job);
     }
 
     /**
@@ -195,7 +182,7 @@ public final class MirrorRig implements JobRuntime {
 
     /** Lets the copier look for work, as a wake-up from a guest or a timer would. */
     public void pump() {
-        job.pump();
+        MirrorProbe.pump(job);
     }
 
     /**
@@ -204,24 +191,24 @@ public final class MirrorRig implements JobRuntime {
      * CAS in {@code wakeIfIdle}, whose queued pump the harness would otherwise have to run first).
      */
     public void copierWoken() {
-        IDLE.setVolatile(COPIER.get(job), false);
+        MirrorProbe.copierWoken(job);
     }
 
     /* ---- Driving the claims (DESIGN §3.3) ---- */
 
     /** A write-blocking guest's claim of chunks {@code [first, last]}: ascending, waiting for held ones. */
     public void claim(int first, int last) {
-        claims.claim(first, last);
+        MirrorProbe.claim(job, first, last);
     }
 
     /** A copier's claim of {@code chunk}: never waits. */
     public boolean tryClaim(int chunk) {
-        return claims.tryClaim(chunk);
+        return MirrorProbe.tryClaim(job, chunk);
     }
 
     /** Releases chunks {@code [first, last]}, as a guest write or a copy does when it is done. */
     public void release(int first, int last) {
-        claims.release(first, last);
+        MirrorProbe.release(job, first, last);
     }
 
     /* ---- Observing ---- */
@@ -231,7 +218,7 @@ public final class MirrorRig implements JobRuntime {
     }
 
     public boolean isClaimed(int chunk) {
-        return claims.isClaimed(chunk);
+        return MirrorProbe.isClaimed(job, chunk);
     }
 
     public DirtyBitmap bitmap() {

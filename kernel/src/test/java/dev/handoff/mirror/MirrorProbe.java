@@ -1,0 +1,119 @@
+package dev.handoff.mirror;
+
+import dev.handoff.device.BlockDevice;
+import dev.handoff.device.DeviceException;
+import dev.handoff.device.ForwardingBlockDevice;
+
+import java.nio.ByteBuffer;
+
+/**
+ * The inspection seam of a {@link MirrorJob} for other modules' checks (jcstress harnesses,
+ * Lincheck tests, benchmarks), published in the kernel's test-jar so that no other module puts
+ * classes in the kernel's package or reflects into it. It reads the job's bitmap and claims to
+ * state the key invariant, drives a claim as a write-blocking guest or the copier would, and
+ * offers the few set-up steps a harness needs; it never changes what the kernel decides.
+ *
+ * <p>Threading: each method is as thread-safe as the kernel method it calls.
+ */
+public final class MirrorProbe {
+    private MirrorProbe() {
+    }
+
+    /** The job's dirty bitmap. */
+    public static DirtyBitmap bitmap(MirrorJob job) {
+        return job.bitmap();
+    }
+
+    /** A write-blocking guest's claim of chunks {@code [first, last]}: ascending, waiting for held ones. */
+    public static void claim(MirrorJob job, long first, long last) {
+        job.claims().claim(first, last);
+    }
+
+    /** A copier's claim of {@code chunk}: never waits. */
+    public static boolean tryClaim(MirrorJob job, long chunk) {
+        return job.claims().tryClaim(chunk);
+    }
+
+    /** Releases chunks {@code [first, last]}, as a guest write or a copy does when it is done. */
+    public static void release(MirrorJob job, long first, long last) {
+        job.claims().release(first, last);
+    }
+
+    /** Whether {@code chunk} is claimed now. */
+    public static boolean isClaimed(MirrorJob job, long chunk) {
+        return job.claims().isClaimed(chunk);
+    }
+
+    /** A wake-up: the copier looks for work, as after a guest's mark or a timer. */
+    public static void pump(MirrorJob job) {
+        job.pump();
+    }
+
+    /** Leaves the copier no longer idle, as a guest's wake-up CAS does (set-up only). */
+    public static void copierWoken(MirrorJob job) {
+        job.copier().markWoken();
+    }
+
+    /** Queues {@code event} as the job does under its lock, and delivers the queue as a command's caller does. */
+    public static void emitAndDeliver(MirrorJob job, MirrorEvent event) {
+        job.emitForCheck(event);
+        job.deliver();
+    }
+
+    /** Events queued and not yet delivered. */
+    public static int queuedEvents(MirrorJob job) {
+        return job.queuedEvents();
+    }
+
+    /**
+     * Writes to {@code device} inside a guest gate, as the filter does, without marking: the gate's
+     * cost alone ({@link GuestGate#enter()} / {@link GuestGate#exit()}, two volatile RMWs on one
+     * word). For benchmarks; the caller owns the device.
+     */
+    public static BlockDevice gatedWrites(BlockDevice device) {
+        GuestGate gate = new GuestGate(() -> { });
+        return new Borrowed(device) {
+            @Override
+            public void write(long offset, ByteBuffer src) throws DeviceException {
+                gate.enter();
+                try {
+                    device.write(offset, src);
+                } finally {
+                    gate.exit();
+                }
+            }
+        };
+    }
+
+    /**
+     * Writes to {@code device}, then marks the written chunks dirty, as the filter does, without a
+     * gate: the mark's cost alone ({@link DirtyBitmap#markRange}). For benchmarks; the caller owns
+     * the device.
+     */
+    public static BlockDevice markedWrites(BlockDevice device, int granularity) {
+        DirtyBitmap bitmap = new DirtyBitmap(device.size(), granularity);
+        return new Borrowed(device) {
+            @Override
+            public void write(long offset, ByteBuffer src) throws DeviceException {
+                long length = src.remaining();
+                try {
+                    device.write(offset, src);
+                } finally {
+                    bitmap.markRange(offset, length);
+                }
+            }
+        };
+    }
+
+    /** Forwards everything but the write each part measures; closing it closes nothing. */
+    private abstract static class Borrowed extends ForwardingBlockDevice {
+        Borrowed(BlockDevice device) {
+            super(device);
+        }
+
+        @Override
+        public void close() {
+            // the caller owns the device
+        }
+    }
+}
