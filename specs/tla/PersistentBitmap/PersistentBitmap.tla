@@ -113,10 +113,10 @@ Init ==
 ---------------------------------------------------------------------------
 (* The guest writer (MirrorFilter.mutate around its write path).           *)
 
-(* WriteIntents.begin: LONGS.getAndAdd(writes, r, ONE_STARTED + 1).  The   *)
+(* WriteIntents.begin: getAndAddWrites(r, ONE_STARTED + 1).  The           *)
 (* write is counted before the durable bit is read: the writer's half of   *)
 (* the store-load pair with ClearBit/ClearCheck.                           *)
-(* @java WriteIntents.begin:183-183 "LONGS.getAndAdd(writes, (int) r, ONE_STARTED + 1);" *)
+(* @java WriteIntents.begin:198-198 "getAndAddWrites(r, ONE_STARTED + 1);" *)
 WStart(r, v) ==
     /\ w.pc = "idle"
     /\ active' = active \cup {r}
@@ -125,11 +125,11 @@ WStart(r, v) ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, dirty, claimed, c, p, crashes>>
 
-(* WriteIntents.begin: LONGS.getVolatile(durable, ...); if the bit is not  *)
+(* WriteIntents.begin: lvDurable(...); if the bit is not                   *)
 (* durable, makeDurable sets it in bits.  Broken (WriteBeforeDurableBit):  *)
 (* the source write goes first and the bit is synced after it.             *)
-(* @java WriteIntents.begin:187-187 "allDurable = (((long) LONGS.getVolatile(durable, (int) (r >>> 6))) & (1L << r)) != 0;" *)
-(* @java WriteIntents.makeDurable:221-221 "bits[(int) (r >>> 6)] |= 1L << r;" *)
+(* @java WriteIntents.begin:201-201 "allDurable = (lvDurable((int) (r >>> 6)) & (1L << r)) != 0;" *)
+(* @java WriteIntents.makeDurable:233-233 "bits[(int) (r >>> 6)] |= 1L << r;" *)
 WCheck ==
     /\ w.pc = "check"
     /\ IF w.r \in durMem
@@ -151,7 +151,7 @@ SyncBatch ==
     /\ bitDisk' = bitFile \cup bitMem
     /\ durMem' = durMem \cup bitMem
 
-(* @java WriteIntents.runBatchLocked:284-284 "store.sync();" *)
+(* @java WriteIntents.runBatchLocked:296-296 "store.sync();" *)
 WSync ==
     /\ w.pc \in {"sync", "lateSync"}
     /\ SyncBatch
@@ -178,8 +178,8 @@ WMark ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, claimed, active, fresh, c, p, crashes>>
 
-(* WriteIntents.end: LONGS.getAndAdd(writes, r, -1); the write returns.    *)
-(* @java WriteIntents.end:211-211 "LONGS.getAndAdd(writes, (int) r, -1L);" *)
+(* WriteIntents.end: getAndAddWrites(r, -1); the write returns.            *)
+(* @java WriteIntents.end:223-223 "getAndAddWrites(r, -1L);" *)
 WEnd ==
     /\ w.pc = "end"
     /\ active' = active \ {w.r}
@@ -229,7 +229,7 @@ CRelease ==
 (* WriteIntents.candidates: bit set, no write in progress, no chunk dirty  *)
 (* or claimed; each with its write count (here: fresh until a write        *)
 (* starts).                                                                *)
-(* @java WriteIntents.candidates:354-354 "long count = (long) LONGS.getVolatile(writes, (int) r);" *)
+(* @java WriteIntents.candidates:364-364 "long count = lvWrites(r);" *)
 ClearCandidates ==
     /\ p.pc = "idle"
     /\ LET cands == {r \in bitMem : r \notin active \cup dirty \cup claimed}
@@ -253,9 +253,9 @@ ClearFlush ==
     /\ UNCHANGED <<srcLive, tgtLive, bitFile, bitDisk, bitMem, durMem, dirty,
                    claimed, active, fresh, w, c, crashes>>
 
-(* WriteIntents.clear: LONGS.getAndBitwiseAnd(durable, w, ~bit), the       *)
+(* WriteIntents.clear: getAndAndDurable(w, ~bit), the                      *)
 (* clear's half of the store-load pair.                                    *)
-(* @java WriteIntents.clear:420-420 "LONGS.getAndBitwiseAnd(durable, w, ~bit);" *)
+(* @java WriteIntents.clear:428-428 "getAndAndDurable(w, ~bit);" *)
 ClearBit(r) ==
     /\ p.pc = "clear" /\ r \in p.cands
     /\ durMem' = durMem \ {r}
@@ -263,11 +263,11 @@ ClearBit(r) ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    dirty, claimed, active, fresh, w, c, crashes>>
 
-(* WriteIntents.clear: LONGS.getVolatile(writes, r) compared with the      *)
+(* WriteIntents.clear: lvWrites(r) compared with the                       *)
 (* candidate's count: unchanged, the bit is cleared and its word written   *)
 (* (no sync); changed, the durable bit is restored.  Broken                *)
 (* (ClearIgnoresWriters): cleared whatever the count.                      *)
-(* @java WriteIntents.clear:421-421 "long now = (long) LONGS.getVolatile(writes, (int) r);" *)
+(* @java WriteIntents.clear:429-429 "long now = lvWrites(r);" *)
 ClearCheck ==
     /\ p.pc = "check"
     /\ IF p.r \in fresh \/ Bug = "ClearIgnoresWriters"
@@ -280,7 +280,7 @@ ClearCheck ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitDisk, dirty, claimed,
                    active, fresh, w, c, crashes>>
 
-(* @java WriteIntents.clear:437-437 "return cleared;" *)
+(* @java WriteIntents.clear:445-445 "return cleared;" *)
 ClearDone ==
     /\ p.pc = "clear" /\ p.cands = {}
     /\ p' = [pc |-> "idle", cands |-> {}, r |-> 0]

@@ -3,6 +3,8 @@ package dev.handoff.mirror;
 import dev.handoff.device.DeviceException;
 
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -38,6 +40,15 @@ public final class FileBitmapStore implements BitmapStore {
     static final int BITS_OFFSET = 2 * BitmapHeader.SLOT_BYTES;
     private static final AtomicLong TEMP_COUNTER = new AtomicLong(); // uniqueness only; orders nothing
     private static final long PID = ProcessHandle.current().pid();
+    private static final VarHandle HEADER;
+
+    static {
+        try {
+            HEADER = MethodHandles.lookup().findVarHandle(FileBitmapStore.class, "header", BitmapHeader.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     private final Path file;
     private final FileChannel channel;
@@ -45,7 +56,14 @@ public final class FileBitmapStore implements BitmapStore {
     private final int wordCount;
     private final long[] loaded;
     private final BitmapHeader found;
-    private volatile BitmapHeader header; // written by the one writer, read by anyone
+    /**
+     * The header in force. One writer ({@link #stop}: {@link #svHeader}); any thread reads it with
+     * {@link #lvHeader}, pairing with that store (the accessor convention of CONTRIBUTING). A
+     * release store and an acquire load would do: the header is immutable, and nothing else is
+     * published through it.
+     */
+    @SuppressWarnings("unused") // through HEADER
+    private BitmapHeader header;
 
     private FileBitmapStore(Path file, FileChannel channel, FileLock lock, BitmapHeader found, BitmapHeader header,
             long[] loaded) {
@@ -53,7 +71,7 @@ public final class FileBitmapStore implements BitmapStore {
         this.found = found;
         this.channel = channel;
         this.lock = lock;
-        this.header = header;
+        svHeader(header);
         this.wordCount = wordCount(header);
         this.loaded = loaded;
     }
@@ -257,7 +275,7 @@ public final class FileBitmapStore implements BitmapStore {
 
     @Override
     public BitmapHeader header() {
-        return header;
+        return lvHeader();
     }
 
     /**
@@ -301,7 +319,7 @@ public final class FileBitmapStore implements BitmapStore {
 
     @Override
     public void stop(long sourceStamp, long targetStamp) throws DeviceException {
-        BitmapHeader next = header.stopped(sourceStamp, targetStamp);
+        BitmapHeader next = lvHeader().stopped(sourceStamp, targetStamp);
         try {
             channel.force(false); // the bits first: a STOPPED header vouches for them
             writeFully(channel, ByteBuffer.wrap(next.encode()), slotOffset(next.generation()));
@@ -309,7 +327,7 @@ public final class FileBitmapStore implements BitmapStore {
         } catch (IOException e) {
             throw ioError("cannot write write-intent bitmap " + file, e);
         }
-        header = next;
+        svHeader(next);
     }
 
     @Override
@@ -319,7 +337,7 @@ public final class FileBitmapStore implements BitmapStore {
 
     @Override
     public String toString() {
-        return "FileBitmapStore[" + file + ", " + header + "]";
+        return "FileBitmapStore[" + file + ", " + lvHeader() + "]";
     }
 
     /* ---- Helpers ---- */
@@ -396,5 +414,13 @@ public final class FileBitmapStore implements BitmapStore {
         String message = String.valueOf(e.getMessage());
         return new DeviceException(message.contains("No space left") ? DeviceException.Kind.NO_SPACE
                 : DeviceException.Kind.IO_ERROR, what + ": " + message, e);
+    }
+
+    private BitmapHeader lvHeader() {
+        return (BitmapHeader) HEADER.getVolatile(this); // pairs with svHeader
+    }
+
+    private void svHeader(BitmapHeader h) {
+        HEADER.setVolatile(this, h); // the one writer (and the constructor); stronger than needed
     }
 }

@@ -43,6 +43,23 @@ import java.util.concurrent.locks.ReentrantLock;
  * <p>State other than {@link #writes} and {@link #durable}'s lock-free reads is guarded by
  * {@link #lock}; store I/O runs with {@link #ioBusy} set and the lock released, one batch at a
  * time, so writes reach the store in the order their words were snapshotted.
+ *
+ * <h2>Access modes</h2>
+ * {@code writes} and {@code durable} are touched only through accessors named by mode
+ * (CONTRIBUTING, "One accessor convention"): {@code lp} plain load, {@code lv} volatile load;
+ * {@code getAndAdd}, {@code getAndOr}, {@code getAndAnd} volatile read-modify-writes.
+ * <ul>
+ *   <li>{@code writes}: {@link #getAndAddWrites} by writers ({@code +started+1} in {@link #begin},
+ *       {@code -1} in {@link #end}, which publishes the writer's dirty marks to the clear pass);
+ *       {@link #lvWrites} by the clear pass ({@link #candidates}, {@link #stillIdle},
+ *       {@link #clear}), pairing with those RMWs. Stronger than needed in {@link #candidates}
+ *       and {@link #stillIdle}, which take a snapshot that {@link #clear} checks again; an acquire
+ *       load would do there, and one accessor serves every reader.</li>
+ *   <li>{@code durable}: {@link #getAndOrDurable} (after a synced batch, and a clear that backs
+ *       off) and {@link #getAndAndDurable} (a clear), under {@link #lock}; {@link #lvDurable} by
+ *       {@link #begin} lock-free, the writer's side of the store-load pair; {@link #lpDurable}
+ *       under {@link #lock}, which orders it after every RMW.</li>
+ * </ul>
  */
 final class WriteIntents {
     private static final VarHandle LONGS = MethodHandles.arrayElementVarHandle(long[].class);
@@ -58,10 +75,10 @@ final class WriteIntents {
     private final long[] bits;
     /**
      * Bits known to be durable in the store: a subset of {@link #bits}. Written under {@link #lock}
-     * with RMWs (volatile); read lock-free by {@link #begin} (getVolatile).
+     * with RMWs; read lock-free by {@link #begin} (see "Access modes").
      */
     private final long[] durable;
-    /** Per region: writes started × 2^ACTIVE_BITS + writes in progress; volatile RMWs and loads. */
+    /** Per region: writes started × 2^ACTIVE_BITS + writes in progress (see "Access modes"). */
     private final long[] writes;
     /** The bits found in the store at open: what a resumed job must copy. */
     private final long[] persisted;
@@ -178,13 +195,10 @@ final class WriteIntents {
         long last = (offset + length - 1) >>> regionShift;
         boolean allDurable = true;
         for (long r = first; r <= last; r++) {
-            // Volatile RMW, then the volatile load below: the writer's side of the store-load pair
-            // with clear() (class comment).
-            LONGS.getAndAdd(writes, (int) r, ONE_STARTED + 1);
+            getAndAddWrites(r, ONE_STARTED + 1); // then lvDurable below: the writer's side of the pair
         }
         for (long r = first; r <= last && allDurable; r++) {
-            // Volatile load: pairs with the RMWs on durable in clear() and afterBatch().
-            allDurable = (((long) LONGS.getVolatile(durable, (int) (r >>> 6))) & (1L << r)) != 0;
+            allDurable = (lvDurable((int) (r >>> 6)) & (1L << r)) != 0;
         }
         if (allDurable) {
             return false;
@@ -206,9 +220,7 @@ final class WriteIntents {
         long first = offset >>> regionShift;
         long last = (offset + length - 1) >>> regionShift;
         for (long r = first; r <= last; r++) {
-            // Volatile RMW: the clear pass's load of writes sees the write finished only after the
-            // writer's dirty marks (program order before this release).
-            LONGS.getAndAdd(writes, (int) r, -1L);
+            getAndAddWrites(r, -1L); // after the writer's dirty marks: the clear pass sees them first
         }
     }
 
@@ -243,7 +255,7 @@ final class WriteIntents {
 
     private boolean allDurableLocked(long first, long last) {
         for (long r = first; r <= last; r++) {
-            if ((durable[(int) (r >>> 6)] & (1L << r)) == 0) {
+            if ((lpDurable((int) (r >>> 6)) & (1L << r)) == 0) {
                 return false;
             }
         }
@@ -296,9 +308,8 @@ final class WriteIntents {
             if (sync) {
                 syncs++;
                 for (int i = 0; i < words.length; i++) {
-                    // Volatile RMW: publishes the durable bit to begin()'s lock-free load. Only bits
-                    // that were in the snapshot written and synced become durable.
-                    LONGS.getAndBitwiseOr(durable, words[i], values[i]);
+                    // Only bits that were in the snapshot written and synced become durable.
+                    getAndOrDurable(words[i], values[i]);
                 }
             }
         } else {
@@ -350,8 +361,7 @@ final class WriteIntents {
         int n = 0;
         int chunkShift = Integer.numberOfTrailingZeros(dirty.granularity());
         for (long r = nextSet(snapshot, 0); r >= 0; r = nextSet(snapshot, r + 1)) {
-            // Volatile load: a write that started after it changes the count (checked in clear()).
-            long count = (long) LONGS.getVolatile(writes, (int) r);
+            long count = lvWrites(r); // a write that starts after it changes the count (clear() checks)
             if ((count & ACTIVE_MASK) != 0) {
                 continue;
             }
@@ -384,7 +394,7 @@ final class WriteIntents {
         long[] out = new long[candidates.length];
         int n = 0;
         for (int i = 0; i < candidates.length; i += 2) {
-            if ((long) LONGS.getVolatile(writes, (int) candidates[i]) == candidates[i + 1]) {
+            if (lvWrites(candidates[i]) == candidates[i + 1]) {
                 out[n++] = candidates[i];
                 out[n++] = candidates[i + 1];
             }
@@ -415,13 +425,11 @@ final class WriteIntents {
                 if ((bits[w] & bit) == 0) {
                     continue;
                 }
-                // Volatile RMW, then the volatile load of writes: the clear's side of the
-                // store-load pair with begin() (class comment).
-                LONGS.getAndBitwiseAnd(durable, w, ~bit);
-                long now = (long) LONGS.getVolatile(writes, (int) r);
+                getAndAndDurable(w, ~bit); // then lvWrites: the clear's side of the store-load pair
+                long now = lvWrites(r);
                 if (now != candidates[i + 1]) {
                     // A write started since: it may have read the bit as durable. Keep it.
-                    LONGS.getAndBitwiseOr(durable, w, bit);
+                    getAndOrDurable(w, bit);
                     continue;
                 }
                 bits[w] &= ~bit;
@@ -470,5 +478,34 @@ final class WriteIntents {
             }
             word = words[w];
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    /** Volatile RMW on region {@code r}'s count: a write starting or ending. */
+    private void getAndAddWrites(long r, long delta) {
+        LONGS.getAndAdd(writes, (int) r, delta);
+    }
+
+    private long lvWrites(long r) {
+        return (long) LONGS.getVolatile(writes, (int) r); // pairs with getAndAddWrites
+    }
+
+    private long lvDurable(int w) {
+        return (long) LONGS.getVolatile(durable, w); // lock-free; pairs with the RMWs below
+    }
+
+    private long lpDurable(int w) {
+        return (long) LONGS.get(durable, w); // plain: under lock, as every RMW
+    }
+
+    /** Volatile RMW under lock: publishes durable bits to {@link #lvDurable}. */
+    private void getAndOrDurable(int w, long bitsToSet) {
+        LONGS.getAndBitwiseOr(durable, w, bitsToSet);
+    }
+
+    /** Volatile RMW under lock: a clear's side of the store-load pair with {@link #begin}. */
+    private void getAndAndDurable(int w, long keep) {
+        LONGS.getAndBitwiseAnd(durable, w, keep);
     }
 }
