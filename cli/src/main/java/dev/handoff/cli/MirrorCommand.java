@@ -105,6 +105,9 @@ final class MirrorCommand implements Callable<Integer> {
 
     private volatile ResumeBitmap bitmap; // --bitmap's, once opened
 
+    @Mixin
+    JfrOption jfr;
+
     private volatile String sessionLost; // why the coordinator session was lost, if it was
     private volatile MirrorJob running;
 
@@ -143,6 +146,7 @@ final class MirrorCommand implements Callable<Integer> {
         }
 
         PrintStream human = json ? System.err : System.out;
+        jfr.start();
         if (coordinator.present()) {
             src.openOwned(coordinator, "mirror-" + ProcessHandle.current().pid(), this::onSessionLost);
         } else {
@@ -249,6 +253,7 @@ final class MirrorCommand implements Callable<Integer> {
         String bitmapLine = finishBitmap(sessionLost == null && (end == JobState.COMPLETED || consistentAfterCancel));
         tgt.close();
         src.close();
+        jfr.finish();
         double seconds = (System.nanoTime() - t0) / 1e9;
         String took = String.format(Locale.ROOT, "%.2f s", seconds);
         String lost = sessionLost;

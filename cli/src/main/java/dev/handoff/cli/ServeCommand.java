@@ -171,6 +171,9 @@ final class ServeCommand implements Callable<Integer> {
 
     private volatile ResumeBitmap bitmap; // --mirror-to's --bitmap, once opened
 
+    @Mixin
+    JfrOption jfr;
+
     private final CountDownLatch quit = new CountDownLatch(1);
     private final AtomicBoolean stopped = new AtomicBoolean();
     private volatile boolean serving;
@@ -260,6 +263,7 @@ final class ServeCommand implements Callable<Integer> {
             target.check(checked);
         }
         nodes = new BlockNodes(node);
+        jfr.start();
 
         try {
             try {
@@ -332,6 +336,7 @@ final class ServeCommand implements Callable<Integer> {
         quit.await();
         Thread.sleep(100); // lets the reply to `quit` reach the client
         stop(false);
+        jfr.finish();
         try {
             Runtime.getRuntime().removeShutdownHook(hook);
         } catch (IllegalStateException shuttingDown) {

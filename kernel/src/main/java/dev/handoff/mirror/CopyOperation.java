@@ -35,6 +35,8 @@ final class CopyOperation implements Runnable {
     final int length;
     final ByteBuffer buffer;
     private int step = READ; // confined: each step runs after the previous one handed over via the runtime
+    /** Null unless a JFR recording takes {@link CopyEvent}; confined as {@link #step} is. */
+    private CopyEvent event;
     boolean skippedZero;
 
     CopyOperation(Copier copier, BlockDevice source, BlockDevice target, long firstChunk, long lastChunk,
@@ -68,6 +70,8 @@ final class CopyOperation implements Runnable {
         if (t != null) {
             t.begin();
         }
+        CopyEvent ev = CopyEvent.startIfRecording();
+        event = ev;
         // Store-load barrier between the Copier's testAndClear (a store to the dirty word) and our
         // read of the source data. Pairs with the fence in DirtyBitmap.markRange.
         VarHandle.fullFence();
@@ -96,6 +100,9 @@ final class CopyOperation implements Runnable {
         } catch (RuntimeException e) {
             failure = unexpected(e);
         } finally {
+            if (ev != null) {
+                ev.readDone();
+            }
             // The whole read, holes and data extents, is the spec's one step (CopyRead).
             if (t != null) {
                 t.end(MirrorTrace.Step.COPY_READ, failure == null ? MirrorTrace.OK : MirrorTrace.failKind(failure),
@@ -172,6 +179,9 @@ final class CopyOperation implements Runnable {
         } catch (RuntimeException e) {
             failure = unexpected(e);
         } finally {
+            if (event != null) {
+                event.writeDone();
+            }
             // Every write of the run, data and zero extents, is the spec's one step (CopyWrite).
             if (t != null) {
                 t.end(MirrorTrace.Step.COPY_WRITE, failure == null ? MirrorTrace.OK : MirrorTrace.failKind(failure),
@@ -191,11 +201,19 @@ final class CopyOperation implements Runnable {
 
     /** Step 5: release the claim; the copy is done. */
     void release() {
+        finishEvent(null);
         copier.release(this, null, null, null);
     }
 
     private void fail(MirrorEvent.Side side, MirrorEvent.Operation op, DeviceException e) {
+        finishEvent(side);
         copier.release(this, side, op, e);
+    }
+
+    private void finishEvent(MirrorEvent.Side failedSide) {
+        if (event != null) {
+            event.finish(offset, length, skippedZero, failedSide);
+        }
     }
 
     private DeviceException unexpected(RuntimeException e) {

@@ -451,9 +451,14 @@ public final class MirrorFilter implements BlockDevice {
         long first = bitmap.chunkOf(offset);
         long last = bitmap.chunkOf(offset + length - 1);
         ByteBuffer forTarget = src != null ? src.duplicate() : null;
+        WriteBlockingEvent ev = WriteBlockingEvent.startIfRecording(); // null unless a JFR recording takes it
         claims.claim(first, last);
+        if (ev != null) {
+            ev.claimed();
+        }
         boolean cleared = false;
         boolean settled = false; // both sides written, or the chunks marked dirty again
+        boolean failed = true;
         try {
             // Every chunk is ours: no copy of them runs until we release. The chunks this write
             // covers completely hold the same bytes on both sides once it has written both, so
@@ -479,6 +484,9 @@ public final class MirrorFilter implements BlockDevice {
                 if (t != null) {
                     t.end(MirrorTrace.Step.WB_SOURCE, outcome, offset, length);
                 }
+                if (ev != null) {
+                    ev.sourceWritten();
+                }
             }
             if (t != null) {
                 t.begin();
@@ -489,6 +497,7 @@ public final class MirrorFilter implements BlockDevice {
                 }
                 apply(target, op, offset, length, forTarget);
                 settled = true;
+                failed = false;
                 if (t != null) {
                     t.end(MirrorTrace.Step.WB_TARGET, MirrorTrace.OK, offset, length);
                 }
@@ -518,6 +527,10 @@ public final class MirrorFilter implements BlockDevice {
                 }
             }
             claims.release(first, last);
+            if (ev != null) {
+                ev.targetWritten();
+                ev.finish(offset, length, cleared, failed);
+            }
             // A copy skipped these chunks while we held them, a partly covered chunk stays dirty,
             // or a failure above marked them: if one is dirty, make sure the copier looks again
             // (also when the source write threw). If we cleared a dirty chunk, this write may have

@@ -731,6 +731,7 @@ public final class MirrorJob {
         svState(to);
         updateWriteThroughLocked();
         emitLocked(new MirrorEvent.StateChanged(nextSequence(), from, to));
+        JobStateEvent.emit(this, from, to, copier.bytesCopied(), bitmap.dirtyBytes());
     }
 
     private void updateWriteThroughLocked() {

@@ -664,8 +664,12 @@ final class ServerConnection {
                     FrameIo.skip(transport, request.length(), scratch());
                 }
             }
+            NbdRequestEvent event = NbdRequestEvent.startIfRecording(); // null unless a JFR recording takes it
             if (refusal != 0) {
                 reply(request, refusal, null);
+                if (event != null) {
+                    event.replied(id, request, refusal);
+                }
                 continue;
             }
             int bytes = carriesData(request) ? (int) request.length() : 0;
@@ -679,7 +683,10 @@ final class ServerConnection {
                     readPayload(request, device, payload);
                     payload.flip();
                 }
-                submit(request, device, payload, bytes);
+                if (event != null) {
+                    event.received();
+                }
+                submit(request, device, payload, bytes, event);
             } catch (IOException | RuntimeException e) {
                 release(bytes);
                 throw e;
@@ -726,13 +733,16 @@ final class ServerConnection {
         return request.type() == CMD_READ || request.type() == CMD_WRITE;
     }
 
-    private void submit(Request request, BlockDevice device, ByteBuffer payload, int bytes) {
-        workers.execute(() -> serve(request, device, payload, bytes));
+    private void submit(Request request, BlockDevice device, ByteBuffer payload, int bytes, NbdRequestEvent event) {
+        workers.execute(() -> serve(request, device, payload, bytes, event));
     }
 
-    /** On a worker: performs one validated request and sends its reply. */
-    private void serve(Request request, BlockDevice device, ByteBuffer payload, int bytes) {
+    /** On a worker: performs one validated request and sends its reply ({@code event}: null unless recorded). */
+    private void serve(Request request, BlockDevice device, ByteBuffer payload, int bytes, NbdRequestEvent event) {
         boolean replied = false;
+        if (event != null) {
+            event.started();
+        }
         try {
             int error = 0;
             ByteBuffer data = null;
@@ -748,8 +758,14 @@ final class ServerConnection {
                 error = EIO;
                 LOG.log(Level.WARNING, "nbd connection " + id + ": device failed on " + commandName(request.type()), e);
             }
+            if (event != null) {
+                event.performed();
+            }
             reply(request, error, error == 0 ? data : null);
             replied = true;
+            if (event != null) {
+                event.replied(id, request, error);
+            }
             // The device operation and the reply are done with both buffers (send is synchronous).
             recycle(payload);
             recycle(data);
