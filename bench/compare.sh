@@ -7,6 +7,7 @@
 #   bench/compare.sh --rounds 3 --nbd-rounds 1 --write-sizes 4096   # a shorter one
 #   bench/compare.sh --only bulk          # no NBD part
 #   bench/compare.sh --only tls           # only the cost of TLS on the NBD exports (fio, QD1 and QD16)
+#   bench/compare.sh --only fio           # fio (nbd engine) as the guest of both mirrors (bench/fio/guest.fio)
 #   bench/compare.sh --report out.txt     # also write the output to a file
 #
 # Builds the command-line jar and the benchmark jar first (Maven), and installs QEMU's tools
@@ -23,7 +24,7 @@ if ! command -v qemu-storage-daemon >/dev/null 2>&1 || ! command -v qemu-img >/d
     || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q qemu-utils qemu-system-common >&2; }
 fi
 if ! command -v fio >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
-  echo "compare: installing fio (its nbd engine drives the TLS part) and openssl (its certificates)..." >&2
+  echo "compare: installing fio (its nbd engine is the guest of the fio and TLS parts) and openssl..." >&2
   sudo=""
   [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get install -y -q fio openssl >&2 \
@@ -36,4 +37,4 @@ echo "compare: building cli/target/handoff.jar and bench/target/benchmarks.jar..
 (cd "$root" && mvn -q -B -pl cli,bench -am package -DskipTests -Djcstress.skip=true) >&2
 
 exec java -cp "$root/bench/target/benchmarks.jar" dev.handoff.bench.compare.Compare \
-  --handoff-jar "$root/cli/target/handoff.jar" "$@"
+  --handoff-jar "$root/cli/target/handoff.jar" --fio-job "$root/bench/fio/guest.fio" "$@"

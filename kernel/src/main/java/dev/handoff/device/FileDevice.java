@@ -45,6 +45,21 @@ public final class FileDevice implements BlockDevice {
     private final int alignment;           // 1 unless direct
     private final ByteBuffer zeroes;       // what writeZeroes falls back to writing: aligned if direct
     private volatile boolean noSeekHoles;  // the file system cannot tell holes: stop asking (benign race)
+    /**
+     * The last run of data {@code SEEK_HOLE} found, or null. On some file systems (tmpfs)
+     * {@code SEEK_HOLE} walks every page up to the next hole: tens of milliseconds on a dense 1 GiB
+     * image, and a mirror asks once per copy. Inside a known run {@link #nextHole} needs no system
+     * call. Only data is remembered, never a hole (a write can fill a hole at any time): a write
+     * reaching the run's end (which may extend it) and every punched hole forget it, each after
+     * its own I/O. A racing query may still store a run a concurrent punch or write just changed;
+     * its answer is then one SEEK_HOLE could have given an instant earlier, and where it calls a
+     * punched range data, a reader reads zeroes, which is what is there. Volatile: an immutable
+     * pair, published whole.
+     */
+    private volatile DataRun knownData;
+
+    private record DataRun(long from, long to) {
+    }
 
     private FileDevice(Path path, FileChannel channel, long size, boolean readOnly, boolean blockDevice,
             int alignment) {
@@ -201,6 +216,7 @@ public final class FileDevice implements BlockDevice {
     public void write(long offset, ByteBuffer src) throws DeviceException {
         ensureWritable();
         DeviceException.checkRange(offset, src.remaining(), size);
+        long end = offset + src.remaining();
         try {
             long pos = offset;
             while (src.hasRemaining()) {
@@ -208,6 +224,11 @@ public final class FileDevice implements BlockDevice {
             }
         } catch (IOException e) {
             throw map("write", e);
+        } finally {
+            DataRun k = knownData;
+            if (k != null && offset <= k.to && end >= k.to) {
+                knownData = null; // the run may now extend past its known end
+            }
         }
     }
 
@@ -244,6 +265,8 @@ public final class FileDevice implements BlockDevice {
             }
         } catch (IOException e) {
             throw map("write-zeroes", e);
+        } finally {
+            knownData = null; // a punched hole may split the known run; zeroes written may extend it
         }
     }
 
@@ -263,6 +286,8 @@ public final class FileDevice implements BlockDevice {
             LinuxFiles.punchHole(channel, offset, length);
         } catch (IOException e) {
             throw map("discard", e);
+        } finally {
+            knownData = null; // a punched hole may split the known run
         }
     }
 
@@ -294,13 +319,21 @@ public final class FileDevice implements BlockDevice {
         if (offset == size || noSeekHoles) {
             return size;
         }
+        DataRun k = knownData;
+        if (k != null && k.from <= offset && offset < k.to) {
+            return k.to;
+        }
         try {
             long h = LinuxFiles.seekHole(channel, offset);
             if (h == LinuxFiles.UNSUPPORTED) {
                 noSeekHoles = true;
                 return size;
             }
-            return h < 0 ? size : Math.min(h, size);
+            h = h < 0 ? size : Math.min(h, size);
+            if (h > offset) {
+                knownData = new DataRun(offset, h);
+            }
+            return h;
         } catch (IOException e) {
             throw map("SEEK_HOLE", e);
         }

@@ -70,6 +70,36 @@ class SparseFileDeviceTest {
         }
     }
 
+    /** FileDevice remembers the last run of data SEEK_HOLE found; what changes the run forgets it. */
+    @Test
+    void nextHoleSeesAHolePunchedInsideARunOfDataItAlreadyFound() throws Exception {
+        NativeIo.requireNative();
+        try (FileDevice d = FileDevice.create(dir.resolve("run.img"), 16L * MIB)) {
+            d.write(0, filled(8 * MIB, 5));
+            assertThat(d.nextHole(0)).isEqualTo(8L * MIB);
+            assertThat(d.nextHole(MIB)).as("inside the run found").isEqualTo(8L * MIB);
+            d.discard(2L * MIB, MIB);
+            assertThat(d.nextHole(MIB)).as("after a discard inside it").isEqualTo(2L * MIB);
+            assertThat(d.nextHole(3L * MIB)).isEqualTo(8L * MIB);
+            d.writeZeroes(5L * MIB, MIB);
+            assertThat(d.nextHole(4L * MIB)).as("after write-zeroes inside it").isEqualTo(5L * MIB);
+        }
+    }
+
+    @Test
+    void nextHoleSeesARunOfDataExtendedByAWriteAtItsEnd() throws Exception {
+        NativeIo.requireNative();
+        try (FileDevice d = FileDevice.create(dir.resolve("grow.img"), 16L * MIB)) {
+            d.write(0, filled(MIB, 5));
+            assertThat(d.nextHole(MIB / 2)).isEqualTo(MIB);
+            d.write(MIB, filled(MIB, 6));
+            assertThat(d.nextHole(MIB / 2)).as("the run now ends at 2 MiB").isEqualTo(2L * MIB);
+            assertThat(d.nextHole(0)).isEqualTo(2L * MIB);
+            d.write(4L * MIB, filled(MIB, 7)); // past the run's end, not touching it
+            assertThat(d.nextHole(0)).isEqualTo(2L * MIB);
+        }
+    }
+
     @Test
     void directIoNeedsAlignedOffsetsLengthsAndBuffers() throws Exception {
         Path p = dir.resolve("d.img");

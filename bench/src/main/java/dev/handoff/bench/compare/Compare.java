@@ -42,6 +42,10 @@ import java.util.stream.Stream;
  *       same {@link GuestWriter} (queue depth 1, random aligned writes) measures IOPS and
  *       p50/p99 latency alone (no job), during the bulk copy, after READY, and while completing;
  *       plus the time to READY and to COMPLETED under that load.</li>
+ *   <li><b>fio as the guest</b> ({@link FioRuns}), {@code --fio-rounds} times: the same fio job file
+ *       ({@code bench/fio/guest.fio}, fio's nbd engine) through each export, 4 KiB random writes
+ *       at queue depth 1 and 16 and a 70/30 read/write mix at 16, alone, during the bulk copy and
+ *       after READY, both jobs started by the same QMP commands.</li>
  *   <li><b>The cost of TLS</b> ({@link TlsCost}), {@code --tls-rounds} times: fio (libnbd) writes
  *       4 KiB at random at queue depth 1 and 16 through each export over TCP on loopback, with
  *       TLS 1.3 and without, both settings every round in alternating order.</li>
@@ -80,6 +84,14 @@ public final class Compare {
     private boolean runBulk = true;
     private boolean runNbd = true;
     private boolean runTls = true;
+    private boolean runFio = true;
+    private int fioRounds = 3;
+    private double[] fioWindows = {5, 3, 3, 20};
+    private List<String> fioWorkloads = FioRuns.WORKLOADS;
+    private Path fioJob;
+    private boolean spinners = true;
+    private Path jfrDir;
+    private FioRuns fio;
     private int tlsRounds = 3;
     private int tlsSeconds = 5;
     private TlsCost tlsCost;
@@ -128,7 +140,9 @@ public final class Compare {
 
     private static final String USAGE = String.join("\n",
             "usage: compare --handoff-jar JAR [--size BYTES] [--rounds N] [--nbd-rounds N] [--work DIR]",
-            "               [--report FILE] [--only memory,bulk,nbd,tls] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
+            "               [--report FILE] [--only memory,bulk,nbd,fio,tls] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
+            "               [--fio-job FILE] [--fio-rounds N] [--fio-windows WARM,ALONE,AFTER,LIMIT] [--spinners on|off]",
+            "               [--fio-workloads randwrite-qd1,randwrite-qd16,randrw70-qd16] [--jfr-dir DIR]",
             "               [--windows WARM,ALONE,AFTER] [--granularity BYTES] [--buf-size BYTES]",
             "               [--tls-rounds N] [--tls-seconds S]");
 
@@ -147,6 +161,27 @@ public final class Compare {
                 case "--nbd-rounds" -> nbdRounds = Integer.parseInt(v);
                 case "--tls-rounds" -> tlsRounds = Integer.parseInt(v);
                 case "--tls-seconds" -> tlsSeconds = Integer.parseInt(v);
+                case "--fio-rounds" -> fioRounds = Integer.parseInt(v);
+                case "--fio-job" -> fioJob = Paths.get(v);
+                case "--fio-workloads" -> {
+                    fioWorkloads = List.of(v.split(","));
+                    if (!FioRuns.WORKLOADS.containsAll(fioWorkloads)) {
+                        throw new IllegalArgumentException("--fio-workloads takes a list of " + FioRuns.WORKLOADS);
+                    }
+                }
+                case "--fio-windows" -> {
+                    fioWindows = Stream.of(v.split(",")).mapToDouble(Double::parseDouble).toArray();
+                    if (fioWindows.length != 4) {
+                        throw new IllegalArgumentException("--fio-windows takes WARM,ALONE,AFTER,LIMIT seconds");
+                    }
+                }
+                case "--jfr-dir" -> jfrDir = Paths.get(v).toAbsolutePath();
+                case "--spinners" -> {
+                    if (!v.equals("on") && !v.equals("off")) {
+                        throw new IllegalArgumentException("--spinners takes on or off");
+                    }
+                    spinners = v.equals("on");
+                }
                 case "--work" -> workRoot = Paths.get(v);
                 case "--report" -> report = Paths.get(v);
                 case "--granularity" -> granularity = Long.parseLong(v);
@@ -165,8 +200,9 @@ public final class Compare {
                     runBulk = parts.contains("bulk");
                     runNbd = parts.contains("nbd");
                     runTls = parts.contains("tls");
-                    if (!parts.stream().allMatch(x -> List.of("memory", "bulk", "nbd", "tls").contains(x))) {
-                        throw new IllegalArgumentException("--only takes a list of memory, bulk, nbd, tls");
+                    runFio = parts.contains("fio");
+                    if (!parts.stream().allMatch(x -> List.of("memory", "bulk", "nbd", "tls", "fio").contains(x))) {
+                        throw new IllegalArgumentException("--only takes a list of memory, bulk, nbd, tls, fio");
                     }
                 }
                 default -> throw new IllegalArgumentException("unknown option " + a);
@@ -175,7 +211,13 @@ public final class Compare {
         if (handoffJar == null || !Files.isRegularFile(handoffJar)) {
             throw new IllegalArgumentException("--handoff-jar must name the built cli/target/handoff.jar");
         }
-        if (rounds < 1 || nbdRounds < 1 || tlsRounds < 1 || tlsSeconds < 1 || size < (64L << 20)
+        if (runFio && (fioJob == null || !Files.isRegularFile(fioJob))) {
+            throw new IllegalArgumentException("the fio part needs --fio-job bench/fio/guest.fio");
+        }
+        if (jfrDir != null && !Files.isDirectory(jfrDir)) {
+            throw new IllegalArgumentException("--jfr-dir must name an existing directory");
+        }
+        if (rounds < 1 || nbdRounds < 1 || fioRounds < 1 || tlsRounds < 1 || tlsSeconds < 1 || size < (64L << 20)
                 || size % (1 << 20) != 0) {
             throw new IllegalArgumentException("rounds must be >= 1 and size a multiple of 1 MiB, at least 64 MiB");
         }
@@ -214,6 +256,11 @@ public final class Compare {
             if (runNbd) {
                 runNbd();
             }
+            if (runFio) {
+                fio = new FioRuns(out, work, src, size, java, handoffJar, fioJob, fioRounds, granularity, bufSize,
+                        fioWindows, fioWorkloads, spinners, jfrDir);
+                failures += fio.run();
+            }
             if (runTls) {
                 tlsCost = new TlsCost(out, work, src, size, java, handoffJar, tlsRounds, tlsSeconds);
                 failures += tlsCost.run();
@@ -223,6 +270,9 @@ public final class Compare {
             }
             if (runNbd) {
                 nbdTable();
+            }
+            if (runFio) {
+                fio.table();
             }
             if (runTls) {
                 tlsCost.table();
@@ -271,7 +321,7 @@ public final class Compare {
                 + " s, after READY " + afterSeconds + " s");
         out.println("tools:       " + firstLine(List.of("qemu-storage-daemon", "--version")) + "; "
                 + firstLine(List.of(java.get(0), "-version")) + "; " + firstLine(List.of("cp", "--version"))
-                + (runTls ? "; " + firstLine(List.of("fio", "--version")) + "; " + firstLine(List.of("openssl", "version"))
+                + (runTls || runFio ? "; " + firstLine(List.of("fio", "--version")) + "; " + firstLine(List.of("openssl", "version"))
                 : ""));
         out.println();
     }
@@ -625,6 +675,9 @@ public final class Compare {
 
     /** The targets that this run measures, with the measured value and met / missed. */
     private void targets() {
+        if (!runBulk && !(runNbd && contains(writeSizes, 4096)) && memory == null) {
+            return;
+        }
         out.println("== Targets (medians of this run) ==");
         out.printf("%-66s %-22s %-22s %-14s %s%n", "figure", "Handoff", "QEMU", "target", "");
         if (runBulk) {

@@ -117,6 +117,28 @@ final class Qmp implements AutoCloseable {
         }
     }
 
+    /** The first event called {@code name} arriving within {@code timeout}, or null if none did. */
+    Event pollEvent(String name, Duration timeout) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        synchronized (events) {
+            while (true) {
+                for (Event e : events) {
+                    if (e.name().equals(name)) {
+                        return e;
+                    }
+                }
+                if (failure != null) {
+                    throw new IOException("QMP connection lost while waiting for " + name, failure);
+                }
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return null;
+                }
+                TimeUnit.NANOSECONDS.timedWait(events, left);
+            }
+        }
+    }
+
     /** The first JOB_STATUS_CHANGE to {@code status}. */
     Event awaitStatus(String status, Duration timeout) throws IOException, InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();

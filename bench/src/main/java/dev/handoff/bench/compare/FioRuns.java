@@ -1,0 +1,443 @@
+package dev.handoff.bench.compare;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.handoff.bench.compare.FioGuest.Window;
+
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.ToDoubleFunction;
+
+/**
+ * fio as the guest of both mirrors: the same job file ({@code bench/fio/guest.fio}, fio's
+ * {@code nbd} engine) drives {@code handoff serve}'s export and qemu-storage-daemon's, and both
+ * start the same mirror job with the same QMP commands ({@code blockdev-add} of the target, then
+ * {@code blockdev-mirror}), so the only difference between A and B is the server.
+ *
+ * <h2>One run (one system, copy mode, workload and round)</h2>
+ * The server starts with the source exported and no job; {@code --spinners} (default on) start
+ * one busy loop per CPU under {@code SCHED_IDLE} ({@code chrt --idle 0}), which runs only when no
+ * other thread wants the CPU, so no window sees an idle CPU and none is flattered by a busy copier
+ * keeping the CPUs out of idle, nor penalised by wake-ups from idle (the trap of measuring "alone"
+ * on an otherwise idle machine: the copy window then has warm CPUs and the alone window does not).
+ * fio first writes at queue depth 16 for the warm-up (unmeasured: a fresh JVM compiles its hot
+ * paths then; QEMU gets the same), then the measured fio starts with the run's workload, and after
+ * a second the <b>alone</b> window runs in the same warm server process; then
+ * {@code blockdev-mirror} starts the bulk copy: the <b>copy</b> window lasts until
+ * {@code BLOCK_JOB_READY} arrives (its length is the time to READY under the guest); the
+ * <b>ready</b> window is the next few seconds. fio is stopped, the job completed (pivot) with no
+ * guest writing, and the target compared with the source ({@code qemu-img compare}): every write
+ * acknowledged before the pivot must be on both. Windows are cut in fio's own per-I/O log at the
+ * instants the QMP events arrived here (both on CLOCK_MONOTONIC).
+ *
+ * <p>Each round runs every workload and mode for Handoff, then QEMU (A B A B); each figure is the
+ * median over the rounds, with the spread (min–max) beside it.
+ */
+final class FioRuns {
+    /** The sections of bench/fio/guest.fio. */
+    static final List<String> WORKLOADS = List.of("randwrite-qd1", "randwrite-qd16", "randrw70-qd16");
+    private static final String[] MODES = {"background", "write-blocking"};
+    private static final String[] SYSTEMS = {"Handoff", "QEMU"};
+    private static final String JOB = "mirror0";
+
+    record Run(String system, String mode, String workload, int round, String load, Window alone, Window copy,
+            Window ready, double readyS, boolean verified) {
+        double keptCopy() {
+            return copy.iops() / alone.iops();
+        }
+
+        double keptReady() {
+            return ready.iops() / alone.iops();
+        }
+    }
+
+    private final PrintStream out;
+    private final Path work;
+    private final Path src;
+    private final long size;
+    private final List<String> java;
+    private final Path handoffJar;
+    private final Path jobFile;
+    private final int rounds;
+    private final long granularity;
+    private final long bufSize;
+    private final double warmSeconds;
+    private final double aloneSeconds;
+    private final double afterSeconds;
+    private final double copyLimit;
+    private final boolean spinners;
+    private final Path jfrDir;
+    private final List<String> workloads;
+    private final List<Run> runs = new ArrayList<>();
+    private int failures;
+    private int verifyFailures;
+
+    FioRuns(PrintStream out, Path work, Path src, long size, List<String> java, Path handoffJar, Path jobFile, int rounds,
+            long granularity, long bufSize, double[] windows, List<String> workloads, boolean spinners, Path jfrDir) {
+        this.workloads = workloads;
+        this.out = out;
+        this.work = work;
+        this.src = src;
+        this.size = size;
+        this.java = java;
+        this.handoffJar = handoffJar;
+        this.jobFile = jobFile;
+        this.rounds = rounds;
+        this.granularity = granularity;
+        this.bufSize = bufSize;
+        this.warmSeconds = windows[0];
+        this.aloneSeconds = windows[1];
+        this.afterSeconds = windows[2];
+        this.copyLimit = windows[3];
+        this.spinners = spinners;
+        this.jfrDir = jfrDir;
+    }
+
+    /** Runs every round; returns the number of failed measurements plus failed target checks. */
+    int run() {
+        for (int r = 1; r <= rounds; r++) {
+            for (String workload : workloads) {
+                for (String mode : MODES) {
+                    for (String system : SYSTEMS) {
+                        String load = load();
+                        out.println("fio round " + r + "/" + rounds + ", " + workload + ", " + mode + ", " + system
+                                + " (load " + load + ")");
+                        try {
+                            record(one(system, mode, workload, r, load));
+                        } catch (Exception e) {
+                            failures++;
+                            out.println("  FAILED: " + e);
+                        }
+                    }
+                }
+            }
+        }
+        out.println();
+        return failures + verifyFailures;
+    }
+
+    private void record(Run r) {
+        runs.add(r);
+        if (!r.verified) {
+            verifyFailures++;
+        }
+        out.printf(Locale.ROOT, "  alone %s IOPS p50 %s p99 %s | copy %s IOPS (%s) p50 %s p99 %s p99.9 %s | ready %s"
+                        + " IOPS (%s) p99 %s | READY in %s s | %s%n",
+                Stats.f("%.0f", r.alone.iops()), Stats.micros(r.alone.p50Micros()), Stats.micros(r.alone.p99Micros()),
+                Stats.f("%.0f", r.copy.iops()), Stats.percent(r.keptCopy()), Stats.micros(r.copy.p50Micros()),
+                Stats.micros(r.copy.p99Micros()), Stats.micros(r.copy.p999Micros()), Stats.f("%.0f", r.ready.iops()),
+                Stats.percent(r.keptReady()), Stats.micros(r.ready.p99Micros()), readyText(r.readyS),
+                r.verified ? "identical" : "TARGET DIFFERS");
+    }
+
+    private String readyText(double readyS) {
+        return Double.isInfinite(readyS) ? ">" + Stats.f("%.0f", copyLimit) : Stats.seconds(readyS);
+    }
+
+    private Run one(String system, String mode, String workload, int round, String load) throws Exception {
+        Path nbdSocket = work.resolve("fio.nbd");
+        Path qmpSocket = work.resolve("fio.qmp");
+        Files.deleteIfExists(nbdSocket);
+        Files.deleteIfExists(qmpSocket);
+        Path dst = freshTarget();
+        String tag = system.toLowerCase(Locale.ROOT) + "-" + mode + "-" + workload + "-" + round;
+        List<String> cmd;
+        if (system.equals("Handoff")) {
+            cmd = new ArrayList<>(java);
+            cmd.addAll(List.of("-jar", handoffJar.toString(), "serve", src.toString(), "--nbd", "unix:" + nbdSocket,
+                    "--export-name", "disk", "--node-name", "src", "--control", qmpSocket.toString(), "--owner", "bench"));
+            if (jfrDir != null) {
+                cmd.addAll(List.of("--jfr", jfrDir.resolve(tag + ".jfr").toString()));
+            }
+        } else {
+            cmd = new ArrayList<>(List.of("qemu-storage-daemon",
+                    "--blockdev", "driver=file,node-name=src-file,filename=" + src,
+                    "--blockdev", "driver=raw,node-name=src,file=src-file",
+                    "--nbd-server", "addr.type=unix,addr.path=" + nbdSocket,
+                    "--export", "type=nbd,id=exp0,node-name=src,name=disk,writable=on",
+                    "--chardev", "socket,id=mon,path=" + qmpSocket + ",server=on,wait=off", "--monitor", "chardev=mon"));
+        }
+        List<Child> spin = new ArrayList<>();
+        try (Child server = Child.start(system + " server", cmd, work.resolve("fio-server.log"))) {
+            if (system.equals("Handoff")) {
+                server.awaitOutput("serving ", Duration.ofSeconds(60));
+            }
+            try (Qmp qmp = Qmp.connect(qmpSocket, Duration.ofSeconds(30))) {
+                qmp.execute("blockdev-add", targetNode(dst));
+                if (spinners) {
+                    for (int i = 0; i < Runtime.getRuntime().availableProcessors(); i++) {
+                        spin.add(Child.start("spinner", List.of("chrt", "--idle", "0", "sh", "-c", "while :; do :; done"),
+                                work.resolve("spinner.log")));
+                    }
+                }
+                String uri = "nbd+unix:///disk?socket=" + nbdSocket;
+                // Unmeasured writing at the deepest queue first: a JVM compiles its hot paths in that
+                // time (on a loaded machine a fresh JVM is still compiling after seconds of QD1); QEMU
+                // gets the same.
+                try (FioGuest warm = FioGuest.start(jobFile, "randwrite-qd16", uri, work, "fio-warm")) {
+                    sleep(warmSeconds);
+                    warm.stop();
+                }
+                Window alone;
+                Window copy;
+                Window ready;
+                long t0;
+                long t1;
+                try (FioGuest fio = FioGuest.start(jobFile, workload, uri, work, "fio")) {
+                    sleep(1); // fio's connection and ramp
+                    long a0 = System.nanoTime();
+                    sleep(aloneSeconds);
+                    long a1 = System.nanoTime();
+                    t0 = System.nanoTime();
+                    qmp.execute("blockdev-mirror", mirrorArgs(mode));
+                    Qmp.Event readyEvent = qmp.pollEvent("BLOCK_JOB_READY", Duration.ofMillis((long) (copyLimit * 1e3)));
+                    if (readyEvent != null) {
+                        t1 = readyEvent.arrivedNanos();
+                        sleepUntil(t1 + (long) (afterSeconds * 1e9));
+                    } else {
+                        t1 = System.nanoTime(); // no READY under this guest within the limit: no ready window
+                    }
+                    long t2 = System.nanoTime();
+                    fio.stop();
+                    alone = fio.window(a0, a1);
+                    copy = fio.window(t0, t1);
+                    ready = readyEvent != null ? fio.window(t1, t2) : FioGuest.Window.NONE;
+                    if (readyEvent == null) {
+                        t1 = Long.MAX_VALUE;
+                    }
+                }
+                // Without the guest the job converges (a background job may not under a deep queue).
+                qmp.awaitEvent("BLOCK_JOB_READY", Duration.ofMinutes(10));
+                stopAll(spin);
+                // No guest now: the pivot leaves the target equal to the source.
+                qmp.execute("block-job-complete", device());
+                Qmp.Event completed = qmp.awaitEvent("BLOCK_JOB_COMPLETED", Duration.ofMinutes(5));
+                if (completed.data().has("error")) {
+                    throw new IOException("the job failed: " + completed.data());
+                }
+                try {
+                    qmp.execute("quit", null);
+                } catch (IOException closedFirst) {
+                    // the exit code tells
+                }
+                int exit = server.waitFor(Duration.ofSeconds(60));
+                if (exit != 0) {
+                    throw new IOException(system + " server exited with " + exit);
+                }
+                double readyS = t1 == Long.MAX_VALUE ? Double.POSITIVE_INFINITY : (t1 - t0) / 1e9;
+                return new Run(system, mode, workload, round, load, alone, copy, ready, readyS, identical(src, dst));
+            }
+        } finally {
+            stopAll(spin);
+        }
+    }
+
+    private static void stopAll(List<Child> children) {
+        for (Child c : children) {
+            c.close();
+        }
+        children.clear();
+    }
+
+    private static ObjectNode targetNode(Path dst) {
+        ObjectNode a = Qmp.args();
+        a.put("driver", "raw");
+        a.put("node-name", "tgt");
+        ObjectNode file = a.putObject("file");
+        file.put("driver", "file");
+        file.put("filename", dst.toString());
+        return a;
+    }
+
+    private ObjectNode mirrorArgs(String mode) {
+        ObjectNode a = Qmp.args();
+        a.put("job-id", JOB);
+        a.put("device", "src");
+        a.put("target", "tgt");
+        a.put("sync", "full");
+        a.put("granularity", granularity);
+        a.put("buf-size", bufSize);
+        a.put("copy-mode", mode);
+        return a;
+    }
+
+    private static ObjectNode device() {
+        ObjectNode a = Qmp.args();
+        a.put("device", JOB);
+        return a;
+    }
+
+    private Path freshTarget() throws IOException {
+        Path dst = work.resolve("fio-target.img");
+        Files.deleteIfExists(dst);
+        try (FileChannel ch = FileChannel.open(dst, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(new byte[1]), size - 1); // sparse, the source's size
+        }
+        return dst;
+    }
+
+    private boolean identical(Path a, Path b) throws Exception {
+        Path log = work.resolve("fio-compare.log");
+        int exit = Child.run("qemu-img compare", List.of("qemu-img", "compare", "-f", "raw", "-F", "raw", a.toString(),
+                b.toString()), log, Duration.ofMinutes(5));
+        if (exit != 0 && exit != 1) {
+            throw new IOException("qemu-img compare failed (" + exit + "): " + Files.readString(log));
+        }
+        if (exit == 1) {
+            out.println("    qemu-img compare: " + Files.readString(log).trim());
+        }
+        return exit == 0;
+    }
+
+    /* ---- Tables ---- */
+
+    private List<Run> of(String system, String mode, String workload) {
+        return runs.stream().filter(r -> r.system.equals(system) && r.mode.equals(mode) && r.workload.equals(workload))
+                .toList();
+    }
+
+    /** Median and spread (min–max over the rounds) of one figure. */
+    private String spread(List<Run> rs, ToDoubleFunction<Run> f, String kind) {
+        double m = Stats.median(rs, f);
+        double lo = Stats.min(rs, f);
+        double hi = Stats.max(rs, f);
+        return switch (kind) {
+            case "iops" -> Stats.f("%.0f", m) + " (" + Stats.f("%.0f", lo) + "–" + Stats.f("%.0f", hi) + ")";
+            case "pct" -> Stats.percent(m) + " (" + Stats.f("%.0f", 100 * lo) + "–" + Stats.f("%.0f", 100 * hi) + ")";
+            case "us" -> Stats.micros(m) + " (" + Stats.micros(lo) + "–" + Stats.micros(hi) + ")";
+            default -> readyText(medianOf(rs, f)) + " (" + readyText(minOf(rs, f)) + "–" + readyText(maxOf(rs, f)) + ")";
+        };
+    }
+
+    /** The median counting an infinite value (no READY within the limit) as larger than any other. */
+    private static double medianOf(List<Run> rs, ToDoubleFunction<Run> f) {
+        double[] v = rs.stream().mapToDouble(f).filter(x -> !Double.isNaN(x)).sorted().toArray();
+        if (v.length == 0) {
+            return Double.NaN;
+        }
+        int m = v.length / 2;
+        return v.length % 2 == 1 ? v[m] : (v[m - 1] + v[m]) / 2;
+    }
+
+    private static double minOf(List<Run> rs, ToDoubleFunction<Run> f) {
+        return rs.stream().mapToDouble(f).filter(x -> !Double.isNaN(x)).min().orElse(Double.NaN);
+    }
+
+    private static double maxOf(List<Run> rs, ToDoubleFunction<Run> f) {
+        return rs.stream().mapToDouble(f).filter(x -> !Double.isNaN(x)).max().orElse(Double.NaN);
+    }
+
+    void table() {
+        out.println("== fio (nbd engine) as the guest, same job file for both: medians of " + rounds
+                + " rounds, (min–max) ==");
+        out.println("spinners: " + (spinners ? "one SCHED_IDLE busy loop per CPU in every window" : "off"));
+        for (String workload : workloads) {
+            out.println("-- " + workload + " --");
+            out.printf("%-8s %-14s | %-20s %-26s | %-18s %-14s %-26s %-26s | %-18s %-14s %-26s | %-18s | %s%n",
+                    "system", "mode", "alone IOPS", "alone p50", "copy IOPS", "kept", "copy p99", "copy p99.9",
+                    "ready IOPS", "kept", "ready p99", "READY s", "ident");
+            for (String mode : MODES) {
+                for (String system : SYSTEMS) {
+                    List<Run> rs = of(system, mode, workload);
+                    out.printf("%-8s %-14s | %-20s %-26s | %-18s %-14s %-26s %-26s | %-18s %-14s %-26s | %-18s | %s%n",
+                            system, mode, spread(rs, r -> r.alone.iops(), "iops"),
+                            spread(rs, r -> r.alone.p50Micros(), "us"), spread(rs, r -> r.copy.iops(), "iops"),
+                            spread(rs, Run::keptCopy, "pct"), spread(rs, r -> r.copy.p99Micros(), "us"),
+                            spread(rs, r -> r.copy.p999Micros(), "us"), spread(rs, r -> r.ready.iops(), "iops"),
+                            spread(rs, Run::keptReady, "pct"), spread(rs, r -> r.ready.p99Micros(), "us"),
+                            spread(rs, Run::readyS, "s"), rs.stream().filter(Run::verified).count() + "/" + rs.size());
+                }
+            }
+        }
+        out.println("kept = IOPS in the window / IOPS alone (same system, same server process, same round); copy ="
+                + " from blockdev-mirror to BLOCK_JOB_READY (at most " + copyLimit + " s: >" + Stats.f("%.0f", copyLimit)
+                + " = no READY under this guest, and no ready window); ready = " + afterSeconds + " s after READY; latencies are"
+                + " fio's total latency (submission to completion) of each I/O completing in the window.");
+        out.println();
+        out.println("Handoff / QEMU (ratio of medians)   workload         mode            kept copy  p99 copy  kept ready  READY");
+        for (String workload : workloads) {
+            for (String mode : MODES) {
+                List<Run> h = of("Handoff", mode, workload);
+                List<Run> q = of("QEMU", mode, workload);
+                out.printf("%-36s %-16s %-15s %9s %9s %11s %6s%n", "", workload, mode,
+                        Stats.ratio(Stats.median(h, Run::keptCopy) / Stats.median(q, Run::keptCopy)),
+                        Stats.ratio(Stats.median(h, r -> r.copy.p99Micros()) / Stats.median(q, r -> r.copy.p99Micros())),
+                        Stats.ratio(Stats.median(h, Run::keptReady) / Stats.median(q, Run::keptReady)),
+                        ratioText(medianOf(h, Run::readyS), medianOf(q, Run::readyS)));
+            }
+        }
+        out.println("loads at the start of each run: " + runs.stream().map(Run::load).map(l -> l.split(" ")[0]).toList());
+        out.println();
+        targets();
+    }
+
+    /** Issue 17's guest-side targets, judged on this run's medians. */
+    private void targets() {
+        out.println("== Targets, fio as the guest (medians of this run) ==");
+        double[][] qd1 = {{0.85, 2_000, 0.97}, {0.50, 5_000, 0.90}};
+        for (int m = 0; m < MODES.length; m++) {
+            String mode = MODES[m];
+            List<Run> h = of("Handoff", mode, "randwrite-qd1");
+            List<Run> q = of("QEMU", mode, "randwrite-qd1");
+            verdict("4K QD1 IOPS kept during bulk copy, " + mode, Stats.percent(Stats.median(h, Run::keptCopy)),
+                    Stats.percent(Stats.median(q, Run::keptCopy)), ">= " + Stats.percent(qd1[m][0]),
+                    Stats.median(h, Run::keptCopy) >= qd1[m][0]);
+            verdict("4K QD1 p99 during bulk copy, " + mode, Stats.micros(Stats.median(h, r -> r.copy.p99Micros())),
+                    Stats.micros(Stats.median(q, r -> r.copy.p99Micros())), "<= " + Stats.micros(qd1[m][1]),
+                    Stats.median(h, r -> r.copy.p99Micros()) <= qd1[m][1]);
+            double hr = medianOf(h, Run::readyS);
+            double qr = medianOf(q, Run::readyS);
+            verdict("time to READY under the 4K QD1 writer, " + mode, readyText(hr) + " s (" + ratioText(hr, qr)
+                    + "x)", readyText(qr) + " s", "<= 1.0x QEMU", hr <= qr);
+            verdict("4K QD1 IOPS kept after READY, " + mode, Stats.percent(Stats.median(h, Run::keptReady)),
+                    Stats.percent(Stats.median(q, Run::keptReady)), ">= " + Stats.percent(qd1[m][2]),
+                    Stats.median(h, Run::keptReady) >= qd1[m][2]);
+            List<Run> h16 = of("Handoff", mode, "randwrite-qd16");
+            List<Run> q16 = of("QEMU", mode, "randwrite-qd16");
+            double hk = Stats.median(h16, Run::keptCopy);
+            double qk = Stats.median(q16, Run::keptCopy);
+            verdict("4K QD16 IOPS kept during bulk copy, " + mode, Stats.percent(hk) + " (" + Stats.ratio(hk / qk) + "x)",
+                    Stats.percent(qk), ">= 2x QEMU's", hk >= 2 * qk);
+        }
+        out.println();
+    }
+
+    private static String ratioText(double a, double b) {
+        if (Double.isInfinite(a) || Double.isInfinite(b)) {
+            return Double.isInfinite(a) && Double.isInfinite(b) ? "-" : Double.isInfinite(a) ? "inf" : "0";
+        }
+        return Stats.ratio(a / b);
+    }
+
+    private void verdict(String figure, String handoff, String qemu, String target, boolean met) {
+        out.printf("%-56s %-22s %-14s %-14s %s%n", figure, handoff, qemu, target, met ? "met" : "MISSED");
+    }
+
+    private static void sleep(double seconds) throws InterruptedException {
+        Thread.sleep((long) (seconds * 1000));
+    }
+
+    private static void sleepUntil(long nanoTime) throws InterruptedException {
+        long left = nanoTime - System.nanoTime();
+        if (left > 0) {
+            Thread.sleep(left / 1_000_000, (int) (left % 1_000_000));
+        }
+    }
+
+    private static String load() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return f[0] + " " + f[1] + " " + f[2];
+        } catch (IOException e) {
+            return "unknown";
+        }
+    }
+}
