@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Start-up cost of the `handoff` command, A B interleaved: `handoff --help`, a 64 MiB mirror and a
+# 1 GiB mirror (end to end: process start to exit), each with the JVM's defaults, with C1 only
+# (-XX:TieredStopAtLevel=1), with an AppCDS archive of the jar's classes (-XX:SharedArchiveFile,
+# made here by one training run with -XX:ArchiveClassesAtExit), and with both. Prints, per case
+# and setting, the median and range of wall time and of CPU time (user + system; the better figure
+# on a shared machine), with the load average at the start of each round.
+#
+#   bench/startup.sh [ROUNDS]      # default 5; images in /dev/shm
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+rounds="${1:-5}"
+jar="$root/cli/target/handoff.jar"
+[ -f "$jar" ] || (cd "$root" && mvn -q -B -pl cli -am package -DskipTests) >&2
+work="$(mktemp -d /dev/shm/handoff-startup-XXXXXX)"
+trap 'rm -rf "$work"' EXIT
+head -c 64M /dev/urandom > "$work/small.img"
+head -c 1G /dev/urandom > "$work/big.img"
+jsa="$work/handoff.jsa"
+# The training run: the classes a mirror loads, written to the archive when the JVM exits.
+java -XX:ArchiveClassesAtExit="$jsa" -jar "$jar" mirror "$work/small.img" "$work/train.img" --progress none \
+  >/dev/null 2>"$work/train.log" || { cat "$work/train.log" >&2; exit 1; }
+rm -f "$work/train.img"
+ls -la "$jsa" >&2
+
+declare -A opts=(
+  [default]=""
+  [c1]="-XX:TieredStopAtLevel=1"
+  [cds]="-XX:SharedArchiveFile=$jsa"
+  [cds+c1]="-XX:SharedArchiveFile=$jsa -XX:TieredStopAtLevel=1"
+)
+settings=(default c1 cds cds+c1)
+cases=(help mirror-64M mirror-1G)
+results="$work/results.txt"
+: > "$results"
+for r in $(seq 1 "$rounds"); do
+  echo "round $r/$rounds, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  for c in "${cases[@]}"; do
+    for s in "${settings[@]}"; do
+      case "$c" in
+        help) args=(--help) ;;
+        mirror-64M) rm -f "$work/t.img"; args=(mirror "$work/small.img" "$work/t.img" --progress none) ;;
+        mirror-1G) rm -f "$work/t.img"; args=(mirror "$work/big.img" "$work/t.img" --progress none) ;;
+      esac
+      # shellcheck disable=SC2086
+      /usr/bin/time -f "%e %U %S" -o "$work/time.txt" java ${opts[$s]} -jar "$jar" "${args[@]}" >/dev/null 2>"$work/run.log" \
+        || { cat "$work/run.log" >&2; exit 1; }
+      read -r wall user sys < "$work/time.txt"
+      echo "$c $s $wall $(echo "$user + $sys" | bc)" >> "$results"
+    done
+  done
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+python3 - "$results" <<'PY'
+import sys, statistics
+rows = [l.split() for l in open(sys.argv[1])]
+print(f"{'case':<12} {'setting':<8} {'wall s median (min-max)':<26} {'CPU s median (min-max)':<26} {'CPU vs default':>14}")
+for case in ("help", "mirror-64M", "mirror-1G"):
+    base = None
+    for s in ("default", "c1", "cds", "cds+c1"):
+        w = [float(r[2]) for r in rows if r[0] == case and r[1] == s]
+        c = [float(r[3]) for r in rows if r[0] == case and r[1] == s]
+        mc = statistics.median(c)
+        base = base or mc
+        print(f"{case:<12} {s:<8} {statistics.median(w):5.2f} ({min(w):.2f}-{max(w):.2f}){'':<10} "
+              f"{mc:5.2f} ({min(c):.2f}-{max(c):.2f}){'':<10} {mc / base:13.2f}x")
+PY
