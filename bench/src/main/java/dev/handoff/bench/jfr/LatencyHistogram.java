@@ -20,9 +20,10 @@ import jdk.jfr.consumer.RecordingFile;
 
 /**
  * Draws a PNG from a JFR recording of {@code handoff serve --jfr}: the latency histogram of the NBD
- * WRITE requests the server served, one curve per window of the mirror job (alone: before it
- * started; copy: until READY; ready: after READY), cut at the job's {@code dev.handoff.JobState}
- * events; and below it, where each window's time went: the mean receive, queue, device and reply
+ * WRITE requests the server served, one curve per window of the mirror job (alone: the
+ * {@value #ALONE_SECONDS} s before it started, as bench/compare.sh's fio part measures it after its
+ * warm-up; copy: until READY; ready: after READY until the next state change), cut at the job's
+ * {@code dev.handoff.JobState} events; and below it, where each window's time went: the mean receive, queue, device and reply
  * time of a WRITE ({@code dev.handoff.NbdRequest}), and, for write-blocking writes, the mean wait
  * for the claim, source write and target write ({@code dev.handoff.WriteBlockingWrite}).
  *
@@ -39,6 +40,8 @@ public final class LatencyHistogram {
     /** Bins per decade of latency, from 1 µs to 1 s. */
     private static final int PER_DECADE = 10;
     private static final int DECADES = 6;
+    /** The alone window: this long before the job started. */
+    private static final int ALONE_SECONDS = 3;
 
     /** One window's WRITE requests and write-blocking writes. */
     private static final class Window {
@@ -120,7 +123,7 @@ public final class LatencyHistogram {
 
     private static int windowOf(Instant t, Instant running, Instant ready, Instant end) {
         if (t.isBefore(running)) {
-            return 0;
+            return t.isBefore(running.minusSeconds(ALONE_SECONDS)) ? -1 : 0;
         }
         if (ready == null || t.isBefore(ready)) {
             return 1;
@@ -230,7 +233,7 @@ public final class LatencyHistogram {
 
     /** Stacked bars of the mean time per WRITE in each part, per window. */
     private static void parts(Graphics2D g, Window[] w, int top, int bottom) {
-        String[] names = {"receive payload", "wait for a worker", "device (the filter, source, target)", "send reply"};
+        String[] names = {"receive payload", "wait for a worker", "device", "send reply"};
         String[] wbNames = {"wait for claim", "source write", "target write"};
         double max = 0;
         for (Window x : w) {
