@@ -19,6 +19,7 @@ import java.time.Duration;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
@@ -318,7 +319,10 @@ public final class Compare {
                 + (work.startsWith("/dev/shm") ? " (tmpfs: the page cache itself)" : ""));
         out.println("settings:    granularity " + granularity + " B, buf-size " + bufSize + " B; bulk rounds " + rounds
                 + ", NBD rounds " + nbdRounds + "; windows: warm-up " + warmSeconds + " s, alone " + aloneSeconds
-                + " s, after READY " + afterSeconds + " s");
+                + " s, after READY " + afterSeconds + " s"
+                + (runFio ? "; fio rounds " + fioRounds + ", workloads " + fioWorkloads + ", windows (warm-up, alone,"
+                        + " after READY, most for the copy) " + Arrays.toString(fioWindows) + " s, spinners "
+                        + (spinners ? "on" : "off") : ""));
         out.println("tools:       " + firstLine(List.of("qemu-storage-daemon", "--version")) + "; "
                 + firstLine(List.of(java.get(0), "-version")) + "; " + firstLine(List.of("cp", "--version"))
                 + (runTls || runFio ? "; " + firstLine(List.of("fio", "--version")) + "; " + firstLine(List.of("openssl", "version"))
