@@ -208,7 +208,7 @@ Concluded(j) == j.st \in {"completed", "cancelled", "failed"}
 Finishing(j) == j.fin # "none"
 
 (* MirrorJob.updateWriteThroughLocked: guest writes also go to the target. *)
-(* @java MirrorJob.updateWriteThroughLocked:737-739 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
+(* @java MirrorJob.updateWriteThroughLocked:738-740 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
 WriteThrough(j) ==
     /\ j.mode = "write-blocking" /\ j.aband = "none"
     /\ \/ j.st \in {"running", "ready", "completing"}
@@ -333,7 +333,7 @@ Advance(j, d, c, o, u) ==
            d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u]}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
-(* @java MirrorJob.onErrorLocked:751-751 "ErrorAction action = policy.actionFor(e.kind());" *)
+(* @java MirrorJob.onErrorLocked:752-752 "ErrorAction action = policy.actionFor(e.kind());" *)
 Action(side, kind) ==
     LET p == IF side = "source" THEN SourcePolicy ELSE TargetPolicy
     IN CASE p = "enospc" -> IF kind = "nospace" THEN "stop" ELSE "report"
@@ -552,7 +552,7 @@ ClearSet(w) ==
 (* the bit cleared and sets it again, or landed before this write, which   *)
 (* overwrites it.  WbClearsAfterTargetWrite clears at the end and erases that *)
 (* mark (CleanChunkInSync).                                                *)
-(* @java MirrorFilter.writeBlocking:466-466 "cleared = bitmap.clearCovered(offset, length);" *)
+(* @java MirrorFilter.writeBlocking:471-471 "cleared = bitmap.clearCovered(offset, length);" *)
 (* @java DirtyBitmap.clearCovered:182-182 "long old = getAndAndWord(w, ~mask);" *)
 WbClear(g) ==
     LET w == gs[g] IN
@@ -567,7 +567,7 @@ WbClear(g) ==
 (* writeBlocking: the source write.  If it fails (perhaps part way) the    *)
 (* chunks are marked again before the release and the guest gets the      *)
 (* error.                                                                  *)
-(* @java MirrorFilter.writeBlocking:473-473 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBlocking:478-478 "apply(source, op, offset, length, src);" *)
 WbSource(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbSource"
@@ -580,7 +580,7 @@ WbSource(g) ==
 
 (* writeBlocking: the target write, synchronous; it may fail (and land in  *)
 (* part).  WbClearsAfterTargetWrite clears here instead.                      *)
-(* @java MirrorFilter.writeBlocking:490-490 "apply(target, op, offset, length, forTarget);" *)
+(* @java MirrorFilter.writeBlocking:498-498 "apply(target, op, offset, length, forTarget);" *)
 WbTarget(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbTarget"
@@ -601,7 +601,7 @@ WbTarget(g) ==
 (* DirtyBitmap.markRange, before the claims are released, so that the      *)
 (* copier copies the chunks again.  IgnoreClearsChunk skips it: a clean    *)
 (* chunk the target never got.                                             *)
-(* @java MirrorFilter.writeBlocking:500-500 "bitmap.markRange(offset, length); // before the claim is released" *)
+(* @java MirrorFilter.writeBlocking:509-509 "bitmap.markRange(offset, length); // before the claim is released" *)
 WbMark(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbMark"
@@ -612,7 +612,7 @@ WbMark(g) ==
 (* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
 (* (a section: the target policy, then advance).  The guest's write still  *)
 (* succeeds: the source has it.                                            *)
-(* @java MirrorJob.onGuestTargetError:801-801 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
+(* @java MirrorJob.onGuestTargetError:802-802 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
 WbReport(g) ==
     /\ gs[g].pc = "wbReport"
     /\ SectionThenAdvance(OnError(job, "target", gs[g].fk), dirty)
@@ -635,7 +635,7 @@ WbRelease(g) ==
 (* skipped it, it was covered in part, or a failure marked it) or this     *)
 (* write cleared one (it may have been the copier's last work), wake the   *)
 (* copier.  Otherwise nothing: the next step is the exit.                  *)
-(* @java MirrorFilter.writeBlocking:529-529 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
+(* @java MirrorFilter.writeBlocking:542-542 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
 WbWakeOrNot(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbWake"
@@ -677,7 +677,7 @@ FailedPhase == IF Bug = "ReleaseBeforeMark" THEN "release" ELSE "mark"
 (* CopyOperation.readSource: a fence, then the source read (one device     *)
 (* call).  A failed read goes to the mark.  ClearAfterRead clears only     *)
 (* now, in a step of its own after the read.                               *)
-(* @java CopyOperation.readSource:91-91 "source.read(pos, buffer);"           *)
+(* @java CopyOperation.readSource:95-95 "source.read(pos, buffer);"           *)
 CopyRead(f) ==
     LET op == ops[f] IN
     /\ op.ph = "read"
@@ -701,7 +701,7 @@ CopyClearLate(f) ==
 (* source by now (a later write marked the chunks again).  It may fail,    *)
 (* and land in part.  (A zero run is written as zeroes, or not at all      *)
 (* where the target is known to be zero: the same content.)                *)
-(* @java CopyOperation.writeTarget:165-165 "target.write(at, slice(pos, end));" *)
+(* @java CopyOperation.writeTarget:172-172 "target.write(at, slice(pos, end));" *)
 CopyWrite(f) ==
     LET op == ops[f]
         wrote == [x \in Chunks |-> IF x \in OpRun(ops, f) THEN op.data[x] ELSE tgt[x]]
@@ -768,7 +768,7 @@ CopyMarkLate(r) ==
 (* MirrorJob.onCopyFinished (a section): the copy is no longer in flight   *)
 (* (Copier.finishedLocked); a failure goes to its side's policy; then      *)
 (* advance.                                                                *)
-(* @java MirrorJob.onCopyFinished:781-781 "copier.finishedLocked(op, e);"      *)
+(* @java MirrorJob.onCopyFinished:782-782 "copier.finishedLocked(op, e);"      *)
 (* @java Copier.finishedLocked:209-209 "opsInFlight--;"                        *)
 CopyFinished(r) ==
     LET j2 == IF r.side = "none" THEN job ELSE OnError(job, r.side, r.fk) IN
@@ -783,7 +783,7 @@ CopyFinished(r) ==
 (* ----------------------------------------------------------------------- *)
 
 (* MirrorJob.pump (a section): a wake-up from a guest or the gate.         *)
-(* @java MirrorJob.pump:875-875 "advanceLocked();"                              *)
+(* @java MirrorJob.pump:876-876 "advanceLocked();"                              *)
 RunPump ==
     /\ pumps > 0
     /\ pumps' = pumps - 1
@@ -792,7 +792,7 @@ RunPump ==
 
 (* MirrorJob.onTimer (a section): the back-off timer fired.  If a later    *)
 (* error pushed the retry time out, advance schedules it again.            *)
-(* @java MirrorJob.onTimer:891-891 "c.timerFiredLocked();"                     *)
+(* @java MirrorJob.onTimer:892-892 "c.timerFiredLocked();"                     *)
 TimerFires ==
     /\ job.timer
     /\ SectionThenAdvance([job EXCEPT !.timer = FALSE], dirty)

@@ -199,14 +199,14 @@ CClaim(r) ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, active, fresh, w, p, crashes>>
 
-(* @java CopyOperation.readSource:91-91 "source.read(pos, buffer);" *)
+(* @java CopyOperation.readSource:95-95 "source.read(pos, buffer);" *)
 CRead ==
     /\ c.pc = "read"
     /\ c' = [c EXCEPT !.pc = "write", !.v = srcLive[c.r]]
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, dirty, claimed, active, fresh, w, p, crashes>>
 
-(* @java CopyOperation.writeTarget:165-165 "target.write(at, slice(pos, end));" *)
+(* @java CopyOperation.writeTarget:172-172 "target.write(at, slice(pos, end));" *)
 CWrite ==
     /\ c.pc = "write"
     /\ tgtLive' = [tgtLive EXCEPT ![c.r] = c.v]
@@ -243,8 +243,8 @@ ClearCandidates ==
 (* every copy into them has returned, so the flushes make it durable on    *)
 (* both sides.  Broken: ClearBeforeDurableCopy (no target flush),          *)
 (* ClearWithoutSourceFlush (no source flush).                              *)
-(* @java MirrorJob.clearPass:832-832 "source.flush();" *)
-(* @java MirrorJob.clearPass:833-833 "target.flush();" *)
+(* @java MirrorJob.clearPass:833-833 "source.flush();" *)
+(* @java MirrorJob.clearPass:834-834 "target.flush();" *)
 ClearFlush ==
     /\ p.pc = "flush"
     /\ srcDur' = IF Bug = "ClearWithoutSourceFlush" THEN srcDur ELSE srcLive
