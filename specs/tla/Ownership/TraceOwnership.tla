@@ -8,7 +8,11 @@
 (* the node, whether it went through, its argument (a token), and what the *)
 (* recorder saw right after it: the ownership record, and the node's       *)
 (* state, epoch and newest epoch seen.  A CRASH event is a process the     *)
-(* test killed (holding the same lock).  As in TraceMirrorCopy: i walks    *)
+(* test killed (holding the same lock).  A LOSE_LOCK event is a holder's   *)
+(* lock lost under it, alive: its ZooKeeper session ended at the ensemble  *)
+(* (the test expired it; the ensemble deleted the ephemeral lock znode),   *)
+(* recorded with what the holder and the record looked like right after,  *)
+(* which LoseLock must leave as they were.  As in TraceMirrorCopy: i walks *)
 (* the trace, each step takes event i with the action it names, and the    *)
 (* trace is accepted iff TraceNotFinished is violated.                     *)
 (***************************************************************************)
@@ -45,9 +49,11 @@ StepOf(e) ==
       [] e.s = "FLUSH_READ" -> FlushRead(e.n) /\ (pc'[e.n].s = "flDevice") = e.ok
       [] e.s = "FLUSH_DEVICE" -> FlushDevice(e.n)
       [] e.s = "CRASH" -> Crash(e.n)
+      [] e.s = "LOSE_LOCK" -> LoseLock(e.n)
       [] OTHER -> FALSE
 
-(* What the recorder saw right after the step.                             *)
+(* What the recorder saw right after the step (a crashed node shows       *)
+(* nothing; one that lost its lock is looked at as after its own steps).  *)
 Observed(e) ==
     e.s # "CRASH" =>
         /\ record'.epoch = e.rec.epoch /\ record'.owner = e.rec.owner

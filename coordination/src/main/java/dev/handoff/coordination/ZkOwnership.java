@@ -4,6 +4,7 @@ import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.FileDevice;
 import dev.handoff.ownership.OwnedImage;
+import dev.handoff.ownership.OwnershipLock;
 import dev.handoff.ownership.OwnershipRecord;
 import dev.handoff.ownership.RecordStore;
 import java.nio.file.Path;
@@ -152,9 +153,26 @@ public final class ZkOwnership implements AutoCloseable {
         return open(device, release, imageName, ownerId, initial, UnaryOperator.identity(), UnaryOperator.identity());
     }
 
+    /**
+     * How a handle is built from its parts: {@link OwnedImage#open}, or for trace validation a
+     * recorder's equivalent that also records the handle's steps (tests).
+     */
+    @FunctionalInterface
+    interface Assembly {
+        OwnedImage open(BlockDevice device, AutoCloseable release, RecordStore records, OwnershipLock lock,
+                String ownerId, String name, OwnedImage.State initial) throws DeviceException;
+    }
+
     /** {@link #open}, with the store and the device wrapped (tests interleave steps there). */
     OwnedImage open(BlockDevice device, AutoCloseable release, String imageName, String ownerId, OwnedImage.State initial,
             UnaryOperator<RecordStore> storeView, UnaryOperator<BlockDevice> deviceView) throws DeviceException {
+        return open(device, release, imageName, ownerId, initial, storeView, deviceView, OwnedImage::open);
+    }
+
+    /** {@link #open}, the handle built by {@code assembly} from the parts (tests trace it). */
+    OwnedImage open(BlockDevice device, AutoCloseable release, String imageName, String ownerId, OwnedImage.State initial,
+            UnaryOperator<RecordStore> storeView, UnaryOperator<BlockDevice> deviceView, Assembly assembly)
+            throws DeviceException {
         Objects.requireNonNull(device, "device");
         Objects.requireNonNull(release, "release");
         Objects.requireNonNull(ownerId, "ownerId");
@@ -182,7 +200,7 @@ public final class ZkOwnership implements AutoCloseable {
             ZkOwnershipLock lock = new ZkOwnershipLock(session, identity, ownerId, imageName, lease);
             RecordStore records = storeView.apply(new ZkRecordStore(session));
             BlockDevice leased = new LeasedDevice(deviceView.apply(device), lease);
-            OwnedImage image = OwnedImage.open(leased, closeAll, records, lock, ownerId, imageName, initial);
+            OwnedImage image = assembly.open(leased, closeAll, records, lock, ownerId, imageName, initial);
             synchronized (lifecycle) {
                 handle = image;
             }
@@ -191,6 +209,11 @@ public final class ZkOwnership implements AutoCloseable {
             closeQuietly(closeAll); // if OwnedImage.open closed it already, a no-op
             throw e;
         }
+    }
+
+    /** The session (tests expire it for real). */
+    ZkSession session() {
+        return session;
     }
 
     /** The lease of this image's lock (tests measure it). */

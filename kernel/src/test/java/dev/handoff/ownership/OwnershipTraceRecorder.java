@@ -1,5 +1,6 @@
 package dev.handoff.ownership;
 
+import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 
 import java.io.IOException;
@@ -18,7 +19,8 @@ import java.util.concurrent.locks.ReentrantLock;
 /**
  * Records the spec-level steps of {@link OwnedImage} handles, in one or several processes, as the
  * lines of one log file, for {@code TraceOwnership.tla}. The published test seam for trace
- * validation of ownership: open traced handles with {@link #openFile}, build the TLA+ module from
+ * validation of ownership: open traced handles with {@link #openFile}, or with {@link #open} on
+ * another module's record store and lock (a coordination service's), build the TLA+ module from
  * the log with {@link #toTlaModule}.
  *
  * <p>Every step of every handle, in any process, holds an exclusive lock on {@code <log>.lock}
@@ -50,13 +52,27 @@ public final class OwnershipTraceRecorder implements OwnershipTrace {
         return ImageOpener.file(image, null, node, initial, this);
     }
 
+    /**
+     * A handle whose steps this recorder records, built from its parts exactly as
+     * {@link OwnedImage#open} builds it (same arguments, same tuning): the seam through which another
+     * module's ownership parts (ZooKeeper's record store and lock) are trace-validated.
+     */
+    public OwnedImage open(BlockDevice device, AutoCloseable release, RecordStore records, OwnershipLock lock,
+            String node, String name, OwnedImage.State initial) throws DeviceException {
+        return ImageOpener.assemble(device, release, records, lock, node, name, initial, ImageTuning.DEFAULT, this);
+    }
+
     /** From now on steps are recorded (creates the empty log). */
     public static void start(Path log) throws IOException {
         Files.deleteIfExists(log);
         Files.createFile(log);
     }
 
-    /** Runs {@code action} as one step of its own, holding the trace lock, and records {@code line}'s step. */
+    /**
+     * Runs {@code action} as one environment step of its own (a process killed: {@code CRASH}),
+     * holding the trace lock, and records it with placeholders for what was seen after it (the
+     * node is gone: nothing to look at).
+     */
     public void environment(String step, String node, Runnable action) {
         begin();
         try {
@@ -64,6 +80,23 @@ public final class OwnershipTraceRecorder implements OwnershipTrace {
             appendLine(String.format(Locale.ROOT, "[s |-> \"%s\", n |-> \"%s\", ok |-> TRUE, a |-> 0, owner |-> \"none\","
                     + " st |-> \"crashed\", epoch |-> 0, newest |-> 0, rec |-> [epoch |-> 0, owner |-> \"none\","
                     + " clean |-> FALSE]]", step, node));
+        } finally {
+            depth--;
+            releaseLocks();
+        }
+    }
+
+    /**
+     * Runs {@code action} as one environment step of its own that happens to a live node (its lock
+     * lost: {@code LOSE_LOCK}), holding the trace lock, and records it with what was seen right
+     * after it, as for a step of the handle itself: the record, and {@code image}'s state, epoch
+     * and newest epoch seen.
+     */
+    public void environment(String step, OwnedImage image, Runnable action) {
+        begin();
+        try {
+            action.run();
+            appendLine(line(image, step, true, 0, null));
         } finally {
             depth--;
             releaseLocks();
@@ -91,7 +124,7 @@ public final class OwnershipTraceRecorder implements OwnershipTrace {
     public void end(OwnedImage image, Step step, boolean ok, long a, String owner) {
         try {
             if (depth == 1 && step != Step.NONE && Files.exists(log)) {
-                appendLine(line(image, step, ok, a, owner));
+                appendLine(line(image, step.name(), ok, a, owner));
             }
         } finally {
             depth--;
@@ -112,7 +145,7 @@ public final class OwnershipTraceRecorder implements OwnershipTrace {
         }
     }
 
-    private String line(OwnedImage image, Step step, boolean ok, long a, String owner) {
+    private String line(OwnedImage image, String step, boolean ok, long a, String owner) {
         OwnershipRecord r;
         try {
             r = OwnedImageProbe.peekRecord(image);
@@ -123,7 +156,7 @@ public final class OwnershipTraceRecorder implements OwnershipTrace {
         return String.format(Locale.ROOT, "[s |-> \"%s\", n |-> \"%s\", ok |-> %s, a |-> %d, owner |-> \"%s\","
                         + " st |-> \"%s\", epoch |-> %d, newest |-> %d, rec |-> [epoch |-> %d, owner |-> \"%s\","
                         + " clean |-> %s]]",
-                step.name(), image.ownerId(), ok ? "TRUE" : "FALSE", a, owner == null ? "none" : owner, st,
+                step, image.ownerId(), ok ? "TRUE" : "FALSE", a, owner == null ? "none" : owner, st,
                 image.epoch(), OwnedImageProbe.newestEpochSeen(image), r.epoch(), r.ownerId().isEmpty() ? "none" : r.ownerId(),
                 r.clean() ? "TRUE" : "FALSE");
     }
