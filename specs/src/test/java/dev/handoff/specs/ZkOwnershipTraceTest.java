@@ -2,7 +2,7 @@ package dev.handoff.specs;
 
 import dev.handoff.coordination.ZkOwnershipTraceScenarios;
 import dev.handoff.ownership.OwnershipTraceRecorder;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -21,18 +21,41 @@ import static org.assertj.core.api.Assertions.assertThat;
  * those steps (TraceOwnership.tla, with a lock that may be lost once), and rejects such a trace
  * with one event changed.
  */
-// The ensemble and both scenarios run once (~10-20 s); each test forks TLC once (a few seconds).
+// The ensemble starts once and each scenario runs once (~10-20 s in all); each test forks TLC once
+// (a few seconds).
 @Timeout(value = 10, unit = TimeUnit.MINUTES)
 class ZkOwnershipTraceTest {
+    private static ZkOwnershipTraceScenarios zk;
     private static List<String> handoff;
     private static List<String> expiry;
 
-    @BeforeAll
-    @Timeout(value = 5, unit = TimeUnit.MINUTES)
-    static void runTheScenarios() throws Exception {
-        try (ZkOwnershipTraceScenarios zk = ZkOwnershipTraceScenarios.start()) {
-            handoff = zk.handoffAndBack(TraceCheck.WORK_DIR.resolve("zk-handoff-and-back-run"));
-            expiry = zk.sessionExpiry(TraceCheck.WORK_DIR.resolve("zk-session-expiry-run"));
+    // One ensemble for the class, each scenario run once, on first use: a scenario that fails
+    // fails the tests that check its trace (a broken coordination module shows there, by name).
+    private static synchronized ZkOwnershipTraceScenarios zk() throws Exception {
+        if (zk == null) {
+            zk = ZkOwnershipTraceScenarios.start();
+        }
+        return zk;
+    }
+
+    private static synchronized List<String> handoff() throws Exception {
+        if (handoff == null) {
+            handoff = zk().handoffAndBack(TraceCheck.WORK_DIR.resolve("zk-handoff-and-back-run"));
+        }
+        return handoff;
+    }
+
+    private static synchronized List<String> expiry() throws Exception {
+        if (expiry == null) {
+            expiry = zk().sessionExpiry(TraceCheck.WORK_DIR.resolve("zk-session-expiry-run"));
+        }
+        return expiry;
+    }
+
+    @AfterAll
+    static synchronized void stopTheEnsemble() throws Exception {
+        if (zk != null) {
+            zk.close();
         }
     }
 
@@ -60,15 +83,16 @@ class ZkOwnershipTraceTest {
 
     @Test
     void aHandoffThroughZooKeeperAndBackIsStepsOfOwnership() throws Exception {
-        TraceCheck c = check("zk-handoff-and-back", handoff, 1);
+        TraceCheck c = check("zk-handoff-and-back", handoff(), 1);
         assertThat(c.accepted()).as("the spec took %d of %d steps; see %s", c.matched(), c.events(),
                 TraceCheck.WORK_DIR.resolve("zk-handoff-and-back")).isTrue();
     }
 
     @Test
     void aHolderWhoseSessionExpiresIsFencedInStepsOfOwnership() throws Exception {
-        assertThat(indexOf(expiry, "[s |-> \"LOSE_LOCK\", n |-> \"n1\"", 0)).as("the expiry step").isNotNegative();
-        TraceCheck c = check("zk-session-expiry", expiry, 1);
+        List<String> lines = expiry();
+        assertThat(indexOf(lines, "[s |-> \"LOSE_LOCK\", n |-> \"n1\"", 0)).as("the expiry step").isNotNegative();
+        TraceCheck c = check("zk-session-expiry", lines, 1);
         assertThat(c.accepted()).as("the spec took %d of %d steps; see %s", c.matched(), c.events(),
                 TraceCheck.WORK_DIR.resolve("zk-session-expiry")).isTrue();
     }
@@ -76,9 +100,10 @@ class ZkOwnershipTraceTest {
     /** The expiry is a step of the environment the spec must allow: with no lock to lose, it stops there. */
     @Test
     void anExpiryTraceIsRejectedWhereTheLockIsLostWhenNoLockMayBeLost() throws Exception {
-        int at = indexOf(expiry, "[s |-> \"LOSE_LOCK\", n |-> \"n1\"", 0);
+        List<String> lines = expiry();
+        int at = indexOf(lines, "[s |-> \"LOSE_LOCK\", n |-> \"n1\"", 0);
         assertThat(at).as("the expiry step").isNotNegative();
-        TraceCheck c = check("zk-session-expiry-no-loss", expiry, 0);
+        TraceCheck c = check("zk-session-expiry-no-loss", lines, 0);
         assertThat(c.accepted()).isFalse();
         assertThat(c.matched()).isEqualTo(at);
     }
@@ -86,7 +111,7 @@ class ZkOwnershipTraceTest {
     /** The check bites: the old holder's write, refused by the epoch it re-read, recorded as admitted. */
     @Test
     void anExpiryTraceWithTheOldHoldersRefusedWriteAdmittedIsRejected() throws Exception {
-        List<String> lines = new ArrayList<>(expiry);
+        List<String> lines = new ArrayList<>(expiry());
         int lost = indexOf(lines, "[s |-> \"LOSE_LOCK\", n |-> \"n1\"", 0);
         int at = indexOf(lines, "[s |-> \"WRITE_ADMIT\", n |-> \"n1\", ok |-> FALSE", lost);
         assertThat(lost).as("the expiry step").isNotNegative();
