@@ -1,6 +1,11 @@
-package dev.handoff.ownership;
+package dev.handoff.stress.ownership;
 
 import dev.handoff.device.DeviceException;
+import dev.handoff.ownership.ImageLockedException;
+import dev.handoff.ownership.OwnedImage;
+import dev.handoff.ownership.OwnershipLock;
+import dev.handoff.ownership.RecordStore;
+import dev.handoff.ownership.UnregisteredImages;
 import dev.handoff.stress.ChunkDevice;
 import org.jetbrains.lincheck.datastructures.IntGen;
 import org.jetbrains.lincheck.datastructures.ModelCheckingOptions;
@@ -37,14 +42,14 @@ public class OwnedImageLincheckTest {
     private final OwnedImage[] handles = new OwnedImage[2];
 
     public OwnedImageLincheckTest() throws DeviceException {
-        // The parts openMemory uses, minus its process-wide registries: Lincheck restores static
+        // The kernel's handles outside openMemory's process-wide registries (its test-jar's seam): Lincheck restores static
         // state between runs, which would hand a held lock to the next run's handles.
-        MemoryRecordStore records = new MemoryRecordStore("image");
+        RecordStore records = UnregisteredImages.memoryRecords("image");
         AtomicReference<Object> holder = new AtomicReference<>();
-        handles[0] = ImageOpener.assemble(device, () -> { }, records, new OneImageLock(holder), "h0", "image",
-                OwnedImage.State.ACTIVE, ImageTuning.DEFAULT);
-        handles[1] = ImageOpener.assemble(device, () -> { }, records, new OneImageLock(holder), "h1", "image",
-                OwnedImage.State.INACTIVE, ImageTuning.DEFAULT);
+        handles[0] = UnregisteredImages.assemble(device, records, new OneImageLock(holder), "h0", "image",
+                OwnedImage.State.ACTIVE);
+        handles[1] = UnregisteredImages.assemble(device, records, new OneImageLock(holder), "h1", "image",
+                OwnedImage.State.INACTIVE);
     }
 
     /** An ownership lock shared by the handles of one test instance: the holder is one atomic reference. */

@@ -1,4 +1,4 @@
-package dev.handoff.mirror;
+package dev.handoff.stress.mirror;
 
 import org.jetbrains.lincheck.datastructures.ModelCheckingOptions;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package dev.handoff.mirror;
+package dev.handoff.stress.mirror;
 
 import java.util.Arrays;
 

@@ -1,5 +1,11 @@
-package dev.handoff.mirror;
+package dev.handoff.stress.mirror;
 
+import dev.handoff.device.DeviceException;
+import dev.handoff.mirror.CopyMode;
+import dev.handoff.mirror.StandaloneClaims;
+import dev.handoff.mirror.StandaloneGate;
+import dev.handoff.mirror.SyncMode;
+import dev.handoff.stress.ChunkDevice;
 import dev.handoff.stress.MirrorRig;
 import org.jetbrains.lincheck.Lincheck;
 import org.junit.jupiter.api.Test;
@@ -15,9 +21,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <ul>
  *   <li>A write-blocking guest waiting for a claim vs the copy that releases it
- *       ({@link InFlightChunks}): caught variants release-without-signal and
+ *       ({@code InFlightChunks}, through the kernel test-jar's {@link StandaloneClaims}): caught variants release-without-signal and
  *       claim-wait-without-recheck.</li>
- *   <li>A guest held at a closed {@link GuestGate} vs the opener: open-signals-before-clearing.</li>
+ *   <li>A guest held at a closed {@code GuestGate} (through {@link StandaloneGate}) vs the opener: open-signals-before-clearing.</li>
  *   <li>A guest entering while the gate closes vs the closer waiting for the drain:
  *       gate-waits-without-backing-out.</li>
  *   <li>A guest dirtying a chunk while the copier goes idle ({@code Copier}'s idle flag vs
@@ -32,7 +38,7 @@ class WakeUpLincheckTest {
     @Test
     void aGuestWaitingForAClaimGetsItWhenTheCopyReleases() {
         Lincheck.runConcurrentTest(INVOCATIONS, () -> {
-            InFlightChunks claims = new InFlightChunks(2);
+            StandaloneClaims claims = new StandaloneClaims(2);
             check(claims.tryClaim(0), "the copy's claim");
             Thread guest = new Thread(() -> claims.claim(0, 1));
             Thread copy = new Thread(() -> claims.release(0, 0));
@@ -47,7 +53,7 @@ class WakeUpLincheckTest {
     @Test
     void twoGuestsClaimingOverlappingRangesBothGetThem() {
         Lincheck.runConcurrentTest(INVOCATIONS, () -> {
-            InFlightChunks claims = new InFlightChunks(3);
+            StandaloneClaims claims = new StandaloneClaims(3);
             AtomicInteger inside = new AtomicInteger();
             Runnable guest = () -> {
                 claims.claim(0, 2);
@@ -68,7 +74,7 @@ class WakeUpLincheckTest {
     @Test
     void aGuestHeldAtAClosedGateIsLetInWhenItOpens() {
         Lincheck.runConcurrentTest(INVOCATIONS, () -> {
-            GuestGate gate = new GuestGate(() -> { });
+            StandaloneGate gate = new StandaloneGate(() -> { });
             check(gate.close(), "an empty gate drains at once");
             AtomicInteger entered = new AtomicInteger();
             Thread guest = new Thread(() -> {
@@ -89,7 +95,7 @@ class WakeUpLincheckTest {
     void aCloseWaitsOnlyForTheGuestsInside() {
         Lincheck.runConcurrentTest(INVOCATIONS, () -> {
             AtomicInteger drained = new AtomicInteger();
-            GuestGate gate = new GuestGate(drained::incrementAndGet);
+            StandaloneGate gate = new StandaloneGate(drained::incrementAndGet);
             Thread guest = new Thread(() -> {
                 gate.enter();
                 gate.exit();
@@ -114,8 +120,8 @@ class WakeUpLincheckTest {
     @Test
     void aGuestDirtyingAChunkWhileTheCopierGoesIdleIsNeverStranded() {
         Lincheck.runConcurrentTest(INVOCATIONS, () -> {
-            dev.handoff.stress.ChunkDevice source = new dev.handoff.stress.ChunkDevice(2);
-            dev.handoff.stress.ChunkDevice target = new dev.handoff.stress.ChunkDevice(2);
+            ChunkDevice source = new ChunkDevice(2);
+            ChunkDevice target = new ChunkDevice(2);
             MirrorRig rig = MirrorRig.create(source, target, SyncMode.NONE, CopyMode.BACKGROUND);
             rig.job.start();
             rig.drain(16);
@@ -123,8 +129,8 @@ class WakeUpLincheckTest {
             Thread copier = new Thread(rig::pump);
             Thread guest = new Thread(() -> {
                 try {
-                    rig.guest.write(dev.handoff.stress.ChunkDevice.CHUNK, dev.handoff.stress.ChunkDevice.chunksOf(3, 1));
-                } catch (dev.handoff.device.DeviceException e) {
+                    rig.guest.write(ChunkDevice.CHUNK, ChunkDevice.chunksOf(3, 1));
+                } catch (DeviceException e) {
                     throw new AssertionError(e);
                 }
             });

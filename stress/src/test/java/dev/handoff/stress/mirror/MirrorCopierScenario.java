@@ -1,8 +1,15 @@
-package dev.handoff.mirror;
+package dev.handoff.stress.mirror;
 
-import dev.handoff.stress.MirrorRig;
 import dev.handoff.device.DeviceException;
+import dev.handoff.mirror.CopyMode;
+import dev.handoff.mirror.ErrorPolicy;
+import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.MirrorEvent;
+import dev.handoff.mirror.MirrorFilter;
+import dev.handoff.mirror.MirrorProgress;
+import dev.handoff.mirror.SyncMode;
 import dev.handoff.stress.ChunkDevice;
+import dev.handoff.stress.MirrorRig;
 import org.jetbrains.lincheck.datastructures.IntGen;
 import org.jetbrains.lincheck.datastructures.Operation;
 import org.jetbrains.lincheck.datastructures.Param;
