@@ -138,8 +138,8 @@ Init ==
 (* session; it exists only while nobody holds the lock (NodeExists: the    *)
 (* activation is refused and nothing changes).  The lease is armed from    *)
 (* the time the request was sent.                                          *)
-(* @java ZkOwnershipLock.acquire:62-62 "session.client().create().storingStatIn(stat).withMode(CreateMode.EPHEMERAL).forPath(lockPath, holderData());" *)
-(* @java SessionLease.arm:107-107 "term.set(t);" *)
+(* @java ZkOwnershipLock.acquire:80-80 "session.client().create().storingStatIn(stat).withMode(CreateMode.EPHEMERAL).forPath(lockPath, holderData());" *)
+(* @java SessionLease.arm:138-138 "svTerm(t);" *)
 ActLock(h) ==
     /\ st[h] = "inactive" /\ pc[h].s = "idle" /\ rec.epoch < MaxEpoch
     /\ lock = NoHolder
@@ -181,7 +181,7 @@ ActSet(h) ==
     /\ UNCHANGED <<live, silent, lock, lease, renewal, nextWrite, bad>>
 
 (* The refused activation: ZkOwnershipLock.release; still INACTIVE.        *)
-(* @java ZkOwnershipLock.release:100-100 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
+(* @java ZkOwnershipLock.release:118-118 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
 ActFail(h) ==
     /\ pc[h].s = "actFail"
     /\ ReleaseLock(h)
@@ -224,7 +224,7 @@ InSet(h) ==
 
 (* OwnedImage's fenced inactivation: INACTIVE, nothing written,            *)
 (* ZkOwnershipLock.release (a no-op once the session is gone).             *)
-(* @java ZkOwnershipLock.release:100-100 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
+(* @java ZkOwnershipLock.release:118-118 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
 InFenced(h) ==
     /\ pc[h].s = "inFenced"
     /\ st' = [st EXCEPT ![h] = "inactive"]
@@ -233,7 +233,7 @@ InFenced(h) ==
     /\ UNCHANGED <<live, silent, rec, top, leasedTop, epoch, renewal, nextWrite, bad>>
 
 (* ZkOwnershipLock.release after the clean record.                         *)
-(* @java ZkOwnershipLock.release:100-100 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
+(* @java ZkOwnershipLock.release:118-118 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
 InRelease(h) ==
     /\ pc[h].s = "inRelease"
     /\ ReleaseLock(h)
@@ -285,7 +285,7 @@ WrAck(h) ==
 (* its lock: it touches the session; otherwise the answer is an error     *)
 (* (renew loses the lease at once when the client already knows its       *)
 (* session changed: here, at the reply).                                   *)
-(* @java SessionLease.renew:206-206 "zk.multi(List.of(Op.check(lockPath, t.lockVersion())), (rc, path, ctx, results) -> {" *)
+(* @java SessionLease.renew:237-237 "zk.multi(List.of(Op.check(lockPath, t.lockVersion())), (rc, path, ctx, results) -> {" *)
 RenewSend(h) ==
     /\ lease[h].s # 0 /\ ~lease[h].lost /\ ~renewal[h].on
     /\ LET ok == live[h] /\ lock = h IN
@@ -298,8 +298,8 @@ RenewSend(h) ==
 (* session to the send time + Bound (SessionLease.extend); SESSIONEXPIRED, *)
 (* NONODE or BADVERSION lose it for good (SessionLease.lose); a lost       *)
 (* connection changes nothing (the deadline runs out on its own).          *)
-(* @java SessionLease.extend:226-226 "if (term.compareAndSet(cur, cur.extendedTo(newDeadline))) {" *)
-(* @java SessionLease.lose:237-237 "if (term.compareAndSet(cur, cur.lostBecause(why))) {" *)
+(* @java SessionLease.extend:257-257 "if (casTerm(cur, cur.extendedTo(newDeadline))) {" *)
+(* @java SessionLease.lose:268-268 "if (casTerm(cur, cur.lostBecause(why))) {" *)
 RenewReply(h, connectionLost) ==
     LET r == renewal[h]
         same == lease[h].s # 0 /\ ~lease[h].lost

@@ -1,14 +1,14 @@
 package dev.handoff.coordination;
 
 import dev.handoff.device.DeviceException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Consumer;
 import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.Op;
@@ -41,12 +41,28 @@ import org.apache.zookeeper.ZooKeeper;
  * the lease is <em>lost</em> for good: listeners hear of it once, and the holder stays fenced.
  *
  * <h2>Protocol</h2>
- * The current {@link Term} is one immutable object in an {@link AtomicReference}: {@link #arm} and
+ * The current {@link Term} is one immutable object in one field: {@link #arm} and
  * {@link #disarm} set it (under the lock's monitor), a renewal's callback CASes a longer deadline
  * into the term it renewed, {@link #lose} CASes the lost reason into it. I/O threads read it with
  * one volatile load ({@link #admit}, {@link #acknowledge}), which pairs with those writes; a term
  * is never mutated after publication. A renewal that completes after its term was replaced changes
  * nothing (the CAS expects the term object it renewed).
+ *
+ * <h2>Access modes</h2>
+ * {@code term} and {@code renewalInFlight} are touched only through accessors named by mode
+ * (CONTRIBUTING, "One accessor convention"): {@code lv} volatile load, {@code sv} volatile store,
+ * {@code cas} compare-and-set.
+ * <ul>
+ *   <li>{@code term}: {@link #svTerm} by {@link #arm} (publishes the new term to the I/O threads)
+ *       and {@link #disarm}, under this monitor; {@link #casTerm} by {@link #extend} and
+ *       {@link #lose}; {@link #lvTerm} by {@link #current}, pairing with all three. The store in
+ *       {@link #arm} needs only release and the loads only acquire (a term is immutable and nothing
+ *       else is published through it); volatile is stronger than needed, and costs one fence per
+ *       arm, off the I/O path.</li>
+ *   <li>{@code renewalInFlight}: {@link #casRenewalInFlight} by the lease thread before a renewal
+ *       goes out, {@link #svRenewalInFlight} by its callback (or its failure). It only keeps
+ *       renewals from piling up and orders nothing: a release store would do.</li>
+ * </ul>
  */
 final class SessionLease implements AutoCloseable {
     /** B = T * 6 / 10. */
@@ -80,8 +96,23 @@ final class SessionLease implements AutoCloseable {
     private final ZkSession session;
     private final String lockPath;
     private final String imageName;
-    private final AtomicReference<Term> term = new AtomicReference<>();
-    private final AtomicBoolean renewalInFlight = new AtomicBoolean(); // only so that renewals do not pile up
+    private static final VarHandle TERM;
+    private static final VarHandle RENEWAL_IN_FLIGHT;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            TERM = l.findVarHandle(SessionLease.class, "term", Term.class);
+            RENEWAL_IN_FLIGHT = l.findVarHandle(SessionLease.class, "renewalInFlight", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    @SuppressWarnings("unused") // through TERM
+    private volatile Term term;
+    @SuppressWarnings("unused") // through RENEWAL_IN_FLIGHT: only so that renewals do not pile up
+    private volatile boolean renewalInFlight;
     private final List<Consumer<String>> lostListeners = new CopyOnWriteArrayList<>();
     private final ScheduledExecutorService timer;
     private ScheduledFuture<?> renewals; // guarded by this
@@ -104,7 +135,7 @@ final class SessionLease implements AutoCloseable {
     /** Starts a term: the lock znode was created in {@code sessionId} by a request sent at {@code sentAt}. */
     synchronized void arm(long sessionId, int lockVersion, long timeoutNanos, long sentAt) {
         Term t = new Term(sessionId, lockVersion, timeoutNanos, sentAt + boundNanos(timeoutNanos), null);
-        term.set(t); // volatile store: publishes the term to admit/acknowledge
+        svTerm(t); // publishes the term to admit/acknowledge
         if (renewals != null) {
             renewals.cancel(false);
         }
@@ -114,7 +145,7 @@ final class SessionLease implements AutoCloseable {
 
     /** Ends the term (the lock is being released). */
     synchronized void disarm() {
-        term.set(null); // volatile store: admit now refuses, as no lock is held
+        svTerm(null); // admit now refuses, as no lock is held
         if (renewals != null) {
             renewals.cancel(false);
             renewals = null;
@@ -122,7 +153,7 @@ final class SessionLease implements AutoCloseable {
     }
 
     Term current() {
-        return term.get(); // volatile load; pairs with arm/disarm's set and the CASes below
+        return lvTerm();
     }
 
     /** Registers a listener told once per term, on the lease thread, that the lease is lost for good. */
@@ -198,13 +229,13 @@ final class SessionLease implements AutoCloseable {
                     + millis(t.timeoutNanos()) + " ms timeout) or it was closed, and deleted its lock znode");
             return;
         }
-        if (!renewalInFlight.compareAndSet(false, true)) {
+        if (!casRenewalInFlight(false, true)) {
             return;
         }
         long sent = System.nanoTime();
         try {
             zk.multi(List.of(Op.check(lockPath, t.lockVersion())), (rc, path, ctx, results) -> {
-                renewalInFlight.set(false);
+                svRenewalInFlight(false);
                 KeeperException.Code code = KeeperException.Code.get(rc);
                 if (code == KeeperException.Code.OK) {
                     extend(t, sent + t.boundNanos());
@@ -215,7 +246,7 @@ final class SessionLease implements AutoCloseable {
                 // Anything else (connection loss): no renewal; the deadline runs out on its own.
             }, null);
         } catch (RuntimeException e) {
-            renewalInFlight.set(false);
+            svRenewalInFlight(false);
         }
     }
 
@@ -223,7 +254,7 @@ final class SessionLease implements AutoCloseable {
     private void extend(Term t, long newDeadline) {
         Term cur = current();
         while (cur != null && cur.sessionId() == t.sessionId() && cur.lost() == null && cur.deadline() - newDeadline < 0) {
-            if (term.compareAndSet(cur, cur.extendedTo(newDeadline))) { // volatile CAS: publishes the new deadline
+            if (casTerm(cur, cur.extendedTo(newDeadline))) { // publishes the new deadline
                 return;
             }
             cur = current();
@@ -234,7 +265,7 @@ final class SessionLease implements AutoCloseable {
     void lose(Term t, String why) {
         Term cur = current();
         while (cur != null && cur.sessionId() == t.sessionId() && cur.lost() == null) {
-            if (term.compareAndSet(cur, cur.lostBecause(why))) { // volatile CAS: admit refuses from here on
+            if (casTerm(cur, cur.lostBecause(why))) { // admit refuses from here on
                 for (Consumer<String> l : lostListeners) {
                     try {
                         l.accept(why);
@@ -256,5 +287,27 @@ final class SessionLease implements AutoCloseable {
     public void close() {
         disarm();
         timer.shutdownNow();
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private Term lvTerm() {
+        return (Term) TERM.getVolatile(this); // pairs with svTerm and casTerm
+    }
+
+    private void svTerm(Term t) {
+        TERM.setVolatile(this, t); // under this monitor; a release would do
+    }
+
+    private boolean casTerm(Term expected, Term next) {
+        return TERM.compareAndSet(this, expected, next); // a renewal's extension or the loss: one wins
+    }
+
+    private boolean casRenewalInFlight(boolean expected, boolean next) {
+        return RENEWAL_IN_FLIGHT.compareAndSet(this, expected, next); // one renewal at a time
+    }
+
+    private void svRenewalInFlight(boolean inFlight) {
+        RENEWAL_IN_FLIGHT.setVolatile(this, inFlight); // orders nothing; a release would do
     }
 }

@@ -3,6 +3,8 @@ package dev.handoff.coordination;
 import dev.handoff.device.DeviceException;
 import dev.handoff.ownership.ImageLockedException;
 import dev.handoff.ownership.OwnershipLock;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -29,6 +31,11 @@ import org.apache.zookeeper.data.Stat;
  *
  * <p>Threading: acquire and release are synchronized on this instance (the kernel calls them under
  * its transition lock anyway); {@link #isHeld} reads one volatile field and the client's session.
+ *
+ * <p>Access modes (CONTRIBUTING, "One accessor convention"): {@code heldSession} is written only
+ * under this monitor ({@link #svHeldSession}), read there with {@link #lpHeldSession} (the monitor
+ * orders it after every store) and lock-free by {@link #isHeld} with {@link #lvHeldSession},
+ * pairing with those stores. A release store would do (a session id publishes nothing else).
  */
 final class ZkOwnershipLock implements OwnershipLock {
     private final ZkSession session;
@@ -37,7 +44,18 @@ final class ZkOwnershipLock implements OwnershipLock {
     private final String name;
     private final SessionLease lease;
     private final String lockPath;
-    private volatile long heldSession; // written under this monitor; 0 when not held
+    private static final VarHandle HELD_SESSION;
+
+    static {
+        try {
+            HELD_SESSION = MethodHandles.lookup().findVarHandle(ZkOwnershipLock.class, "heldSession", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
+    @SuppressWarnings("unused") // through HELD_SESSION: written under this monitor; 0 when not held
+    private volatile long heldSession;
     private int heldVersion;           // guarded by this
 
     ZkOwnershipLock(ZkSession session, ImageIdentity identity, String ownerId, String name, SessionLease lease) {
@@ -54,7 +72,7 @@ final class ZkOwnershipLock implements OwnershipLock {
         if (isHeld()) {
             return;
         }
-        heldSession = 0;
+        svHeldSession(0);
         ZkImages.claimPath(session, identity);
         long sent = System.nanoTime(); // the lease counts from before the request that created the znode
         Stat stat = new Stat();
@@ -79,15 +97,15 @@ final class ZkOwnershipLock implements OwnershipLock {
                     + "): the session changed while the lock was taken; try again");
         }
         heldVersion = stat.getVersion();
-        heldSession = stat.getEphemeralOwner();
-        lease.arm(heldSession, heldVersion, TimeUnit.MILLISECONDS.toNanos(zk.getSessionTimeout()), sent);
+        svHeldSession(stat.getEphemeralOwner());
+        lease.arm(lpHeldSession(), heldVersion, TimeUnit.MILLISECONDS.toNanos(zk.getSessionTimeout()), sent);
     }
 
     @Override
     public synchronized void release() throws DeviceException {
-        long s = heldSession;
+        long s = lpHeldSession();
         lease.disarm();
-        heldSession = 0;
+        svHeldSession(0);
         if (s == 0) {
             return;
         }
@@ -120,8 +138,22 @@ final class ZkOwnershipLock implements OwnershipLock {
 
     @Override
     public boolean isHeld() {
-        long s = heldSession; // volatile load; pairs with the stores in acquire/release
+        long s = lvHeldSession();
         return s != 0 && session.sessionId() == s;
+    }
+
+    /* ---- Accessors (modes and partners: "Access modes" in the class comment) ---- */
+
+    private long lvHeldSession() {
+        return (long) HELD_SESSION.getVolatile(this); // lock-free; pairs with svHeldSession
+    }
+
+    private long lpHeldSession() {
+        return (long) HELD_SESSION.get(this); // under this monitor, as every store
+    }
+
+    private void svHeldSession(long s) {
+        HELD_SESSION.setVolatile(this, s); // under this monitor; a release would do
     }
 
     private byte[] holderData() {

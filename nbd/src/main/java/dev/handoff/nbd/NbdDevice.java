@@ -6,6 +6,8 @@ import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.DeviceException.Kind;
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.nio.channels.SocketChannel;
 import java.time.Duration;
@@ -18,8 +20,6 @@ import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
 
 /**
@@ -84,16 +84,64 @@ public final class NbdDevice implements BlockDevice {
      * starts receiving agree on one winner. A caller that loses to RECEIVING closes the connection
      * (which makes the reader's read fail promptly) and waits for DONE before returning.
      *
-     * Failure. breakConnection records the first reason (volatile `broken`, read by every call),
+     * Failure. breakConnection records the first reason (`broken`, read by every call),
      * closes the transport and fails every WAITING entry. The reader fails the entry it is
      * receiving into when its read fails. Every entry leaves the map exactly once, and its permit
      * is returned exactly then.
      *
      * Deadlines. Callers wait with a timeout; a send blocked because the server stopped reading is
      * caught by the watchdog on the shared timer (sendStartedAt), which closes the connection.
+     *
+     * Access modes. The fields threads share without a lock are touched only through accessors
+     * named by mode (CONTRIBUTING, "One accessor convention"): lp plain load, lv volatile load, sv
+     * volatile store, cas compare-and-set; getAndAdd a volatile read-modify-write.
+     *  - broken: svBroken under brokenLock (lpBroken there, ordered by the lock), lvBroken by every
+     *    call. submit and breakConnection are a store-load pair: submit puts its entry in `pending`,
+     *    then loads broken (and serverShuttingDown); breakConnection stores broken, then takes every
+     *    entry from the map. All volatile (the map's put and iteration are), so one of them fails
+     *    the entry: none is left waiting on a connection that is gone.
+     *  - watchdog: svWatchdog once, by the constructor after the reader started; lvWatchdog by
+     *    breakConnection, on any thread. The same store-load shape: the constructor stores the
+     *    watchdog, then loads broken; breakConnection stores broken, then loads the watchdog; so a
+     *    watchdog made while the connection broke is cancelled by one of the two.
+     *  - serverShuttingDown: svServerShuttingDown by the reader, before it completes the entry
+     *    whose ESHUTDOWN reply it read (the caller's next call must see it; the entry's latch
+     *    orders that too, so the volatile store is stronger than needed there); lvServerShuttingDown
+     *    by callers and the reader.
+     *  - closing: casClosing by close (one winner disconnects); lvClosing by callers.
+     *  - sendStartedAt: svSendStartedAt under sendLock; lvSendStartedAt by the watchdog. Stronger
+     *    than needed: the watchdog wants a recent value and reads nothing published through it, so
+     *    opaque accesses would do.
+     *  - handles: getAndAddHandles gives each request a distinct handle; only its atomicity
+     *    matters (the entry is published by the map).
+     *  - Pending.state: Pending.casState for every transition out of WAITING (one winner between a
+     *    caller giving up and the reader receiving or completing), Pending.svState by the reader
+     *    leaving RECEIVING (no one else writes a RECEIVING entry's state), Pending.lvState by the
+     *    caller and the reader, pairing with both. Its failure and data are published by the
+     *    entry's latch, not by the state.
      */
 
     private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
+    private static final VarHandle HANDLES;
+    private static final VarHandle CLOSING;
+    private static final VarHandle WATCHDOG;
+    private static final VarHandle BROKEN;
+    private static final VarHandle SERVER_SHUTTING_DOWN;
+    private static final VarHandle SEND_STARTED_AT;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            HANDLES = l.findVarHandle(NbdDevice.class, "handles", long.class);
+            CLOSING = l.findVarHandle(NbdDevice.class, "closing", boolean.class);
+            WATCHDOG = l.findVarHandle(NbdDevice.class, "watchdog", ScheduledFuture.class);
+            BROKEN = l.findVarHandle(NbdDevice.class, "broken", DeviceException.class);
+            SERVER_SHUTTING_DOWN = l.findVarHandle(NbdDevice.class, "serverShuttingDown", boolean.class);
+            SEND_STARTED_AT = l.findVarHandle(NbdDevice.class, "sendStartedAt", long.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
     /** WRITE_ZEROES and TRIM lengths are 32-bit; larger ranges go out in pieces of this size. */
     private static final long MAX_RANGE_REQUEST = 1L << 30;
     private static final ByteBuffer ZEROES = ByteBuffer.allocateDirect(1 << 20).asReadOnlyBuffer();
@@ -178,10 +226,11 @@ public final class NbdDevice implements BlockDevice {
     private final Semaphore permits;
     private final ReentrantLock sendLock = new ReentrantLock();
     private final ConcurrentHashMap<Long, Pending> pending = new ConcurrentHashMap<>();
-    private final AtomicLong handles = new AtomicLong(1);
-    private final AtomicBoolean closing = new AtomicBoolean();
+    /* The volatile fields below are touched only through their accessors ("Access modes"). */
+    private volatile long handles;
+    private volatile boolean closing;
     private final Thread reader;
-    /** Set once, at the end of the constructor (after the reader started: hence volatile). */
+    /** Set once, at the end of the constructor (after the reader started). */
     private volatile ScheduledFuture<?> watchdog;
 
     /** The first reason the connection ended, or null while it is usable; set under brokenLock. */
@@ -204,12 +253,14 @@ public final class NbdDevice implements BlockDevice {
         this.structured = negotiated.structured();
         this.allocationContext = negotiated.allocationContext();
         this.permits = new Semaphore(options.maxInFlight());
+        svHandles(1);
         this.reader = new Thread(this::readReplies, "nbd-client-" + description);
         this.reader.setDaemon(true);
         this.reader.start();
-        this.watchdog = NbdTimer.every(NbdTimer.periodFor(options.requestTimeout().toNanos()), this::checkSend);
-        if (broken != null) {
-            watchdog.cancel(false); // the connection broke before the watchdog existed
+        ScheduledFuture<?> w = NbdTimer.every(NbdTimer.periodFor(options.requestTimeout().toNanos()), this::checkSend);
+        svWatchdog(w);
+        if (lvBroken() != null) { // after the store: the store-load pair with breakConnection
+            w.cancel(false); // the connection broke before the watchdog existed
         }
     }
 
@@ -479,7 +530,7 @@ public final class NbdDevice implements BlockDevice {
      */
     @Override
     public void close() {
-        if (!closing.compareAndSet(false, true)) {
+        if (!casClosing(false, true)) {
             return;
         }
         boolean drained = false;
@@ -488,7 +539,7 @@ public final class NbdDevice implements BlockDevice {
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
         }
-        if (broken == null && drained) {
+        if (lvBroken() == null && drained) {
             sendDisconnect();
         }
         breakConnection(Kind.CLOSED, "the device was closed");
@@ -509,11 +560,11 @@ public final class NbdDevice implements BlockDevice {
     private Pending submit(int type, int cmdFlags, long offset, long length, ByteBuffer dst, ByteBuffer payload,
                            long deadline) throws DeviceException {
         acquirePermit(deadline);
-        long handle = handles.getAndIncrement();
+        long handle = getAndAddHandles(1);
         Pending p = new Pending(handle, type, offset, length, dst);
         pending.put(handle, p);
         // Re-checked after the put: a breakConnection that ran before it did not see this entry.
-        if (broken != null || serverShuttingDown) {
+        if (lvBroken() != null || lvServerShuttingDown()) { // the store-load pair with breakConnection
             if (pending.remove(handle) != null) {
                 permits.release();
             }
@@ -524,15 +575,15 @@ public final class NbdDevice implements BlockDevice {
         header.flip();
         sendLock.lock();
         try {
-            if (broken == null) {
-                sendStartedAt = System.nanoTime() | 1;
+            if (lvBroken() == null) {
+                svSendStartedAt(System.nanoTime() | 1);
                 transport.writeFully(header, payload);
             }
         } catch (IOException e) {
             // A partly written frame leaves the stream unusable.
             breakConnection(Kind.CLOSED, "sending to " + description + " failed: " + e);
         } finally {
-            sendStartedAt = 0;
+            svSendStartedAt(0);
             sendLock.unlock();
         }
         return p;
@@ -541,16 +592,16 @@ public final class NbdDevice implements BlockDevice {
     /** NBD_CMD_DISC, then (over TLS) close_notify: the orderly end of the session. */
     private void sendDisconnect() {
         ByteBuffer header = ByteBuffer.allocate(REQUEST_SIZE);
-        new Request(0, CMD_DISC, handles.getAndIncrement(), 0, 0).encode(header);
+        new Request(0, CMD_DISC, getAndAddHandles(1), 0, 0).encode(header);
         sendLock.lock();
         try {
-            sendStartedAt = System.nanoTime() | 1;
+            svSendStartedAt(System.nanoTime() | 1);
             transport.writeFully(header.flip(), null);
             transport.finishOutput();
         } catch (IOException e) {
             LOG.log(System.Logger.Level.DEBUG, () -> "NBD_CMD_DISC to " + description + " failed: " + e);
         } finally {
-            sendStartedAt = 0;
+            svSendStartedAt(0);
             sendLock.unlock();
         }
     }
@@ -592,13 +643,13 @@ public final class NbdDevice implements BlockDevice {
                     if (p.done.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
                         return p.failure;
                     }
-                    if (p.state.compareAndSet(Pending.WAITING, Pending.ABANDONED)) {
+                    if (p.casState(Pending.WAITING, Pending.ABANDONED)) {
                         String message = "no reply to " + p.describe() + " from " + description + " within "
                                 + options.requestTimeout();
                         breakConnection(Kind.IO_ERROR, message);
                         return new DeviceException(Kind.IO_ERROR, message);
                     }
-                    if (p.state.get() == Pending.DONE) {
+                    if (p.lvState() == Pending.DONE) {
                         return awaitReleased(p); // completed just now
                     }
                     // The reader is filling our buffer: stop it, and wait until it has let go.
@@ -607,7 +658,7 @@ public final class NbdDevice implements BlockDevice {
                     return awaitReleased(p);
                 } catch (InterruptedException e) {
                     interrupted = true;
-                    if (p.state.compareAndSet(Pending.WAITING, Pending.ABANDONED)) {
+                    if (p.casState(Pending.WAITING, Pending.ABANDONED)) {
                         return new DeviceException(Kind.IO_ERROR, "interrupted while waiting for " + p.describe());
                     }
                     // Receiving: the data is on its way; fall through and wait for it.
@@ -666,7 +717,7 @@ public final class NbdDevice implements BlockDevice {
                 } else {
                     simpleReply(SimpleReply.decode(header.flip()), receiving, scratch);
                 }
-                if (serverShuttingDown && pending.isEmpty()) {
+                if (lvServerShuttingDown() && pending.isEmpty()) {
                     sendDisconnect();
                     breakConnection(Kind.CLOSED, "the server is shutting down");
                     return;
@@ -680,7 +731,7 @@ public final class NbdDevice implements BlockDevice {
                 p.finishReceiving(copy(failure));
             }
         } catch (IOException | RuntimeException e) {
-            DeviceException current = broken;
+            DeviceException current = lvBroken();
             DeviceException failure = current != null ? copy(current)
                     : new DeviceException(Kind.CLOSED, "connection to " + description + " lost: " + e, e);
             breakConnection(failure);
@@ -701,10 +752,10 @@ public final class NbdDevice implements BlockDevice {
         }
         permits.release(); // exactly once per entry: whoever removes it from the map
         if (reply.error() == ESHUTDOWN) {
-            serverShuttingDown = true; // before the caller learns of it: its next call must see it
+            svServerShuttingDown(); // before the caller learns of it: its next call must see it
         }
         if (p.type == CMD_READ && reply.error() == 0) {
-            if (p.state.compareAndSet(Pending.WAITING, Pending.RECEIVING)) {
+            if (p.casState(Pending.WAITING, Pending.RECEIVING)) {
                 receiving.add(p);
                 FrameIo.readFully(transport, p.dst);
                 receiving.remove(p);
@@ -757,7 +808,7 @@ public final class NbdDevice implements BlockDevice {
                             + " bytes in " + length);
                 }
                 if (error == ESHUTDOWN) {
-                    serverShuttingDown = true;
+                    svServerShuttingDown();
                 }
                 if (p.firstError == null) {
                     p.firstError = errorFor(error, p);
@@ -780,7 +831,7 @@ public final class NbdDevice implements BlockDevice {
         }
         permits.release(); // exactly once per entry: whoever removes it from the map
         receiving.remove(p);
-        if (p.state.get() == Pending.RECEIVING) {
+        if (p.lvState() == Pending.RECEIVING) {
             p.finishReceiving(failure);
         } else {
             p.finish(failure);
@@ -808,7 +859,7 @@ public final class NbdDevice implements BlockDevice {
         if (!p.claim((int) rel, (int) n)) {
             throw new ProtocolViolation("chunks overlap at " + at + " in the reply to " + p.describe());
         }
-        boolean ours = p.state.get() == Pending.RECEIVING || p.state.compareAndSet(Pending.WAITING, Pending.RECEIVING);
+        boolean ours = p.lvState() == Pending.RECEIVING || p.casState(Pending.WAITING, Pending.RECEIVING);
         if (ours && !receiving.contains(p)) {
             receiving.add(p);
         }
@@ -895,13 +946,13 @@ public final class NbdDevice implements BlockDevice {
     private void breakConnection(DeviceException reason) {
         DeviceException first;
         synchronized (brokenLock) {
-            if (broken == null) {
-                broken = reason;
+            if (lpBroken() == null) {
+                svBroken(reason); // then the watchdog and the entries: the pairs with the constructor, submit
             }
-            first = broken;
+            first = lpBroken();
         }
         closeQuietly(transport);
-        ScheduledFuture<?> w = watchdog;
+        ScheduledFuture<?> w = lvWatchdog();
         if (w != null) {
             w.cancel(false);
         }
@@ -915,23 +966,23 @@ public final class NbdDevice implements BlockDevice {
     }
 
     private void checkSend() {
-        long started = sendStartedAt;
+        long started = lvSendStartedAt();
         if (started != 0 && System.nanoTime() - started > options.requestTimeout().toNanos()) {
             breakConnection(Kind.IO_ERROR, description + " stopped taking requests for " + options.requestTimeout());
         }
     }
 
     private void ensureUsable() throws DeviceException {
-        if (closing.get() || broken != null || serverShuttingDown) {
+        if (lvClosing() || lvBroken() != null || lvServerShuttingDown()) {
             throw unusable();
         }
     }
 
     private DeviceException unusable() {
-        if (closing.get()) {
+        if (lvClosing()) {
             return new DeviceException(Kind.CLOSED, "NBD device " + description + " is closed");
         }
-        DeviceException reason = broken;
+        DeviceException reason = lvBroken();
         return new DeviceException(Kind.CLOSED, "connection to " + description + " is closed"
                 + (reason == null ? " (the server is shutting down)" : ": " + reason.getMessage()), reason);
     }
@@ -959,6 +1010,61 @@ public final class NbdDevice implements BlockDevice {
         }
     }
 
+    /* ---------------- Accessors (modes and partners: "Access modes" in the overview) ---------------- */
+
+    private DeviceException lvBroken() {
+        return (DeviceException) BROKEN.getVolatile(this); // pairs with svBroken
+    }
+
+    private DeviceException lpBroken() {
+        return (DeviceException) BROKEN.get(this); // under brokenLock, which orders every store
+    }
+
+    private void svBroken(DeviceException reason) {
+        BROKEN.setVolatile(this, reason); // under brokenLock; one side of two store-load pairs
+    }
+
+    private ScheduledFuture<?> lvWatchdog() {
+        return (ScheduledFuture<?>) WATCHDOG.getVolatile(this); // pairs with svWatchdog
+    }
+
+    private void svWatchdog(ScheduledFuture<?> w) {
+        WATCHDOG.setVolatile(this, w); // once, by the constructor
+    }
+
+    private boolean lvServerShuttingDown() {
+        return (boolean) SERVER_SHUTTING_DOWN.getVolatile(this); // pairs with svServerShuttingDown
+    }
+
+    private void svServerShuttingDown() {
+        SERVER_SHUTTING_DOWN.setVolatile(this, true); // the reader
+    }
+
+    private boolean lvClosing() {
+        return (boolean) CLOSING.getVolatile(this); // pairs with casClosing
+    }
+
+    private boolean casClosing(boolean expected, boolean next) {
+        return CLOSING.compareAndSet(this, expected, next); // one winner closes
+    }
+
+    private long lvSendStartedAt() {
+        return (long) SEND_STARTED_AT.getVolatile(this); // the watchdog; opaque would do
+    }
+
+    private void svSendStartedAt(long nanos) {
+        SEND_STARTED_AT.setVolatile(this, nanos); // under sendLock; opaque would do
+    }
+
+    private void svHandles(long first) {
+        HANDLES.setVolatile(this, first); // the constructor, before any request
+    }
+
+    /** Volatile RMW: only its atomicity matters (see "Access modes"). */
+    private long getAndAddHandles(long delta) {
+        return (long) HANDLES.getAndAdd(this, delta);
+    }
+
     @Override
     public String toString() {
         return "NbdDevice[" + description + ", " + size + " bytes" + (isReadOnly() ? ", read-only" : "") + "]";
@@ -970,6 +1076,15 @@ public final class NbdDevice implements BlockDevice {
         static final int RECEIVING = 1;
         static final int DONE = 2;
         static final int ABANDONED = 3;
+        private static final VarHandle STATE;
+
+        static {
+            try {
+                STATE = MethodHandles.lookup().findVarHandle(Pending.class, "state", int.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
 
         final long handle;
         final int type;
@@ -977,7 +1092,8 @@ public final class NbdDevice implements BlockDevice {
         final long length;
         /** For READ: the caller's bytes for this request (a slice); null otherwise. */
         final ByteBuffer dst;
-        final AtomicInteger state = new AtomicInteger(WAITING);
+        /** WAITING, RECEIVING, DONE or ABANDONED: only through the accessors below ("Access modes"). */
+        private volatile int state; // WAITING is 0: the entry starts in it
         final CountDownLatch done = new CountDownLatch(1);
         /** Written before done.countDown(), read after done.await(): the latch orders the two. */
         DeviceException failure;
@@ -1001,7 +1117,7 @@ public final class NbdDevice implements BlockDevice {
         /** Completes a WAITING entry; an ABANDONED one has nobody waiting. */
         void finish(DeviceException failure) {
             this.failure = failure;
-            if (state.compareAndSet(WAITING, DONE)) {
+            if (casState(WAITING, DONE)) {
                 done.countDown();
             }
         }
@@ -1009,8 +1125,21 @@ public final class NbdDevice implements BlockDevice {
         /** Completes the entry the reader was receiving into. */
         void finishReceiving(DeviceException failure) {
             this.failure = failure;
-            state.set(DONE);
+            svState(DONE);
             done.countDown();
+        }
+
+        int lvState() {
+            return (int) STATE.getVolatile(this); // pairs with casState and svState
+        }
+
+        /** One winner per transition out of WAITING: the caller giving up or the reader. */
+        boolean casState(int expected, int next) {
+            return STATE.compareAndSet(this, expected, next);
+        }
+
+        void svState(int next) {
+            STATE.setVolatile(this, next); // the reader, leaving RECEIVING: it alone writes that state
         }
 
         String describe() {

@@ -2,6 +2,8 @@ package dev.handoff.nbd;
 
 import java.io.IOException;
 import java.lang.System.Logger.Level;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.net.BindException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
@@ -26,7 +28,6 @@ import java.util.concurrent.ConcurrentSkipListMap;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Consumer;
 import java.util.function.IntFunction;
@@ -72,10 +73,30 @@ import java.util.function.IntFunction;
  * server never closes the exported devices.
  *
  * <p>Thread safety: every method may be called from any thread.
+ *
+ * <h2>Access modes</h2>
+ * {@code closed} is touched only through accessors named by mode (CONTRIBUTING, "One accessor
+ * convention"): {@code lv} volatile load, {@code cas} compare-and-set. {@link #casClosed} by
+ * {@link #close} (one winner shuts down); {@link #lvClosed} by the acceptors and
+ * {@code serve}, pairing with it. {@code serve} and {@code close} are a store-load pair: serve
+ * puts the connection in the map, then loads {@code closed}; close sets {@code closed}, then reads
+ * the map. Both sides are volatile (the map's put and iteration are), so at least one sees the
+ * other: a connection accepted while the server closes is closed by one of them.
+ * {@code CONNECTION_IDS} gives each connection a distinct id and orders nothing.
  */
 public final class NbdServer implements AutoCloseable {
     private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
-    private static final AtomicLong CONNECTION_IDS = new AtomicLong();
+    private static final AtomicLong CONNECTION_IDS = new AtomicLong(); // uniqueness only; orders nothing
+    private static final VarHandle CLOSED;
+
+    static {
+        try {
+            CLOSED = MethodHandles.lookup().findVarHandle(NbdServer.class, "closed", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     /**
      * Clients over the connection limit refused at once with an NBD error, each for at most the
      * handshake timeout; beyond that a new one is closed unanswered (and logged). DESIGN §7.6.
@@ -93,10 +114,21 @@ public final class NbdServer implements AutoCloseable {
     private final Map<Long, ServerConnection> refusing = new ConcurrentHashMap<>();
     private final List<Listener> listeners = new ArrayList<>();
     private final Semaphore serverBytes;
-    private final AtomicBoolean closed = new AtomicBoolean();
+    @SuppressWarnings("unused") // through CLOSED
+    private volatile boolean closed;
     private final ScheduledFuture<?> watchdog;
 
     private record Listener(NbdAddress address, ServerSocketChannel channel, Thread acceptor, Path ownedSocket) {
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private boolean lvClosed() {
+        return (boolean) CLOSED.getVolatile(this); // pairs with casClosed
+    }
+
+    private boolean casClosed(boolean expected, boolean next) {
+        return CLOSED.compareAndSet(this, expected, next); // one winner closes
     }
 
     private NbdServer(Builder builder) {
@@ -219,14 +251,14 @@ public final class NbdServer implements AutoCloseable {
     }
 
     private void accept(ServerSocketChannel channel, NbdAddress address) {
-        while (!closed.get()) {
+        while (!lvClosed()) {
             SocketChannel socket;
             try {
                 socket = channel.accept();
             } catch (ClosedChannelException e) {
                 return;
             } catch (IOException e) {
-                if (closed.get()) {
+                if (lvClosed()) {
                     return;
                 }
                 LOG.log(Level.WARNING, "nbd server on " + address + ": accept failed", e);
@@ -250,7 +282,7 @@ public final class NbdServer implements AutoCloseable {
         ServerConnection connection = new ServerConnection(id, Transport.of(socket), host, limits, serverBytes, allocator);
         boolean over;
         synchronized (connections) { // acceptors of several addresses share the limit
-            if (closed.get()) {
+            if (lvClosed()) {
                 closeQuietly(socket);
                 return;
             }
@@ -269,7 +301,7 @@ public final class NbdServer implements AutoCloseable {
                 return;
             }
         }
-        if (closed.get()) {
+        if (lvClosed()) { // after the put: the store-load pair with close() (class comment)
             connection.closeNow("server closed");
         }
         Thread reader = new Thread(connection::run, (over ? "nbd-server-refusing-" : "nbd-server-") + id);
@@ -330,7 +362,7 @@ public final class NbdServer implements AutoCloseable {
      */
     @Override
     public void close() {
-        if (!closed.compareAndSet(false, true)) {
+        if (!casClosed(false, true)) { // then reads the connections: the pair with serve()
             return;
         }
         List<Listener> all;

@@ -7,6 +7,8 @@ import dev.handoff.device.DeviceException;
 import java.io.EOFException;
 import java.io.IOException;
 import java.lang.System.Logger.Level;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
@@ -15,8 +17,6 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.IntFunction;
 import javax.net.ssl.SSLException;
@@ -80,9 +80,55 @@ final class ServerConnection {
      * and then swaps `transport` for the TLS one (volatile: closeNow, on the watchdog's thread,
      * closes whichever it reads, and both close the same socket). The handshake deadline covers
      * the TLS handshake too.
+     *
+     * Access modes. The fields other threads read are touched only through accessors named by
+     * mode (CONTRIBUTING, "One accessor convention"): lp plain load, lv volatile load, sv volatile
+     * store, cas compare-and-set; getAndAdd a volatile read-modify-write.
+     *  - closed: casClosed by closeNow (the one winner records the reason and closes the socket);
+     *    lvClosed by the reader, the workers and the budget waits, pairing with that CAS.
+     *  - closeReason: svCloseReason by closeNow's winner, after its CAS; lvCloseReason anywhere.
+     *    A thread that saw closed may still read null here (the store follows the CAS): it only
+     *    passes the reason to closeNow again, whose CAS then fails and drops it. The reader's own
+     *    reads at the end (finish, reportRefusal) follow the workers' termination and the close.
+     *  - transport: svTransport by the reader (its TLS upgrade); lpTransport by the reader itself;
+     *    lvTransport by every other thread (the workers' sends, closeNow on the watchdog's thread,
+     *    a graceful shutdown), pairing with that store. Stronger than needed: a release store and
+     *    acquire loads would do (nothing but the transport is published through it), and closing
+     *    either transport closes the same socket; the workers' sends are ordered after the upgrade
+     *    by the executor's hand-off anyway.
+     *  - sendStartedAt: svSendStartedAt by the sender, under sendLock; lvSendStartedAt by the
+     *    watchdog. phase: svPhase by the reader; lvPhase by the watchdog and toString.
+     *    inTlsHandshake: svInTlsHandshake by the reader; lvInTlsHandshake by the watchdog, for its
+     *    message. All three stronger than needed: the watchdog wants a recent value and reads
+     *    nothing published through them, so opaque accesses would do.
+     *  - pooledBuffers: getAndAddPooledBuffers, a count of the direct buffers made for the pool;
+     *    the atomicity is what is needed, not the ordering (the buffers pass through the pool's
+     *    queue).
      */
 
     private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
+    private static final VarHandle CLOSED;
+    private static final VarHandle CLOSE_REASON;
+    private static final VarHandle TRANSPORT;
+    private static final VarHandle SEND_STARTED_AT;
+    private static final VarHandle PHASE;
+    private static final VarHandle IN_TLS_HANDSHAKE;
+    private static final VarHandle POOLED_BUFFERS;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            CLOSED = l.findVarHandle(ServerConnection.class, "closed", boolean.class);
+            CLOSE_REASON = l.findVarHandle(ServerConnection.class, "closeReason", String.class);
+            TRANSPORT = l.findVarHandle(ServerConnection.class, "transport", Transport.class);
+            SEND_STARTED_AT = l.findVarHandle(ServerConnection.class, "sendStartedAt", long.class);
+            PHASE = l.findVarHandle(ServerConnection.class, "phase", Phase.class);
+            IN_TLS_HANDSHAKE = l.findVarHandle(ServerConnection.class, "inTlsHandshake", boolean.class);
+            POOLED_BUFFERS = l.findVarHandle(ServerConnection.class, "pooledBuffers", int.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
 
     /** What a connection needs from its server. */
     interface Host {
@@ -124,7 +170,7 @@ final class ServerConnection {
 
     private final long id;
     /** The plain transport until a TLS upgrade replaces it (reader thread); read by any thread. */
-    private volatile Transport transport;
+    private volatile Transport transport; // through the accessors (see "Access modes")
     private final String peer;
     private final Host host;
     private final ServerTls tls;
@@ -136,13 +182,13 @@ final class ServerConnection {
     private final Semaphore connectionBytes;
     private final ThreadPoolExecutor workers;
     private final ReentrantLock sendLock = new ReentrantLock();
-    private final AtomicBoolean closed = new AtomicBoolean();
+    private volatile boolean closed; // through the accessors (see "Access modes"), as the volatiles below
     private final CountDownLatch done = new CountDownLatch(1);
 
     private final long handshakeDeadline;
-    /** System.nanoTime() when the send in progress started, or 0; read by the watchdog (volatile). */
+    /** System.nanoTime() when the send in progress started, or 0; read by the watchdog. */
     private volatile long sendStartedAt;
-    private volatile Phase phase = Phase.HANDSHAKE;
+    private volatile Phase phase;
     private volatile String closeReason;
     /** The TLS handshake is running; read by the watchdog for its message. */
     private volatile boolean inTlsHandshake;
@@ -168,14 +214,15 @@ final class ServerConnection {
      */
     private final ArrayBlockingQueue<ByteBuffer> pool;
     /** Direct buffers this connection has created for {@link #pool}: never more than its capacity. */
-    private final AtomicInteger pooledBuffers = new AtomicInteger();
+    private volatile int pooledBuffers; // through getAndAddPooledBuffers
     /** Request data up to this size comes from {@link #pool}: 4 KiB to 128 KiB requests are the common case. */
     static final int POOLED_CAPACITY = 128 << 10;
 
     ServerConnection(long id, Transport transport, Host host, ServerLimits limits, Semaphore serverBytes,
                      IntFunction<ByteBuffer> allocator) {
         this.id = id;
-        this.transport = transport;
+        svTransport(transport);
+        svPhase(Phase.HANDSHAKE);
         this.peer = transport.toString();
         this.host = host;
         this.tls = host.tls();
@@ -211,7 +258,7 @@ final class ServerConnection {
 
     /** Why the connection closed, once it has; null while open or after an orderly end. */
     String closeReason() {
-        return closeReason;
+        return lvCloseReason();
     }
 
     /** Runs the connection to its end on the calling thread. Never throws. */
@@ -222,20 +269,20 @@ final class ServerConnection {
             if (export != null) {
                 allocationContext = allocationSelectedFor == export;
                 reachedExport = true;
-                phase = Phase.TRANSMISSION;
+                svPhase(Phase.TRANSMISSION);
                 transmit(export);
             }
             orderly = true;
         } catch (Refused e) {
             closeNow("refused: " + e.getMessage());
         } catch (SSLException e) {
-            closeNow(closed.get() ? closeReason : "TLS failed: " + TlsFailure.seenByServer(e));
+            closeNow(lvClosed() ? lvCloseReason() : "TLS failed: " + TlsFailure.seenByServer(e));
         } catch (ProtocolViolation e) {
             closeNow("protocol violation: " + e.getMessage());
         } catch (EOFException e) {
             closeNow("peer left mid-frame: " + e.getMessage());
         } catch (IOException e) {
-            closeNow(closed.get() ? closeReason : PEER_GONE + e);
+            closeNow(lvClosed() ? lvCloseReason() : PEER_GONE + e);
         } catch (RuntimeException e) {
             LOG.log(Level.WARNING, "nbd connection " + id + " failed", e);
             closeNow("internal error: " + e);
@@ -245,7 +292,7 @@ final class ServerConnection {
     }
 
     private void finish(boolean orderly) {
-        phase = Phase.DONE;
+        svPhase(Phase.DONE);
         workers.shutdown();
         try {
             // After an orderly end the in-flight requests still reply; the watchdog bounds their
@@ -266,21 +313,21 @@ final class ServerConnection {
         host.closed(this); // before done: whoever awaits done sees the connection gone
         done.countDown();
         LOG.log(Level.DEBUG, () -> "nbd connection " + id + " closed"
-                + (closeReason == null ? "" : ": " + closeReason));
+                + (lvCloseReason() == null ? "" : ": " + lvCloseReason()));
     }
 
     /** Sends TLS's close_notify after the last reply, bounded by the reply watchdog like any send. */
     private void endTls() {
         sendLock.lock();
         try {
-            if (!closed.get()) {
-                sendStartedAt = System.nanoTime() | 1;
-                transport.finishOutput();
+            if (!lvClosed()) {
+                svSendStartedAt(System.nanoTime() | 1);
+                lpTransport().finishOutput(); // the reader's own thread
             }
         } catch (IOException e) {
             // the peer left first: nothing to end
         } finally {
-            sendStartedAt = 0;
+            svSendStartedAt(0);
             sendLock.unlock();
         }
     }
@@ -295,7 +342,7 @@ final class ServerConnection {
         if (reachedExport) {
             return;
         }
-        String reason = closeReason;
+        String reason = lvCloseReason();
         String why = null;
         if (reason != null && !reason.equals("server closed") && !reason.startsWith(PEER_GONE)) {
             why = reason;
@@ -320,7 +367,7 @@ final class ServerConnection {
     /** Stops reading requests; in-flight ones are answered, then the connection closes. */
     void shutdownGracefully() {
         try {
-            transport.shutdownInput();
+            lvTransport().shutdownInput();
         } catch (IOException e) {
             closeNow("shutdown: " + e);
         }
@@ -328,10 +375,10 @@ final class ServerConnection {
 
     /** Closes the socket now (a hard disconnect). Idempotent; the first reason sticks. */
     void closeNow(String reason) {
-        if (closed.compareAndSet(false, true)) {
-            closeReason = reason;
+        if (casClosed(false, true)) {
+            svCloseReason(reason);
             try {
-                transport.close();
+                lvTransport().close();
             } catch (IOException e) {
                 LOG.log(Level.DEBUG, () -> "nbd connection " + id + ": close failed: " + e);
             }
@@ -340,11 +387,11 @@ final class ServerConnection {
 
     /** The watchdog: closes a connection stuck in its handshake or in a reply its peer will not take. */
     void checkDeadlines(long now) {
-        if (phase == Phase.HANDSHAKE && now - handshakeDeadline > 0) {
-            closeNow((inTlsHandshake ? "TLS handshake" : "handshake") + " not finished within "
+        if (lvPhase() == Phase.HANDSHAKE && now - handshakeDeadline > 0) {
+            closeNow((lvInTlsHandshake() ? "TLS handshake" : "handshake") + " not finished within "
                     + seconds(limits.handshakeTimeout()));
         }
-        long started = sendStartedAt;
+        long started = lvSendStartedAt();
         if (started != 0 && now - started > limits.replyTimeout().toNanos()) {
             closeNow("peer did not take a reply within " + limits.replyTimeout());
         }
@@ -359,7 +406,7 @@ final class ServerConnection {
         send(greeting, null);
 
         ByteBuffer clientFlagsFrame = ByteBuffer.allocate(4);
-        if (!FrameIo.readFrame(transport, clientFlagsFrame)) {
+        if (!FrameIo.readFrame(lpTransport(), clientFlagsFrame)) {
             return null;
         }
         int clientFlags = clientFlagsFrame.flip().getInt();
@@ -373,7 +420,7 @@ final class ServerConnection {
         ByteBuffer header = ByteBuffer.allocate(OPTION_HEADER_SIZE);
         for (int count = 0; ; count++) {
             header.clear();
-            if (!FrameIo.readFrame(transport, header)) {
+            if (!FrameIo.readFrame(lpTransport(), header)) {
                 return null;
             }
             OptionRequest option = OptionRequest.decode(header.flip());
@@ -386,7 +433,7 @@ final class ServerConnection {
                         + " bytes, more than " + MAX_OPTION_DATA);
             }
             ByteBuffer data = allocate((int) option.length());
-            FrameIo.readFully(transport, data);
+            FrameIo.readFully(lpTransport(), data);
             data.flip();
             if (!fixed && option.option() != OPT_EXPORT_NAME) {
                 // Without fixed newstyle there is no way to answer an option with an error.
@@ -450,19 +497,19 @@ final class ServerConnection {
 
     /** Runs the TLS handshake after STARTTLS was acknowledged; a failed handshake ends the connection. */
     private void startTls() throws IOException {
-        inTlsHandshake = true;
+        svInTlsHandshake(true);
         TlsTransport upgraded;
         try {
-            upgraded = TlsTransport.handshake(transport, tls.newEngine());
+            upgraded = TlsTransport.handshake(lpTransport(), tls.newEngine());
         } catch (SSLException e) {
-            if (closed.get()) {
+            if (lvClosed()) {
                 throw e; // the watchdog's close: its reason stands
             }
             throw new Refused(TlsFailure.seenByServer(e));
         } finally {
-            inTlsHandshake = false;
+            svInTlsHandshake(false);
         }
-        transport = upgraded;
+        svTransport(upgraded);
         tlsActive = true;
         LOG.log(Level.DEBUG, () -> "nbd connection " + id + ": " + upgraded.protocol() + " with client "
                 + upgraded.peerSubject());
@@ -645,9 +692,9 @@ final class ServerConnection {
         BlockDevice device = export.device();
         long size = device.size();
         ByteBuffer header = ByteBuffer.allocate(REQUEST_SIZE);
-        while (!closed.get()) {
+        while (!lvClosed()) {
             header.clear();
-            if (!FrameIo.readFrame(transport, header)) {
+            if (!FrameIo.readFrame(lpTransport(), header)) {
                 return;
             }
             Request request = Request.decode(header.flip());
@@ -661,7 +708,7 @@ final class ServerConnection {
                             + limits.maxPayload());
                 }
                 if (refusal != 0) {
-                    FrameIo.skip(transport, request.length(), scratch());
+                    FrameIo.skip(lpTransport(), request.length(), scratch());
                 }
             }
             NbdRequestEvent event = NbdRequestEvent.startIfRecording(); // null unless a JFR recording takes it
@@ -695,7 +742,7 @@ final class ServerConnection {
     }
 
     private void readPayload(Request request, BlockDevice device, ByteBuffer payload) throws IOException {
-        FrameIo.readFully(transport, payload); // a truncated payload throws: nothing of it is applied
+        FrameIo.readFully(lpTransport(), payload); // a truncated payload throws: nothing of it is applied
     }
 
     /** The error a request is refused with before it reaches the device, or 0 if it is valid. */
@@ -869,7 +916,7 @@ final class ServerConnection {
 
     private boolean acquire(Semaphore semaphore, int permits) throws IOException {
         try {
-            while (!closed.get()) {
+            while (!lvClosed()) {
                 if (semaphore.tryAcquire(permits, 100, TimeUnit.MILLISECONDS)) {
                     return true;
                 }
@@ -922,20 +969,20 @@ final class ServerConnection {
         try {
             send(header.flip(), data);
         } catch (IOException e) {
-            closeNow(closed.get() ? closeReason : "reply failed: " + e);
+            closeNow(lvClosed() ? lvCloseReason() : "reply failed: " + e);
         }
     }
 
     private void send(ByteBuffer header, ByteBuffer data) throws IOException {
         sendLock.lock();
         try {
-            if (closed.get()) {
+            if (lvClosed()) {
                 throw new java.nio.channels.ClosedChannelException();
             }
-            sendStartedAt = System.nanoTime() | 1; // never 0, which means "not sending"
-            transport.writeFully(header, data);
+            svSendStartedAt(System.nanoTime() | 1); // never 0, which means "not sending"
+            lvTransport().writeFully(header, data); // a worker's, or the reader's in the handshake
         } finally {
-            sendStartedAt = 0;
+            svSendStartedAt(0);
             sendLock.unlock();
         }
     }
@@ -953,9 +1000,9 @@ final class ServerConnection {
         }
         ByteBuffer b = pool.poll();
         if (b == null) {
-            if (pooledBuffers.getAndIncrement() >= poolCapacity()) {
+            if (getAndAddPooledBuffers(1) >= poolCapacity()) {
                 // More requests in flight than the pool holds: this one gets a buffer of its own.
-                pooledBuffers.getAndDecrement();
+                getAndAddPooledBuffers(-1);
                 return allocate(size);
             }
             b = ByteBuffer.allocateDirect(POOLED_CAPACITY);
@@ -989,6 +1036,65 @@ final class ServerConnection {
 
     @Override
     public String toString() {
-        return "nbd connection " + id + " (" + transport + ", " + phase + ")";
+        return "nbd connection " + id + " (" + lvTransport() + ", " + lvPhase() + ")";
+    }
+
+    /* ---------------- Accessors (modes and partners: "Access modes" in the overview) ---------------- */
+
+    private boolean lvClosed() {
+        return (boolean) CLOSED.getVolatile(this); // pairs with casClosed
+    }
+
+    private boolean casClosed(boolean expected, boolean next) {
+        return CLOSED.compareAndSet(this, expected, next); // one winner closes
+    }
+
+    private String lvCloseReason() {
+        return (String) CLOSE_REASON.getVolatile(this); // pairs with svCloseReason
+    }
+
+    private void svCloseReason(String reason) {
+        CLOSE_REASON.setVolatile(this, reason); // after the winning casClosed
+    }
+
+    private Transport lpTransport() {
+        return (Transport) TRANSPORT.get(this); // the reader, which is the only writer
+    }
+
+    private Transport lvTransport() {
+        return (Transport) TRANSPORT.getVolatile(this); // pairs with svTransport; stronger than needed
+    }
+
+    private void svTransport(Transport t) {
+        TRANSPORT.setVolatile(this, t); // the reader: construction, the TLS upgrade; a release would do
+    }
+
+    private long lvSendStartedAt() {
+        return (long) SEND_STARTED_AT.getVolatile(this); // the watchdog; opaque would do
+    }
+
+    private void svSendStartedAt(long nanos) {
+        SEND_STARTED_AT.setVolatile(this, nanos); // under sendLock; opaque would do
+    }
+
+    private Phase lvPhase() {
+        return (Phase) PHASE.getVolatile(this); // the watchdog, toString; opaque would do
+    }
+
+    private void svPhase(Phase p) {
+        PHASE.setVolatile(this, p); // the reader; opaque would do
+    }
+
+    private boolean lvInTlsHandshake() {
+        return (boolean) IN_TLS_HANDSHAKE.getVolatile(this); // the watchdog's message; opaque would do
+    }
+
+    private void svInTlsHandshake(boolean running) {
+        IN_TLS_HANDSHAKE.setVolatile(this, running); // the reader; opaque would do
+    }
+
+    /** Volatile RMW: only its atomicity matters (see "Access modes"). */
+    private int getAndAddPooledBuffers(int delta) {
+        return (int) POOLED_BUFFERS.getAndAdd(this, delta);
     }
 }
