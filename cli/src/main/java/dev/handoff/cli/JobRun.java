@@ -3,13 +3,14 @@ package dev.handoff.cli;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.mirror.MirrorJob;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A mirror job as the command line sees it: its QMP job id, its events translated to QMP
@@ -20,8 +21,31 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * here only translates and queues, and one dispatcher thread feeds the sinks in sequence order,
  * so a slow socket client or terminal never holds up the job. Sinks may call the job's commands.
  * The dispatcher starts with {@link #start()}, so sinks added before it see every event.
+ *
+ * <p>Access modes (CONTRIBUTING, "One accessor convention"): {@code dispatching} is set once by
+ * {@link #casDispatching} (one dispatcher, whoever starts it first). {@code completeRequested}
+ * ({@link #svCompleteRequested} by a control session, {@link #lvCompleteRequested} by another)
+ * and {@code bitmapFile} ({@link #svBitmapFile} by the launcher, {@link #lvBitmapFile} by
+ * {@code query-block-jobs}) are flags and immutable values read from other threads, each load
+ * pairing with its store; release stores and acquire loads would do, as nothing else is published
+ * through them.
  */
 final class JobRun {
+    private static final VarHandle DISPATCHING;
+    private static final VarHandle COMPLETE_REQUESTED;
+    private static final VarHandle BITMAP_FILE;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            DISPATCHING = l.findVarHandle(JobRun.class, "dispatching", boolean.class);
+            COMPLETE_REQUESTED = l.findVarHandle(JobRun.class, "completeRequested", boolean.class);
+            BITMAP_FILE = l.findVarHandle(JobRun.class, "bitmapFile", java.nio.file.Path.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
 
     /** Receives each event with its QMP translation, on the dispatcher thread, in order. */
     interface Sink {
@@ -38,8 +62,10 @@ final class JobRun {
     private final LinkedBlockingQueue<Item> queue = new LinkedBlockingQueue<>();
     private final List<Sink> sinks = new CopyOnWriteArrayList<>();
     private final CountDownLatch finalDelivered = new CountDownLatch(1);
-    private final AtomicBoolean dispatching = new AtomicBoolean();
+    /* Only through the accessors below ("Access modes"). */
+    private volatile boolean dispatching;
     private volatile boolean completeRequested;
+    private volatile java.nio.file.Path bitmapFile;
 
     JobRun(MirrorJob job, String jobId) {
         this(job, jobId, () -> { }, true);
@@ -57,15 +83,13 @@ final class JobRun {
         return job;
     }
 
-    private volatile java.nio.file.Path bitmapFile;
-
     /** The job's --bitmap FILE, for query-block-jobs. */
     void bitmapFile(java.nio.file.Path file) {
-        bitmapFile = file;
+        svBitmapFile(file);
     }
 
     java.nio.file.Path bitmapFile() {
-        return bitmapFile;
+        return lvBitmapFile();
     }
 
     QmpEvents qmp() {
@@ -78,11 +102,11 @@ final class JobRun {
 
     /** Whether a complete was accepted while paused after READY (it takes effect on resume). */
     boolean completeRequested() {
-        return completeRequested;
+        return lvCompleteRequested();
     }
 
     void noteCompleteRequested() {
-        completeRequested = true;
+        svCompleteRequested();
     }
 
     /** Stops the faults of {@code --inject-target-errors}, if any. */
@@ -113,7 +137,7 @@ final class JobRun {
 
     /** Starts delivering events without starting the job (a job ended before it ran). */
     void startDispatcher() {
-        if (dispatching.compareAndSet(false, true)) {
+        if (casDispatching(false, true)) {
             Thread dispatcher = new Thread(this::dispatch, "job-events");
             dispatcher.setDaemon(true);
             dispatcher.start();
@@ -159,5 +183,27 @@ final class JobRun {
                 finalDelivered.countDown();
             }
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private boolean casDispatching(boolean expected, boolean next) {
+        return DISPATCHING.compareAndSet(this, expected, next); // one dispatcher
+    }
+
+    private boolean lvCompleteRequested() {
+        return (boolean) COMPLETE_REQUESTED.getVolatile(this); // pairs with svCompleteRequested
+    }
+
+    private void svCompleteRequested() {
+        COMPLETE_REQUESTED.setVolatile(this, true); // a control session; a release would do
+    }
+
+    private java.nio.file.Path lvBitmapFile() {
+        return (java.nio.file.Path) BITMAP_FILE.getVolatile(this); // pairs with svBitmapFile
+    }
+
+    private void svBitmapFile(java.nio.file.Path file) {
+        BITMAP_FILE.setVolatile(this, file); // the launcher, once; a release would do
     }
 }

@@ -7,6 +7,8 @@ import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.SyncMode;
 import java.io.PrintStream;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
@@ -25,6 +27,16 @@ import picocli.CommandLine.Parameters;
  * <p>Order of work, so that bad input changes nothing: check options, the control socket path,
  * the source and the target (looking only); then lock the source, open or create and lock the
  * target, bind the control socket (each undone if a later step fails); then run.
+ *
+ * <p>Access modes (CONTRIBUTING, "One accessor convention"): three fields cross threads, each
+ * written once ({@code sv}) and read with a volatile load ({@code lv}) that pairs with it.
+ * {@code bitmap}: by the main thread when opened; read by the ending, on the main thread or the
+ * shutdown hook's. {@code running}: by the main thread once the job is launched; read by
+ * {@link #onSessionLost} on the coordinator's thread. {@code sessionLost}: by that callback; read
+ * by the ending. The callback stores {@code sessionLost} before it loads {@code running}: a job
+ * launched after that load is not cancelled by it, and the ending, which loads
+ * {@code sessionLost}, reports the target as not consistent either way. Release stores and
+ * acquire loads would do; nothing is on an I/O path.
  */
 @Command(name = "mirror", sortOptions = false, usageHelpWidth = 100,
         description = {"Mirror the raw image SOURCE (a file or a block device) to TARGET (a file, created if absent,"
@@ -44,6 +56,21 @@ import picocli.CommandLine.Parameters;
             "130:interrupted (Ctrl-C); the message says whether TARGET is consistent",
             "143:terminated (SIGTERM); the message says whether TARGET is consistent"})
 final class MirrorCommand implements Callable<Integer> {
+    private static final VarHandle BITMAP;
+    private static final VarHandle SESSION_LOST;
+    private static final VarHandle RUNNING;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            BITMAP = l.findVarHandle(MirrorCommand.class, "bitmap", ResumeBitmap.class);
+            SESSION_LOST = l.findVarHandle(MirrorCommand.class, "sessionLost", String.class);
+            RUNNING = l.findVarHandle(MirrorCommand.class, "running", MirrorJob.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     @Parameters(index = "0", paramLabel = "SOURCE", description = "Raw image file or block device to copy.")
     Path source;
 
@@ -103,13 +130,13 @@ final class MirrorCommand implements Callable<Integer> {
     @Mixin
     BitmapOptions bitmapOptions;
 
-    private volatile ResumeBitmap bitmap; // --bitmap's, once opened
+    private volatile ResumeBitmap bitmap; // --bitmap's, once opened; through the accessors
 
     @Mixin
     JfrOption jfr;
 
-    private volatile String sessionLost; // why the coordinator session was lost, if it was
-    private volatile MirrorJob running;
+    private volatile String sessionLost; // why the coordinator session was lost, if it was; the same
+    private volatile MirrorJob running;  // the same
 
     private final Object exitLock = new Object();
     private boolean finished;     // guarded by exitLock: the main thread owns the ending
@@ -163,9 +190,9 @@ final class MirrorCommand implements Callable<Integer> {
         }
         if (bitmapOptions.present()) {
             try {
-                bitmap = ResumeBitmap.open(bitmapOptions.file, bitmapOptions.restart, src.path(), src.size(),
+                svBitmap(ResumeBitmap.open(bitmapOptions.file, bitmapOptions.restart, src.path(), src.size(),
                         tgt instanceof FileTarget f ? f.path() : null, tgt.display(), src.size(),
-                        launcher.options().granularity(), true);
+                        launcher.options().granularity(), true));
             } catch (CliException e) {
                 tgt.abandon();
                 src.close();
@@ -173,16 +200,16 @@ final class MirrorCommand implements Callable<Integer> {
             }
         }
         try {
-            run = launcher.launch(src.device(), targetDevice, tgt.readsAsZeroes(), bitmap);
-            running = run.job();
+            run = launcher.launch(src.device(), targetDevice, tgt.readsAsZeroes(), lvBitmap());
+            svRunning(run.job());
             if (control != null) {
                 JobTable table = new JobTable();
                 table.add(run);
                 server = QmpServer.bind(control, controlMode, new JobControl(table), "handoff " + Main.version());
             }
         } catch (CliException | QmpException | RuntimeException e) {
-            if (bitmap != null) {
-                bitmap.close();
+            if (lvBitmap() != null) {
+                lvBitmap().close();
             }
             tgt.abandon();
             src.close();
@@ -248,15 +275,15 @@ final class MirrorCommand implements Callable<Integer> {
         }
         // A forced cancel after READY abandons the job without its final flush; the copy itself
         // was complete (no one writes the source here), so make it durable and say so.
-        boolean consistentAfterCancel = sessionLost == null && end == JobState.CANCELLED && job.progress().ready()
+        boolean consistentAfterCancel = lvSessionLost() == null && end == JobState.CANCELLED && job.progress().ready()
                 && flushed(targetDevice);
-        String bitmapLine = finishBitmap(sessionLost == null && (end == JobState.COMPLETED || consistentAfterCancel));
+        String bitmapLine = finishBitmap(lvSessionLost() == null && (end == JobState.COMPLETED || consistentAfterCancel));
         tgt.close();
         src.close();
         jfr.finish();
         double seconds = (System.nanoTime() - t0) / 1e9;
         String took = String.format(Locale.ROOT, "%.2f s", seconds);
-        String lost = sessionLost;
+        String lost = lvSessionLost();
         if (lost != null) {
             System.err.println("handoff mirror: ZooKeeper session lost mid-command: " + lost + "; the job was cancelled"
                     + " after " + took + " (another holder may write " + src.path() + "): " + tgt.display()
@@ -288,8 +315,8 @@ final class MirrorCommand implements Callable<Integer> {
 
     /** The source's coordinator session is gone: another holder may write it, so the copy cannot be trusted. */
     private void onSessionLost(String why) {
-        sessionLost = why;
-        MirrorJob job = running;
+        svSessionLost(why); // then loads running (class comment)
+        MirrorJob job = lvRunning();
         if (job != null) {
             try {
                 job.cancel(true);
@@ -326,7 +353,7 @@ final class MirrorCommand implements Callable<Integer> {
 
     /** Ends the bitmap's use (removed if the copy is complete, else kept to resume); its line, or null. */
     private String finishBitmap(boolean complete) {
-        ResumeBitmap b = bitmap;
+        ResumeBitmap b = lvBitmap();
         return b != null ? b.finish(complete) : null;
     }
 
@@ -438,5 +465,31 @@ final class MirrorCommand implements Callable<Integer> {
             Thread.currentThread().interrupt();
             return false;
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private ResumeBitmap lvBitmap() {
+        return (ResumeBitmap) BITMAP.getVolatile(this); // pairs with svBitmap
+    }
+
+    private void svBitmap(ResumeBitmap b) {
+        BITMAP.setVolatile(this, b); // the main thread, once; a release would do
+    }
+
+    private String lvSessionLost() {
+        return (String) SESSION_LOST.getVolatile(this); // pairs with svSessionLost
+    }
+
+    private void svSessionLost(String why) {
+        SESSION_LOST.setVolatile(this, why); // the coordinator's thread; a release would do
+    }
+
+    private MirrorJob lvRunning() {
+        return (MirrorJob) RUNNING.getVolatile(this); // the coordinator's thread; pairs with svRunning
+    }
+
+    private void svRunning(MirrorJob job) {
+        RUNNING.setVolatile(this, job); // the main thread, once; a release would do
     }
 }

@@ -6,6 +6,8 @@ import dev.handoff.mirror.ErrorAction;
 import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.mirror.MirrorProgress;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -38,17 +40,44 @@ import java.util.function.Supplier;
  * <p>Threading: {@link #translate} is called by the job's listener, one event at a time in
  * sequence order, and {@link #dismiss} by a control session, both under this object's monitor;
  * {@link #status()} and {@link #ioStatus()} may be read from any thread.
+ *
+ * <p>Access modes (CONTRIBUTING, "One accessor convention"): {@code status}, {@code ioStatus} and
+ * {@code error} are written under this monitor ({@code sv}) and read lock-free by the query methods
+ * ({@code lv}, pairing with those stores); under the monitor {@code status} is read plain
+ * ({@code lp}: the monitor orders it after every store). Each is an immutable string that
+ * publishes nothing else: release stores and acquire loads would do. {@code forceCancel} is stored
+ * by a control session's {@link #noteCancel} ({@code sv}) before it cancels, and loaded under the
+ * monitor when the job's CANCELLING event arrives ({@code lv}); the job's own lock orders the two
+ * as well. {@code ready} is touched only under the monitor.
  */
 final class QmpEvents {
+    private static final VarHandle STATUS;
+    private static final VarHandle IO_STATUS;
+    private static final VarHandle FORCE_CANCEL;
+    private static final VarHandle ERROR;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            STATUS = l.findVarHandle(QmpEvents.class, "status", String.class);
+            IO_STATUS = l.findVarHandle(QmpEvents.class, "ioStatus", String.class);
+            FORCE_CANCEL = l.findVarHandle(QmpEvents.class, "forceCancel", boolean.class);
+            ERROR = l.findVarHandle(QmpEvents.class, "error", String.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private final String jobId;
     private final Supplier<MirrorProgress> progress;
     private final boolean autoDismiss;
 
-    private volatile String status = "created";
-    private volatile String ioStatus = "ok";
+    /* Only through the accessors below ("Access modes"). */
+    private volatile String status;
+    private volatile String ioStatus;
     private volatile boolean forceCancel;
-    private volatile boolean ready;
     private volatile String error;
+    private boolean ready;       // guarded by this
     private boolean createdSent; // guarded by this
 
     QmpEvents(String jobId, Supplier<MirrorProgress> progress) {
@@ -59,6 +88,8 @@ final class QmpEvents {
         this.jobId = jobId;
         this.progress = progress;
         this.autoDismiss = autoDismiss;
+        svStatus("created");
+        svIoStatus("ok");
     }
 
     boolean autoDismiss() {
@@ -71,35 +102,35 @@ final class QmpEvents {
 
     /** The QEMU status last sent. */
     String status() {
-        return status;
+        return lvStatus();
     }
 
     /** QEMU's io-status: ok, or failed / nospace while stopped by an error. */
     String ioStatus() {
-        return ioStatus;
+        return lvIoStatus();
     }
 
     /** Whether the job may be completed (QEMU's "ready" field). */
     boolean completable() {
-        String s = status;
+        String s = lvStatus();
         return s.equals("ready") || s.equals("standby");
     }
 
     /** Why the job failed, once it has. */
     String error() {
-        return error;
+        return lvError();
     }
 
     /** Called before every cancel, so the CANCELLING state maps to waiting (graceful) or aborting. */
     void noteCancel(boolean force) {
         if (force) {
-            forceCancel = true;
+            svForceCancel();
         }
     }
 
     /** Whether the job is still listed: not yet dismissed (status null). */
     boolean listed() {
-        return !status.equals("null");
+        return !lvStatus().equals("null");
     }
 
     /**
@@ -107,7 +138,7 @@ final class QmpEvents {
      * ({@code JOB_STATUS_CHANGE null}), or null if the job is not concluded.
      */
     synchronized List<ObjectNode> dismiss() {
-        if (!status.equals("concluded")) {
+        if (!lpStatus().equals("concluded")) {
             return null;
         }
         List<ObjectNode> out = new ArrayList<>(1);
@@ -130,7 +161,7 @@ final class QmpEvents {
         } else if (event instanceof MirrorEvent.Error e) {
             onError(e, out);
         } else if (event instanceof MirrorEvent.Completed c) {
-            if (!status.equals("pending")) { // auto-finalize: waiting and pending pass at once
+            if (!lpStatus().equals("pending")) { // auto-finalize: waiting and pending pass at once
                 status("waiting", out);
                 status("pending", out);
             }
@@ -141,7 +172,8 @@ final class QmpEvents {
             out.add(event("BLOCK_JOB_CANCELLED", blockJobData(c.offset(), c.length())));
             conclude(out);
         } else if (event instanceof MirrorEvent.Failed f) {
-            error = f.reason() != null ? f.reason() : "failed";
+            String error = f.reason() != null ? f.reason() : "failed";
+            svError(error);
             status("aborting", out);
             ObjectNode data = blockJobData(f.offset(), f.length());
             data.put("error", error);
@@ -161,26 +193,26 @@ final class QmpEvents {
     private void onState(JobState from, JobState to, List<ObjectNode> out) {
         switch (to) {
             case RUNNING:
-                ioStatus = "ok";
+                svIoStatus("ok");
                 status("running", out);
                 break;
             case READY:
-                ioStatus = "ok";
+                svIoStatus("ok");
                 status("ready", out);
                 break;
             case PAUSED:
                 status(ready ? "standby" : "paused", out);
                 break;
             case COMPLETING:
-                ioStatus = "ok";
+                svIoStatus("ok");
                 if (from == JobState.PAUSED) {
                     status("ready", out); // resumed from standby with a complete pending: QEMU passes ready
                 }
                 status("waiting", out);
                 break;
             case CANCELLING:
-                ioStatus = "ok";
-                boolean graceful = ready && !forceCancel;
+                svIoStatus("ok");
+                boolean graceful = ready && !lvForceCancel();
                 if (graceful && from == JobState.PAUSED) {
                     status("ready", out);
                 }
@@ -202,7 +234,7 @@ final class QmpEvents {
 
     private void onError(MirrorEvent.Error e, List<ObjectNode> out) {
         if (e.action() == ErrorAction.STOP) {
-            ioStatus = e.cause() != null && e.cause().kind() == DeviceException.Kind.NO_SPACE ? "nospace" : "failed";
+            svIoStatus(e.cause() != null && e.cause().kind() == DeviceException.Kind.NO_SPACE ? "nospace" : "failed");
         }
         ObjectNode data = Json.object();
         data.put("device", jobId);
@@ -220,10 +252,10 @@ final class QmpEvents {
     }
 
     private void status(String s, List<ObjectNode> out) {
-        if (s.equals(status)) {
+        if (s.equals(lpStatus())) {
             return;
         }
-        status = s;
+        svStatus(s);
         out.add(statusEvent(s));
     }
 
@@ -254,5 +286,43 @@ final class QmpEvents {
         event.put("event", name);
         event.set("data", data);
         return event;
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private String lvStatus() {
+        return (String) STATUS.getVolatile(this); // lock-free; pairs with svStatus
+    }
+
+    private String lpStatus() {
+        return (String) STATUS.get(this); // under this monitor, as every store
+    }
+
+    private void svStatus(String s) {
+        STATUS.setVolatile(this, s); // under this monitor (and the constructor); a release would do
+    }
+
+    private String lvIoStatus() {
+        return (String) IO_STATUS.getVolatile(this); // pairs with svIoStatus
+    }
+
+    private void svIoStatus(String s) {
+        IO_STATUS.setVolatile(this, s); // under this monitor (and the constructor); a release would do
+    }
+
+    private String lvError() {
+        return (String) ERROR.getVolatile(this); // pairs with svError
+    }
+
+    private void svError(String why) {
+        ERROR.setVolatile(this, why); // under this monitor; a release would do
+    }
+
+    private boolean lvForceCancel() {
+        return (boolean) FORCE_CANCEL.getVolatile(this); // under this monitor; pairs with svForceCancel
+    }
+
+    private void svForceCancel() {
+        FORCE_CANCEL.setVolatile(this, true); // a control session, before its cancel
     }
 }

@@ -6,6 +6,8 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.handoff.nbd.UnixSockets;
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.net.UnixDomainSocketAddress;
 import java.nio.ByteBuffer;
 import java.nio.channels.ClosedChannelException;
@@ -34,8 +36,27 @@ import java.util.concurrent.CopyOnWriteArrayList;
  * reply and an event never interleave. Reads and writes use the channel directly: the
  * {@code Channels} stream adapters serialize reads and writes on one lock, which would hold
  * events back while the reader waits.
+ *
+ * <p>Access modes (CONTRIBUTING, "One accessor convention"): {@code closed} is stored by
+ * {@link #close} ({@code svClosed}) and loaded by the accept loop ({@code lvClosed}). The two are
+ * a store-load pair: the loop publishes a session in {@code sessions}, then loads {@code closed};
+ * close stores {@code closed}, then reads {@code sessions}; all volatile (the list's add and
+ * iteration are), so a session accepted while the server closes is closed by one of them. A
+ * session's {@code negotiated} is stored by its own thread ({@code svNegotiated}), read there
+ * plain ({@code lpNegotiated}) and by {@link #broadcast} on any thread ({@code lvNegotiated},
+ * pairing with the store; an acquire load would do).
  */
 final class QmpServer implements AutoCloseable {
+    private static final VarHandle CLOSED;
+
+    static {
+        try {
+            CLOSED = MethodHandles.lookup().findVarHandle(QmpServer.class, "closed", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
 
     /** Executes the commands of one server; called from session threads, possibly at once. */
     interface Handler {
@@ -51,7 +72,7 @@ final class QmpServer implements AutoCloseable {
     private final Handler handler;
     private final String packageName;
     private final List<Session> sessions = new CopyOnWriteArrayList<>();
-    private volatile boolean closed;
+    private volatile boolean closed; // through the accessors ("Access modes")
     /** How long {@link #close()} lets commands in progress finish their replies. */
     private static final long DRAIN_MILLIS = 2_000;
 
@@ -125,7 +146,7 @@ final class QmpServer implements AutoCloseable {
     void broadcast(ObjectNode event) {
         String line = Json.line(event);
         for (Session s : sessions) {
-            if (s.negotiated) {
+            if (s.lvNegotiated()) {
                 s.send(line);
             }
         }
@@ -140,7 +161,7 @@ final class QmpServer implements AutoCloseable {
      */
     @Override
     public void close() {
-        closed = true;
+        svClosed(); // then reads the sessions: the store-load pair with acceptLoop
         try {
             server.close();
         } catch (IOException ignored) {
@@ -164,7 +185,7 @@ final class QmpServer implements AutoCloseable {
     }
 
     private void acceptLoop() {
-        while (!closed) {
+        while (!lvClosed()) {
             SocketChannel client;
             try {
                 client = server.accept();
@@ -177,7 +198,7 @@ final class QmpServer implements AutoCloseable {
             s.thread = t;
             sessions.add(s);
             t.start();
-            if (closed) {
+            if (lvClosed()) {
                 s.close(); // accepted while close() ran: it may not have seen this session
             }
         }
@@ -196,12 +217,34 @@ final class QmpServer implements AutoCloseable {
     private final class Session {
         private final SocketChannel channel;
         private final Object writeLock = new Object();
-        volatile boolean negotiated;
+        private static final VarHandle NEGOTIATED;
+
+        static {
+            try {
+                NEGOTIATED = MethodHandles.lookup().findVarHandle(Session.class, "negotiated", boolean.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
+        private volatile boolean negotiated; // through the accessors below ("Access modes")
         /** The thread running {@link #run}; set before the session is published to {@link #sessions}. */
         Thread thread;
 
         Session(SocketChannel channel) {
             this.channel = channel;
+        }
+
+        boolean lvNegotiated() {
+            return (boolean) NEGOTIATED.getVolatile(this); // broadcast, any thread; pairs with svNegotiated
+        }
+
+        private boolean lpNegotiated() {
+            return (boolean) NEGOTIATED.get(this); // the session's own thread, the only writer
+        }
+
+        private void svNegotiated() {
+            NEGOTIATED.setVolatile(this, true); // the session's thread; a release would do
         }
 
         void run() {
@@ -282,7 +325,7 @@ final class QmpServer implements AutoCloseable {
 
         private JsonNode dispatch(String command, ObjectNode args) throws QmpException {
             if (command.equals("qmp_capabilities")) {
-                if (negotiated) {
+                if (lpNegotiated()) {
                     throw new QmpException(QmpException.COMMAND_NOT_FOUND,
                             "Capabilities negotiation is already complete, command ignored");
                 }
@@ -290,10 +333,10 @@ final class QmpServer implements AutoCloseable {
                 if (enable != null && enable.size() > 0) {
                     throw QmpException.generic("Capability '" + enable.get(0).asText() + "' is not available");
                 }
-                negotiated = true;
+                svNegotiated();
                 return Json.object();
             }
-            if (!negotiated) {
+            if (!lpNegotiated()) {
                 throw new QmpException(QmpException.COMMAND_NOT_FOUND,
                         "Expecting capabilities negotiation with 'qmp_capabilities'");
             }
@@ -393,5 +436,15 @@ final class QmpServer implements AutoCloseable {
                 // gone already
             }
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private boolean lvClosed() {
+        return (boolean) CLOSED.getVolatile(this); // pairs with svClosed
+    }
+
+    private void svClosed() {
+        CLOSED.setVolatile(this, true); // one side of the store-load pair: volatile is needed
     }
 }

@@ -14,6 +14,8 @@ import dev.handoff.ownership.ImageFencedException;
 import dev.handoff.ownership.ImageInactiveException;
 import dev.handoff.ownership.OwnedImage;
 import java.io.IOException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.PosixFilePermission;
@@ -21,7 +23,6 @@ import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -58,6 +59,18 @@ import picocli.CommandLine.Parameters;
  * it, TCP is served on loopback only unless {@code --insecure}. The unix sockets (NBD and
  * control) are created owner-only unless {@code --socket-mode} says otherwise. Each refused client
  * gets one line on stderr, and the others are served on.
+ *
+ * <p>Access modes (CONTRIBUTING, "One accessor convention"): the fields that cross threads are
+ * read and written through accessors named by mode. {@code stopped}: {@code casStopped} by
+ * {@link #stop} (the main thread or the shutdown hook: one of them stops), {@code lvStopped} by the
+ * control socket's listing. {@code serving}: {@code svServing} by the main thread once the export
+ * is up; {@code lvServing} by the listing and by {@link #stop}. {@code bitmap}: {@code svBitmap} by
+ * the main thread while it starts (and clears it on failure); {@code lpBitmap} there;
+ * {@code lvBitmap} by {@link #stop}, on either thread. {@code sessionLost}: {@code svSessionLost}
+ * by the coordinator's callback, before it releases the main thread's {@code quit};
+ * {@code lvSessionLost} by the ending. Each load pairs with its field's stores. Release stores and
+ * acquire loads would do for all but {@code stopped}, whose CAS picks the one thread that stops;
+ * nothing here is on an I/O path.
  */
 @Command(name = "serve", sortOptions = false, usageHelpWidth = 100,
         description = {"Export the raw image IMAGE over NBD, held ACTIVE with QEMU-compatible locks and an ownership"
@@ -77,6 +90,23 @@ import picocli.CommandLine.Parameters;
             "130:interrupted (Ctrl-C)",
             "143:terminated (SIGTERM)"})
 final class ServeCommand implements Callable<Integer> {
+    private static final VarHandle BITMAP;
+    private static final VarHandle STOPPED;
+    private static final VarHandle SERVING;
+    private static final VarHandle SESSION_LOST;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            BITMAP = l.findVarHandle(ServeCommand.class, "bitmap", ResumeBitmap.class);
+            STOPPED = l.findVarHandle(ServeCommand.class, "stopped", boolean.class);
+            SERVING = l.findVarHandle(ServeCommand.class, "serving", boolean.class);
+            SESSION_LOST = l.findVarHandle(ServeCommand.class, "sessionLost", String.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     @Parameters(index = "0", paramLabel = "IMAGE", description = "Raw image file or block device to export.")
     Path image;
 
@@ -169,13 +199,14 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     BitmapOptions bitmapOptions;
 
-    private volatile ResumeBitmap bitmap; // --mirror-to's --bitmap, once opened
+    private volatile ResumeBitmap bitmap; // --mirror-to's --bitmap, once opened; through the accessors
 
     @Mixin
     JfrOption jfr;
 
     private final CountDownLatch quit = new CountDownLatch(1);
-    private final AtomicBoolean stopped = new AtomicBoolean();
+    /* Only through the accessors ("Access modes"). */
+    private volatile boolean stopped;
     private volatile boolean serving;
     private volatile String sessionLost; // why the coordinator session was lost, if it was
 
@@ -294,20 +325,20 @@ final class ServeCommand implements Callable<Integer> {
             if (target != null) {
                 BlockDevice targetDevice = target.open(checked.size());
                 if (bitmapOptions.present()) {
-                    bitmap = ResumeBitmap.open(bitmapOptions.file, bitmapOptions.restart, image, checked.size(),
+                    svBitmap(ResumeBitmap.open(bitmapOptions.file, bitmapOptions.restart, image, checked.size(),
                             target instanceof FileTarget f ? f.path() : null, target.display(), checked.size(),
-                            launcher.options().granularity(), jobOptions.sync != dev.handoff.mirror.SyncMode.NONE);
+                            launcher.options().granularity(), jobOptions.sync != dev.handoff.mirror.SyncMode.NONE));
                 }
                 mirrorToRun = mirrors.prepare(launcher, targetDevice, target.readsAsZeroes(), null, target.display(),
-                        bitmap);
+                        lpBitmap());
             }
             if (!readOnly && !inactive) {
                 activate();
             }
         } catch (CliException | QmpException | RuntimeException e) {
-            if (bitmap != null) {
-                bitmap.close();
-                bitmap = null;
+            if (lpBitmap() != null) {
+                lpBitmap().close();
+                svBitmap(null);
             }
             if (target != null) {
                 target.abandon();
@@ -320,11 +351,11 @@ final class ServeCommand implements Callable<Integer> {
         System.out.println("serving " + image + " (" + Sizes.format(gate.size()) + ") as " + uri + ": "
                 + (readOnly ? "read-only (no ownership)" : owned.state() + ", owner " + ownerId + ", epoch " + owned.epoch())
                 + (mirrorTo != null ? ", mirroring to " + target.display() : "")
-                + (bitmap != null ? "; " + bitmap.describe(gate.size()) : "")
+                + (lpBitmap() != null ? "; " + lpBitmap().describe(gate.size()) : "")
                 + (coordinator.present() ? ", coordinator " + coordinator.coordinator : "")
                 + (control != null ? ", control " + control : ""));
         System.out.flush();
-        serving = true;
+        svServing();
         if (controlHandler != null) {
             controlHandler.serving(mirrors, new HandoffControl(image, owned, gate, jobs));
         }
@@ -342,7 +373,7 @@ final class ServeCommand implements Callable<Integer> {
         } catch (IllegalStateException shuttingDown) {
             // the hook runs or has run: it finds the work done
         }
-        String lost = sessionLost;
+        String lost = lvSessionLost();
         if (lost != null) {
             throw new CliException(ExitCodes.FENCED, "ZooKeeper session lost mid-command: " + lost + "; " + image
                     + " is fenced here and no longer served (nothing more was acknowledged; the next activation takes"
@@ -405,7 +436,7 @@ final class ServeCommand implements Callable<Integer> {
     private OwnedImage open(String ownerId) throws CliException {
         if (coordinator.present()) {
             return coordinator.open(image, ownerId, OwnedImage.State.INACTIVE, why -> {
-                sessionLost = why;
+                svSessionLost(why);
                 quit.countDown();
             });
         }
@@ -447,7 +478,7 @@ final class ServeCommand implements Callable<Integer> {
      * as on any exit of qemu-storage-daemon), then the targets and the image are closed. Once.
      */
     private void stop(boolean signalled) {
-        if (!stopped.compareAndSet(false, true)) {
+        if (!casStopped(false, true)) {
             return;
         }
         if (server != null) {
@@ -475,7 +506,7 @@ final class ServeCommand implements Callable<Integer> {
         if (qmpServer != null) {
             qmpServer.close();
         }
-        ResumeBitmap b = bitmap;
+        ResumeBitmap b = lvBitmap();
         if (b != null) {
             b.finish(false); // the job's last event did it, unless it never came
         }
@@ -491,7 +522,7 @@ final class ServeCommand implements Callable<Integer> {
             try {
                 owned.close();
             } catch (DeviceException e) {
-                if (sessionLost == null) { // else the one line that says so is the error
+                if (lvSessionLost() == null) { // else the one line that says so is the error
                     System.err.println("handoff serve: closing " + image + " failed: " + e.getMessage());
                 }
             }
@@ -500,7 +531,7 @@ final class ServeCommand implements Callable<Integer> {
             state = "read-only";
             readOnlyImage.close();
         }
-        if (serving && sessionLost == null) {
+        if (lvServing() && lvSessionLost() == null) {
             System.out.println((signalled ? "interrupted" : "stopped") + ": " + image + " closed " + state);
             System.out.flush();
         }
@@ -517,12 +548,12 @@ final class ServeCommand implements Callable<Integer> {
         @Override
         public ArrayNode exports() {
             ArrayNode list = Json.array();
-            if (serving) {
+            if (lvServing()) {
                 ObjectNode export = list.addObject();
                 export.put("type", "nbd");
                 export.put("id", exportName);
                 export.put("node-name", node);
-                export.put("shutting-down", stopped.get());
+                export.put("shutting-down", lvStopped());
                 export.put("x-uri", uri.toString());
                 export.put("x-connections", server.connectionCount());
             }
@@ -533,5 +564,43 @@ final class ServeCommand implements Callable<Integer> {
         public void quit() {
             quit.countDown();
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private ResumeBitmap lvBitmap() {
+        return (ResumeBitmap) BITMAP.getVolatile(this); // stop, either thread; pairs with svBitmap
+    }
+
+    private ResumeBitmap lpBitmap() {
+        return (ResumeBitmap) BITMAP.get(this); // the main thread, the only writer
+    }
+
+    private void svBitmap(ResumeBitmap b) {
+        BITMAP.setVolatile(this, b); // the main thread while it starts; a release would do
+    }
+
+    private boolean lvStopped() {
+        return (boolean) STOPPED.getVolatile(this); // pairs with casStopped
+    }
+
+    private boolean casStopped(boolean expected, boolean next) {
+        return STOPPED.compareAndSet(this, expected, next); // one thread stops
+    }
+
+    private boolean lvServing() {
+        return (boolean) SERVING.getVolatile(this); // pairs with svServing
+    }
+
+    private void svServing() {
+        SERVING.setVolatile(this, true); // the main thread, once; a release would do
+    }
+
+    private String lvSessionLost() {
+        return (String) SESSION_LOST.getVolatile(this); // pairs with svSessionLost
+    }
+
+    private void svSessionLost(String why) {
+        SESSION_LOST.setVolatile(this, why); // the coordinator's thread; a release would do
     }
 }

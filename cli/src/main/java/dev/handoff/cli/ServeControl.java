@@ -3,6 +3,8 @@ package dev.handoff.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -13,10 +15,31 @@ import java.util.TreeSet;
  *
  * <p>The socket is bound before the image is opened (so that a socket in use fails the serve
  * before anything changes), so until {@link #serving} hands it the mirrors and the ownership
- * commands, everything but the queries is refused with "try again". {@code mirrors} and
- * {@code handoff} are volatile: written once by the starting thread, read by the socket's.
+ * commands, everything but the queries is refused with "try again".
+ *
+ * <p>Access modes (CONTRIBUTING, "One accessor convention"): {@code mirrors}, {@code handoff} and
+ * {@code server} are each written once by the starting thread ({@code sv}) and read by the
+ * socket's ({@code lv}), pairing with that store: what the reader sees through the reference was
+ * built before it. A release store and acquire loads would do; volatile is stronger than needed,
+ * off every I/O path. {@link #serving} stores {@code handoff} before {@code mirrors}, and
+ * {@link #execute} loads {@code mirrors} first, so a caller that sees the mirrors sees both.
  */
 final class ServeControl implements QmpServer.Handler {
+    private static final VarHandle MIRRORS;
+    private static final VarHandle HANDOFF;
+    private static final VarHandle SERVER;
+
+    static {
+        try {
+            MethodHandles.Lookup l = MethodHandles.lookup();
+            MIRRORS = l.findVarHandle(ServeControl.class, "mirrors", ServeMirrors.class);
+            HANDOFF = l.findVarHandle(ServeControl.class, "handoff", HandoffControl.class);
+            SERVER = l.findVarHandle(ServeControl.class, "server", QmpServer.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     /** What {@code quit} and {@code query-block-exports} need of the serve around it. */
     interface Export {
         /** The reply to {@code query-block-exports}: the NBD export once it exists, as QEMU lists it. */
@@ -30,6 +53,7 @@ final class ServeControl implements QmpServer.Handler {
     private final JobControl jobControl;
     private final BlockNodes nodes;
     private final Set<String> own;
+    /* Only through the accessors below ("Access modes"). */
     private volatile ServeMirrors mirrors;
     private volatile HandoffControl handoff;
     private volatile QmpServer server;
@@ -47,13 +71,13 @@ final class ServeControl implements QmpServer.Handler {
 
     /** The socket this handler answers on, for the SHUTDOWN event of {@code quit}. */
     void boundTo(QmpServer server) {
-        this.server = server;
+        svServer(server);
     }
 
     /** The serve is up: mirror and ownership commands are accepted from now on. */
     void serving(ServeMirrors mirrors, HandoffControl handoff) {
-        this.mirrors = mirrors;
-        this.handoff = handoff;
+        svHandoff(handoff);
+        svMirrors(mirrors); // last: a reader that sees it sees the handoff too
     }
 
     @Override
@@ -65,8 +89,8 @@ final class ServeControl implements QmpServer.Handler {
 
     @Override
     public JsonNode execute(String command, ObjectNode args) throws QmpException {
-        ServeMirrors m = mirrors;
-        HandoffControl h = handoff;
+        ServeMirrors m = lvMirrors();
+        HandoffControl h = lvHandoff();
         if (m == null && !command.startsWith("query-")) {
             throw QmpException.generic("the server is starting: try again once it serves");
         }
@@ -95,7 +119,7 @@ final class ServeControl implements QmpServer.Handler {
                 return export.exports();
             default: { // quit
                 Args.allow(args);
-                QmpServer s = server;
+                QmpServer s = lvServer();
                 if (s != null) {
                     ObjectNode data = Json.object();
                     data.put("guest", false);
@@ -106,5 +130,31 @@ final class ServeControl implements QmpServer.Handler {
                 return Json.object();
             }
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private ServeMirrors lvMirrors() {
+        return (ServeMirrors) MIRRORS.getVolatile(this); // pairs with svMirrors
+    }
+
+    private void svMirrors(ServeMirrors m) {
+        MIRRORS.setVolatile(this, m); // once, after svHandoff; a release would do
+    }
+
+    private HandoffControl lvHandoff() {
+        return (HandoffControl) HANDOFF.getVolatile(this); // after lvMirrors; pairs with svHandoff
+    }
+
+    private void svHandoff(HandoffControl h) {
+        HANDOFF.setVolatile(this, h); // once; a release would do
+    }
+
+    private QmpServer lvServer() {
+        return (QmpServer) SERVER.getVolatile(this); // pairs with svServer
+    }
+
+    private void svServer(QmpServer s) {
+        SERVER.setVolatile(this, s); // once; a release would do
     }
 }

@@ -7,6 +7,8 @@ import dev.handoff.device.WriteGate;
 import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.nbd.NbdUri;
 import dev.handoff.ownership.OwnedImage;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.file.Path;
 import java.util.Set;
 
@@ -18,9 +20,21 @@ import java.util.Set;
  * {@link WriteGate} moves clients onto its guest device before it starts.
  *
  * <p>Called on the control socket's thread (and once from startup); the job table and the nodes
- * are thread-safe, {@code pivotedTo} is volatile (the job's event thread writes it).
+ * are thread-safe. {@code pivotedTo} is written by the job's event thread ({@link #svPivotedTo})
+ * and read on the socket's ({@link #lvPivotedTo}, pairing with it; CONTRIBUTING, "One accessor
+ * convention"). A release store and an acquire load would do: a string publishes nothing else.
  */
 final class ServeMirrors {
+    private static final VarHandle PIVOTED_TO;
+
+    static {
+        try {
+            PIVOTED_TO = MethodHandles.lookup().findVarHandle(ServeMirrors.class, "pivotedTo", String.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     static final Set<String> COMMANDS = Set.of("blockdev-mirror", "drive-mirror");
 
     private final Path image;
@@ -31,7 +45,7 @@ final class ServeMirrors {
     private final BlockNodes nodes;
     private final QmpServer qmpServer; // null without --control
     private final Path mirrorTlsCreds; // --mirror-tls-creds, or null
-    private volatile String pivotedTo; // where a completed job moved the export, or null
+    private volatile String pivotedTo; // where a completed job moved the export, or null; through the accessors
 
     ServeMirrors(Path image, String node, OwnedImage owned, WriteGate gate, JobTable jobs, BlockNodes nodes,
             QmpServer qmpServer, Path mirrorTlsCreds) {
@@ -85,7 +99,7 @@ final class ServeMirrors {
         // Bookkeeping first: a client that sees the job's last event may at once reuse its target.
         run.addSink((e, events) -> {
             if (e instanceof MirrorEvent.Completed c && c.pivoted()) {
-                pivotedTo = targetName;
+                svPivotedTo(targetName);
             }
             if (targetNode != null && (e instanceof MirrorEvent.Completed || e instanceof MirrorEvent.Cancelled
                     || e instanceof MirrorEvent.Failed)) {
@@ -197,8 +211,9 @@ final class ServeMirrors {
             throw QmpException.generic(image + " is INACTIVE: activate it (x-handoff-accept or x-handoff-abort)"
                     + " before mirroring it");
         }
-        if (pivotedTo != null) {
-            throw QmpException.generic("the export was pivoted to '" + pivotedTo + "' by an earlier job: serve"
+        String pivoted = lvPivotedTo();
+        if (pivoted != null) {
+            throw QmpException.generic("the export was pivoted to '" + pivoted + "' by an earlier job: serve"
                     + " that image to mirror it again");
         }
         if (jobs.anyRunning()) {
@@ -220,5 +235,15 @@ final class ServeMirrors {
         System.arraycopy(a, 0, all, 0, a.length);
         System.arraycopy(b, 0, all, a.length, b.length);
         return all;
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private String lvPivotedTo() {
+        return (String) PIVOTED_TO.getVolatile(this); // pairs with svPivotedTo
+    }
+
+    private void svPivotedTo(String name) {
+        PIVOTED_TO.setVolatile(this, name); // the job's event thread; a release would do
     }
 }

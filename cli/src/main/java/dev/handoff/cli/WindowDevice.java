@@ -2,6 +2,8 @@ package dev.handoff.cli;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 
 /**
@@ -9,11 +11,26 @@ import java.nio.ByteBuffer;
  * each device the test kit asks for is a window over the one file or export being verified,
  * zeroed when made. Closing a window closes only the window (its operations then fail with
  * CLOSED); the device under it stays open. Thread-safe as the device under it is.
+ *
+ * <p>Access modes (CONTRIBUTING, "One accessor convention"): {@code closed} is stored by
+ * {@link #close} ({@link #svClosed}) and loaded before each operation ({@link #lvClosed}), pairing
+ * with it. Stronger than needed: an operation racing the close may run either way, so an opaque
+ * pair would do; a closed window is off every measured path.
  */
 final class WindowDevice implements BlockDevice {
+    private static final VarHandle CLOSED;
+
+    static {
+        try {
+            CLOSED = MethodHandles.lookup().findVarHandle(WindowDevice.class, "closed", boolean.class);
+        } catch (ReflectiveOperationException e) {
+            throw new ExceptionInInitializerError(e);
+        }
+    }
+
     private final BlockDevice base;
     private final long size;
-    private volatile boolean closed;
+    private volatile boolean closed; // through the accessors ("Access modes")
 
     private WindowDevice(BlockDevice base, long size) {
         this.base = base;
@@ -84,12 +101,22 @@ final class WindowDevice implements BlockDevice {
 
     @Override
     public void close() {
-        closed = true;
+        svClosed();
     }
 
     private void ensureOpen() throws DeviceException {
-        if (closed) {
+        if (lvClosed()) {
             throw new DeviceException(DeviceException.Kind.CLOSED, "window of " + base + " is closed");
         }
+    }
+
+    /* ---- Accessors (modes and partners: see "Access modes" in the class comment) ---- */
+
+    private boolean lvClosed() {
+        return (boolean) CLOSED.getVolatile(this); // pairs with svClosed; opaque would do
+    }
+
+    private void svClosed() {
+        CLOSED.setVolatile(this, true); // opaque would do
     }
 }
