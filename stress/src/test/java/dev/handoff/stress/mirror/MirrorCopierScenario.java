@@ -3,7 +3,6 @@ package dev.handoff.stress.mirror;
 import dev.handoff.device.DeviceException;
 import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.ErrorPolicy;
-import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.mirror.MirrorFilter;
 import dev.handoff.mirror.MirrorProgress;
@@ -133,29 +132,7 @@ public abstract class MirrorCopierScenario {
 
     @Validate
     public void cleanChunksAreInSyncAndTheCopierConverges() {
-        if (violation != null) {
-            throw new AssertionError(violation);
-        }
-        for (int c = 0; c < CHUNKS; c++) {
-            if (!rig.cleanImpliesInSync(c)) {
-                throw new AssertionError("chunk " + c + " is neither dirty nor in flight but source = "
-                        + rig.source.value(c) + ", target = " + rig.target.value(c));
-            }
-        }
-        rig.pump();
-        rig.drain(1_000);
-        if (violation != null) {
-            throw new AssertionError(violation);
-        }
-        if (rig.job.state() != JobState.READY) {
-            throw new AssertionError("after draining the copier the job is " + rig.job.state());
-        }
-        for (int c = 0; c < CHUNKS; c++) {
-            if (rig.isDirty(c) || rig.source.value(c) != rig.target.value(c)) {
-                throw new AssertionError("after draining, chunk " + c + ": dirty = " + rig.isDirty(c) + ", source = "
-                        + rig.source.value(c) + ", target = " + rig.target.value(c));
-            }
-        }
+        Convergence.keyInvariantThenConverged(rig, CHUNKS, 1_000, () -> violation);
         // What a management tool reads once quiescent, against constants of the model, not the
         // kernel's own counters: nothing dirty or in flight, every chunk copied at least once.
         MirrorProgress p = rig.job.progress();

@@ -2,7 +2,6 @@ package dev.handoff.stress.mirror;
 
 import dev.handoff.device.DeviceException;
 import dev.handoff.mirror.CopyMode;
-import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorEvent;
 import dev.handoff.mirror.MirrorFilter;
 import dev.handoff.mirror.MirrorProgress;
@@ -116,29 +115,7 @@ public class MirrorWriteBlockingLincheckTest {
 
     @Validate
     public void cleanChunksAreInSyncAndTheCopierConverges() {
-        if (violation != null) {
-            throw new AssertionError(violation);
-        }
-        for (int c = 0; c < CHUNKS; c++) {
-            if (!rig.cleanImpliesInSync(c)) {
-                throw new AssertionError("chunk " + c + " is neither dirty nor in flight but source = "
-                        + rig.source.value(c) + ", target = " + rig.target.value(c));
-            }
-        }
-        rig.pump();
-        rig.drain(TASKS_PER_RUN);
-        if (violation != null) {
-            throw new AssertionError(violation);
-        }
-        if (rig.job.state() != JobState.READY) {
-            throw new AssertionError("after draining the copier the job is " + rig.job.state());
-        }
-        for (int c = 0; c < CHUNKS; c++) {
-            if (rig.isDirty(c) || rig.source.value(c) != rig.target.value(c)) {
-                throw new AssertionError("after draining, chunk " + c + ": dirty = " + rig.isDirty(c) + ", source = "
-                        + rig.source.value(c) + ", target = " + rig.target.value(c));
-            }
-        }
+        Convergence.keyInvariantThenConverged(rig, CHUNKS, TASKS_PER_RUN, () -> violation);
         MirrorProgress p = rig.job.progress();
         if (!p.ready() || !p.activelySynced() || p.dirtyBytes() != 0 || p.bytesInFlight() != 0
                 || p.offset() != p.length()) {
