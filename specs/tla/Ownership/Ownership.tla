@@ -205,7 +205,7 @@ ActFail(n) ==
 
 (* inactivateLocked, once the handle's own writes drained (io.writeLock):  *)
 (* recheckRecord (RecordStore.read).                                       *)
-(* @java WriteAdmission.recheckRecord:226-226 "OwnershipRecord r = records.read();" *)
+(* @java WriteAdmission.recheckRecord:231-231 "OwnershipRecord r = records.read();" *)
 InRead(n, kind) ==
     /\ st[n] = "active" /\ pc[n].s = "idle"
     /\ kind \in {"inactivate", "prepare"} /\ Mgmt(kind)
@@ -342,7 +342,7 @@ CloseEnd(n) ==
 (* (here: whenever the model chooses to); refused if the handle has seen a *)
 (* newer epoch (ImageFencedException).  NoFencing skips the check: a       *)
 (* handle that knows it is fenced writes (NoForbiddenWrite).               *)
-(* @java WriteAdmission.admitWrite:143-143 "checkNotFenced(op);"                   *)
+(* @java WriteAdmission.admitWrite:148-148 "checkNotFenced(op);"                   *)
 WriteAdmit(n, reread) ==
     LET seen == IF reread THEN Max(newest[n], record.epoch) ELSE newest[n] IN
     /\ Mgmt("write") /\ Alive(n) /\ pc[n].s = "idle" /\ nextWrite < MaxWrites
@@ -379,7 +379,7 @@ WriteDevice(n) ==
 
 (* WriteAdmission.admitFlush: refused while INACTIVE; RecordStore.read, then *)
 (* refused if fenced (NoFencing flushes anyway).                           *)
-(* @java WriteAdmission.admitFlush:173-173 "recheckRecord();"                           *)
+(* @java WriteAdmission.admitFlush:178-178 "recheckRecord();"                           *)
 FlushRead(n) ==
     LET seen == Max(newest[n], record.epoch) IN
     /\ Mgmt("flush") /\ Alive(n) /\ pc[n].s = "idle"

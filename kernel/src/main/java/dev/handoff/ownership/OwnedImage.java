@@ -124,7 +124,7 @@ public final class OwnedImage implements BlockDevice {
         this.header = new HeaderCache((int) Math.min(tuning.headerCacheBytes(), device.size()));
         // The parts keep `this` only to name it in trace steps, which they record once it is built.
         this.admission = new WriteAdmission(Objects.requireNonNull(records, "records"), name, tuning.recheckNanos(),
-                trace, this);
+                tuning.clock(), trace, this);
         this.transitions = new Transitions(admission, device, Objects.requireNonNull(deviceRelease, "deviceRelease"),
                 records, Objects.requireNonNull(lock, "lock"), header, ownerId, name, trace, this);
         this.records = records;

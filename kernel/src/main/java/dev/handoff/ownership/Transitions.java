@@ -301,7 +301,7 @@ final class Transitions {
                     svCachedRecord(mine);
                     admission.soEpoch(next);
                     admission.observeEpoch(next);
-                    admission.spoLastRecheckAt(System.nanoTime());
+                    admission.markRecheckedNow();
                     pending = null;
                     admission.soState(State.ACTIVE); // release: publishes the epoch and cachedRecord to laState readers
                 } else {

@@ -55,6 +55,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  *    older value reads the record once more than needed; the value only ever moves forward in
  *    time, so no thread skips a read it owes by more than the interval. Nothing else is
  *    published through it.
+ *    Its times come from the handle's {@link MonotonicClock} ({@code System.nanoTime} unless a
+ *    simulator gives it a virtual one), which is also what admitWrite compares them with.
  *  <li>{@code closed}: svClosed under the transitions lock and the drain; lvClosed by every operation
  *    (lock-free by read()). Stronger than needed: a read racing with close may go either way,
  *    and the admitted operations hold the read side of the drain, which orders them after it;
@@ -85,6 +87,7 @@ final class WriteAdmission {
     private final RecordStore records;
     private final String name;
     private final long recheckNanos;
+    private final MonotonicClock clock;
     /** Null unless the handle is traced (OwnershipTrace, a test seam); {@code image} is then what each step names. */
     private final OwnershipTrace trace;
     private final OwnedImage image;
@@ -100,10 +103,12 @@ final class WriteAdmission {
     @SuppressWarnings("unused") // through CLOSED
     private boolean closed;
 
-    WriteAdmission(RecordStore records, String name, long recheckNanos, OwnershipTrace trace, OwnedImage image) {
+    WriteAdmission(RecordStore records, String name, long recheckNanos, MonotonicClock clock, OwnershipTrace trace,
+            OwnedImage image) {
         this.records = records;
         this.name = name;
         this.recheckNanos = recheckNanos;
+        this.clock = clock;
         this.trace = trace;
         this.image = image;
     }
@@ -136,7 +141,7 @@ final class WriteAdmission {
         boolean reread = false;
         try {
             admitState(op);
-            if (System.nanoTime() - lpoLastRecheckAt() >= recheckNanos) {
+            if (clock.nanoTime() - lpoLastRecheckAt() >= recheckNanos) {
                 reread = true;
                 recheckRecord();
             }
@@ -225,7 +230,12 @@ final class WriteAdmission {
     void recheckRecord() throws DeviceException {
         OwnershipRecord r = records.read();
         observeEpoch(r.epoch());
-        spoLastRecheckAt(System.nanoTime());
+        spoLastRecheckAt(clock.nanoTime());
+    }
+
+    /** Marks the record as read now: an activation that just wrote it knows the newest epoch. */
+    void markRecheckedNow() {
+        spoLastRecheckAt(clock.nanoTime());
     }
 
     /** Whether the record has shown an epoch newer than the one this handle activated with. */
@@ -291,7 +301,7 @@ final class WriteAdmission {
         return (long) LAST_RECHECK_AT.getOpaque(this); // benign race: see the overview
     }
 
-    void spoLastRecheckAt(long t) {
+    private void spoLastRecheckAt(long t) {
         LAST_RECHECK_AT.setOpaque(this, t); // benign race: see the overview
     }
 

@@ -12,6 +12,7 @@ import java.nio.file.spi.FileSystemProvider;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Set;
 
 /**
@@ -36,6 +37,9 @@ import java.util.Set;
  *       rename, delete, truncate) happen and makes the next one, and every call after it, fail
  *       with an {@code IOException} until {@link #crash()}: the code under test is cut off at
  *       that point, as by a power loss, and {@link #crash()} then shows what survives.</li>
+ *   <li>{@link #failCall(String, int)} makes one mutating call of a kind (a write, a force, a
+ *       rename, ...) fail with an {@code IOException} and change nothing, as a disk error would;
+ *       the file system goes on working.</li>
  * </ul>
  * File locks are granted and released without excluding anyone: the in-process exclusion of the
  * code under test still applies. Thread-safe: every operation holds the file system's monitor.
@@ -63,6 +67,8 @@ public final class CrashFileSystem extends FileSystem {
     private final CrashFileSystemProvider provider;
     private final DirNode root = new DirNode();
     private int mutationsLeft = -1; // -1: no power loss armed
+    private String failCall; // null: no single failure armed
+    private int failSkip;
     private boolean powerLost;
     private long mutations;
 
@@ -84,6 +90,31 @@ public final class CrashFileSystem extends FileSystem {
         mutationsLeft = n;
     }
 
+    /**
+     * Makes one mutating call of kind {@code call} ({@code "create"}, {@code "write"},
+     * {@code "truncate"}, {@code "force"}, {@code "rename"}, {@code "delete"} or {@code "mkdir"})
+     * fail with an {@code IOException} ("injected I/O error") and change nothing: the one after
+     * {@code skip} calls of that kind have passed. Later calls work. Replaces a failure armed
+     * before and not yet spent.
+     */
+    public synchronized void failCall(String call, int skip) {
+        if (skip < 0) {
+            throw new IllegalArgumentException("skip must be >= 0");
+        }
+        failCall = Objects.requireNonNull(call, "call");
+        failSkip = skip;
+    }
+
+    /** Whether the power is lost (a {@link #powerLossAfter} cut hit) and {@link #crash()} not yet called. */
+    public synchronized boolean powerLost() {
+        return powerLost;
+    }
+
+    /** Whether a {@link #failCall} failure is armed and not yet spent. */
+    public synchronized boolean failureArmed() {
+        return failCall != null;
+    }
+
     /** Mutating calls so far (to size a {@link #powerLossAfter} sweep). */
     public synchronized long mutations() {
         return mutations;
@@ -92,6 +123,7 @@ public final class CrashFileSystem extends FileSystem {
     /** The power comes back: only what was synced is left, and the file system works again. */
     public synchronized void crash() {
         restore(root);
+        failCall = null;
         powerLost = false;
         mutationsLeft = -1;
     }
@@ -133,6 +165,13 @@ public final class CrashFileSystem extends FileSystem {
     /** Counts a mutating call; throws if the power is (now) lost. */
     void mutate(String what) throws IOException {
         checkPower(what);
+        if (failCall != null && what.startsWith(failCall + " ")) {
+            if (failSkip == 0) {
+                failCall = null;
+                throw new IOException("injected I/O error (" + what + ")");
+            }
+            failSkip--;
+        }
         if (mutationsLeft == 0) {
             powerLost = true;
             checkPower(what);

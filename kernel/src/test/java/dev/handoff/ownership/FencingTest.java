@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.handoff.device.DeviceException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -87,14 +88,20 @@ class FencingTest {
     }
 
     @Test
-    void writesRereadTheRecordOnceTheRecheckIntervalHasPassed() throws Exception {
-        long interval = TimeUnit.MILLISECONDS.toNanos(20);
-        OwnedImage image = openActive(ImageTuning.DEFAULT.withRecheckNanos(interval));
+    void writesRereadTheRecordOnceTheRecheckIntervalHasPassedOnTheHandlesClock() throws Exception {
+        long interval = TimeUnit.MILLISECONDS.toNanos(100);
+        AtomicLong now = new AtomicLong(1_000);
+        OwnedImage image = openActive(ImageTuning.DEFAULT.withRecheckNanos(interval).withClock(now::get));
         image.write(0, SharedImage.bytes(512, 1));
         takeOver(2);
-        Thread.sleep(30);
+        long reads = shared.records.reads();
+        now.addAndGet(interval - 1); // one nanosecond short of the interval since the activation read the record
+        image.write(512, SharedImage.bytes(512, 2)); // the documented window: admitted on the epoch it has seen
+        assertThat(shared.records.reads()).isEqualTo(reads);
+        now.addAndGet(1);
         long mutations = device.mutations();
-        assertThatThrownBy(() -> image.write(0, SharedImage.bytes(512, 2))).isInstanceOf(ImageFencedException.class);
+        assertThatThrownBy(() -> image.write(0, SharedImage.bytes(512, 3))).isInstanceOf(ImageFencedException.class);
+        assertThat(shared.records.reads()).isEqualTo(reads + 1);
         assertThat(device.mutations()).isEqualTo(mutations);
         assertThat(SharedImage.read(shared.disk, 0, 512)).isEqualTo(SharedImage.filled(512, 1));
     }

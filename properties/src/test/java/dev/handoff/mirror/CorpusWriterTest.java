@@ -9,7 +9,7 @@ import java.nio.file.Path;
 import java.util.SplittableRandom;
 
 /**
- * Regenerates the committed seed corpora of {@link MirrorFuzzTest} and OwnershipFuzzTest from generated scenarios (so the
+ * Regenerates the committed seed corpora of {@link MirrorFuzzTest} from generated scenarios (so the
  * fuzzer starts from runs that reach READY, pivot, fail and crash). Off unless
  * {@code -Dhandoff.writeCorpus=true}; run from the module directory.
  */
@@ -23,12 +23,6 @@ class CorpusWriterTest {
         for (long seed = 1; seed <= 24; seed++) {
             MirrorScenario s = MirrorScenario.generate(seed * 7919, 160, false);
             Files.write(mirror.resolve("generated-" + seed), s.encode());
-        }
-        Path ownership = Files.createDirectories(
-                Path.of("src/test/resources/dev/handoff/ownership/OwnershipFuzzTestInputs/ownership"));
-        for (long seed = 1; seed <= 16; seed++) {
-            Files.write(ownership.resolve("generated-" + seed),
-                    dev.handoff.ownership.OwnershipScenario.generate(seed * 104_729, 80, seed % 4 == 0).encode());
         }
         Path bitmap = Files.createDirectories(base.resolve("bitmap"));
         SplittableRandom r = new SplittableRandom(5);

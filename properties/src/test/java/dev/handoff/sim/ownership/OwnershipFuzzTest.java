@@ -1,4 +1,4 @@
-package dev.handoff.ownership;
+package dev.handoff.sim.ownership;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.handoff.sim.PropertyViolation;
@@ -6,7 +6,7 @@ import dev.handoff.sim.Seeds;
 
 /**
  * Fuzzer bytes decode into an ownership scenario ({@link OwnershipScenario#decode}) checked by
- * {@link OwnershipSimulation}. Corpus: {@code src/test/resources/dev/handoff/ownership/
+ * {@link OwnershipSimulation}. Corpus: {@code src/test/resources/dev/handoff/sim/ownership/
  * OwnershipFuzzTestInputs/ownership/}. Fuzz: {@code mvn -B -pl properties verify -Pfuzz
  * -Dtest='OwnershipFuzzTest#ownership'} (after installing the kernel).
  */

@@ -1,4 +1,4 @@
-package dev.handoff.ownership;
+package dev.handoff.sim.ownership;
 
 import dev.handoff.sim.PropertyViolation;
 import dev.handoff.sim.Seeds;
@@ -12,8 +12,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * seeds. Each property is shown able to fail by the broken variants of {@code OwnedImage} in the
  * mutant catalog ({@code mutants/catalog.json}), each of which must fire its named property here.
  *
- * <p>Rerun one seed: {@code mvn -B -q -pl kernel -am install -DskipTests && mvn -B -pl properties
- * verify -Dtest=OwnershipSimulationTest -Dhandoff.seed=S}.
+ * <p>Rerun one seed: {@code mvn -B -pl properties -am verify -Dtest=OwnershipSimulationTest
+ * -Dhandoff.seed=S -Dsurefire.failIfNoSpecifiedTests=false -Dhandoff.failIfNoTests=false}.
  */
 class OwnershipSimulationTest {
     static final int DEFAULT_SEEDS = 2_000;
@@ -32,7 +32,7 @@ class OwnershipSimulationTest {
         }
     }
 
-    static int runSeed(long seed) {
+    static OwnershipSimulation.Outcome runSeed(long seed) {
         OwnershipScenario s = scenario(seed);
         try {
             return new OwnershipSimulation(s).run();
@@ -53,14 +53,21 @@ class OwnershipSimulationTest {
         int n = Seeds.count(DEFAULT_SEEDS);
         long first = Seeds.first();
         long activations = 0;
+        long faults = 0;
+        long powerLosses = 0;
         long t0 = System.nanoTime();
         for (long seed = first; seed < first + n; seed++) {
-            activations += runSeed(seed);
+            OwnershipSimulation.Outcome o = runSeed(seed);
+            activations += o.activations();
+            faults += o.faultsFired();
+            powerLosses += o.powerLosses();
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
-        System.out.printf("ownership simulation: %d seeds in %.1f s (%.0f seeds/s), %d activations%n", n, seconds,
-                n / seconds, activations);
+        System.out.printf("ownership simulation: %d seeds in %.1f s (%.0f seeds/s), %d activations, %d faults fired,"
+                + " %d power losses%n", n, seconds, n / seconds, activations, faults, powerLosses);
         assertThat(activations).as("activations across the seeds").isGreaterThan(n);
+        assertThat(faults).as("injected faults that fired across the seeds").isGreaterThan(n / 4);
+        assertThat(powerLosses).as("power losses across the seeds").isGreaterThan(n / 4);
     }
 
     @Test
