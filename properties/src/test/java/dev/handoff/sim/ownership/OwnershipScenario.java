@@ -71,9 +71,9 @@ public record OwnershipScenario(int size, int headerBytes, List<Action> actions)
     }
 
     /**
-     * A random scenario; {@code loseLocks} allows LOSE_LOCK (a lock lost under a live holder), and
-     * makes it common enough that a lost lock is often followed by the other side's activation and
-     * the old holder's writes as time passes.
+     * A random scenario; {@code loseLocks} allows LOSE_LOCK (a lock lost under a live holder), half
+     * of them followed at once by the other side's activation and the old holder's steady writes
+     * as time passes.
      */
     public static OwnershipScenario generate(long seed, int maxActions, boolean loseLocks) {
         SplittableRandom r = new SplittableRandom(seed);
@@ -85,6 +85,18 @@ public record OwnershipScenario(int size, int headerBytes, List<Action> actions)
         for (int i = 1; i < n; i++) {
             int side = r.nextInt(2);
             Op op = pick(r.nextInt(100), loseLocks);
+            if (op == Op.LOSE_LOCK && r.nextBoolean()) {
+                // A takeover under a holder that goes on writing steadily, each write less than
+                // one recheck interval after the one before, past the interval since the takeover.
+                actions.add(new Action(Op.LOSE_LOCK, side, 0, 0));
+                actions.add(new Action(Op.ACTIVATE, 1 - side, 0, 0));
+                for (int w = 2 + r.nextInt(5); w > 0; w--) {
+                    actions.add(new Action(Op.ADVANCE, side, 0, 20 + r.nextInt(80)));
+                    int off = r.nextInt(size);
+                    actions.add(new Action(Op.WRITE, side, off, 1 + r.nextInt(Math.min(size - off, 2 * header))));
+                }
+                continue;
+            }
             int off = r.nextInt(4) == 0 ? r.nextInt(Math.min(header, size)) : r.nextInt(size);
             int len = switch (op) {
                 case ADVANCE -> r.nextInt(151);

@@ -719,6 +719,10 @@ public final class OwnershipSimulation {
         DeviceException[] thrown = new DeviceException[1];
         boolean fired = runCountingFaults(h::close, thrown);
         DeviceException e = thrown[0];
+        if (state == OwnedImage.State.INACTIVE && fired) {
+            throw violation("close-inactive-writes-nothing", "closing INACTIVE side " + s + " reached the record or"
+                    + " the device: an injected fault fired inside it");
+        }
         if (e != null && state == OwnedImage.State.ACTIVE && writable && !fired) {
             throw violation("active-accepts-writes", "close of ACTIVE side " + s + " failed: " + e);
         }
