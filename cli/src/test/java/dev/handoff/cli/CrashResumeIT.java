@@ -118,9 +118,12 @@ class CrashResumeIT {
         String[] command = {"serve", "src.img", "--nbd", "unix:s.sock", "--control", "s.qmp", "--owner", "a",
             "--mirror-to", "dst.img", "--bitmap", "copy.bitmap", "--speed", "4M/s"};
         String uri = "nbd+unix:///disk?socket=" + dir.resolve("s.sock");
+        Path bitmap = dir.resolve("copy.bitmap");
         List<String> resumes = new ArrayList<>();
+        List<String> killPoints = new ArrayList<>();
         long written = 0;
-        for (int k = 0; k < 3; k++) {
+        int kills = 1 + random.nextInt(3);
+        for (int k = 0; k < kills; k++) {
             try (Cli.Running serve = Cli.start(dir, command)) {
                 String line = serve.awaitLine("serving src.img");
                 if (k > 0) {
@@ -130,7 +133,22 @@ class CrashResumeIT {
                 }
                 Writer writer = new Writer(uri, random.nextLong());
                 writer.start();
-                Thread.sleep(1_500 + random.nextInt(2_000)); // clear passes run every second
+                // A random point, reached by evidence rather than by the clock: the guest has had a
+                // random number of writes acknowledged, and, in a run drawn to, the bulk copy has
+                // copied and cleared a region (so the resume has less to copy), however loaded the machine.
+                long acked = 1 + random.nextInt(400);
+                boolean afterAClear = k == 0 && random.nextBoolean(); // later runs may find every cold region clear
+                int clearedAtStart = clearedRegions(bitmap, (int) (SIZE / 2 / REGION));
+                long deadline = System.nanoTime() + 60_000_000_000L;
+                while ((writer.writes < acked || afterAClear
+                        && clearedRegions(bitmap, (int) (SIZE / 2 / REGION)) <= Math.max(0, clearedAtStart))
+                        && writer.failure == null && serve.process.isAlive() && System.nanoTime() < deadline) {
+                    Thread.sleep(5);
+                }
+                assertThat(writer.failure).as("seed %d, run %d: the writer before the kill", seed, k + 1).isNull();
+                assertThat(writer.writes).as("seed %d, run %d: writes acknowledged within 60 s", seed, k + 1)
+                        .isGreaterThanOrEqualTo(acked);
+                killPoints.add(writer.writes + " writes" + (afterAClear ? ", after a clear" : ""));
                 serve.signal("KILL");
                 Cli.Result killed = serve.waitFor();
                 assertThat(killed.exit()).as("seed %d: killed by SIGKILL\n%s", seed, killed).isEqualTo(137);
@@ -163,21 +181,26 @@ class CrashResumeIT {
         }
         assertThat(Files.exists(dir.resolve("copy.bitmap"))).isFalse();
         assertThat(QemuTools.compare(dir.resolve("src.img"), dir.resolve("dst.img")))
-                .as("seed %d: qemu-img compare after 3 kills under %d guest writes", seed, written).isZero();
+                .as("seed %d: qemu-img compare after %d kills under %d guest writes", seed, kills, written).isZero();
+        assertThat(resumes).as("seed %d: a resume after each kill", seed).hasSize(kills);
         System.out.println("SIGKILL resume of serve --mirror-to under a writer (seed " + seed + ", " + written
-                + " guest writes): copied again after each kill: " + resumes);
+                + " guest writes): killed at " + killPoints + "; copied again after each kill: " + resumes);
     }
 
     /** The default region of a bitmap (DESIGN §2.10): 32 of them in the mirror test's image. */
     private static final int REGION = 1 << 20;
 
     /**
-     * The regions whose bit is clear in a bitmap file of {@code SIZE / REGION} regions, read as
+     * The regions whose bit is clear in the mirror test's bitmap file of {@code SIZE / REGION} regions, read as
      * FileBitmapStore lays it out (two header slots of 2 KiB, then the bits, little-endian 64-bit
      * words, bit r of word r / 64 for region r); -1 if there is no file (the copy completed).
      */
     private static int clearedRegions(Path bitmap) throws IOException {
-        int regions = (int) (SIZE / REGION);
+        return clearedRegions(bitmap, (int) (SIZE / REGION));
+    }
+
+    /** As above, for a bitmap of {@code regions} regions; -1 if there is no file (yet, or any more). */
+    private static int clearedRegions(Path bitmap, int regions) throws IOException {
         ByteBuffer words = ByteBuffer.allocate((regions + 63) / 64 * 8).order(ByteOrder.LITTLE_ENDIAN);
         try (SeekableByteChannel c = Files.newByteChannel(bitmap)) {
             c.position(BITS_OFFSET);
