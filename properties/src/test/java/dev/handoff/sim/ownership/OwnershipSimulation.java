@@ -7,10 +7,10 @@ import dev.handoff.ownership.HandoffToken;
 import dev.handoff.ownership.ImageFencedException;
 import dev.handoff.ownership.ImageInactiveException;
 import dev.handoff.ownership.OwnedImage;
-import dev.handoff.ownership.OwnedImageRig;
 import dev.handoff.ownership.OwnershipLock;
 import dev.handoff.ownership.OwnershipRecord;
 import dev.handoff.ownership.RecordStore;
+import dev.handoff.ownership.UnregisteredImages;
 import dev.handoff.sim.PropertyViolation;
 import dev.handoff.sim.ownership.OwnershipScenario.Action;
 import dev.handoff.sim.ownership.OwnershipScenario.Fault;
@@ -32,7 +32,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * Shared storage holds a durable image; each side sees it through its own host cache
  * ({@link SideView}): its writes stay in that cache until it flushes, the other side does not see
  * them, and a crash of the side drops them. The ownership record is the kernel's own sidecar store
- * ({@code SidecarRecordStore}, through {@link OwnedImageRig}) on a {@link CrashFileSystem}, which
+ * ({@code SidecarRecordStore}, through the test-jar's {@link UnregisteredImages}) on a {@link CrashFileSystem}, which
  * keeps at a power loss only what was synced. The lock is a {@link SimLock}: one holder at a time,
  * released when its side crashes (the OS drops a dead process's locks), and lost on request
  * (LOSE_LOCK: a lock that vanished under a live holder, what fencing is for).
@@ -338,7 +338,7 @@ public final class OwnershipSimulation {
         }
         try {
             Path dir = fs.createSyncedDirectories("/shared/run-" + RUNS.incrementAndGet());
-            records = OwnedImageRig.sidecarRecords(dir.resolve("disk.img.owner"));
+            records = UnregisteredImages.sidecarRecords(dir.resolve("disk.img.owner"));
         } catch (IOException e) {
             throw new IllegalStateException(e);
         }
@@ -371,7 +371,7 @@ public final class OwnershipSimulation {
     private OwnedImage open(int side) throws DeviceException {
         seen[side] = 0;
         takenOverAt[side] = -1;
-        return OwnedImageRig.open(views[side], new SideRecords(side), locks[side], OWNER[side], "simulated image",
+        return UnregisteredImages.assemble(views[side], new SideRecords(side), locks[side], OWNER[side], "simulated image",
                 OwnedImage.State.INACTIVE, RECHECK_NANOS, scenario.headerBytes(), () -> nowNanos);
     }
 
