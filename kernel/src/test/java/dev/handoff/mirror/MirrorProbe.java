@@ -44,6 +44,16 @@ public final class MirrorProbe {
         return job.claims().isClaimed(chunk);
     }
 
+    /** Whether the job's guest gate is closed now (a drain holds new guest operations out). */
+    public static boolean gateClosed(MirrorJob job) {
+        return job.gate().isClosed();
+    }
+
+    /** Whether {@code guest}'s next write would be written through to the target (write-blocking mode). */
+    public static boolean writesThrough(MirrorFilter guest) {
+        return guest.writesThrough();
+    }
+
     /** A wake-up: the copier looks for work, as after a guest's mark or a timer. */
     public static void pump(MirrorJob job) {
         job.pump();
