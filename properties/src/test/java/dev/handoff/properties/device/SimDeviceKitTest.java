@@ -1,5 +1,6 @@
-package dev.handoff.device;
+package dev.handoff.properties.device;
 
+import dev.handoff.device.BlockDevice;
 import dev.handoff.sim.SimDevice;
 import dev.handoff.testkit.DeviceKit;
 

@@ -1,4 +1,4 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -18,7 +18,7 @@ class CorpusWriterTest {
     @Test
     void writeSeedCorpus() throws IOException {
         Assumptions.assumeTrue(Boolean.getBoolean("handoff.writeCorpus"), "-Dhandoff.writeCorpus=true writes the corpus");
-        Path base = Path.of("src/test/resources/dev/handoff/mirror/MirrorFuzzTestInputs");
+        Path base = Path.of("src/test/resources/dev/handoff/properties/mirror/MirrorFuzzTestInputs");
         Path mirror = Files.createDirectories(base.resolve("mirror"));
         for (long seed = 1; seed <= 24; seed++) {
             MirrorScenario s = MirrorScenario.generate(seed * 7919, 160, false);

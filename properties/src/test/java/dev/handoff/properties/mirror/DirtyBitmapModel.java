@@ -1,5 +1,6 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
+import dev.handoff.mirror.DirtyBitmap;
 import dev.handoff.sim.ByteCodec;
 import dev.handoff.sim.PropertyViolation;
 

@@ -1,7 +1,11 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
+import dev.handoff.mirror.CopyMode;
+import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.SteppingRuntime;
+import dev.handoff.mirror.SyncMode;
 import java.util.ArrayList;
-import java.util.IdentityHashMap;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -51,7 +55,7 @@ final class JobModel {
     private final int granularity;
     private final boolean[] dirty;
     /** Copies in flight (issued, not finished), by identity, as the simulator saw them queued. */
-    private final Map<CopyOperation, Boolean> inFlight = new IdentityHashMap<>();
+    private final Map<SteppingRuntime.Copy, Boolean> inFlight = new HashMap<>();
     private long offset;
     private long speed;
     private CopyMode mode;
@@ -113,32 +117,32 @@ final class JobModel {
      * {@code ran}; its bytes count as copied, or, if it failed, its chunks are dirty again.
      * Returns a description of what does not fit, or null.
      */
-    String copies(List<CopyOperation> now, CopyOperation ran, boolean ranFailed) {
-        Map<CopyOperation, Boolean> seen = new IdentityHashMap<>();
-        for (CopyOperation op : now) {
+    String copies(List<SteppingRuntime.Copy> now, SteppingRuntime.Copy ran, boolean ranFailed) {
+        Map<SteppingRuntime.Copy, Boolean> seen = new HashMap<>();
+        for (SteppingRuntime.Copy op : now) {
             seen.put(op, Boolean.TRUE);
             if (inFlight.put(op, Boolean.TRUE) == null) {
-                for (long c = op.firstChunk; c <= op.lastChunk; c++) {
+                for (long c = op.firstChunk(); c <= op.lastChunk(); c++) {
                     dirty[(int) c] = false;
                 }
             }
         }
         String misfit = null;
-        for (CopyOperation op : new ArrayList<>(inFlight.keySet())) {
+        for (SteppingRuntime.Copy op : new ArrayList<>(inFlight.keySet())) {
             if (seen.containsKey(op)) {
                 continue;
             }
             inFlight.remove(op);
-            if (op != ran) {
-                misfit = "the copy of chunks " + op.firstChunk + ".." + op.lastChunk + " left the runtime without running";
+            if (!op.equals(ran)) {
+                misfit = "the copy of chunks " + op.firstChunk() + ".." + op.lastChunk() + " left the runtime without running";
                 continue;
             }
             if (ranFailed) {
-                for (long c = op.firstChunk; c <= op.lastChunk; c++) {
+                for (long c = op.firstChunk(); c <= op.lastChunk(); c++) {
                     dirty[(int) c] = true;
                 }
             } else {
-                offset += op.length;
+                offset += op.length();
             }
         }
         return misfit;
@@ -203,8 +207,8 @@ final class JobModel {
 
     long inFlightBytes() {
         long n = 0;
-        for (CopyOperation op : inFlight.keySet()) {
-            n += op.length;
+        for (SteppingRuntime.Copy op : inFlight.keySet()) {
+            n += op.length();
         }
         return n;
     }

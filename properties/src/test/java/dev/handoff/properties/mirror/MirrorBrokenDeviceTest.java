@@ -1,4 +1,4 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;

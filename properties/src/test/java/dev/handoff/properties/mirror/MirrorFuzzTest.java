@@ -1,4 +1,4 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
 import dev.handoff.sim.PropertyViolation;
@@ -10,7 +10,7 @@ import dev.handoff.sim.Seeds;
  * {@link MirrorSimulation} / {@link DirtyBitmapModel} is checked.
  *
  * <p>{@code mvn verify} replays the committed corpus in
- * {@code src/test/resources/dev/handoff/mirror/MirrorFuzzTestInputs/<method>/} (generated runs
+ * {@code src/test/resources/dev/handoff/properties/mirror/MirrorFuzzTestInputs/<method>/} (generated runs
  * plus every crash ever found). Fuzzing, about a minute per target:
  * <pre>
  * mvn -B -q -pl kernel -am install -DskipTests

@@ -1,6 +1,10 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
 import dev.handoff.device.DeviceException;
+import dev.handoff.mirror.CopyMode;
+import dev.handoff.mirror.ErrorPolicy;
+import dev.handoff.mirror.MirrorOptions;
+import dev.handoff.mirror.SyncMode;
 import dev.handoff.sim.ByteCodec;
 import dev.handoff.sim.SimDevice;
 

@@ -1,21 +1,34 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
-import dev.handoff.mirror.MirrorScenario.Action;
-import dev.handoff.mirror.MirrorScenario.Advance;
-import dev.handoff.mirror.MirrorScenario.Cmd;
-import dev.handoff.mirror.MirrorScenario.Command;
-import dev.handoff.mirror.MirrorScenario.Config;
-import dev.handoff.mirror.MirrorScenario.Crash;
-import dev.handoff.mirror.MirrorScenario.Fault;
-import dev.handoff.mirror.MirrorScenario.Fill;
-import dev.handoff.mirror.MirrorScenario.Flush;
-import dev.handoff.mirror.MirrorScenario.Read;
-import dev.handoff.mirror.MirrorScenario.SetSpeed;
-import dev.handoff.mirror.MirrorScenario.Side;
-import dev.handoff.mirror.MirrorScenario.Step;
-import dev.handoff.mirror.MirrorScenario.Write;
+import dev.handoff.mirror.CopyMode;
+import dev.handoff.mirror.DirtyBitmap;
+import dev.handoff.mirror.ErrorAction;
+import dev.handoff.mirror.ErrorPolicy;
+import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.MirrorEvent;
+import dev.handoff.mirror.MirrorFilter;
+import dev.handoff.mirror.MirrorJob;
+import dev.handoff.mirror.MirrorProbe;
+import dev.handoff.mirror.MirrorProgress;
+import dev.handoff.mirror.MirrorTraceRecorder;
+import dev.handoff.mirror.SteppingRuntime;
+import dev.handoff.mirror.SyncMode;
+import dev.handoff.properties.mirror.MirrorScenario.Action;
+import dev.handoff.properties.mirror.MirrorScenario.Advance;
+import dev.handoff.properties.mirror.MirrorScenario.Cmd;
+import dev.handoff.properties.mirror.MirrorScenario.Command;
+import dev.handoff.properties.mirror.MirrorScenario.Config;
+import dev.handoff.properties.mirror.MirrorScenario.Crash;
+import dev.handoff.properties.mirror.MirrorScenario.Fault;
+import dev.handoff.properties.mirror.MirrorScenario.Fill;
+import dev.handoff.properties.mirror.MirrorScenario.Flush;
+import dev.handoff.properties.mirror.MirrorScenario.Read;
+import dev.handoff.properties.mirror.MirrorScenario.SetSpeed;
+import dev.handoff.properties.mirror.MirrorScenario.Side;
+import dev.handoff.properties.mirror.MirrorScenario.Step;
+import dev.handoff.properties.mirror.MirrorScenario.Write;
 import dev.handoff.sim.PropertyViolation;
 import dev.handoff.sim.SimDevice;
 
@@ -28,8 +41,8 @@ import java.util.function.UnaryOperator;
 
 /**
  * The deterministic mirror simulator: the real {@link MirrorJob}, {@link Copier},
- * {@link CopyOperation}, {@link MirrorFilter}, {@link DirtyBitmap}, {@link InFlightChunks} and
- * {@link GuestGate}, on one thread, over two {@link SimDevice}s and a {@link SimRuntime}.
+ * {@link SteppingRuntime.Copy}, {@link MirrorFilter}, {@link DirtyBitmap}, {@link InFlightChunks} and
+ * {@link GuestGate}, on one thread, over two {@link SimDevice}s and a {@link SteppingRuntime}.
  *
  * <h2>How a run goes</h2>
  * The simulator applies a scenario's actions one by one: a guest operation through the filter,
@@ -153,7 +166,7 @@ public final class MirrorSimulation {
     private final Config config;
     private final int size;
     private final int granularity;
-    private final SimRuntime runtime;
+    private final SteppingRuntime runtime;
     private final SimDevice source;
     private final SimDevice target;
     private final BlockDevice jobSource;
@@ -161,7 +174,6 @@ public final class MirrorSimulation {
     private final MirrorJob job;
     private final MirrorFilter guest;
     private final DirtyBitmap bitmap;
-    private final GuestGate gate;
     private final SplittableRandom healRandom;
     /** Null unless the run is traced for TraceMirrorCopy.tla. */
     private final MirrorTraceRecorder recorder;
@@ -263,7 +275,7 @@ public final class MirrorSimulation {
         }
         this.source = new SimDevice("source", src, r.nextLong());
         this.target = new SimDevice("target", tgt, r.nextLong());
-        this.runtime = new SimRuntime(r.nextLong(), config.maxLatencyMicros() * 1_000L);
+        this.runtime = SteppingRuntime.withLatency(r.nextLong(), config.maxLatencyMicros() * 1_000L, 1_000_000_000L);
         this.healRandom = new SplittableRandom(r.nextLong());
         this.model = src.clone();
         this.expected = new JobModel(config);
@@ -284,8 +296,7 @@ public final class MirrorSimulation {
                 : MirrorTraceRecorder.createJob(jobSource, jobTarget, config.options(), runtime, recorder);
         job.addListener(this::onEvent);
         this.guest = job.guestDevice();
-        this.bitmap = job.bitmap();
-        this.gate = job.gate();
+        this.bitmap = MirrorProbe.bitmap(job);
     }
 
     private MirrorJob job() {
@@ -343,7 +354,7 @@ public final class MirrorSimulation {
             }
             step(s.pick());
         } else if (a instanceof Advance adv) {
-            runtime.advance(adv.micros() * 1_000L);
+            runtime.moveClock(adv.micros() * 1_000L);
         } else if (a instanceof Command c) {
             command(c.cmd());
         } else if (a instanceof SetSpeed s) {
@@ -367,12 +378,11 @@ public final class MirrorSimulation {
         context(Context.JOB);
         long faultsBefore = jobFaults;
         long errorsBefore = errorsSeen;
-        SimRuntime.Task t;
+        SteppingRuntime.Task t;
         try {
-            t = runtime.runOne(pick);
+            t = runtime.step(pick);
             if (TRACE) {
-                trace("  ran " + (t.runnable() instanceof CopyOperation op ? "copy chunks " + op.firstChunk + ".."
-                        + op.lastChunk : t.runnable()) + " at " + runtime.now());
+                trace("  ran " + t + " at " + runtime.nanoTime());
             }
             tasks++;
         } catch (RuntimeException | Error e) {
@@ -383,7 +393,7 @@ public final class MirrorSimulation {
         } finally {
             context(outer);
         }
-        CopyOperation ran = t.runnable() instanceof CopyOperation op ? op : null;
+        SteppingRuntime.Copy ran = t.copy();
         afterJobWork(ran, ran != null && jobFaults != faultsBefore, true, errorsSeen != errorsBefore);
     }
 
@@ -391,8 +401,8 @@ public final class MirrorSimulation {
      * The end of a task or an accepted command: the model sees the copies in flight now (issued,
      * finished) and whether the job may or must now be actively synced.
      */
-    private void afterJobWork(CopyOperation ran, boolean ranFailed, boolean task, boolean error) {
-        String misfit = expected.copies(runtime.copiesInFlightWithRunning(), ran, ranFailed);
+    private void afterJobWork(SteppingRuntime.Copy ran, boolean ranFailed, boolean task, boolean error) {
+        String misfit = expected.copies(runtime.copiesWithRunning(), ran, ranFailed);
         if (misfit != null) {
             throw violation("progress-in-flight", misfit);
         }
@@ -408,7 +418,7 @@ public final class MirrorSimulation {
         }
         if (w.fill() != Fill.DISCARD && job.progress().copyMode() == CopyMode.WRITE_BLOCKING
                 && !job.state().isConcluded()
-                && runtime.copyInFlight(bitmap.chunkOf(off), bitmap.chunkOf(off + len - 1))) {
+                && copyInFlight(bitmap.chunkOf(off), bitmap.chunkOf(off + len - 1))) {
             skipped++; // it would wait for the copy's claim
             return;
         }
@@ -438,7 +448,7 @@ public final class MirrorSimulation {
         long faultsBefore = guestFaults;
         long jobFaultsBefore = expectedErrors;
         boolean writeBlocking = job.progress().copyMode() == CopyMode.WRITE_BLOCKING && !job.state().isConcluded();
-        boolean writesThrough = w.fill() != Fill.DISCARD && guest.writesThrough();
+        boolean writesThrough = w.fill() != Fill.DISCARD && MirrorProbe.writesThrough(guest);
         // The model's own answer, from the commands, events and faults it saw; checked against the
         // devices the write reaches, not against the filter's flags.
         boolean concluded = terminal != null;
@@ -573,8 +583,18 @@ public final class MirrorSimulation {
         resetFloor();
     }
 
+    /** Whether a copy in flight (queued, or running now) covers a chunk of {@code [first, last]}. */
+    private boolean copyInFlight(long first, long last) {
+        for (SteppingRuntime.Copy op : runtime.copiesWithRunning()) {
+            if (op.firstChunk() <= last && op.lastChunk() >= first) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private boolean guestMayEnter() {
-        return !gate.isClosed();
+        return !MirrorProbe.gateClosed(job);
     }
 
     private void command(Cmd cmd) {
@@ -827,10 +847,10 @@ public final class MirrorSimulation {
     }
 
     private void checkReady(MirrorEvent e) {
-        List<CopyOperation> inFlight = runtime.copiesInFlight();
+        List<SteppingRuntime.Copy> inFlight = runtime.copies();
         if (!inFlight.isEmpty()) {
             throw violation("ready-in-sync", e + " with " + inFlight.size() + " copies in flight (first: chunks "
-                    + inFlight.get(0).firstChunk + ".." + inFlight.get(0).lastChunk + ")");
+                    + inFlight.get(0).firstChunk() + ".." + inFlight.get(0).lastChunk() + ")");
         }
         if (bitmap.count() != 0) {
             throw violation("ready-in-sync", e + " with " + bitmap.count() + " dirty chunks");
@@ -926,8 +946,8 @@ public final class MirrorSimulation {
         }
         long chunks = bitmap.chunkCount();
         boolean[] inFlight = new boolean[(int) chunks];
-        for (CopyOperation op : runtime.copiesInFlight()) {
-            for (long c = op.firstChunk; c <= op.lastChunk; c++) {
+        for (SteppingRuntime.Copy op : runtime.copies()) {
+            for (long c = op.firstChunk(); c <= op.lastChunk(); c++) {
                 inFlight[(int) c] = true;
             }
         }
@@ -953,15 +973,15 @@ public final class MirrorSimulation {
     private void heal() {
         source.clearFaults();
         target.clearFaults();
-        long deadline = runtime.now() + HEAL_NANOS;
+        long deadline = runtime.nanoTime() + HEAL_NANOS;
         boolean completeIssued = false;
         int steps = 0;
         while (!job.state().isConcluded()) {
             beforeAction();
-            if (++steps > HEAL_STEPS || runtime.now() - deadline > 0) {
+            if (++steps > HEAL_STEPS || runtime.nanoTime() - deadline > 0) {
                 throw violation("liveness", "writes and faults stopped but after " + steps + " steps and "
-                        + (runtime.now() - deadline + HEAL_NANOS) / 1_000_000 + " ms of virtual time the job is "
-                        + job.state() + " with " + bitmap.count() + " dirty chunks and " + runtime.size() + " tasks queued");
+                        + (runtime.nanoTime() - deadline + HEAL_NANOS) / 1_000_000 + " ms of virtual time the job is "
+                        + job.state() + " with " + bitmap.count() + " dirty chunks and " + runtime.queued() + " tasks queued");
             }
             JobState s = job.state();
             if (s == JobState.CREATED) {
@@ -1068,7 +1088,7 @@ public final class MirrorSimulation {
      * to the policy, which may issue copies). Its ERROR event, if any, already told the model.
      */
     private void afterGuestOp() {
-        String misfit = expected.copies(runtime.copiesInFlightWithRunning(), null, false);
+        String misfit = expected.copies(runtime.copiesWithRunning(), null, false);
         if (misfit != null) {
             throw violation("progress-in-flight", misfit);
         }

@@ -1,5 +1,9 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
+import dev.handoff.mirror.CopyMode;
+import dev.handoff.mirror.ErrorPolicy;
+import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.SyncMode;
 import dev.handoff.sim.PropertyViolation;
 import dev.handoff.sim.Seeds;
 import org.junit.jupiter.api.Test;

@@ -1,7 +1,13 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
+import dev.handoff.mirror.BitmapHeader;
+import dev.handoff.mirror.BitmapStore;
+import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.MirrorJob;
+import dev.handoff.mirror.MirrorOptions;
+import dev.handoff.mirror.SteppingRuntime;
 import dev.handoff.sim.PropertyViolation;
 import dev.handoff.sim.SimDevice;
 
@@ -79,7 +85,7 @@ final class ResumeSimulation {
 
     // The current incarnation.
     private boolean alive;
-    private SimRuntime runtime;
+    private SteppingRuntime runtime;
     private MirrorJob job;
 
     ResumeSimulation(long seed, int maxCrashes, boolean trace) {
@@ -127,9 +133,9 @@ final class ResumeSimulation {
         } else if (what < 36) {
             guestDiscard();
         } else if (what < 40) {
-            runtime.advance(random.nextLong(200_000_000L));
+            runtime.moveClock(random.nextLong(200_000_000L));
         } else {
-            SimRuntime.Task t = runtime.runOne(random.nextInt(1 << 16));
+            SteppingRuntime.Task t = runtime.step(random.nextInt(1 << 16));
             if (trace && t != null) {
                 note("task " + t.runnable().getClass().getSimpleName());
             }
@@ -160,7 +166,7 @@ final class ResumeSimulation {
                 draining = true;
                 continue;
             }
-            if (runtime.runOne(random.nextInt(1 << 16)) == null) {
+            if (runtime.step(random.nextInt(1 << 16)) == null) {
                 break;
             }
         }
@@ -250,7 +256,7 @@ final class ResumeSimulation {
     }
 
     private void incarnate() {
-        runtime = new SimRuntime(random.nextLong(), 2_000_000L);
+        runtime = SteppingRuntime.withLatency(random.nextLong(), 2_000_000L, 1_000_000_000L);
         alive = true;
         MirrorOptions options = MirrorOptions.builder().granularity(GRANULARITY).bufSize(4L * GRANULARITY)
                 .maxCopyBytes(2L * GRANULARITY).bitmap(new Store(store.reopen()))

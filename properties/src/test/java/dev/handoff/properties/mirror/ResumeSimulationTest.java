@@ -1,4 +1,4 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
 import dev.handoff.sim.Seeds;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,6 @@
-package dev.handoff.mirror;
+package dev.handoff.properties.mirror;
 
+import dev.handoff.mirror.BitmapHeader;
 import java.util.SplittableRandom;
 
 /**
