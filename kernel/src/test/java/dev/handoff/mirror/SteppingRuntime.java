@@ -213,6 +213,11 @@ public final class SteppingRuntime implements JobRuntime {
         return shutdown;
     }
 
+    /** The task whose step runs now on the stepping thread (innermost), or null. */
+    public synchronized Task running() {
+        return running;
+    }
+
     /** The copies queued now, i.e. in flight between two steps, in queue order. */
     public synchronized List<Copy> copies() {
         List<Copy> copies = new ArrayList<>();

@@ -40,18 +40,20 @@ import java.util.SplittableRandom;
 import java.util.function.UnaryOperator;
 
 /**
- * The deterministic mirror simulator: the real {@link MirrorJob}, {@link Copier},
- * {@link SteppingRuntime.Copy}, {@link MirrorFilter}, {@link DirtyBitmap}, {@link InFlightChunks} and
- * {@link GuestGate}, on one thread, over two {@link SimDevice}s and a {@link SteppingRuntime}.
+ * The deterministic mirror simulator: the real {@code MirrorJob}, {@code Copier},
+ * {@code CopyOperation}, {@link MirrorFilter}, {@link DirtyBitmap}, {@code InFlightChunks} and
+ * {@code GuestGate}, over two {@link SimDevice}s and the kernel test-jar's {@link SteppingRuntime};
+ * it sees inside the job only through {@link MirrorProbe} and the runtime's copies in flight.
  *
  * <h2>How a run goes</h2>
  * The simulator applies a scenario's actions one by one: a guest operation through the filter,
  * one queued task of the job (a copy's read step, its write step, a pump, a timer, the final
  * flush-and-pivot), a management command, a fault switched on or off, a jump of virtual time,
  * or a crash. Between two actions nothing runs, so the state the checks see is exact: the
- * copies in flight are the copies queued in the runtime, and no guest operation is half done.
- * After the last action the run <em>heals</em>: faults off, no more guest writes, resume if
- * paused, start if never started, run tasks until READY, complete, run until concluded.
+ * copies in flight are the copies queued in the runtime, and no guest operation is half done
+ * (but the one blocked guest below, asleep in the job). After the last action the run
+ * <em>heals</em>: faults off, no more guest writes, resume if paused, start if never started,
+ * run tasks until READY, complete, run until concluded.
  *
  * <h2>Interleaving inside an operation</h2>
  * Tasks and guest operations are atomic only as far as the scenario wants: every device call
@@ -61,13 +63,21 @@ import java.util.function.UnaryOperator;
  * carry {@code nested}: a guest write inside the task's first device call, at an offset relative to
  * that call, i.e. on the chunk being copied, between a copy's source read and the rest of its step.
  * This is what catches the single-thread-invisible orders: mark-before-write, clear-after-read.
- * Nesting is one level deep and still on one thread, so runs stay deterministic.
+ * Nesting is one level deep, so runs stay deterministic.
  *
- * <h2>What a guest operation may not do</h2>
- * A guest operation runs on this thread, so it must not wait: the simulator skips a guest
- * operation while the guest gate is closed (a drain holds guests), and a write-blocking write
- * that overlaps a copy in flight (it would wait for the copy's claim). Both waits are the
- * kernel's documented behaviour, checked with real threads by jcstress and Lincheck.
+ * <h2>Blocking guests</h2>
+ * A guest operation that would wait in the job (at the gate while a drain holds guests out, or, as
+ * a write-blocking write, for a chunk a copy holds) runs on a thread of its own and waits there in
+ * the kernel's own code ({@code GuestGate.awaitOpen}, {@code InFlightChunks.awaitClaim}), until the
+ * release or the open it waits for. One thread runs at a time: the simulator holds the locks those
+ * waits sleep under ({@link MirrorProbe#holdWakeUps}) whenever it runs, so a wake-up in the middle
+ * of a step only queues the waiter for its lock; after each action (and each heal step) it lets go,
+ * and the woken guest runs alone until it finishes or sleeps again ({@link MirrorProbe#sleepsIn}).
+ * The guest's route and the clears it makes are judged against the job as it was when it got past
+ * each wait. One guest blocks at a time; another operation that would wait meanwhile, or one nested
+ * in a task other than a copy step, or any under trace validation, is skipped (counted). A guest
+ * still asleep when the job has concluded is a lost wake-up ({@code liveness}); a guest that neither
+ * finishes nor sleeps within a minute of real time is a hang ({@code no-exception}).
  *
  * <h2>Properties, checked after every action</h2>
  * <ul>
@@ -141,7 +151,7 @@ public final class MirrorSimulation {
 
     /** What a run did, for coverage statistics. */
     public record Result(JobState outcome, boolean pivoted, boolean crashed, int tasks, int guestWrites,
-            int skippedGuestOps, long errors, boolean reachedReady, boolean readyBeforeHeal, boolean healed,
+            int skippedGuestOps, int blockedGuestOps, long errors, boolean reachedReady, boolean readyBeforeHeal, boolean healed,
             boolean wasPending) {
     }
 
@@ -161,6 +171,8 @@ public final class MirrorSimulation {
     /** -Dhandoff.trace=true prints every action, task and event of a run (use with -Dhandoff.seed). */
     private static final boolean TRACE = Boolean.getBoolean("handoff.trace");
     private static final long HEAL_NANOS = 3_600_000_000_000L;
+    /** How long, in real time, a blocked guest may take to finish or fall asleep again: a hang is a failure. */
+    private static final long SETTLE_NANOS = 60_000_000_000L;
 
     private final MirrorScenario scenario;
     private final Config config;
@@ -194,13 +206,15 @@ public final class MirrorSimulation {
     private final byte[] model;
     /** What a management tool must read and where each guest operation must go (see {@link JobModel}). */
     private final JobModel expected;
-    /** The devices the guest operation in progress reached, in order ('S', 'T'), or null. */
-    private StringBuilder route;
+    /** The guest operation running now, here or on the blocked guest's thread, or null. */
+    private GuestOp active;
+    /** The one guest operation waiting in the job (at the gate or for a claim), or null. */
+    private GuestOp blocked;
+    /** The blocked guest's thread once its run is abandoned: its device calls throw. */
+    private volatile Thread abandoned;
+    private int blockedOps;
     /** Faults injected on the job's own device calls (not a guest's, not a nested guest write's). */
     private long jobFaults;
-    /** Faults injected on the source, and on the target, during the guest operation in progress (not in tasks nested in it). */
-    private long guestSourceFaults;
-    private long guestTargetFaults;
     private byte[] floor;
     private final List<long[]> sinceFloorRanges = new ArrayList<>();
     private final List<byte[]> sinceFloorData = new ArrayList<>();
@@ -223,7 +237,6 @@ public final class MirrorSimulation {
     private long errorsSeen;
     private long ignoredErrors;
     private int failedWriteBlockingWrites;
-    private long guestFaults;
     private boolean abandonKnown;
     private boolean reportPending;
     private boolean commandInStep;
@@ -313,20 +326,33 @@ public final class MirrorSimulation {
 
     /** Runs the scenario; throws {@link PropertyViolation} on the first property that fails. */
     public Result run() {
+        MirrorProbe.holdWakeUps(job);
+        try {
+            runActions();
+        } finally {
+            abandonBlocked();
+            MirrorProbe.releaseWakeUps(job);
+        }
+        return new Result(job.state(), terminal instanceof MirrorEvent.Completed c && c.pivoted(), crashed, tasks,
+                guestWrites, skipped, blockedOps, errorsSeen, reachedReady, readyBeforeHeal, healed, wasPending);
+    }
+
+    private void runActions() {
         List<Action> actions = scenario.actions();
         for (action = 0; action < actions.size() && !crashed; action++) {
             beforeAction();
             trace("action " + action + ": " + actions.get(action));
             apply(actions.get(action));
             nest = null;
+            if (!crashed) {
+                settle(false);
+            }
             afterAction();
         }
         action = -1;
         if (!crashed) {
             heal();
         }
-        return new Result(job.state(), terminal instanceof MirrorEvent.Completed c && c.pivoted(), crashed, tasks,
-                guestWrites, skipped, errorsSeen, reachedReady, readyBeforeHeal, healed, wasPending);
     }
 
     /* ---- Actions ---- */
@@ -409,19 +435,252 @@ public final class MirrorSimulation {
         expected.ended(task, error, terminal == null && expected.writesThrough(lastState, abandonKnown));
     }
 
-    private void guestWrite(Write w) {
-        long off = Math.floorMod(w.offset(), (long) size);
-        int len = (int) (1 + Math.floorMod(w.length() - 1L, Math.min(size - off, 1L << 16)));
-        if (!guestMayEnter()) {
+    /* ---- Guest operations ---- */
+
+    /**
+     * The job as a guest operation finds it when it gets past its waits: what it must reach
+     * (concluded, write-through expected), the kernel's write-through flag, the dirty bits of its
+     * end chunks before its clears, and the job faults seen so far. Taken when an operation starts,
+     * and again before each run of a blocked one: nothing else runs between that and its passage.
+     */
+    private record Snapshot(boolean concluded, boolean throughExpected, boolean writeBlocking, boolean writesThrough,
+            boolean firstWasDirty, boolean lastWasDirty, long jobFaults) {
+    }
+
+    /**
+     * One guest operation: the devices it reached and the faults it met; for one that waits in the
+     * job, its thread and where it sleeps (see "Blocking guests" in the class comment).
+     */
+    private final class GuestOp {
+        final String what;
+        final Fill fill; // null for a read or a flush
+        final long off;
+        final int len;
+        final StringBuilder route = new StringBuilder();
+        long sourceFaults;
+        long targetFaults;
+        /** Faults on the device the guest is routed to. */
+        long faults;
+        /** Tasks to run inside its first device call (Write.nest), or null. */
+        Nest nest;
+        /** The job before the operation's latest run. */
+        Snapshot pending;
+        /** The job when it entered the gate (its route), and when it got past every wait (its clears). */
+        Snapshot atGate;
+        Snapshot atPass;
+        Thread thread;
+        volatile boolean done;
+        volatile Throwable failure;
+        /** Where it sleeps after its latest run ("gate", "claim"), or null. */
+        String sleepsIn;
+
+        GuestOp(String what, Fill fill, long off, int len) {
+            this.what = what;
+            this.fill = fill;
+            this.off = off;
+            this.len = len;
+        }
+
+        boolean isWrite() {
+            return fill != null;
+        }
+    }
+
+    private Snapshot snapshot(GuestOp op) {
+        boolean write = op.isWrite();
+        boolean concluded = terminal != null;
+        boolean discard = op.fill == Fill.DISCARD;
+        long firstChunk = bitmap.chunkOf(op.off);
+        long lastChunk = bitmap.chunkOf(op.off + op.len - 1);
+        return new Snapshot(concluded,
+                write && !discard && !concluded && expected.writesThrough(lastState, abandonKnown),
+                write && job.progress().copyMode() == CopyMode.WRITE_BLOCKING && !job.state().isConcluded(),
+                write && !discard && MirrorProbe.writesThrough(guest),
+                bitmap.isDirty(firstChunk), bitmap.isDirty(lastChunk), expectedErrors);
+    }
+
+    /**
+     * Whether a guest operation would wait in the job now: at a closed gate, or, for a write that
+     * may be write-blocking, for a chunk of its range that a copy or the blocked guest holds.
+     * Over-approximates (a paused write-blocking job writes nothing through) rather than ever
+     * letting this thread wait.
+     */
+    private boolean wouldWait(GuestOp op) {
+        if (MirrorProbe.gateClosed(job)) {
+            return true;
+        }
+        if (!op.isWrite() || op.fill == Fill.DISCARD || job.progress().copyMode() != CopyMode.WRITE_BLOCKING
+                || job.state().isConcluded()) {
+            return false;
+        }
+        for (long c = bitmap.chunkOf(op.off); c <= bitmap.chunkOf(op.off + op.len - 1); c++) {
+            if (MirrorProbe.isClaimed(job, c)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Runs a guest operation: here, if it will not wait; on its own thread as the blocked guest, if
+     * it would wait and may (one at a time; never under trace validation, nor nested in a task
+     * other than a copy step); otherwise it is skipped, as a guest that gave up.
+     */
+    private void guestOp(GuestOp op, Runnable body) {
+        if (!wouldWait(op)) {
+            op.pending = snapshot(op);
+            GuestOp outer = active;
+            active = op;
+            try {
+                body.run();
+            } finally {
+                active = outer;
+            }
+            return;
+        }
+        SteppingRuntime.Task running = runtime.running();
+        if (blocked != null || recorder != null || (running != null && running.copy() == null)) {
             skipped++;
             return;
         }
-        if (w.fill() != Fill.DISCARD && job.progress().copyMode() == CopyMode.WRITE_BLOCKING
-                && !job.state().isConcluded()
-                && copyInFlight(bitmap.chunkOf(off), bitmap.chunkOf(off + len - 1))) {
-            skipped++; // it would wait for the copy's claim
+        blockedOps++;
+        trace("  " + op.what + " waits in the job");
+        blocked = op;
+        op.thread = new Thread(() -> {
+            try {
+                body.run();
+            } catch (Throwable t) {
+                op.failure = t;
+            } finally {
+                op.done = true;
+            }
+        }, "simulated-guest");
+        op.thread.setDaemon(true);
+        settle(true);
+    }
+
+    /**
+     * Lets the blocked guest run, if a release or an open woke it, until it finishes or sleeps in
+     * the job again: the wake-ups its waits received while other work ran were held back
+     * ({@link MirrorProbe#holdWakeUps}), so it runs here, alone, at a point of the schedule. Called
+     * after every action and heal step (and when a guest starts blocking).
+     */
+    private void settle(boolean start) {
+        GuestOp op = blocked;
+        if (op == null) {
             return;
         }
+        op.pending = snapshot(op);
+        Context outerContext = context;
+        GuestOp outerActive = active;
+        boolean outerNesting = nesting;
+        context(Context.GUEST);
+        active = op;
+        nesting = false;
+        MirrorProbe.releaseWakeUps(job);
+        try {
+            if (start) {
+                op.thread.start();
+            }
+            awaitGuest(op);
+        } finally {
+            MirrorProbe.holdWakeUps(job);
+            context(outerContext);
+            active = outerActive;
+            nesting = outerNesting;
+        }
+        if (op.done) {
+            blocked = null;
+            join(op.thread);
+            trace("  " + op.what + " done after waiting");
+            Throwable failure = op.failure;
+            if (failure instanceof RuntimeException e) {
+                throw e;
+            }
+            if (failure instanceof Error e) {
+                throw e;
+            }
+        } else if ("claim".equals(op.sleepsIn) && op.atGate == null) {
+            op.atGate = op.pending; // it entered the gate in this run, and now waits for a claim
+        }
+    }
+
+    /** Waits until {@code op}'s thread finished or sleeps in the job's gate or claims, at most {@link #SETTLE_NANOS}. */
+    private void awaitGuest(GuestOp op) {
+        long deadline = System.nanoTime() + SETTLE_NANOS;
+        for (int spins = 0; !op.done; spins++) {
+            String where = MirrorProbe.sleepsIn(job, op.thread);
+            if (where != null) {
+                op.sleepsIn = where;
+                return;
+            }
+            if (System.nanoTime() - deadline > 0) {
+                throw violation("no-exception", op.what + " neither finished nor slept in the job's gate or claims"
+                        + " (thread " + op.thread.getState() + " at " + Arrays.toString(op.thread.getStackTrace()) + ")");
+            }
+            if (spins < 200) {
+                Thread.onSpinWait();
+            } else {
+                Thread.yield();
+            }
+        }
+        op.sleepsIn = null;
+    }
+
+    private static void join(Thread t) {
+        try {
+            t.join(SETTLE_NANOS / 1_000_000);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * Ends a run that stops with a guest still blocked (a crash, a failed check): lets it go
+     * ({@link MirrorProbe#abandonWaiters}); its device calls then throw, and its thread ends.
+     */
+    private void abandonBlocked() {
+        GuestOp op = blocked;
+        blocked = null;
+        if (op == null || op.thread == null || !op.thread.isAlive()) {
+            return;
+        }
+        abandoned = op.thread;
+        MirrorProbe.abandonWaiters(job, bitmap.chunkOf(op.off), bitmap.chunkOf(op.off + op.len - 1));
+        MirrorProbe.releaseWakeUps(job);
+        try {
+            join(op.thread);
+        } finally {
+            MirrorProbe.holdWakeUps(job);
+        }
+    }
+
+    /** The operation got past its waits (its first device call): the job it found, its clears. */
+    private void passed(GuestOp op) {
+        if (op.atGate == null) {
+            op.atGate = op.pending;
+        }
+        op.atPass = op.pending;
+        if (op.isWrite()) {
+            guestInProgress = new long[] {op.off, op.len};
+            if (op.atGate.throughExpected()) {
+                // DESIGN §3.4: holding its claims, it clears the chunks it covers completely before its
+                // source write (where tasks nested in it run).
+                expected.wroteThrough(op.off, op.len);
+            }
+        }
+    }
+
+    private void guestWrite(Write w) {
+        long off = Math.floorMod(w.offset(), (long) size);
+        int len = (int) (1 + Math.floorMod(w.length() - 1L, Math.min(size - off, 1L << 16)));
+        GuestOp op = new GuestOp("guest " + w + " at " + off + "+" + len, w.fill(), off, len);
+        guestOp(op, () -> runGuestWrite(op, w));
+    }
+
+    private void runGuestWrite(GuestOp op, Write w) {
+        long off = op.off;
+        int len = op.len;
         int id = ++writeId;
         byte[] data = new byte[len];
         if (w.fill() == Fill.PATTERN) {
@@ -432,7 +691,7 @@ public final class MirrorSimulation {
             int tasksInside = w.nest() & 7;
             boolean after = (w.nest() & 8) != 0;
             int firstPick = w.nest() >> 4;
-            nest = new Nest() {
+            op.nest = new Nest() {
                 public boolean after() {
                     return after;
                 }
@@ -444,32 +703,7 @@ public final class MirrorSimulation {
                 }
             };
         }
-        guestInProgress = new long[] {off, len};
-        long faultsBefore = guestFaults;
-        long jobFaultsBefore = expectedErrors;
-        boolean writeBlocking = job.progress().copyMode() == CopyMode.WRITE_BLOCKING && !job.state().isConcluded();
-        boolean writesThrough = w.fill() != Fill.DISCARD && MirrorProbe.writesThrough(guest);
-        // The model's own answer, from the commands, events and faults it saw; checked against the
-        // devices the write reaches, not against the filter's flags.
-        boolean concluded = terminal != null;
-        boolean throughExpected = w.fill() != Fill.DISCARD && !concluded
-                && expected.writesThrough(lastState, abandonKnown);
-        StringBuilder outerRoute = route;
-        long outerSourceFaults = guestSourceFaults;
-        long outerTargetFaults = guestTargetFaults;
-        route = new StringBuilder();
-        guestSourceFaults = 0;
-        guestTargetFaults = 0;
         boolean failed = false;
-        if (throughExpected) {
-            // DESIGN §3.4: holding its claims, it clears the chunks it covers completely before its
-            // source write (where tasks nested in it run).
-            expected.wroteThrough(off, len);
-        }
-        long firstChunk = bitmap.chunkOf(off);
-        long lastChunk = bitmap.chunkOf(off + len - 1);
-        boolean firstWasDirty = bitmap.isDirty(firstChunk);
-        boolean lastWasDirty = bitmap.isDirty(lastChunk);
         Context outer = context;
         context(Context.GUEST);
         try {
@@ -479,11 +713,8 @@ public final class MirrorSimulation {
                 case DISCARD -> guest.discard(off, len);
             }
         } catch (DeviceException e) {
-            if (guestFaults == faultsBefore) {
+            if (op.faults == 0) {
                 throw violation("guest-op-failure", "guest " + w + " failed with no fault injected: " + e, e);
-            }
-            if (writeBlocking) {
-                failedWriteBlockingWrites++;
             }
             failed = true; // faults on the guest's device never tear: nothing was applied
         } catch (RuntimeException e) {
@@ -492,19 +723,25 @@ public final class MirrorSimulation {
             context(outer);
             guestInProgress = null;
         }
-        String reached = route.toString();
-        boolean sourceFailed = guestSourceFaults > 0;
-        boolean anyFailed = sourceFailed || guestTargetFaults > 0;
-        route = outerRoute;
-        guestSourceFaults = outerSourceFaults;
-        guestTargetFaults = outerTargetFaults;
-        String want = JobModel.route(true, concluded, concluded && pivotedAtEnd(), throughExpected, sourceFailed);
+        if (op.atPass == null) {
+            passed(op);
+        }
+        Snapshot g = op.atGate;
+        Snapshot p = op.atPass;
+        if (failed && g.writeBlocking()) {
+            failedWriteBlockingWrites++;
+        }
+        String reached = op.route.toString();
+        boolean sourceFailed = op.sourceFaults > 0;
+        boolean anyFailed = sourceFailed || op.targetFaults > 0;
+        String want = JobModel.route(true, g.concluded(), g.concluded() && pivotedAtEnd(), g.throughExpected(),
+                sourceFailed);
         if (!reached.equals(want)) {
             throw violation("guest-route", "guest " + w + " at " + off + "+" + len + " reached " + devices(reached)
                     + " but must reach " + devices(want) + " (job " + lastState + (abandonKnown ? ", ending" : "")
                     + ", copy mode " + expected.mode() + ")");
         }
-        if (!concluded && (!throughExpected || anyFailed)) {
+        if (!g.concluded() && (!g.throughExpected() || anyFailed)) {
             expected.marked(off, len); // the background path marks; a failed write-through marks again
         }
         afterGuestOp();
@@ -512,8 +749,9 @@ public final class MirrorSimulation {
             return;
         }
         guestWrites++;
-        if (writesThrough && expectedErrors == jobFaultsBefore) {
-            checkWriteBlockingClear(off, len, firstChunk, lastChunk, firstWasDirty, lastWasDirty);
+        if (g.writesThrough() && expectedErrors == p.jobFaults()) {
+            checkWriteBlockingClear(off, len, bitmap.chunkOf(off), bitmap.chunkOf(off + len - 1), p.firstWasDirty(),
+                    p.lastWasDirty());
         }
         System.arraycopy(data, 0, model, (int) off, len);
         sinceFloorRanges.add(new long[] {off, len});
@@ -523,28 +761,30 @@ public final class MirrorSimulation {
     private void guestRead(Read r) {
         long off = Math.floorMod(r.offset(), (long) size);
         int len = (int) (1 + Math.floorMod(r.length() - 1L, Math.min(size - off, 1L << 16)));
-        if (!guestMayEnter()) {
-            skipped++;
-            return;
-        }
+        GuestOp op = new GuestOp("guest read " + off + "+" + len, null, off, len);
+        guestOp(op, () -> runGuestRead(op));
+    }
+
+    private void runGuestRead(GuestOp op) {
+        long off = op.off;
+        int len = op.len;
         ByteBuffer dst = ByteBuffer.allocate(len);
-        long faultsBefore = guestFaults;
+        Context outer = context;
         context(Context.GUEST);
-        route = new StringBuilder();
         boolean failed = false;
         try {
             guest.read(off, dst);
         } catch (DeviceException e) {
-            if (guestFaults == faultsBefore) {
+            if (op.faults == 0) {
                 throw violation("guest-op-failure", "guest read failed with no fault injected: " + e, e);
             }
             failed = true;
         } catch (RuntimeException e) {
             throw violation("no-exception", "guest read threw " + e, e);
         } finally {
-            context(Context.COMMAND);
+            context(outer);
         }
-        checkRoute("guest read " + off + "+" + len, false);
+        checkRoute(op, "guest read " + off + "+" + len);
         if (failed) {
             return;
         }
@@ -556,45 +796,31 @@ public final class MirrorSimulation {
     }
 
     private void guestFlush() {
-        if (!guestMayEnter()) {
-            skipped++;
-            return;
-        }
-        long faultsBefore = guestFaults;
+        GuestOp op = new GuestOp("guest flush", null, 0, 1);
+        guestOp(op, () -> runGuestFlush(op));
+    }
+
+    private void runGuestFlush(GuestOp op) {
+        Context outer = context;
         context(Context.GUEST);
-        route = new StringBuilder();
         boolean failed = false;
         try {
             guest.flush();
         } catch (DeviceException e) {
-            if (guestFaults == faultsBefore) {
+            if (op.faults == 0) {
                 throw violation("guest-op-failure", "guest flush failed with no fault injected: " + e, e);
             }
             failed = true;
         } catch (RuntimeException e) {
             throw violation("no-exception", "guest flush threw " + e, e);
         } finally {
-            context(Context.COMMAND);
+            context(outer);
         }
-        checkRoute("guest flush", false);
+        checkRoute(op, "guest flush");
         if (failed) {
             return;
         }
         resetFloor();
-    }
-
-    /** Whether a copy in flight (queued, or running now) covers a chunk of {@code [first, last]}. */
-    private boolean copyInFlight(long first, long last) {
-        for (SteppingRuntime.Copy op : runtime.copiesWithRunning()) {
-            if (op.firstChunk() <= last && op.lastChunk() >= first) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    private boolean guestMayEnter() {
-        return !MirrorProbe.gateClosed(job);
     }
 
     private void command(Cmd cmd) {
@@ -999,9 +1225,14 @@ public final class MirrorSimulation {
             } else {
                 step(healRandom.nextInt(1 << 16));
             }
+            settle(false);
             afterAction();
         }
         healed = true;
+        if (blocked != null) {
+            throw violation("liveness", "the job is " + job.state() + " but " + blocked.what + " still sleeps in the job ("
+                    + blocked.sleepsIn + "): a wake-up was lost");
+        }
         if (completeIssued && !reportPending && !(terminal instanceof MirrorEvent.Completed c && c.pivoted())) {
             throw violation("liveness", "complete() from READY ended with " + terminal);
         }
@@ -1016,11 +1247,16 @@ public final class MirrorSimulation {
     }
 
     private void atDevice(SimDevice device, boolean write, long offset, long length, boolean after) {
-        Nest n = nest;
+        GuestOp op = context == Context.GUEST ? active : null;
+        Nest n = op != null ? op.nest : nest;
         if (n == null || nesting || n.after() != after) {
             return;
         }
-        nest = null;
+        if (op != null) {
+            op.nest = null;
+        } else {
+            nest = null;
+        }
         nesting = true;
         try {
             if (recorder != null) {
@@ -1037,24 +1273,30 @@ public final class MirrorSimulation {
         if (context == Context.JOB) {
             expectedErrors++;
             jobFaults++;
-        } else if (context == Context.GUEST) {
+        } else if (context == Context.GUEST && active != null) {
             if (side == Side.SOURCE) {
-                guestSourceFaults++;
+                active.sourceFaults++;
             } else {
-                guestTargetFaults++;
+                active.targetFaults++;
             }
             if (side == Side.TARGET && !job.state().isConcluded()) {
                 expectedErrors++; // a write-blocking guest write's target half: the job's error, not the guest's
             } else {
-                guestFaults++; // a fault on the device the guest is routed to
+                active.faults++; // a fault on the device the guest is routed to
             }
         }
     }
 
     /** A call the kernel makes on one of its devices: noted in the guest's route, or checked for the job. */
     private void reached(Side side) {
-        if (context == Context.GUEST && route != null) {
-            route.append(side == Side.SOURCE ? JobModel.SOURCE : JobModel.TARGET);
+        if (abandoned != null && Thread.currentThread() == abandoned) {
+            throw new IllegalStateException("the run was abandoned");
+        }
+        if (context == Context.GUEST && active != null) {
+            if (active.atPass == null) {
+                passed(active);
+            }
+            active.route.append(side == Side.SOURCE ? JobModel.SOURCE : JobModel.TARGET);
         } else if (context == Context.JOB && terminal != null) {
             throw violation("guest-route", "the job touched the " + side.name().toLowerCase(java.util.Locale.ROOT)
                     + " after its final event " + terminal);
@@ -1072,11 +1314,10 @@ public final class MirrorSimulation {
     }
 
     /** A guest read or flush must reach the source while the job runs and the device it ended on after. */
-    private void checkRoute(String what, boolean write) {
-        String reached = route.toString();
-        route = null;
+    private void checkRoute(GuestOp op, String what) {
+        String reached = op.route.toString();
         boolean concluded = terminal != null;
-        String want = JobModel.route(write, concluded, concluded && pivotedAtEnd(), false, false);
+        String want = JobModel.route(false, concluded, concluded && pivotedAtEnd(), false, false);
         if (!reached.equals(want)) {
             throw violation("guest-route", what + " reached " + devices(reached) + " but must reach " + devices(want)
                     + " (job " + lastState + ")");

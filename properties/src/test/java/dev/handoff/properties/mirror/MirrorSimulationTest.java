@@ -72,6 +72,8 @@ class MirrorSimulationTest {
         int withErrors = 0;
         int pending = 0;
         long tasks = 0;
+        long blocked = 0;
+        long skipped = 0;
         long t0 = System.nanoTime();
         for (long seed = first; seed < first + n; seed++) {
             MirrorSimulation.Result r = runSeed(seed);
@@ -82,11 +84,14 @@ class MirrorSimulationTest {
             withErrors += r.errors() > 0 ? 1 : 0;
             pending += r.wasPending() ? 1 : 0;
             tasks += r.tasks();
+            blocked += r.blockedGuestOps();
+            skipped += r.skippedGuestOps();
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         System.out.printf("mirror simulation: %d seeds in %.1f s (%.0f seeds/s, %d tasks); outcomes %s; "
-                + "pivoted %d, reached READY %d, with errors %d, crashed %d, PENDING %d%n", n, seconds, n / seconds,
-                tasks, outcomes, pivoted, ready, withErrors, crashed, pending);
+                + "pivoted %d, reached READY %d, with errors %d, crashed %d, PENDING %d; guest operations that waited in the job %d,"
+                + " skipped %d%n", n, seconds, n / seconds, tasks, outcomes, pivoted, ready, withErrors, crashed, pending,
+                blocked, skipped);
         if (n >= 500) {
             // The generator must keep reaching the interesting endings, or the seeds prove little.
             assertThat(pivoted).as("runs that pivoted").isGreaterThan(n / 10);
@@ -96,6 +101,7 @@ class MirrorSimulationTest {
             assertThat(outcomes.getOrDefault(JobState.CANCELLED, 0)).as("runs CANCELLED").isGreaterThan(n / 50);
             assertThat(crashed).as("runs that crashed").isGreaterThan(n / 50);
             assertThat(pending).as("runs that waited in PENDING (auto-finalize off)").isGreaterThan(n / 20);
+            assertThat(blocked).as("guest operations that waited at the gate or for a claim").isGreaterThan(n / 10);
         }
     }
 
