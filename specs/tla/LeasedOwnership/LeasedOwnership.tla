@@ -51,6 +51,8 @@
 (* write without the version when the holder believes it holds the lock   *)
 (* (mutants/: zk-record-write-trusts-lock); LeaseWithoutMargin, a lease    *)
 (* as long as the session timeout (zk-lease-without-margin).               *)
+(* Each _bug model's counterexample, drawn as a sequence diagram:          *)
+(* specs/counterexamples/MC<Spec>_<Variant>_bug.md.                        *)
 (***************************************************************************)
 EXTENDS Naturals
 

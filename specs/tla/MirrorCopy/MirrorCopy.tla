@@ -49,6 +49,8 @@
 (* Broken variants: the constant Bug switches one faulty step on; each     *)
 (* MC*_bug.cfg sets one and must fail.  The action that a variant changes  *)
 (* names it.                                                               *)
+(* Each _bug model's counterexample, drawn as a sequence diagram:          *)
+(* specs/counterexamples/MC<Spec>_<Variant>_bug.md.                        *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets, Bags
 

@@ -39,6 +39,8 @@
 (*                                                                         *)
 (* Broken variants (the constant Bug; MC*_bug.cfg): each action that a     *)
 (* variant changes names it.                                               *)
+(* Each _bug model's counterexample, drawn as a sequence diagram:          *)
+(* specs/counterexamples/MC<Spec>_<Variant>_bug.md.                        *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets
 

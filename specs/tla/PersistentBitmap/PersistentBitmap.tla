@@ -40,6 +40,8 @@
 (*   "ClearBeforeDurableCopy"  the clear pass does not flush the target    *)
 (*   "ClearWithoutSourceFlush" the clear pass flushes the target only      *)
 (*   "ClearIgnoresWriters"     a clear does not re-check the write count   *)
+(* Each _bug model's counterexample, drawn as a sequence diagram:          *)
+(* specs/counterexamples/MC<Spec>_<Variant>_bug.md.                        *)
 (*                                                                         *)
 (* Abstractions: one chunk per region; one guest writer, one copy at a     *)
 (* time and one clear pass (their steps interleave freely); a batch of the *)

@@ -6,6 +6,7 @@ import dev.handoff.testkit.Check;
 import dev.handoff.testkit.CheckFailure;
 import dev.handoff.testkit.Checks;
 import dev.handoff.testkit.DeviceFactory;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -78,6 +79,16 @@ final class VerifyCommand implements Callable<Integer> {
     @Option(names = "--json", description = "Print one JSON object instead of the table.")
     boolean json;
 
+    @Option(names = "--junit-xml", paramLabel = "FILE",
+            description = "Also write a JUnit XML report: one test case per check, a failure with the smallest failing"
+                    + " seed and its replay command.")
+    Path junitXml;
+
+    @Option(names = "--report", paramLabel = "FILE",
+            description = "Also write a report for people: FILE.md (Markdown) or FILE.html, the verdict table and each"
+                    + " failure's seed, message and replay command.")
+    Path report;
+
     @Override
     public Integer call() throws Exception {
         Duration limit = budget == null ? null : parseDuration(budget);
@@ -88,6 +99,11 @@ final class VerifyCommand implements Callable<Integer> {
             throw new CliException(ExitCodes.USAGE, "--seeds and --seed exclude each other");
         }
         List<Check> checks = selected();
+        checkOutput("--junit-xml", junitXml);
+        checkOutput("--report", report);
+        if (report != null && reportFormat(report) == null) {
+            throw new CliException(ExitCodes.USAGE, "--report: " + report + " must end in .md or .html");
+        }
         if (target.deviceClass == null && classpath != null) {
             throw new CliException(ExitCodes.USAGE, "--classpath is for --device");
         }
@@ -106,17 +122,47 @@ final class VerifyCommand implements Callable<Integer> {
             t = VerifyTarget.ofNbd(target.nbd, destructive);
         }
         List<Verdict> verdicts;
+        long start = System.nanoTime();
         try (t) {
             verdicts = run(t.factory(), checks, limit);
         }
+        VerifyReport result = new VerifyReport(t.arguments(), t.scope(), verdicts, since(start));
         if (json) {
-            System.out.println(Json.line(json(t, verdicts)));
+            System.out.println(Json.line(json(result)));
         } else {
-            printTable(t, verdicts);
+            printTable(result);
         }
-        boolean ok = verdicts.stream().allMatch(v -> v.status() == Verdict.Status.PASSED
-                || v.status() == Verdict.Status.SKIPPED);
-        return ok ? ExitCodes.OK : ExitCodes.FAILED;
+        if (junitXml != null) {
+            VerifyReport.write(junitXml, result.junitXml());
+        }
+        if (report != null) {
+            VerifyReport.write(report, reportFormat(report).equals("html") ? result.html() : result.markdown());
+        }
+        return result.passed() ? ExitCodes.OK : ExitCodes.FAILED;
+    }
+
+    /** "md" or "html" by the file's extension, or null. */
+    static String reportFormat(Path file) {
+        String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
+        return name.endsWith(".md") || name.endsWith(".markdown") ? "md"
+                : name.endsWith(".html") || name.endsWith(".htm") ? "html" : null;
+    }
+
+    /** An output file must be writable where it is named, which is said before any check runs. */
+    private static void checkOutput(String option, Path file) throws CliException {
+        if (file == null) {
+            return;
+        }
+        Path dir = file.toAbsolutePath().getParent();
+        if (Files.isDirectory(file)) {
+            throw new CliException(ExitCodes.USAGE, option + ": " + file + " is a directory");
+        }
+        if (dir == null || !Files.isDirectory(dir)) {
+            throw new CliException(ExitCodes.USAGE, option + ": no directory " + dir + " to write " + file.getFileName() + " in");
+        }
+        if (!Files.isWritable(dir)) {
+            throw new CliException(ExitCodes.USAGE, option + ": cannot write in " + dir);
+        }
     }
 
     private List<Check> selected() throws CliException {
@@ -193,13 +239,10 @@ final class VerifyCommand implements Callable<Integer> {
         return Duration.ofNanos(System.nanoTime() - start);
     }
 
-    private String replay(VerifyTarget t, Verdict v) {
-        return "handoff verify " + t.arguments() + " --check " + v.check().id() + " --seed " + v.failure().seed();
-    }
-
-    private void printTable(VerifyTarget t, List<Verdict> verdicts) {
-        System.out.println("verify " + t.arguments());
-        System.out.println("  on " + t.scope());
+    private void printTable(VerifyReport result) {
+        List<Verdict> verdicts = result.verdicts();
+        System.out.println("verify " + result.arguments());
+        System.out.println("  on " + result.scope());
         System.out.println();
         int width = verdicts.stream().mapToInt(v -> v.check().id().length()).max().orElse(10);
         String format = "%-20s %-" + width + "s  %-8s %5s %8s  %s";
@@ -215,30 +258,24 @@ final class VerifyCommand implements Callable<Integer> {
                     v.status() == Verdict.Status.NOT_RUN ? "-" : String.format(Locale.ROOT, "%.1f s", v.time().toMillis() / 1000.0),
                     note).stripTrailing());
         }
-        long passed = count(verdicts, Verdict.Status.PASSED);
-        long failed = count(verdicts, Verdict.Status.FAILED);
-        long skipped = count(verdicts, Verdict.Status.SKIPPED);
-        long notRun = count(verdicts, Verdict.Status.NOT_RUN);
         System.out.println();
-        System.out.println(passed + " passed, " + failed + " failed, " + skipped + " skipped"
-                + (notRun > 0 ? ", " + notRun + " not run (budget)" : ""));
+        System.out.println(result.summary());
         for (Verdict v : verdicts) {
             if (v.status() == Verdict.Status.FAILED) {
                 System.out.println();
                 System.out.println(v.failure().getMessage().lines().findFirst().orElse(""));
-                System.out.println("  replay: " + replay(t, v));
+                System.out.println("  replay: " + result.replay(v));
             }
         }
     }
 
-    private ObjectNode json(VerifyTarget t, List<Verdict> verdicts) {
+    private ObjectNode json(VerifyReport result) {
         ObjectNode o = Json.object();
-        o.put("target", t.arguments());
-        o.put("on", t.scope());
-        o.put("passed", verdicts.stream().allMatch(v -> v.status() == Verdict.Status.PASSED
-                || v.status() == Verdict.Status.SKIPPED));
+        o.put("target", result.arguments());
+        o.put("on", result.scope());
+        o.put("passed", result.passed());
         ArrayNode a = o.putArray("checks");
-        for (Verdict v : verdicts) {
+        for (Verdict v : result.verdicts()) {
             ObjectNode c = a.addObject();
             c.put("id", v.check().id());
             c.put("group", v.check().group().title());
@@ -252,14 +289,10 @@ final class VerifyCommand implements Callable<Integer> {
                 ObjectNode f = c.putObject("failure");
                 f.put("seed", v.failure().seed());
                 f.put("message", v.failure().detail());
-                f.put("replay", replay(t, v));
+                f.put("replay", result.replay(v));
             }
         }
         return o;
-    }
-
-    private static long count(List<Verdict> verdicts, Verdict.Status status) {
-        return verdicts.stream().filter(v -> v.status() == status).count();
     }
 
     /** 90s, 5m, 1h, 1h30m, or an ISO-8601 duration. */

@@ -14,6 +14,9 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Random;
 import java.util.stream.Stream;
+import org.w3c.dom.Element;
+import org.w3c.dom.NodeList;
+import javax.xml.parsers.DocumentBuilderFactory;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -151,6 +154,64 @@ class VerifyCommandTest {
     }
 
     @Test
+    void junitXmlHasATestCasePerCheckAndAFailureWithTheSmallestSeedAndItsReplayCommand() throws Exception {
+        Path xml = dir.resolve("verify.xml");
+        Run r = verify("--device", "com.acme.EarlyAckDevice", "--classpath", jar.toString(), "--check",
+                "starts-all-zero,checksummed-concurrent-writes,flushed-writes-survive-a-power-loss", "--junit-xml", xml.toString());
+        assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
+        Element suite = DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(xml.toFile()).getDocumentElement();
+        assertThat(suite.getTagName()).isEqualTo("testsuite");
+        assertThat(suite.getAttribute("tests")).isEqualTo("3");
+        assertThat(suite.getAttribute("failures")).isEqualTo("1");
+        assertThat(suite.getAttribute("skipped")).isEqualTo("1");
+        NodeList cases = suite.getElementsByTagName("testcase");
+        assertThat(cases.getLength()).isEqualTo(3);
+        Element passed = (Element) cases.item(0);
+        assertThat(passed.getAttribute("name")).isEqualTo("starts-all-zero");
+        assertThat(passed.getAttribute("classname")).isEqualTo("handoff.verify.sequential");
+        assertThat(passed.getChildNodes().getLength()).isZero();
+        Element failed = (Element) cases.item(1);
+        assertThat(failed.getAttribute("name")).isEqualTo("checksummed-concurrent-writes");
+        Element failure = (Element) failed.getElementsByTagName("failure").item(0);
+        assertThat(failure.getAttribute("message")).startsWith("seed 1: read-your-writes");
+        assertThat(failure.getTextContent()).contains("a torn block").contains("replay: handoff verify --device"
+                + " com.acme.EarlyAckDevice --classpath " + jar + " --check checksummed-concurrent-writes --seed 1");
+        Element skipped = (Element) cases.item(2);
+        assertThat(skipped.getElementsByTagName("skipped").item(0).getAttributes().getNamedItem("message").getNodeValue())
+                .contains("no power loss to simulate");
+        try (Stream<Path> left = Files.list(dir)) {
+            assertThat(left.toList()).as("no temporary file left").containsExactly(xml);
+        }
+    }
+
+    @Test
+    void aMarkdownOrHtmlReportHasTheVerdictTableAndEachFailuresSeedMessageAndReplay() throws Exception {
+        Path md = dir.resolve("verify.md");
+        Path html = dir.resolve("verify.html");
+        String[] args = {"--device", "com.acme.EarlyAckDevice", "--classpath", jar.toString(), "--check",
+            "starts-all-zero,checksummed-concurrent-writes"};
+        Run r = verify(Stream.concat(Stream.of(args), Stream.of("--report", md.toString(), "--json")).toArray(String[]::new));
+        assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
+        String replay = "handoff verify --device com.acme.EarlyAckDevice --classpath " + jar
+                + " --check checksummed-concurrent-writes --seed 1";
+        assertThat(Files.readString(md))
+                .startsWith("# handoff verify: FAILED")
+                .contains("1 passed, 1 failed, 0 skipped")
+                .containsPattern("\\| concurrent contract \\| `checksummed-concurrent-writes` \\| \\*\\*FAILED\\*\\* \\| 1 \\|")
+                .contains("| sequential contract | `starts-all-zero` | passed | 1 |")
+                .contains("## `checksummed-concurrent-writes` failed", "Smallest failing seed: 1", "a torn block", replay);
+
+        Run h = verify(Stream.concat(Stream.of(args), Stream.of("--report", html.toString())).toArray(String[]::new));
+        assertThat(h.exit()).as(h.toString()).isEqualTo(ExitCodes.FAILED);
+        String page = Files.readString(html);
+        assertThat(page).startsWith("<!DOCTYPE html>").contains("<td class=\"failed\">FAILED</td>")
+                .contains("<h2 id=\"checksummed-concurrent-writes\">").contains(replay).endsWith("</html>\n");
+        // well-formed enough for an XML parser: every tag closed, every value escaped
+        DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(new java.io.ByteArrayInputStream(
+                page.replace("<!DOCTYPE html>", "").replace("<meta charset=\"utf-8\">", "").getBytes(StandardCharsets.UTF_8)));
+    }
+
+    @Test
     void badArgumentsGetOneClearLineAndTheirExitCode() throws Exception {
         Path small = dir.resolve("small.img");
         Files.write(small, new byte[1 << 20]);
@@ -170,6 +231,9 @@ class VerifyCommandTest {
             {new String[] {"--image", image.toString(), "--budget", "5x"}, ExitCodes.USAGE, "--budget: not a duration: '5x'"},
             {new String[] {"--image", image.toString(), "--classpath", jar.toString()}, ExitCodes.USAGE, "--classpath is for --device"},
             {new String[] {"--nbd", "http://x/y"}, ExitCodes.USAGE, "--nbd:"},
+            {new String[] {"--image", image.toString(), "--report", dir.resolve("r.txt").toString()}, ExitCodes.USAGE, "r.txt must end in .md or .html"},
+            {new String[] {"--image", image.toString(), "--report", dir.toString() + "/"}, ExitCodes.USAGE, "--report: " + dir + " is a directory"},
+            {new String[] {"--image", image.toString(), "--junit-xml", dir.resolve("no/such/dir/r.xml").toString()}, ExitCodes.USAGE, "--junit-xml: no directory " + dir.resolve("no/such/dir")},
         };
         for (Object[] c : cases) {
             Run r = verify((String[]) c[0]);

@@ -215,4 +215,28 @@ final class InFlightChunks {
     private void getAndAddWaiters(int delta) {
         WAITERS.getAndAdd(this, delta); // volatile RMW, under lock
     }
+
+    /* ---- For a scheduler that runs one thread at a time (the simulator, through MirrorProbe) ---- */
+
+    /**
+     * The lock a waiter sleeps under. A scheduler that holds it while it runs other work defers
+     * every wake-up until it unlocks: the woken waiter queues for the lock. Never used by the kernel.
+     */
+    ReentrantLock waitLock() {
+        return lock;
+    }
+
+    /**
+     * Whether {@code thread} sleeps in {@link #awaitClaim}: parked on the condition, holding no lock and
+     * queued for none, so nothing it does can change until someone signals. A snapshot; exact for a
+     * scheduler that lets no other thread run while it asks.
+     */
+    boolean sleeps(Thread thread) {
+        if (lock.isLocked() || lock.hasQueuedThread(thread)) {
+            return false;
+        }
+        boolean parked = thread.getState() == Thread.State.WAITING
+                && java.util.concurrent.locks.LockSupport.getBlocker(thread) == released; // no import: no modelled line moves
+        return parked && !lock.isLocked() && !lock.hasQueuedThread(thread);
+    }
 }

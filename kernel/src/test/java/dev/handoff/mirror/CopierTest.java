@@ -37,7 +37,7 @@ class CopierTest {
         }
     }
 
-    private static MirrorJob job(BlockDevice s, BlockDevice t, MirrorOptions o, ManualRuntime r) {
+    private static MirrorJob job(BlockDevice s, BlockDevice t, MirrorOptions o, SteppingRuntime r) {
         return MirrorJob.create(s, t, o, r);
     }
 
@@ -46,7 +46,7 @@ class CopierTest {
         MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
         JobHarness.write(source, 2L * G, 10, 1);
         CountingDevice target = new CountingDevice(JobHarness.SIZE);
-        ManualRuntime r = new ManualRuntime();
+        SteppingRuntime r = new SteppingRuntime();
         MirrorJob job = job(source, target, MirrorOptions.builder().granularity(G).maxCopyBytes(G).targetIsZero(true).build(), r);
         job.start();
         r.runAll();
@@ -62,7 +62,7 @@ class CopierTest {
         CountingDevice target = new CountingDevice(JobHarness.SIZE);
         JobHarness.fillRandom(target, 3); // stale data the zeroes must overwrite
         target.writes.set(0);
-        ManualRuntime r = new ManualRuntime();
+        SteppingRuntime r = new SteppingRuntime();
         MirrorJob job = job(source, target, MirrorOptions.builder().granularity(G).maxCopyBytes(G).build(), r);
         job.start();
         r.runAll();
@@ -76,7 +76,7 @@ class CopierTest {
         MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
         JobHarness.write(source, 2L * G, G, 1);
         CountingDevice target = new CountingDevice(JobHarness.SIZE);
-        ManualRuntime r = new ManualRuntime();
+        SteppingRuntime r = new SteppingRuntime();
         MirrorJob job = job(source, target, MirrorOptions.builder().granularity(G).maxCopyBytes(G).targetIsZero(true).build(), r);
         job.start();
         r.runAll();
@@ -154,7 +154,7 @@ class CopierTest {
 
     @Test
     void copiesInFlightNeverExceedTheRuntimesParallelism() throws Exception {
-        ManualRuntime r = new ManualRuntime();
+        SteppingRuntime r = new SteppingRuntime();
         MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
         JobHarness.fillRandom(source, 7);
         MemoryDevice target = new MemoryDevice(JobHarness.SIZE);
@@ -174,7 +174,7 @@ class CopierTest {
     @Test
     void aRuntimeOfRealThreadsWritesTheTargetRightAfterTheReadInTheSameTask() throws Exception {
         for (boolean separate : new boolean[] {true, false}) {
-            ManualRuntime r = new ManualRuntime();
+            SteppingRuntime r = new SteppingRuntime();
             MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
             JobHarness.fillRandom(source, 8);
             CountingDevice target = new CountingDevice(JobHarness.SIZE);
@@ -191,7 +191,7 @@ class CopierTest {
     }
 
     /** {@code r}, reporting the given parallelism and step separation. */
-    private static JobRuntime hinted(ManualRuntime r, int parallelism, boolean separateSteps) {
+    private static JobRuntime hinted(SteppingRuntime r, int parallelism, boolean separateSteps) {
         return new JobRuntime() {
             @Override
             public void execute(Runnable task) {

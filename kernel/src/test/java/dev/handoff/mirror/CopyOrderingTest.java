@@ -25,7 +25,7 @@ class CopyOrderingTest {
     void aCopyThatRunsWhileAGuestWriteIsLandingNeverLeavesTheChunkCleanAndStale() throws Exception {
         HookDevice source = new HookDevice(new MemoryDevice(JobHarness.SIZE));
         MemoryDevice target = new MemoryDevice(JobHarness.SIZE);
-        ManualRuntime runtime = new ManualRuntime();
+        SteppingRuntime runtime = new SteppingRuntime();
         MirrorJob job = MirrorJob.create(source, target, small().sync(SyncMode.NONE).build(), runtime);
         job.start();
         runtime.runAll();

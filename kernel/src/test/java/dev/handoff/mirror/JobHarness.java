@@ -10,14 +10,14 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 
-/** A small job on memory devices with a {@link ManualRuntime}, recording its events. */
+/** A small job on memory devices with a {@link SteppingRuntime}, recording its events. */
 final class JobHarness {
     static final int GRANULARITY = 64 << 10;
     static final long SIZE = 16L * GRANULARITY;
 
     final FaultyDevice source;
     final FaultyDevice target;
-    final ManualRuntime runtime = new ManualRuntime();
+    final SteppingRuntime runtime = new SteppingRuntime();
     final MirrorJob job;
     final List<MirrorEvent> events = new ArrayList<>();
 

@@ -24,7 +24,7 @@ import static org.assertj.core.api.Assertions.assertThat;
  * {@code jdk.jfr.consumer}: one {@code dev.handoff.Copy} per copy, one
  * {@code dev.handoff.WriteBlockingWrite} per write-blocking guest write and one
  * {@code dev.handoff.JobState} per state change, each with the fields the job's own events and
- * the test's writes predict. The job runs on a {@link ManualRuntime}, so every copy runs on the
+ * the test's writes predict. The job runs on a {@link SteppingRuntime}, so every copy runs on the
  * test's thread and the test's events are told from any other test's by thread and job.
  *
  * <p>Broken variant caught (mutants/): jfr-copy-event-dropped.

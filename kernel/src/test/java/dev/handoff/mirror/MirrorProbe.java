@@ -44,6 +44,55 @@ public final class MirrorProbe {
         return job.claims().isClaimed(chunk);
     }
 
+    /** Whether the job's guest gate is closed now (a drain holds new guest operations out). */
+    public static boolean gateClosed(MirrorJob job) {
+        return job.gate().isClosed();
+    }
+
+    /** Whether {@code guest}'s next write would be written through to the target (write-blocking mode). */
+    public static boolean writesThrough(MirrorFilter guest) {
+        return guest.writesThrough();
+    }
+
+    /* ---- Blocking guests under a scheduler that runs one thread at a time (the simulator) ---- */
+
+    /**
+     * Takes the locks the job's waiters sleep under (the claims' and the gate's): until
+     * {@link #releaseWakeUps}, a waiter that a release or an open signals stays queued for its lock,
+     * so it runs when the scheduler says, not in the middle of the step that woke it. Reentrant;
+     * the kernel's own signalling on this thread is unaffected.
+     */
+    public static void holdWakeUps(MirrorJob job) {
+        job.claims().waitLock().lock();
+        job.gate().waitLock().lock();
+    }
+
+    /** Undoes one {@link #holdWakeUps}: the waiters it deferred may now take their lock and run. */
+    public static void releaseWakeUps(MirrorJob job) {
+        job.gate().waitLock().unlock();
+        job.claims().waitLock().unlock();
+    }
+
+    /** Where {@code thread} sleeps in the job: at the closed guest gate, waiting for a claim, or neither (null). */
+    public static String sleepsIn(MirrorJob job, Thread thread) {
+        if (job.gate().sleeps(thread)) {
+            return "gate";
+        }
+        if (job.claims().sleeps(thread)) {
+            return "claim";
+        }
+        return null;
+    }
+
+    /**
+     * Lets a thread sleeping in the job go, for a scheduler abandoning a run (a crash, a failed
+     * check): opens the gate and releases chunks {@code [first, last]}. The job is unusable after.
+     */
+    public static void abandonWaiters(MirrorJob job, long first, long last) {
+        job.gate().open();
+        job.claims().release(first, last);
+    }
+
     /** A wake-up: the copier looks for work, as after a guest's mark or a timer. */
     public static void pump(MirrorJob job) {
         job.pump();

@@ -37,7 +37,7 @@ class SparseCopyTest {
         return MirrorOptions.builder().granularity(G).bufSize(16L * G).maxCopyBytes(16L * G);
     }
 
-    private static MirrorJob ready(SparseDevice source, SparseDevice target, MirrorOptions options, ManualRuntime rt) {
+    private static MirrorJob ready(SparseDevice source, SparseDevice target, MirrorOptions options, SteppingRuntime rt) {
         MirrorJob job = MirrorJob.create(source, target, options, rt);
         job.start();
         rt.runAll();
@@ -52,7 +52,7 @@ class SparseCopyTest {
         JobHarness.fillRandom(target, 9); // an existing target full of old data: every block allocated
         assertThat(target.allocatedBytes()).isEqualTo(SIZE);
         target.bytesWritten.set(0);
-        ready(source, target, bigRuns().build(), new ManualRuntime());
+        ready(source, target, bigRuns().build(), new SteppingRuntime());
         JobHarness.assertSameContent(target, source);
         long chunksWithData = java.util.Arrays.stream(EXTENTS).flatMap(at -> java.util.stream.LongStream.of(at / G,
                 (Math.min(SIZE, at + 4096) - 1) / G)).distinct().count();
@@ -65,7 +65,7 @@ class SparseCopyTest {
     void theHolesOfTheSourceAreNotReadAndAZeroTargetGetsNoZeroWrites() throws Exception {
         SparseDevice source = sparseSource();
         SparseDevice target = new SparseDevice(SIZE);
-        ready(source, target, bigRuns().targetIsZero(true).build(), new ManualRuntime());
+        ready(source, target, bigRuns().targetIsZero(true).build(), new SteppingRuntime());
         assertThat(source.bytesRead.get()).as("only the 4 KiB blocks that hold data").isEqualTo(source.allocatedBytes());
         assertThat(target.zeroCalls.get()).as("the target is known to read as zeroes").isZero();
         JobHarness.assertSameContent(target, source);
@@ -80,7 +80,7 @@ class SparseCopyTest {
         SparseDevice target = new SparseDevice(SIZE);
         JobHarness.fillRandom(target, 6);
         ready(source, target, MirrorOptions.builder().granularity(G).bufSize(G).maxCopyBytes(G).build(),
-                new ManualRuntime());
+                new SteppingRuntime());
         JobHarness.assertSameContent(target, source);
     }
 
@@ -88,7 +88,7 @@ class SparseCopyTest {
     void aGuestWriteLandingInAHoleAfterTheHoleQueryIsCopiedAgain() throws Exception {
         SparseDevice source = new SparseDevice(SIZE);
         SparseDevice target = new SparseDevice(SIZE);
-        ManualRuntime rt = new ManualRuntime();
+        SteppingRuntime rt = new SteppingRuntime();
         MirrorJob job = MirrorJob.create(source, target, bigRuns().sync(SyncMode.NONE).build(), rt);
         job.start();
         rt.runAll();
@@ -113,7 +113,7 @@ class SparseCopyTest {
     void theGuestDeviceReportsTheAllocationMapOfTheDeviceItsWritesLandOn() throws Exception {
         SparseDevice source = sparseSource();
         SparseDevice target = new SparseDevice(SIZE);
-        ManualRuntime rt = new ManualRuntime();
+        SteppingRuntime rt = new SteppingRuntime();
         MirrorJob job = ready(source, target, bigRuns().build(), rt);
         MirrorFilter guest = job.guestDevice();
         assertThat(guest.nextData(0)).as("while mirroring: the source's map").isEqualTo(source.nextData(0));

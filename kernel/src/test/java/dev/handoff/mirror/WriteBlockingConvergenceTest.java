@@ -119,7 +119,7 @@ class WriteBlockingConvergenceTest {
         HookDevice source = new HookDevice(new MemoryDevice(JobHarness.SIZE));
         MemoryDevice target = new MemoryDevice(JobHarness.SIZE);
         JobHarness.fillRandom(source, 3);
-        ManualRuntime runtime = new ManualRuntime();
+        SteppingRuntime runtime = new SteppingRuntime();
         MirrorJob job = MirrorJob.create(source, target, writeBlocking().build(), runtime);
         job.start();
         for (int i = 0; i < 40 && job.state() != JobState.READY; i++) {
@@ -227,7 +227,7 @@ class WriteBlockingConvergenceTest {
         MemoryDevice source = new MemoryDevice(JobHarness.SIZE);
         JobHarness.fillRandom(source, 7);
         HookDevice target = new HookDevice(new MemoryDevice(JobHarness.SIZE));
-        ManualRuntime runtime = new ManualRuntime();
+        SteppingRuntime runtime = new SteppingRuntime();
         MirrorJob job = MirrorJob.create(source, target, writeBlocking().build(), runtime);
         job.start();
         while (job.bitmap().isDirty(6) || job.claims().isClaimed(6)) {

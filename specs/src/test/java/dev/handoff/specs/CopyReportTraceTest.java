@@ -10,9 +10,10 @@ import dev.handoff.mirror.JobRuntime;
 import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
-import dev.handoff.mirror.MirrorScenario;
 import dev.handoff.mirror.MirrorTraceRecorder;
 import dev.handoff.mirror.SyncMode;
+import dev.handoff.properties.mirror.MirrorScenario;
+
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 

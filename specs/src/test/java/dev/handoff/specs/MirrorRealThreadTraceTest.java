@@ -8,12 +8,12 @@ import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.ErrorPolicy;
 import dev.handoff.mirror.JobRuntime;
 import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.MemoryBitmapStore;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
-import dev.handoff.mirror.MirrorScenario;
-import dev.handoff.mirror.MemoryBitmapStore;
 import dev.handoff.mirror.MirrorTraceRecorder;
 import dev.handoff.mirror.SyncMode;
+import dev.handoff.properties.mirror.MirrorScenario;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 

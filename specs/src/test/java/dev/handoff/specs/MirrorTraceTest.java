@@ -2,10 +2,10 @@ package dev.handoff.specs;
 
 import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.ErrorPolicy;
-import dev.handoff.mirror.MirrorScenario;
-import dev.handoff.mirror.MirrorSimulation;
 import dev.handoff.mirror.MirrorTraceRecorder;
 import dev.handoff.mirror.SyncMode;
+import dev.handoff.properties.mirror.MirrorScenario;
+import dev.handoff.properties.mirror.MirrorSimulation;
 import dev.handoff.sim.PropertyViolation;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

@@ -131,7 +131,46 @@ class ModelsTest {
             }
             assertEquals(model.expected(), verdict, report);
             assertEquals(model.traceLength(), (long) run.traceLength(), "counterexample length changed\n" + report);
+            if (model.profile().equals("default")) {
+                String stale = CounterexamplePage.checkOrUpdate(model, run, SPECS_DIR,
+                        CounterexamplePage.updating());
+                if (stale != null) {
+                    fail(stale + "; rewrite the pages with " + CounterexamplePage.UPDATE_COMMAND + "\n" + report);
+                }
+            }
         }
+    }
+
+    /**
+     * Every broken model of the default profile has its page and picture in counterexamples/, the
+     * index lists exactly them, and no other page is there. (Their content is checked against
+     * TLC's counterexample in {@link #everyModelGivesItsRecordedResult}.)
+     */
+    @Test
+    void everyBrokenModelHasItsCounterexampleAsAPicture() throws IOException {
+        List<Model> broken = manifest.stream()
+                .filter(m -> m.profile().equals("default") && !m.expectsSuccess()).toList();
+        Path dir = CounterexamplePage.directory(SPECS_DIR);
+        Path index = dir.resolve("README.md");
+        String expected = CounterexamplePage.index(broken);
+        if (CounterexamplePage.updating()) {
+            // The pages themselves are written as their models' runs end, possibly after this test.
+            Files.createDirectories(dir);
+            Files.writeString(index, expected, StandardCharsets.UTF_8);
+            return;
+        }
+        Set<String> wanted = new TreeSet<>(Set.of("README.md"));
+        broken.forEach(m -> wanted.addAll(List.of(m.name() + ".md", m.name() + ".svg")));
+        Set<String> present = new TreeSet<>();
+        if (Files.isDirectory(dir)) {
+            try (Stream<Path> files = Files.list(dir)) {
+                files.forEach(f -> present.add(f.getFileName().toString()));
+            }
+        }
+        assertEquals(wanted, present, "specs/counterexamples/ must hold one page and picture per _bug model;"
+                + " rewrite with " + CounterexamplePage.UPDATE_COMMAND);
+        assertEquals(expected, Files.readString(index, StandardCharsets.UTF_8),
+                index + " is stale; rewrite with " + CounterexamplePage.UPDATE_COMMAND);
     }
 
     /** Every config on disk is in the manifest, and only _bug configs are expected to fail. */

@@ -53,7 +53,7 @@ class SpecMapTest {
             "@java (\\w+)\\.(\\w+):(\\d+)-(\\d+) \"((?:[^\"\\\\]|\\\\.)*)\"");
     private static final Pattern DEF = Pattern.compile("^(\\w+)(\\([^)]*\\))? ==", Pattern.MULTILINE);
     /** The definitions whose disjuncts are the spec's actions. */
-    private static final Map<String, List<String>> NEXT_CHAIN = Map.of(
+    static final Map<String, List<String>> NEXT_CHAIN = Map.of(
             "MirrorCopy", List.of("GuestSteps", "CopySteps", "Tasks", "Management", "Next"),
             "Ownership", List.of("Continue", "Start", "Next"),
             "PersistentBitmap", List.of("Next"),

@@ -3,15 +3,12 @@ package dev.handoff.stress;
 import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.DirtyBitmap;
 import dev.handoff.mirror.ErrorPolicy;
-import dev.handoff.mirror.JobRuntime;
 import dev.handoff.mirror.MirrorFilter;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
 import dev.handoff.mirror.MirrorProbe;
+import dev.handoff.mirror.SteppingRuntime;
 import dev.handoff.mirror.SyncMode;
-
-import java.util.ArrayList;
-import java.util.List;
 
 /**
  * A real {@link MirrorJob} between two {@link ChunkDevice}s whose runtime is a task list that the
@@ -20,29 +17,27 @@ import java.util.List;
  *
  * <p>Everything under test is the kernel's own code: the filter's guest paths, the copier's
  * claim / clear / issue, the copy steps, the gate and the lifecycle. The rig only decides
- * <em>when</em> each queued task runs, which a thread pool would decide in production. Tasks are
- * never run inside {@link #execute} (the kernel calls it holding its lock), as
- * {@link JobRuntime} requires.
+ * <em>when</em> each queued task runs, which a thread pool would decide in production; its
+ * runtime is the kernel test-jar's {@link SteppingRuntime}, the one the unit tests and the
+ * simulator step too.
  *
  * <p>The job's bitmap and claims are read, and claims driven, through the kernel's published
  * seam {@link MirrorProbe} (its test-jar): harnesses use them to state the key invariant and to
  * play a write-blocking guest's claims, never to change what the kernel decides.
  */
-public final class MirrorRig implements JobRuntime {
+public final class MirrorRig {
     public final ChunkDevice source;
     public final ChunkDevice target;
     public final MirrorJob job;
     public final MirrorFilter guest;
     private final DirtyBitmap bitmap;
-    /** Simulated clock; written only by timer tasks (volatile: read by whichever thread issues). */
-    private volatile long now;
-    /** Queued tasks; guarded by itself (guests queue wake-ups from their own threads). */
-    private final List<Runnable> tasks = new ArrayList<>();
+    /** The job's runtime: queued tasks run only when an actor runs them (thread-safe). */
+    private final SteppingRuntime runtime = new SteppingRuntime();
 
     private MirrorRig(ChunkDevice source, ChunkDevice target, MirrorOptions options) {
         this.source = source;
         this.target = target;
-        this.job = MirrorJob.create(source, target, options, this);
+        this.job = MirrorJob.create(source, target, options, runtime);
         this.guest = job.guestDevice();
         this.bitmap = MirrorProbe.bitmap(job);
     }
@@ -77,62 +72,20 @@ public final class MirrorRig implements JobRuntime {
         return new MirrorRig(source, target, options);
     }
 
-    /* ---- JobRuntime: queue only ---- */
-
-    @Override
-    public void execute(Runnable task) {
-        synchronized (tasks) {
-            tasks.add(task);
-        }
-    }
-
-    /**
-     * A timer (an error back-off; no harness sets a speed limit) is queued like any task; when it
-     * runs, the clock first jumps to its due time, as if the pool had slept until then.
-     */
-    @Override
-    public void schedule(Runnable task, long delayNanos) {
-        long due = now + delayNanos;
-        execute(() -> {
-            if (now - due < 0) {
-                now = due; // only tasks move the clock, and tasks run one at a time
-            }
-            task.run();
-        });
-    }
-
-    /** Simulated time: moves only when a timer task runs. */
-    @Override
-    public long nanoTime() {
-        return now;
-    }
-
     /* ---- Running tasks ---- */
 
-    /** Runs the oldest queued task; false if none was queued. */
+    /**
+     * Runs the oldest queued task; false if none was queued. A timer (an error back-off; no harness
+     * sets a speed limit) runs once no other task is queued, the clock jumping to its due time, as
+     * if the pool had slept until then.
+     */
     public boolean runOne() {
-        Runnable task;
-        synchronized (tasks) {
-            if (tasks.isEmpty()) {
-                return false;
-            }
-            task = tasks.remove(0);
-        }
-        task.run();
-        return true;
+        return runtime.step(0) != null;
     }
 
     /** Runs the queued task at {@code pick} modulo the queue's length (-1: the newest); false if none was queued. */
     public boolean runPicked(int pick) {
-        Runnable task;
-        synchronized (tasks) {
-            if (tasks.isEmpty()) {
-                return false;
-            }
-            task = tasks.remove(Math.floorMod(pick, tasks.size()));
-        }
-        task.run();
-        return true;
+        return runtime.step(pick) != null;
     }
 
     /** Runs queued tasks until none is left or {@code limit} have run; returns how many ran. */
@@ -175,9 +128,7 @@ public final class MirrorRig implements JobRuntime {
     }
 
     public int queued() {
-        synchronized (tasks) {
-            return tasks.size();
-        }
+        return runtime.queued();
     }
 
     /** Lets the copier look for work, as a wake-up from a guest or a timer would. */
