@@ -170,6 +170,10 @@ public final class MirrorSimulation {
     private static final int HEAL_STEPS = 60_000;
     /** -Dhandoff.trace=true prints every action, task and event of a run (use with -Dhandoff.seed). */
     private static final boolean TRACE = Boolean.getBoolean("handoff.trace");
+    /**
+     * Virtual time healing may take beyond what the speed limit needs: the job must be READY
+     * within this plus {@link #copyTimeNanos} of the moment writes and faults stop.
+     */
     private static final long HEAL_NANOS = 3_600_000_000_000L;
     /** How long, in real time, a blocked guest may take to finish or fall asleep again: a hang is a failure. */
     private static final long SETTLE_NANOS = 60_000_000_000L;
@@ -1199,14 +1203,15 @@ public final class MirrorSimulation {
     private void heal() {
         source.clearFaults();
         target.clearFaults();
-        long deadline = runtime.nanoTime() + HEAL_NANOS;
+        long allowed = HEAL_NANOS + copyTimeNanos(job.progress().speed());
+        long deadline = runtime.nanoTime() + allowed;
         boolean completeIssued = false;
         int steps = 0;
         while (!job.state().isConcluded()) {
             beforeAction();
             if (++steps > HEAL_STEPS || runtime.nanoTime() - deadline > 0) {
                 throw violation("liveness", "writes and faults stopped but after " + steps + " steps and "
-                        + (runtime.nanoTime() - deadline + HEAL_NANOS) / 1_000_000 + " ms of virtual time the job is "
+                        + (runtime.nanoTime() - deadline + allowed) / 1_000_000 + " ms of virtual time the job is "
                         + job.state() + " with " + bitmap.count() + " dirty chunks and " + runtime.queued() + " tasks queued");
             }
             JobState s = job.state();
@@ -1236,6 +1241,20 @@ public final class MirrorSimulation {
         if (completeIssued && !reportPending && !(terminal instanceof MirrorEvent.Completed c && c.pivoted())) {
             throw violation("liveness", "complete() from READY ended with " + terminal);
         }
+    }
+
+    /**
+     * The virtual time a speed-limited copier needs to copy the whole device twice. The limiter
+     * grants {@code max(1, speed / 10)} bytes per 100 ms slice, at least half the speed (and at
+     * least 10 bytes/s), so copying {@code n} bytes takes at most {@code 2n / speed} seconds. A
+     * job slowed to a few bytes per second is not stalled; it is slow, and liveness must not
+     * call it stalled (a 4 bytes/s limit on a 64 KiB device needs hours).
+     */
+    private long copyTimeNanos(long speed) {
+        if (speed == 0) {
+            return 0;
+        }
+        return (long) Math.ceil(2.0 * 2.0 * size / speed * 1e9);
     }
 
     /* ---- Helpers ---- */
