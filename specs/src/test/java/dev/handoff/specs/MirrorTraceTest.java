@@ -6,7 +6,7 @@ import dev.handoff.mirror.MirrorTraceRecorder;
 import dev.handoff.mirror.SyncMode;
 import dev.handoff.properties.mirror.MirrorScenario;
 import dev.handoff.properties.mirror.MirrorSimulation;
-import dev.handoff.sim.PropertyViolation;
+import dev.handoff.properties.sim.PropertyViolation;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 

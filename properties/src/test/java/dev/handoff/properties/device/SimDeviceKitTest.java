@@ -1,7 +1,7 @@
 package dev.handoff.properties.device;
 
 import dev.handoff.device.BlockDevice;
-import dev.handoff.sim.SimDevice;
+import dev.handoff.properties.sim.SimDevice;
 import dev.handoff.testkit.DeviceKit;
 
 /** The test kit on the simulators' own {@link SimDevice}: the model they trust must be a device. */

@@ -1,8 +1,8 @@
 package dev.handoff.properties.mirror;
 
 import dev.handoff.mirror.DirtyBitmap;
-import dev.handoff.sim.ByteCodec;
-import dev.handoff.sim.PropertyViolation;
+import dev.handoff.properties.sim.ByteCodec;
+import dev.handoff.properties.sim.PropertyViolation;
 
 import java.util.BitSet;
 import java.util.SplittableRandom;

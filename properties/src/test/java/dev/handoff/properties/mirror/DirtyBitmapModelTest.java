@@ -1,8 +1,8 @@
 package dev.handoff.properties.mirror;
 
 import dev.handoff.mirror.DirtyBitmap;
-import dev.handoff.sim.PropertyViolation;
-import dev.handoff.sim.Seeds;
+import dev.handoff.properties.sim.PropertyViolation;
+import dev.handoff.properties.sim.Seeds;
 import org.junit.jupiter.api.Test;
 
 import static org.assertj.core.api.Assertions.assertThat;

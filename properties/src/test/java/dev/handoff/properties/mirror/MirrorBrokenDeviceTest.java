@@ -2,7 +2,7 @@ package dev.handoff.properties.mirror;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
-import dev.handoff.sim.PropertyViolation;
+import dev.handoff.properties.sim.PropertyViolation;
 import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;

@@ -1,8 +1,8 @@
 package dev.handoff.properties.mirror;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.handoff.sim.PropertyViolation;
-import dev.handoff.sim.Seeds;
+import dev.handoff.properties.sim.PropertyViolation;
+import dev.handoff.properties.sim.Seeds;
 
 /**
  * Coverage-guided search over the same simulators: the fuzzer's bytes decode into a mirror

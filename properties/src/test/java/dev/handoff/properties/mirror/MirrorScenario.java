@@ -5,8 +5,8 @@ import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.ErrorPolicy;
 import dev.handoff.mirror.MirrorOptions;
 import dev.handoff.mirror.SyncMode;
-import dev.handoff.sim.ByteCodec;
-import dev.handoff.sim.SimDevice;
+import dev.handoff.properties.sim.ByteCodec;
+import dev.handoff.properties.sim.SimDevice;
 
 import java.util.ArrayList;
 import java.util.List;

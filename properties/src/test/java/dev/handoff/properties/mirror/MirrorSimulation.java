@@ -29,8 +29,8 @@ import dev.handoff.properties.mirror.MirrorScenario.SetSpeed;
 import dev.handoff.properties.mirror.MirrorScenario.Side;
 import dev.handoff.properties.mirror.MirrorScenario.Step;
 import dev.handoff.properties.mirror.MirrorScenario.Write;
-import dev.handoff.sim.PropertyViolation;
-import dev.handoff.sim.SimDevice;
+import dev.handoff.properties.sim.PropertyViolation;
+import dev.handoff.properties.sim.SimDevice;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayList;

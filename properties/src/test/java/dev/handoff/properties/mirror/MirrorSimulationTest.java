@@ -4,8 +4,8 @@ import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.ErrorPolicy;
 import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.SyncMode;
-import dev.handoff.sim.PropertyViolation;
-import dev.handoff.sim.Seeds;
+import dev.handoff.properties.sim.PropertyViolation;
+import dev.handoff.properties.sim.Seeds;
 import org.junit.jupiter.api.Test;
 
 import java.util.EnumMap;

@@ -8,8 +8,8 @@ import dev.handoff.mirror.JobState;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
 import dev.handoff.mirror.SteppingRuntime;
-import dev.handoff.sim.PropertyViolation;
-import dev.handoff.sim.SimDevice;
+import dev.handoff.properties.sim.PropertyViolation;
+import dev.handoff.properties.sim.SimDevice;
 
 import java.nio.ByteBuffer;
 import java.util.ArrayList;

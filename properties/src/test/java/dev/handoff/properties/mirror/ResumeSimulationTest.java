@@ -1,6 +1,6 @@
 package dev.handoff.properties.mirror;
 
-import dev.handoff.sim.Seeds;
+import dev.handoff.properties.sim.Seeds;
 import org.junit.jupiter.api.Test;
 
 import static org.assertj.core.api.Assertions.assertThat;

@@ -1,4 +1,4 @@
-package dev.handoff.sim;
+package dev.handoff.properties.sim;
 
 import java.util.ArrayList;
 import java.util.List;

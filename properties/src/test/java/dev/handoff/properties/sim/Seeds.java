@@ -1,4 +1,4 @@
-package dev.handoff.sim;
+package dev.handoff.properties.sim;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -44,12 +44,17 @@ public final class Seeds {
         return s.isEmpty() ? 1 : Long.parseLong(s);
     }
 
-    /** Seeds listed in a classpath resource (a regression file); none if it is missing. */
+    /**
+     * Seeds listed in a classpath resource (a regression file) beside {@code owner}. A missing file
+     * is an error, not an empty list: a file left behind by a package move must not silently run
+     * no regression seeds.
+     */
     public static List<Long> regression(Class<?> owner, String resource) {
         List<Long> seeds = new ArrayList<>();
         try (InputStream in = owner.getResourceAsStream(resource)) {
             if (in == null) {
-                return seeds;
+                throw new IllegalStateException("regression seed file " + resource + " is not beside "
+                        + owner.getName() + " on the test classpath");
             }
             for (String line : new String(in.readAllBytes(), StandardCharsets.UTF_8).split("\n")) {
                 String s = line.replaceFirst("#.*", "").trim();

@@ -1,6 +1,6 @@
-package dev.handoff.sim.ownership;
+package dev.handoff.properties.ownership;
 
-import dev.handoff.sim.ByteCodec;
+import dev.handoff.properties.sim.ByteCodec;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -1,12 +1,12 @@
-package dev.handoff.sim.ownership;
+package dev.handoff.properties.ownership;
 
 import com.code_intelligence.jazzer.junit.FuzzTest;
-import dev.handoff.sim.PropertyViolation;
-import dev.handoff.sim.Seeds;
+import dev.handoff.properties.sim.PropertyViolation;
+import dev.handoff.properties.sim.Seeds;
 
 /**
  * Fuzzer bytes decode into an ownership scenario ({@link OwnershipScenario#decode}) checked by
- * {@link OwnershipSimulation}. Corpus: {@code src/test/resources/dev/handoff/sim/ownership/
+ * {@link OwnershipSimulation}. Corpus: {@code src/test/resources/dev/handoff/properties/ownership/
  * OwnershipFuzzTestInputs/ownership/}. Fuzz: {@code mvn -B -pl properties verify -Pfuzz
  * -Dtest='OwnershipFuzzTest#ownership'} (after installing the kernel).
  */

@@ -1,4 +1,4 @@
-package dev.handoff.sim;
+package dev.handoff.properties.sim;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;

@@ -1,4 +1,4 @@
-package dev.handoff.sim;
+package dev.handoff.properties.sim;
 
 /**
  * A property of a simulation failed. {@link #property()} names the property (the shrinker keeps

@@ -1,7 +1,7 @@
-package dev.handoff.sim.ownership;
+package dev.handoff.properties.ownership;
 
-import dev.handoff.sim.PropertyViolation;
-import dev.handoff.sim.Seeds;
+import dev.handoff.properties.sim.PropertyViolation;
+import dev.handoff.properties.sim.Seeds;
 import org.junit.jupiter.api.Test;
 
 

@@ -1,4 +1,4 @@
-package dev.handoff.sim.ownership;
+package dev.handoff.properties.ownership;
 
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
@@ -18,7 +18,7 @@ class OwnershipCorpusWriterTest {
     void writeSeedCorpus() throws IOException {
         Assumptions.assumeTrue(Boolean.getBoolean("handoff.writeCorpus"), "-Dhandoff.writeCorpus=true writes the corpus");
         Path ownership = Files.createDirectories(
-                Path.of("src/test/resources/dev/handoff/sim/ownership/OwnershipFuzzTestInputs/ownership"));
+                Path.of("src/test/resources/dev/handoff/properties/ownership/OwnershipFuzzTestInputs/ownership"));
         for (long seed = 1; seed <= 16; seed++) {
             Files.write(ownership.resolve("generated-" + seed),
                     OwnershipScenario.generate(seed * 104_729, 80, seed % 4 == 0).encode());

@@ -1,4 +1,4 @@
-package dev.handoff.sim.ownership;
+package dev.handoff.properties.ownership;
 
 import dev.handoff.device.BlockDevice;
 import dev.handoff.device.DeviceException;
@@ -11,9 +11,9 @@ import dev.handoff.ownership.OwnershipLock;
 import dev.handoff.ownership.OwnershipRecord;
 import dev.handoff.ownership.RecordStore;
 import dev.handoff.ownership.UnregisteredImages;
-import dev.handoff.sim.PropertyViolation;
-import dev.handoff.sim.ownership.OwnershipScenario.Action;
-import dev.handoff.sim.ownership.OwnershipScenario.Fault;
+import dev.handoff.properties.sim.PropertyViolation;
+import dev.handoff.properties.ownership.OwnershipScenario.Action;
+import dev.handoff.properties.ownership.OwnershipScenario.Fault;
 
 import java.io.IOException;
 import java.nio.ByteBuffer;
