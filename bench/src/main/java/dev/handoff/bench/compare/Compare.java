@@ -407,9 +407,9 @@ public final class Compare {
                 Duration.ofSeconds(30))) {
             double cpu0 = qsd.cpuSeconds();
             long t0 = System.nanoTime();
-            qmp.execute("blockdev-mirror", mirrorArgs(mode));
+            qmp.execute("blockdev-mirror", MirrorArgs.mirror(JOB, granularity, bufSize, mode));
             long ready = qmp.awaitEvent("BLOCK_JOB_READY", Duration.ofMinutes(10)).arrivedNanos();
-            qmp.execute("block-job-complete", device());
+            qmp.execute("block-job-complete", MirrorArgs.job(JOB));
             Qmp.Event completed = qmp.awaitEvent("BLOCK_JOB_COMPLETED", Duration.ofMinutes(5));
             double cpu = qsd.cpuSeconds() - cpu0;
             checkCompleted(completed);
@@ -464,9 +464,9 @@ public final class Compare {
             serve.awaitOutput("serving ", Duration.ofSeconds(60));
             try (Qmp qmp = Qmp.connect(qmpSocket, Duration.ofSeconds(30))) {
                 GuestWriter w = GuestWriter.start(nbdSocket, "disk", writeSize, seed);
-                sleep(warmSeconds);
+                Host.sleep(warmSeconds);
                 long a0 = System.nanoTime();
-                sleep(aloneSeconds);
+                Host.sleep(aloneSeconds);
                 alone = w.window(a0, System.nanoTime());
                 w.stop();
                 quit(qmp);
@@ -479,14 +479,14 @@ public final class Compare {
         try (Child serve = handoffServe(nbdSocket, qmpSocket, dst, mode)) {
             serve.awaitOutput("serving ", Duration.ofSeconds(60));
             try (Qmp qmp = Qmp.connect(qmpSocket, Duration.ofSeconds(30))) {
-                qmp.execute("block-job-pause", device());
+                qmp.execute("block-job-pause", MirrorArgs.job(JOB));
                 GuestWriter w = GuestWriter.start(nbdSocket, "disk", writeSize, seed + 1);
-                sleep(warmSeconds);
-                ObjectNode speed = device();
+                Host.sleep(warmSeconds);
+                ObjectNode speed = MirrorArgs.job(JOB);
                 speed.put("speed", 0);
                 qmp.execute("block-job-set-speed", speed);
                 long t0 = System.nanoTime();
-                qmp.execute("block-job-resume", device());
+                qmp.execute("block-job-resume", MirrorArgs.job(JOB));
                 return underLoad("Handoff", mode, writeSize, qmp, w, alone, t0, dst, () -> {
                     quit(qmp);
                     check(serve.waitFor(Duration.ofSeconds(60)), "handoff serve");
@@ -509,13 +509,13 @@ public final class Compare {
         try (Child qsd = Child.start("qemu-storage-daemon", cmd, log("qsd-nbd"));
                 Qmp qmp = Qmp.connect(qmpSocket, Duration.ofSeconds(30))) {
             GuestWriter w = GuestWriter.start(nbdSocket, "disk", writeSize, seed);
-            sleep(warmSeconds);
+            Host.sleep(warmSeconds);
             long a0 = System.nanoTime();
-            sleep(aloneSeconds);
+            Host.sleep(aloneSeconds);
             long a1 = System.nanoTime();
             Window alone = w.window(a0, a1);
             long t0 = System.nanoTime();
-            qmp.execute("blockdev-mirror", mirrorArgs(mode));
+            qmp.execute("blockdev-mirror", MirrorArgs.mirror(JOB, granularity, bufSize, mode));
             return underLoad("QEMU", mode, writeSize, qmp, w, alone, t0, dst, () -> {
                 quit(qmp);
                 check(qsd.waitFor(Duration.ofSeconds(60)), "qemu-storage-daemon");
@@ -545,13 +545,13 @@ public final class Compare {
             Path dst, Stop stopServer) throws Exception {
         Qmp.Event ready = qmp.awaitEvent("BLOCK_JOB_READY", Duration.ofMinutes(10));
         long t1 = ready.arrivedNanos();
-        sleepUntil(t1 + (long) (afterSeconds * 1e9));
+        Host.sleepUntil(t1 + (long) (afterSeconds * 1e9));
         long t2 = System.nanoTime();
-        qmp.execute("block-job-complete", device());
+        qmp.execute("block-job-complete", MirrorArgs.job(JOB));
         Qmp.Event completed = qmp.awaitEvent("BLOCK_JOB_COMPLETED", Duration.ofMinutes(5));
         checkCompleted(completed);
         long t3 = completed.arrivedNanos();
-        sleep(tailSeconds); // writes after the pivot land on the target only
+        Host.sleep(tailSeconds); // writes after the pivot land on the target only
         w.stop();
         stopServer.run();
         w.replay(src);
@@ -765,24 +765,6 @@ public final class Compare {
         return List.of("--chardev", "socket,id=mon,path=" + qmpSocket + ",server=on,wait=off", "--monitor", "chardev=mon");
     }
 
-    private ObjectNode mirrorArgs(String mode) {
-        ObjectNode a = Qmp.args();
-        a.put("job-id", JOB);
-        a.put("device", "src");
-        a.put("target", "tgt");
-        a.put("sync", "full");
-        a.put("granularity", granularity);
-        a.put("buf-size", bufSize);
-        a.put("copy-mode", mode);
-        return a;
-    }
-
-    private static ObjectNode device() {
-        ObjectNode a = Qmp.args();
-        a.put("device", JOB);
-        return a;
-    }
-
     /** Asks the server to exit; it may close the connection before its reply arrives. */
     private static void quit(Qmp qmp) throws InterruptedException {
         try {
@@ -799,27 +781,11 @@ public final class Compare {
     }
 
     private Path freshTarget() throws IOException {
-        Path dst = work.resolve("target.img");
-        Files.deleteIfExists(dst);
-        try (FileChannel ch = FileChannel.open(dst, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-            ch.truncate(0);
-            ch.write(ByteBuffer.wrap(new byte[1]), size - 1); // sparse, the source's size
-        }
-        return dst;
+        return RawImages.sparse(work.resolve("target.img"), size);
     }
 
-    /** qemu-img compare: exit 0 identical, 1 different, anything else an error. */
     private boolean identical(Path a, Path b) throws Exception {
-        Path log = log("qemu-img-compare");
-        int exit = Child.run("qemu-img compare", List.of("qemu-img", "compare", "-f", "raw", "-F", "raw", a.toString(),
-                b.toString()), log, Duration.ofMinutes(5));
-        if (exit != 0 && exit != 1) {
-            throw new IOException("qemu-img compare failed (" + exit + "): " + Files.readString(log));
-        }
-        if (exit == 1) {
-            out.println("    qemu-img compare: " + Files.readString(log).trim());
-        }
-        return exit == 0;
+        return RawImages.identical(a, b, log("qemu-img-compare"), out);
     }
 
     private static void writeRandomImage(Path image, long size) throws IOException {
@@ -864,24 +830,8 @@ public final class Compare {
         return ((long) round * 1_000_003L + writeSize) * 31 + mode.hashCode() * 7L + system;
     }
 
-    private static void sleep(double seconds) throws InterruptedException {
-        Thread.sleep((long) (seconds * 1000));
-    }
-
-    private static void sleepUntil(long nanoTime) throws InterruptedException {
-        long left = nanoTime - System.nanoTime();
-        if (left > 0) {
-            Thread.sleep(left / 1_000_000, (int) (left % 1_000_000));
-        }
-    }
-
     private static String load() {
-        try {
-            String[] f = Files.readString(Paths.get("/proc/loadavg")).trim().split("\\s+");
-            return f[0] + " " + f[1] + " " + f[2] + " (1, 5, 15 min)";
-        } catch (IOException e) {
-            return "unknown";
-        }
+        return Host.load() + " (1, 5, 15 min)";
     }
 
     private static String memTotal() {

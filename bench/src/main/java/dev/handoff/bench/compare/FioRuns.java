@@ -5,11 +5,8 @@ import dev.handoff.bench.compare.FioGuest.Window;
 
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -107,7 +104,7 @@ final class FioRuns {
             for (String workload : workloads) {
                 for (String mode : MODES) {
                     for (String system : SYSTEMS) {
-                        String load = load();
+                        String load = Host.load();
                         out.println("fio round " + r + "/" + rounds + ", " + workload + ", " + mode + ", " + system
                                 + " (load " + load + ")");
                         try {
@@ -183,7 +180,7 @@ final class FioRuns {
                 // time (on a loaded machine a fresh JVM is still compiling after seconds of QD1); QEMU
                 // gets the same.
                 try (FioGuest warm = FioGuest.start(jobFile, "randwrite-qd16", uri, work, "fio-warm")) {
-                    sleep(warmSeconds);
+                    Host.sleep(warmSeconds);
                     warm.stop();
                 }
                 Window alone;
@@ -192,16 +189,16 @@ final class FioRuns {
                 long t0;
                 long t1;
                 try (FioGuest fio = FioGuest.start(jobFile, workload, uri, work, "fio")) {
-                    sleep(1); // fio's connection and ramp
+                    Host.sleep(1); // fio's connection and ramp
                     long a0 = System.nanoTime();
-                    sleep(aloneSeconds);
+                    Host.sleep(aloneSeconds);
                     long a1 = System.nanoTime();
                     t0 = System.nanoTime();
-                    qmp.execute("blockdev-mirror", mirrorArgs(mode));
+                    qmp.execute("blockdev-mirror", MirrorArgs.mirror(JOB, granularity, bufSize, mode));
                     Qmp.Event readyEvent = qmp.pollEvent("BLOCK_JOB_READY", Duration.ofMillis((long) (copyLimit * 1e3)));
                     if (readyEvent != null) {
                         t1 = readyEvent.arrivedNanos();
-                        sleepUntil(t1 + (long) (afterSeconds * 1e9));
+                        Host.sleepUntil(t1 + (long) (afterSeconds * 1e9));
                     } else {
                         t1 = System.nanoTime(); // no READY under this guest within the limit: no ready window
                     }
@@ -218,7 +215,7 @@ final class FioRuns {
                 qmp.awaitEvent("BLOCK_JOB_READY", Duration.ofMinutes(10));
                 stopAll(spin);
                 // No guest now: the pivot leaves the target equal to the source.
-                qmp.execute("block-job-complete", device());
+                qmp.execute("block-job-complete", MirrorArgs.job(JOB));
                 Qmp.Event completed = qmp.awaitEvent("BLOCK_JOB_COMPLETED", Duration.ofMinutes(5));
                 if (completed.data().has("error")) {
                     throw new IOException("the job failed: " + completed.data());
@@ -257,44 +254,12 @@ final class FioRuns {
         return a;
     }
 
-    private ObjectNode mirrorArgs(String mode) {
-        ObjectNode a = Qmp.args();
-        a.put("job-id", JOB);
-        a.put("device", "src");
-        a.put("target", "tgt");
-        a.put("sync", "full");
-        a.put("granularity", granularity);
-        a.put("buf-size", bufSize);
-        a.put("copy-mode", mode);
-        return a;
-    }
-
-    private static ObjectNode device() {
-        ObjectNode a = Qmp.args();
-        a.put("device", JOB);
-        return a;
-    }
-
     private Path freshTarget() throws IOException {
-        Path dst = work.resolve("fio-target.img");
-        Files.deleteIfExists(dst);
-        try (FileChannel ch = FileChannel.open(dst, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-            ch.write(ByteBuffer.wrap(new byte[1]), size - 1); // sparse, the source's size
-        }
-        return dst;
+        return RawImages.sparse(work.resolve("fio-target.img"), size);
     }
 
     private boolean identical(Path a, Path b) throws Exception {
-        Path log = work.resolve("fio-compare.log");
-        int exit = Child.run("qemu-img compare", List.of("qemu-img", "compare", "-f", "raw", "-F", "raw", a.toString(),
-                b.toString()), log, Duration.ofMinutes(5));
-        if (exit != 0 && exit != 1) {
-            throw new IOException("qemu-img compare failed (" + exit + "): " + Files.readString(log));
-        }
-        if (exit == 1) {
-            out.println("    qemu-img compare: " + Files.readString(log).trim());
-        }
-        return exit == 0;
+        return RawImages.identical(a, b, work.resolve("fio-compare.log"), out);
     }
 
     /* ---- Tables ---- */
@@ -419,25 +384,5 @@ final class FioRuns {
 
     private void verdict(String figure, String handoff, String qemu, String target, boolean met) {
         out.printf("%-56s %-22s %-14s %-14s %s%n", figure, handoff, qemu, target, met ? "met" : "MISSED");
-    }
-
-    private static void sleep(double seconds) throws InterruptedException {
-        Thread.sleep((long) (seconds * 1000));
-    }
-
-    private static void sleepUntil(long nanoTime) throws InterruptedException {
-        long left = nanoTime - System.nanoTime();
-        if (left > 0) {
-            Thread.sleep(left / 1_000_000, (int) (left % 1_000_000));
-        }
-    }
-
-    private static String load() {
-        try {
-            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
-            return f[0] + " " + f[1] + " " + f[2];
-        } catch (IOException e) {
-            return "unknown";
-        }
     }
 }

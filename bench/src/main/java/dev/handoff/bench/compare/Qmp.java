@@ -18,6 +18,7 @@ import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
 
 /**
  * A QMP client on a unix socket, the same for QEMU's monitor and Handoff's control socket:
@@ -97,38 +98,46 @@ final class Qmp implements AutoCloseable {
 
     /** The first event called {@code name} (already arrived, or arriving within {@code timeout}). */
     Event awaitEvent(String name, Duration timeout) throws IOException, InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        synchronized (events) {
-            while (true) {
-                for (Event e : events) {
-                    if (e.name().equals(name)) {
-                        return e;
-                    }
-                }
-                if (failure != null) {
-                    throw new IOException("QMP connection lost while waiting for " + name, failure);
-                }
-                long left = deadline - System.nanoTime();
-                if (left <= 0) {
-                    throw new IOException("no " + name + " event within " + timeout.toSeconds() + " s; events: " + names());
-                }
-                TimeUnit.NANOSECONDS.timedWait(events, left);
-            }
+        Event e = firstEvent(name, ev -> ev.name().equals(name), timeout);
+        if (e == null) {
+            throw new IOException("no " + name + " event within " + timeout.toSeconds() + " s; events: " + names());
         }
+        return e;
     }
 
     /** The first event called {@code name} arriving within {@code timeout}, or null if none did. */
     Event pollEvent(String name, Duration timeout) throws IOException, InterruptedException {
+        return firstEvent(name, ev -> ev.name().equals(name), timeout);
+    }
+
+    /** The first JOB_STATUS_CHANGE to {@code status}. */
+    Event awaitStatus(String status, Duration timeout) throws IOException, InterruptedException {
+        Event e = firstEvent("JOB_STATUS_CHANGE to " + status, ev -> ev.name().equals("JOB_STATUS_CHANGE")
+                && status.equals(ev.data().path("status").asText()), timeout);
+        if (e == null) {
+            throw new IOException("no JOB_STATUS_CHANGE to " + status + " within " + timeout.toSeconds() + " s; events: "
+                    + names());
+        }
+        return e;
+    }
+
+    /**
+     * The one wait of every event query: the first event that {@code matches}, already arrived or
+     * arriving within {@code timeout}; null when the time is up. A lost connection throws, naming
+     * {@code what} was awaited. The reader thread adds events and notifies under the same monitor.
+     */
+    private Event firstEvent(String what, Predicate<Event> matches, Duration timeout)
+            throws IOException, InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
         synchronized (events) {
             while (true) {
                 for (Event e : events) {
-                    if (e.name().equals(name)) {
+                    if (matches.test(e)) {
                         return e;
                     }
                 }
                 if (failure != null) {
-                    throw new IOException("QMP connection lost while waiting for " + name, failure);
+                    throw new IOException("QMP connection lost while waiting for " + what, failure);
                 }
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
@@ -139,29 +148,12 @@ final class Qmp implements AutoCloseable {
         }
     }
 
-    /** The first JOB_STATUS_CHANGE to {@code status}. */
-    Event awaitStatus(String status, Duration timeout) throws IOException, InterruptedException {
-        long deadline = System.nanoTime() + timeout.toNanos();
-        synchronized (events) {
-            while (true) {
-                for (Event e : events) {
-                    if (e.name().equals("JOB_STATUS_CHANGE") && status.equals(e.data().path("status").asText())) {
-                        return e;
-                    }
-                }
-                long left = deadline - System.nanoTime();
-                if (left <= 0 || failure != null) {
-                    throw new IOException("no JOB_STATUS_CHANGE to " + status + "; events: " + names());
-                }
-                TimeUnit.NANOSECONDS.timedWait(events, left);
-            }
-        }
-    }
-
     private List<String> names() {
         List<String> n = new ArrayList<>();
-        for (Event e : events) {
-            n.add(e.name() + (e.data().has("status") ? ":" + e.data().get("status").asText() : ""));
+        synchronized (events) {
+            for (Event e : events) {
+                n.add(e.name() + (e.data().has("status") ? ":" + e.data().get("status").asText() : ""));
+            }
         }
         return n;
     }

@@ -84,7 +84,7 @@ final class TlsCost {
                 boolean[] order = r % 2 == 1 ? new boolean[] {false, true} : new boolean[] {true, false};
                 for (boolean tls : order) {
                     out.println("TLS round " + r + "/" + rounds + ", " + system + (tls ? " with TLS" : " plain") + " (load "
-                            + load() + ")");
+                            + Host.load() + ")");
                     try {
                         measure(system, tls);
                     } catch (Exception e) {
@@ -282,15 +282,6 @@ final class TlsCost {
                 }
                 Thread.sleep(50);
             }
-        }
-    }
-
-    private static String load() {
-        try {
-            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
-            return f[0] + " " + f[1] + " " + f[2];
-        } catch (IOException e) {
-            return "unknown";
         }
     }
 }
