@@ -14,10 +14,9 @@ import java.util.List;
 import jdk.jfr.Recording;
 import jdk.jfr.consumer.RecordedEvent;
 import jdk.jfr.consumer.RecordingFile;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * The server's JFR event: one {@code dev.handoff.NbdRequest} per request served, with its
@@ -27,17 +26,8 @@ import org.junit.jupiter.api.Timeout;
 @Timeout(120)
 class NbdJfrEventsTest {
     private static final long BASE = 3L << 20; // offsets no other request of this JVM uses
-    private Path dir;
-
-    @BeforeEach
-    void setUp() throws Exception {
-        dir = Sockets.newDirectory();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        Sockets.deleteTree(dir);
-    }
+    @TempDir
+    Path dir;
 
     @Test
     void everyServedRequestIsRecordedWithItsCommandRangeErrorAndTimes() throws Exception {
@@ -46,9 +36,8 @@ class NbdJfrEventsTest {
         try (Recording r = new Recording()) {
             r.enable("dev.handoff.NbdRequest").withThreshold(Duration.ZERO);
             r.start();
-            try (NbdServer server = NbdServer.builder().listen(NbdAddress.unix(dir.resolve("s.sock")))
-                    .export(NbdExport.of("disk", disk)).start();
-                 NbdDevice client = NbdDevice.open(server.uri("disk"))) {
+            try (ServedDevice served = ServedDevice.serve("disk", disk)) {
+                NbdDevice client = served.client();
                 client.write(BASE, ByteBuffer.allocate(4096));
                 client.write(BASE + 65536, ByteBuffer.allocate(512));
                 client.read(BASE + 4096, ByteBuffer.allocate(8192));

@@ -4,15 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.handoff.device.MemoryDevice;
 import java.nio.ByteBuffer;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -25,17 +22,6 @@ import org.junit.jupiter.api.Timeout;
 class NbdServerBufferTest {
     private static final int THREADS = 4;
     private static final int REGION = 4 << 20;
-    private Path dir;
-
-    @BeforeEach
-    void setUp() throws Exception {
-        dir = Sockets.newDirectory();
-    }
-
-    @AfterEach
-    void tearDown() throws Exception {
-        Sockets.deleteTree(dir);
-    }
 
     @Test
     void concurrentRequestsNeverMixTheirDataWhenBuffersAreReused() throws Exception {
@@ -46,9 +32,8 @@ class NbdServerBufferTest {
         MemoryDevice disk = new MemoryDevice((long) THREADS * REGION);
         byte[][] shadow = new byte[THREADS][REGION];
         ExecutorService pool = Executors.newFixedThreadPool(THREADS);
-        try (NbdServer server = NbdServer.builder().listen(NbdAddress.unix(dir.resolve("s.sock")))
-                .export(NbdExport.of("disk", disk)).start();
-             NbdDevice client = NbdDevice.open(server.uri("disk"))) {
+        try (ServedDevice served = ServedDevice.serve("disk", disk)) {
+            NbdDevice client = served.client();
             List<Future<?>> done = new ArrayList<>();
             for (int t = 0; t < THREADS; t++) {
                 int region = t;

@@ -337,11 +337,9 @@ class NbdServerTest {
 
     @Test
     void deviceFailuresMapToProtocolErrorsAndBackToKinds() throws Exception {
-        Path dir = Sockets.newDirectory();
         FaultyDevice faulty = new FaultyDevice(new MemoryDevice(SIZE), 1);
-        try (NbdServer s = NbdServer.builder().listen(NbdAddress.unix(dir.resolve("s")))
-                .export(NbdExport.of("f", faulty)).start();
-             NbdDevice client = NbdDevice.open(s.uri("f"))) {
+        try (ServedDevice served = ServedDevice.serve("f", faulty)) {
+            NbdDevice client = served.client();
             List<Kind> kinds = new ArrayList<>(List.of(Kind.values()));
             kinds.remove(Kind.CLOSED);
             kinds.add(Kind.CLOSED); // last: ESHUTDOWN makes the client disconnect
@@ -365,8 +363,6 @@ class NbdServerTest {
             }
             assertThatThrownBy(() -> client.read(0, ByteBuffer.allocate(1)))
                     .isInstanceOfSatisfying(DeviceException.class, e -> assertThat(e.kind()).isEqualTo(Kind.CLOSED));
-        } finally {
-            Sockets.deleteTree(dir);
         }
     }
 
