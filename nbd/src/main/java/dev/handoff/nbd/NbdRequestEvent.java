@@ -18,6 +18,11 @@ import jdk.jfr.Timespan;
  * (a static field read once JFR has instrumented the class, a constant {@code false} before),
  * and the connection allocates and times nothing otherwise. An instance is started on the reader
  * thread and handed to a worker with the request (the executor's hand-off orders its writes).
+ *
+ * <p>The probe, {@link #startIfRecording} and the lap timer repeat the kernel's {@code CopyEvent}
+ * and {@code WriteBlockingEvent} on purpose: a shared base class would have to be public in an
+ * exported kernel package (this module is not a named module, so a qualified export cannot reach
+ * it), which would put a JFR helper into the kernel's API for a dozen lines.
  */
 @Name("dev.handoff.NbdRequest")
 @Label("NBD Request")
