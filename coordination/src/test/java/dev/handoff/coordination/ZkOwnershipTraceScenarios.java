@@ -1,9 +1,10 @@
 package dev.handoff.coordination;
 
+import static dev.handoff.ownership.Refusals.fenced;
+import static dev.handoff.ownership.Refusals.refused;
+
 import dev.handoff.device.MemoryDevice;
 import dev.handoff.ownership.HandoffToken;
-import dev.handoff.ownership.ImageFencedException;
-import dev.handoff.ownership.ImageInactiveException;
 import dev.handoff.ownership.OwnedImage;
 import dev.handoff.ownership.OwnershipTraceRecorder;
 import java.io.IOException;
@@ -207,30 +208,6 @@ public final class ZkOwnershipTraceScenarios implements AutoCloseable {
         byte[] b = new byte[4096];
         java.util.Arrays.fill(b, (byte) value);
         return ByteBuffer.wrap(b);
-    }
-
-    private interface Call {
-        void run() throws Exception;
-    }
-
-    /** A refusal by the state or the epoch (the kernel's), or by the lock. */
-    private static void refused(Call call) throws Exception {
-        try {
-            call.run();
-        } catch (ImageInactiveException | ImageFencedException expected) {
-            return;
-        }
-        throw new IllegalStateException("expected a refusal");
-    }
-
-    /** A refusal by the epoch: the handle re-read the record and saw a newer one. */
-    private static void fenced(Call call) throws Exception {
-        try {
-            call.run();
-        } catch (ImageFencedException expected) {
-            return;
-        }
-        throw new IllegalStateException("expected a refusal as fenced");
     }
 
     @Override

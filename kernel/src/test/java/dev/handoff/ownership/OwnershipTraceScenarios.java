@@ -1,5 +1,7 @@
 package dev.handoff.ownership;
 
+import static dev.handoff.ownership.Refusals.refused;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.file.Files;
@@ -92,18 +94,5 @@ public final class OwnershipTraceScenarios {
         if (!answer.startsWith(prefix)) {
             throw new IllegalStateException("peer answered '" + answer + "', expected " + prefix);
         }
-    }
-
-    private interface Call {
-        void run() throws Exception;
-    }
-
-    private static void refused(Call call) throws Exception {
-        try {
-            call.run();
-        } catch (ImageInactiveException | ImageFencedException expected) {
-            return;
-        }
-        throw new IllegalStateException("expected a refusal");
     }
 }
