@@ -407,9 +407,9 @@ public final class Compare {
                 Duration.ofSeconds(30))) {
             double cpu0 = qsd.cpuSeconds();
             long t0 = System.nanoTime();
-            qmp.execute("blockdev-mirror", MirrorArgs.mirror(JOB, granularity, bufSize, mode));
+            qmp.execute("blockdev-mirror", QmpArgs.mirror(JOB, granularity, bufSize, mode));
             long ready = qmp.awaitEvent("BLOCK_JOB_READY", Duration.ofMinutes(10)).arrivedNanos();
-            qmp.execute("block-job-complete", MirrorArgs.job(JOB));
+            qmp.execute("block-job-complete", QmpArgs.job(JOB));
             Qmp.Event completed = qmp.awaitEvent("BLOCK_JOB_COMPLETED", Duration.ofMinutes(5));
             double cpu = qsd.cpuSeconds() - cpu0;
             checkCompleted(completed);
@@ -479,14 +479,14 @@ public final class Compare {
         try (Child serve = handoffServe(nbdSocket, qmpSocket, dst, mode)) {
             serve.awaitOutput("serving ", Duration.ofSeconds(60));
             try (Qmp qmp = Qmp.connect(qmpSocket, Duration.ofSeconds(30))) {
-                qmp.execute("block-job-pause", MirrorArgs.job(JOB));
+                qmp.execute("block-job-pause", QmpArgs.job(JOB));
                 GuestWriter w = GuestWriter.start(nbdSocket, "disk", writeSize, seed + 1);
                 Host.sleep(warmSeconds);
-                ObjectNode speed = MirrorArgs.job(JOB);
+                ObjectNode speed = QmpArgs.job(JOB);
                 speed.put("speed", 0);
                 qmp.execute("block-job-set-speed", speed);
                 long t0 = System.nanoTime();
-                qmp.execute("block-job-resume", MirrorArgs.job(JOB));
+                qmp.execute("block-job-resume", QmpArgs.job(JOB));
                 return underLoad("Handoff", mode, writeSize, qmp, w, alone, t0, dst, () -> {
                     quit(qmp);
                     check(serve.waitFor(Duration.ofSeconds(60)), "handoff serve");
@@ -515,7 +515,7 @@ public final class Compare {
             long a1 = System.nanoTime();
             Window alone = w.window(a0, a1);
             long t0 = System.nanoTime();
-            qmp.execute("blockdev-mirror", MirrorArgs.mirror(JOB, granularity, bufSize, mode));
+            qmp.execute("blockdev-mirror", QmpArgs.mirror(JOB, granularity, bufSize, mode));
             return underLoad("QEMU", mode, writeSize, qmp, w, alone, t0, dst, () -> {
                 quit(qmp);
                 check(qsd.waitFor(Duration.ofSeconds(60)), "qemu-storage-daemon");
@@ -547,7 +547,7 @@ public final class Compare {
         long t1 = ready.arrivedNanos();
         Host.sleepUntil(t1 + (long) (afterSeconds * 1e9));
         long t2 = System.nanoTime();
-        qmp.execute("block-job-complete", MirrorArgs.job(JOB));
+        qmp.execute("block-job-complete", QmpArgs.job(JOB));
         Qmp.Event completed = qmp.awaitEvent("BLOCK_JOB_COMPLETED", Duration.ofMinutes(5));
         checkCompleted(completed);
         long t3 = completed.arrivedNanos();

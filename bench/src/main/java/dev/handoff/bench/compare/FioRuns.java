@@ -194,7 +194,7 @@ final class FioRuns {
                     Host.sleep(aloneSeconds);
                     long a1 = System.nanoTime();
                     t0 = System.nanoTime();
-                    qmp.execute("blockdev-mirror", MirrorArgs.mirror(JOB, granularity, bufSize, mode));
+                    qmp.execute("blockdev-mirror", QmpArgs.mirror(JOB, granularity, bufSize, mode));
                     Qmp.Event readyEvent = qmp.pollEvent("BLOCK_JOB_READY", Duration.ofMillis((long) (copyLimit * 1e3)));
                     if (readyEvent != null) {
                         t1 = readyEvent.arrivedNanos();
@@ -215,7 +215,7 @@ final class FioRuns {
                 qmp.awaitEvent("BLOCK_JOB_READY", Duration.ofMinutes(10));
                 stopAll(spin);
                 // No guest now: the pivot leaves the target equal to the source.
-                qmp.execute("block-job-complete", MirrorArgs.job(JOB));
+                qmp.execute("block-job-complete", QmpArgs.job(JOB));
                 Qmp.Event completed = qmp.awaitEvent("BLOCK_JOB_COMPLETED", Duration.ofMinutes(5));
                 if (completed.data().has("error")) {
                     throw new IOException("the job failed: " + completed.data());

@@ -7,8 +7,8 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
  * job with the same commands: {@code blockdev-mirror} from node {@code src} to node {@code tgt},
  * and the {@code device} argument of the {@code block-job-*} commands. Stateless.
  */
-final class MirrorArgs {
-    private MirrorArgs() {
+final class QmpArgs {
+    private QmpArgs() {
     }
 
     /** {@code blockdev-mirror} of node {@code src} to node {@code tgt}, {@code sync: full}. */
