@@ -25,12 +25,7 @@ public final class OwnershipTraceScenarios {
      * write and an activation; n2 hands it back and n1 takes it; n2 is refused a write; both close.
      */
     public static List<String> handoffAndBack(Path dir) throws Exception {
-        Path image = image(dir);
-        Path log = dir.resolve("trace.log");
-        OwnershipTraceRecorder recorder = new OwnershipTraceRecorder(log);
-        try (OwnedImage n1 = recorder.openFile(image, "n1", OwnedImage.State.ACTIVE);
-                PeerProcess n2 = new PeerProcess(image, "n2", List.of("-Dhandoff.ownership.trace=" + log))) {
-            OwnershipTraceRecorder.start(log);
+        return twoProcesses(dir, (recorder, n1, n2) -> {
             n1.write(0, ByteBuffer.wrap(new byte[4096]));
             n1.flush();
             n1.write(4096, ByteBuffer.wrap(new byte[4096]));
@@ -48,18 +43,12 @@ public final class OwnershipTraceScenarios {
             n1.flush();
             expect(n2.send("close"), "OK");
             n1.close();
-        }
-        return OwnershipTraceRecorder.lines(log);
+        });
     }
 
     /** n1 hands the image to n2, which writes and is killed; n1 activates again (the OS released n2's lock). */
     public static List<String> handoffThenCrash(Path dir) throws Exception {
-        Path image = image(dir);
-        Path log = dir.resolve("trace.log");
-        OwnershipTraceRecorder recorder = new OwnershipTraceRecorder(log);
-        try (OwnedImage n1 = recorder.openFile(image, "n1", OwnedImage.State.ACTIVE);
-                PeerProcess n2 = new PeerProcess(image, "n2", List.of("-Dhandoff.ownership.trace=" + log))) {
-            OwnershipTraceRecorder.start(log);
+        return twoProcesses(dir, (recorder, n1, n2) -> {
             n1.write(0, ByteBuffer.wrap(new byte[4096]));
             HandoffToken t1 = n1.prepareHandoff();
             expect(n2.send("accept " + t1.epoch() + " " + t1.ownerId()), "OK");
@@ -77,6 +66,26 @@ public final class OwnershipTraceScenarios {
             n1.write(0, ByteBuffer.wrap(new byte[512]));
             n1.flush();
             n1.close();
+        });
+    }
+
+    /** What a scenario does once both holders are up and recording. */
+    private interface Steps {
+        void run(OwnershipTraceRecorder recorder, OwnedImage n1, PeerProcess n2) throws Exception;
+    }
+
+    /**
+     * A fresh image, n1 (this process, ACTIVE) and n2 (a peer JVM) on it, both recording into one
+     * log from the start of {@code steps}; returns the log's lines once both are closed.
+     */
+    private static List<String> twoProcesses(Path dir, Steps steps) throws Exception {
+        Path image = image(dir);
+        Path log = dir.resolve("trace.log");
+        OwnershipTraceRecorder recorder = new OwnershipTraceRecorder(log);
+        try (OwnedImage n1 = recorder.openFile(image, "n1", OwnedImage.State.ACTIVE);
+                PeerProcess n2 = new PeerProcess(image, "n2", List.of("-Dhandoff.ownership.trace=" + log))) {
+            OwnershipTraceRecorder.start(log);
+            steps.run(recorder, n1, n2);
         }
         return OwnershipTraceRecorder.lines(log);
     }
