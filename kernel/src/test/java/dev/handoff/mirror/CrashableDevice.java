@@ -9,9 +9,10 @@ import java.util.Random;
 
 /**
  * A disk with a volatile write cache that can lose power: writes are visible at once and durable
- * only after a flush; {@link #crash} keeps, for each block of {@value #BLOCK} bytes, either what was
- * written or what was last flushed (an unflushed write is lost, kept, or torn across blocks), as a
- * power loss may. Thread-safe (one monitor).
+ * only after a flush; {@link #crash(Random)} keeps, for each block of {@value #BLOCK} bytes, either
+ * what was written or what was last flushed (an unflushed write is lost, kept, or torn across
+ * blocks), as a power loss may; {@link #crash()} loses every unflushed write. Thread-safe (one
+ * monitor).
  */
 public final class CrashableDevice implements BlockDevice {
     static final int BLOCK = 4096;
@@ -40,6 +41,11 @@ public final class CrashableDevice implements BlockDevice {
                 System.arraycopy(live, at, durable, at, end - at);
             }
         }
+    }
+
+    /** Power loss at its worst: everything written since the last flush is gone. */
+    public synchronized void crash() {
+        System.arraycopy(durable, 0, live, 0, live.length);
     }
 
     public synchronized byte[] contents() {

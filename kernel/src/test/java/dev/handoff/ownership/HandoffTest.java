@@ -8,6 +8,7 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.FaultyDevice;
 import dev.handoff.device.FileDevice;
+import dev.handoff.mirror.CrashableDevice;
 import java.nio.file.Path;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutorService;
@@ -33,7 +34,7 @@ class HandoffTest {
 
     @Test
     void handoffMovesOwnershipAndTheDestinationSeesEveryAcknowledgedWriteAfterACrash() throws Exception {
-        VolatileCacheDevice disk = new VolatileCacheDevice(SharedImage.SIZE);
+        CrashableDevice disk = new CrashableDevice(SharedImage.SIZE);
         SharedImage shared = new SharedImage(disk);
         OwnedImage source = shared.open("src", ACTIVE);
         OwnedImage destination = shared.open("dst", INACTIVE);

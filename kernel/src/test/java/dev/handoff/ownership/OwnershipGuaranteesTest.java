@@ -5,6 +5,7 @@ import static dev.handoff.ownership.OwnedImage.State.INACTIVE;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.handoff.device.FaultyDevice;
+import dev.handoff.mirror.CrashableDevice;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -24,7 +25,7 @@ class OwnershipGuaranteesTest {
     /** A newly active holder sees every write acknowledged before the handoff, even after a crash. */
     @Test // catches inactivate-without-flush
     void handoffLosesNoAcknowledgedWrite() throws Exception {
-        VolatileCacheDevice disk = new VolatileCacheDevice(SharedImage.SIZE);
+        CrashableDevice disk = new CrashableDevice(SharedImage.SIZE);
         SharedImage shared = new SharedImage(disk);
         OwnedImage source = shared.open("src", ACTIVE);
         OwnedImage destination = shared.open("dst", INACTIVE);
