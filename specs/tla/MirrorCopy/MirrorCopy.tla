@@ -678,8 +678,10 @@ FailedPhase == IF Bug = "ReleaseBeforeMark" THEN "release" ELSE "mark"
 
 (* CopyOperation.readSource: a fence, then the source read (one device     *)
 (* call).  A failed read goes to the mark.  ClearAfterRead clears only     *)
-(* now, in a step of its own after the read.                               *)
-(* @java CopyOperation.readSource:95-95 "source.read(pos, buffer);"           *)
+(* now, in a step of its own after the read.  A run the source reports     *)
+(* as one hole is not read or filled (CopyOperation.allHole): it reads as  *)
+(* zeroes all the same, and CopyWrite writes or finds zeroes; one step.    *)
+(* @java CopyOperation.readSource:106-106 "source.read(pos, buffer);"           *)
 CopyRead(f) ==
     LET op == ops[f] IN
     /\ op.ph = "read"
@@ -703,7 +705,7 @@ CopyClearLate(f) ==
 (* source by now (a later write marked the chunks again).  It may fail,    *)
 (* and land in part.  (A zero run is written as zeroes, or not at all      *)
 (* where the target is known to be zero: the same content.)                *)
-(* @java CopyOperation.writeTarget:172-172 "target.write(at, slice(pos, end));" *)
+(* @java CopyOperation.writeTarget:192-192 "target.write(at, slice(pos, end));" *)
 CopyWrite(f) ==
     LET op == ops[f]
         wrote == [x \in Chunks |-> IF x \in OpRun(ops, f) THEN op.data[x] ELSE tgt[x]]

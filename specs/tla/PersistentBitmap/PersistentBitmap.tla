@@ -201,14 +201,14 @@ CClaim(r) ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, active, fresh, w, p, crashes>>
 
-(* @java CopyOperation.readSource:95-95 "source.read(pos, buffer);" *)
+(* @java CopyOperation.readSource:106-106 "source.read(pos, buffer);" *)
 CRead ==
     /\ c.pc = "read"
     /\ c' = [c EXCEPT !.pc = "write", !.v = srcLive[c.r]]
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, dirty, claimed, active, fresh, w, p, crashes>>
 
-(* @java CopyOperation.writeTarget:172-172 "target.write(at, slice(pos, end));" *)
+(* @java CopyOperation.writeTarget:192-192 "target.write(at, slice(pos, end));" *)
 CWrite ==
     /\ c.pc = "write"
     /\ tgtLive' = [tgtLive EXCEPT ![c.r] = c.v]
