@@ -20,14 +20,18 @@ import java.util.concurrent.TimeoutException;
  */
 public final class Check {
 
-    /** The three parts of the contract. */
+    /** The parts of the contract, then the two protocols the kernel exists for, on the user's devices. */
     public enum Group {
         /** One caller at a time: the bytes, the ranges, the buffers, the allocation map. */
         SEQUENTIAL("sequential contract"),
         /** Many threads at once: checksummed writes, read-your-writes, flush durability. */
         CONCURRENT("concurrent contract"),
         /** What fails, and how: DeviceException kinds, closed devices, faults of a backing device. */
-        FAULTS("fault behaviour");
+        FAULTS("fault behaviour"),
+        /** A mirror job copies one of the user's devices to another under guest writes. */
+        MIRROR("mirror job"),
+        /** Two ownership handles hand the user's device back and forth as an image. */
+        OWNERSHIP("ownership handoff");
 
         private final String title;
 

@@ -18,12 +18,14 @@ public final class Checks {
     private Checks() {
     }
 
-    /** Every check, in the order a report lists them: sequential, concurrent, faults. */
+    /** Every check, in the order a report lists them: sequential, concurrent, faults, mirror, ownership. */
     public static List<Check> all() {
         List<Check> all = new ArrayList<>();
         all.addAll(SequentialChecks.all());
         all.addAll(ConcurrentChecks.all());
         all.addAll(FaultChecks.all());
+        all.addAll(MirrorChecks.all());
+        all.addAll(OwnershipChecks.all());
         return List.copyOf(all);
     }
 

@@ -18,8 +18,10 @@ import java.util.stream.Stream;
  * }
  * }</pre>
  *
- * <p>Three test factories, one per part of the contract: {@link #sequentialContract()},
- * {@link #concurrentContract()} and {@link #faultBehaviour()}. Override the capabilities of
+ * <p>Five test factories: one per part of the contract ({@link #sequentialContract()},
+ * {@link #concurrentContract()}, {@link #faultBehaviour()}), and the kernel's two protocols with
+ * the user's devices: {@link #mirrorJob()} (a mirror job from one device to another) and
+ * {@link #ownershipHandoff()} (two ownership handles on one device). Override the capabilities of
  * {@link DeviceFactory} your device has ({@code discardReadsZeroes}, {@code powerLoss},
  * {@code layering}); a check whose capability is missing is reported as skipped. A failure reads
  * {@code [check] seed S: what was seen} and ends with the line that replays it. The system
@@ -48,6 +50,18 @@ public abstract class DeviceKit implements DeviceFactory {
     @TestFactory
     public Stream<DynamicTest> faultBehaviour() {
         return tests(Check.Group.FAULTS);
+    }
+
+    /** A mirror job copies one of your devices to another under guest writes: a seeded schedule, and real threads. */
+    @TestFactory
+    public Stream<DynamicTest> mirrorJob() {
+        return tests(Check.Group.MIRROR);
+    }
+
+    /** Two ownership handles hand your device back and forth: a seeded schedule, and real threads. */
+    @TestFactory
+    public Stream<DynamicTest> ownershipHandoff() {
+        return tests(Check.Group.OWNERSHIP);
     }
 
     private Stream<DynamicTest> tests(Check.Group group) {

@@ -6,8 +6,12 @@ import dev.handoff.device.ForwardingBlockDevice;
 import dev.handoff.device.MemoryDevice;
 import org.junit.jupiter.api.Test;
 
+import org.opentest4j.TestAbortedException;
+
 import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -190,6 +194,130 @@ class KitCatchesBrokenDevicesTest {
             }
         }, 1, Duration.ofMillis(500))).isInstanceOfSatisfying(CheckFailure.class,
                 f -> assertThat(f.detail()).contains("did not finish within"));
+    }
+
+    /**
+     * Devices that share one block cache keyed by block number alone (a driver written for one disk
+     * at a time): each device alone keeps the whole contract, but a mirror's source and target from
+     * the same factory see each other's blocks, and the guest reads a block the copier wrote to the
+     * target instead of the newer one it wrote to the source.
+     */
+    @Test
+    void devicesSharingOneCacheKeepTheContractAloneButFailTheMirrorCheck() {
+        for (Check check : Checks.all()) {
+            if (check.group() == Check.Group.MIRROR || check.group() == Check.Group.OWNERSHIP) {
+                continue;
+            }
+            for (long seed = 1; seed <= check.defaultSeeds(); seed++) {
+                try {
+                    check.run(new SharedCacheFactory(), seed, LIMIT);
+                } catch (TestAbortedException needsACapability) {
+                    // powerLoss, layering: not offered
+                }
+            }
+        }
+        CheckFailure f = failureOf("mirror-seeded-schedule", new SharedCacheFactory());
+        assertThat(f.detail()).startsWith("ready-in-sync: ")
+                .contains("the job is READY with nothing dirty and no copy in flight, but the source reads")
+                .contains("where the newest acknowledged write put").contains("the last steps: ");
+    }
+
+    /** Every device of one factory shares one cache (a static one, in the driver this stands for). */
+    private static final class SharedCacheFactory implements DeviceFactory {
+        private final Map<Long, byte[]> cache = new HashMap<>();
+
+        @Override
+        public BlockDevice create(long size) {
+            return new SharedCacheDevice(new MemoryDevice(size), cache);
+        }
+    }
+
+    /**
+     * A read cache of 4 KiB blocks, written through: a read fills the blocks it misses, a write puts
+     * the blocks it covers whole and drops those it covers in part, write-zeroes and discard drop
+     * theirs, a close empties it. Every operation holds the cache's lock, so one device alone is
+     * exactly right; the bug is the key, which names the block and not the device.
+     */
+    private static final class SharedCacheDevice extends ForwardingBlockDevice {
+        private static final int BLOCK = 4096;
+        private final Map<Long, byte[]> cache;
+
+        SharedCacheDevice(MemoryDevice disk, Map<Long, byte[]> cache) {
+            super(disk);
+            this.cache = cache;
+        }
+
+        @Override
+        public void read(long offset, ByteBuffer dst) throws DeviceException {
+            synchronized (cache) {
+                DeviceException.checkRange(offset, dst.remaining(), size());
+                delegate().read(offset, ByteBuffer.allocate(0)); // a closed device still says so
+                long pos = offset;
+                while (dst.hasRemaining()) {
+                    long block = pos / BLOCK;
+                    byte[] b = cache.get(block);
+                    if (b == null) {
+                        b = new byte[(int) Math.min(BLOCK, size() - block * BLOCK)];
+                        delegate().read(block * BLOCK, ByteBuffer.wrap(b));
+                        cache.put(block, b);
+                    }
+                    int in = (int) (pos - block * BLOCK);
+                    int n = Math.min(dst.remaining(), b.length - in);
+                    dst.put(b, in, n);
+                    pos += n;
+                }
+            }
+        }
+
+        @Override
+        public void write(long offset, ByteBuffer src) throws DeviceException {
+            synchronized (cache) {
+                ByteBuffer data = src.duplicate();
+                long end = offset + src.remaining();
+                delegate().write(offset, src);
+                for (long block = offset / BLOCK; block * BLOCK < end; block++) {
+                    long start = block * BLOCK;
+                    long stop = Math.min(start + BLOCK, size());
+                    if (start >= offset && stop <= end) {
+                        byte[] b = new byte[(int) (stop - start)];
+                        data.get(data.position() + (int) (start - offset), b);
+                        cache.put(block, b);
+                    } else {
+                        cache.remove(block);
+                    }
+                }
+            }
+        }
+
+        @Override
+        public void writeZeroes(long offset, long length) throws DeviceException {
+            synchronized (cache) {
+                delegate().writeZeroes(offset, length);
+                drop(offset, length);
+            }
+        }
+
+        @Override
+        public void discard(long offset, long length) throws DeviceException {
+            synchronized (cache) {
+                delegate().discard(offset, length);
+                drop(offset, length);
+            }
+        }
+
+        private void drop(long offset, long length) {
+            for (long block = offset / BLOCK; block * BLOCK < offset + length; block++) {
+                cache.remove(block);
+            }
+        }
+
+        @Override
+        public void close() throws DeviceException {
+            synchronized (cache) {
+                cache.clear();
+                delegate().close();
+            }
+        }
     }
 
     /** A factory of write-back cache devices, whose flush writes back (or, broken, forgets to). */
