@@ -24,10 +24,14 @@ import java.util.List;
  * What {@code handoff verify} checks: a device factory, and what to undo when the checks end.
  * Three kinds: a class from the user's jar ({@link #ofClass}), a raw image ({@link #ofImage}), an
  * NBD export ({@link #ofNbd}). An image or an export is verified through windows over its first
- * {@link #REGION} bytes ({@link WindowDevice}), each zeroed when the kit asks for a fresh device.
+ * {@link #REGION} bytes ({@link WindowDevice}), each zeroed when the kit asks for a fresh device, side by
+ * side while several are open.
  */
 abstract class VerifyTarget implements AutoCloseable {
-    /** Bytes of an image or an export the checks write: the kit's devices are at most 3 MiB + 517. */
+    /**
+     * Bytes of an image or an export the checks write: the kit's devices are at most 3 MiB + 517,
+     * and those open at once (a mirror's source and target) at most 2 MiB + 1034.
+     */
     static final long REGION = 4L << 20;
 
     /** The factory the checks use. */
@@ -297,19 +301,19 @@ abstract class VerifyTarget implements AutoCloseable {
 
     /** A target verified through zeroed windows over one device. */
     private abstract static class WindowTarget extends VerifyTarget {
-        private final BlockDevice device;
+        private final WindowDevice.Placer placer;
         private final String arguments;
         private final String scope;
 
         WindowTarget(BlockDevice device, String arguments, String scope) {
-            this.device = device;
+            this.placer = new WindowDevice.Placer(device, REGION);
             this.arguments = arguments;
             this.scope = scope;
         }
 
         @Override
         DeviceFactory factory() {
-            return size -> WindowDevice.zeroed(device, size);
+            return placer::zeroed;
         }
 
         @Override

@@ -108,7 +108,7 @@ class VerifyCommandTest {
         assertThat(r.exit()).as(r.toString()).isZero();
         JsonNode report = Json.MAPPER.readTree(r.out());
         assertThat(report.get("on").asText()).contains("scratch copy");
-        assertThat(report.get("checks")).hasSize(12);
+        assertThat(report.get("checks")).hasSize(16);
         assertThat(Files.readAllBytes(image)).isEqualTo(content);
         try (Stream<Path> left = Files.list(dir)) {
             assertThat(left.toList()).containsExactly(image);
