@@ -6,7 +6,8 @@ import dev.handoff.testkit.DeviceKit;
 
 /**
  * Handoff's device contract on our page cache: one class, and every check of the kit runs as a
- * test (sequential contract, concurrent contract, fault behaviour).
+ * test (sequential contract, concurrent contract, fault behaviour, a mirror job and an ownership
+ * handoff with it).
  */
 class PageCacheDeviceKitTest extends DeviceKit {
 
