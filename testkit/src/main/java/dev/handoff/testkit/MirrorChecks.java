@@ -518,7 +518,7 @@ final class MirrorChecks {
                 VarHandle.fullFence(); // the odd word before any byte of the new version
                 Io.write(guest, Blocks.offsetOf(slot), blocks.block(slot, version));
                 WORD.setRelease(state, slot, (long) version << 1); // publishes "version acknowledged"
-                acknowledged.incrementAndGet();
+                acknowledged.incrementAndGet(); // volatile RMW: the commands thread's get sees it
                 byte[] back = Io.read(guest, Blocks.offsetOf(slot), Blocks.SLOT);
                 if (!Arrays.equals(back, blocks.block(slot, version))) {
                     throw Violation.of("guest-reads-newest-write: guest %d wrote version %d of slot %d (bytes %d+%d)"

@@ -344,9 +344,8 @@ final class OwnershipChecks {
         private final AtomicInteger owner = new AtomicInteger(-1);
         private final AtomicLong lastEpoch = new AtomicLong();
         private final AtomicInteger controllersLeft = new AtomicInteger(2);
-        /** Per handle: writes its writer got acknowledged, and refused. */
+        /** Per handle: writes its writer got acknowledged (its controller waits for some while it holds the image). */
         private final AtomicInteger[] written = {new AtomicInteger(), new AtomicInteger()};
-        private final AtomicInteger[] refused = {new AtomicInteger(), new AtomicInteger()};
 
         RealRun(BlockDevice image, OwnedImage[] h, Blocks blocks, long seed) {
             this.image = image;
@@ -415,13 +414,13 @@ final class OwnershipChecks {
                 if (failure.get() != null) {
                     return;
                 }
-                int other = owner.compareAndExchange(-1, i);
+                int other = owner.compareAndExchange(-1, i); // volatile CAS: pairs with the last holder's set(-1)
                 if (other != -1) {
                     throw Violation.of("never-two-active: handle %d's activate() returned while handle %d still held the"
                             + " image", i, other);
                 }
                 long epoch = h[i].epoch();
-                long before = lastEpoch.getAndSet(epoch);
+                long before = lastEpoch.getAndSet(epoch); // volatile RMW: the last holder's epoch
                 if (epoch <= before) {
                     throw Violation.of("never-two-active: handle %d took the image with epoch %d, not above the last"
                             + " holder's %d", i, epoch, before);
@@ -429,9 +428,9 @@ final class OwnershipChecks {
                 checkSlots(i, epoch);
                 // A write of its own, then a moment for its writer to race the coming inactivate.
                 int version = (int) INT.get(next, i) + 1; // plain: slot i is this controller's alone
-                INT.setVolatile(next, i, version);
+                INT.setVolatile(next, i, version); // "attempted" before any byte of it: pairs with checkSlots' acquire load
                 Io.write(h[i], Blocks.offsetOf(i), blocks.block(i, version));
-                INT.setRelease(acked, i, version);
+                INT.setRelease(acked, i, version); // publishes "acknowledged": pairs with checkSlots' acquire load
                 int target = written[i].get() + 1 + r.nextInt(3);
                 long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(20);
                 while (written[i].get() < target && System.nanoTime() < until && failure.get() == null) {
@@ -440,7 +439,7 @@ final class OwnershipChecks {
                 owner.set(-1); // before the image is given up: the next activate cannot return before this
                 h[i].inactivate();
                 int refusedVersion = version + 1;
-                INT.setVolatile(next, i, refusedVersion); // attempted; never acknowledged
+                INT.setVolatile(next, i, refusedVersion); // attempted, never acknowledged: as above
                 try {
                     Io.expectKind(DeviceException.Kind.INACTIVE, "a write through handle " + i + " after its inactivate()"
                             + " returned", () -> Io.write(h[i], Blocks.offsetOf(i), blocks.block(i, refusedVersion)));
@@ -500,26 +499,25 @@ final class OwnershipChecks {
             }
         }
 
-        /** Writes its handle's slots (2, 4, ... or 3, 5, ...) until both controllers are done; counts refusals. */
+        /** Writes its handle's slots (2, 4, ... or 3, 5, ...) until both controllers are done; refusals are expected. */
         private void writer(int i, AtomicReference<Throwable> failure) throws Exception {
             SplittableRandom r = new SplittableRandom(seed * 29 + i);
             int mine = (SLOTS - 2) / 2;
             while (controllersLeft.get() > 0 && failure.get() == null) {
                 int slot = 2 + i + 2 * r.nextInt(mine);
                 int version = (int) INT.get(next, slot) + 1; // plain: only this writer writes it
-                INT.setVolatile(next, slot, version);
+                INT.setVolatile(next, slot, version); // "attempted" before any byte of it: pairs with checkSlots' acquire load
                 try {
                     Io.write(h[i], Blocks.offsetOf(slot), blocks.block(slot, version));
                 } catch (DeviceException e) {
                     if (e.kind() != DeviceException.Kind.INACTIVE) {
                         throw e;
                     }
-                    refused[i].incrementAndGet();
-                    LockSupport.parkNanos(50_000);
+                    LockSupport.parkNanos(50_000); // the handle is inactive: wait a little for its next activation
                     continue; // refused: version stays unused, the next write skips it
                 }
                 INT.setRelease(acked, slot, version); // publishes "version acknowledged"
-                written[i].incrementAndGet();
+                written[i].incrementAndGet(); // volatile RMW: the controller's get sees it
             }
         }
     }
