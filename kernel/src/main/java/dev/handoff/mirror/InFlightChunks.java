@@ -227,16 +227,10 @@ final class InFlightChunks {
     }
 
     /**
-     * Whether {@code thread} sleeps in {@link #awaitClaim}: parked on the condition, holding no lock and
-     * queued for none, so nothing it does can change until someone signals. A snapshot; exact for a
-     * scheduler that lets no other thread run while it asks.
+     * The condition a waiter in {@link #awaitClaim} parks on (with {@link #waitLock}, what a
+     * scheduler asks to know whether a thread sleeps here). Never used by the kernel.
      */
-    boolean sleeps(Thread thread) {
-        if (lock.isLocked() || lock.hasQueuedThread(thread)) {
-            return false;
-        }
-        boolean parked = thread.getState() == Thread.State.WAITING
-                && java.util.concurrent.locks.LockSupport.getBlocker(thread) == released; // no import: no modelled line moves
-        return parked && !lock.isLocked() && !lock.hasQueuedThread(thread);
+    Condition waitCondition() {
+        return released;
     }
 }

@@ -5,6 +5,9 @@ import dev.handoff.device.DeviceException;
 import dev.handoff.device.ForwardingBlockDevice;
 
 import java.nio.ByteBuffer;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The inspection seam of a {@link MirrorJob} for other modules' checks (jcstress harnesses,
@@ -75,13 +78,26 @@ public final class MirrorProbe {
 
     /** Where {@code thread} sleeps in the job: at the closed guest gate, waiting for a claim, or neither (null). */
     public static String sleepsIn(MirrorJob job, Thread thread) {
-        if (job.gate().sleeps(thread)) {
+        if (sleepsOn(job.gate().waitLock(), job.gate().waitCondition(), thread)) {
             return "gate";
         }
-        if (job.claims().sleeps(thread)) {
+        if (sleepsOn(job.claims().waitLock(), job.claims().waitCondition(), thread)) {
             return "claim";
         }
         return null;
+    }
+
+    /**
+     * Whether {@code thread} is parked on {@code condition}, holding no lock and queued for none, so
+     * nothing it does can change until someone signals. A snapshot; exact for a scheduler that lets
+     * no other thread run while it asks.
+     */
+    private static boolean sleepsOn(ReentrantLock lock, Condition condition, Thread thread) {
+        if (lock.isLocked() || lock.hasQueuedThread(thread)) {
+            return false;
+        }
+        boolean parked = thread.getState() == Thread.State.WAITING && LockSupport.getBlocker(thread) == condition;
+        return parked && !lock.isLocked() && !lock.hasQueuedThread(thread);
     }
 
     /**
