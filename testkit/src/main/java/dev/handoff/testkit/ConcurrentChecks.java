@@ -9,9 +9,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The concurrent contract: many threads at once on one device, writing {@link Blocks checksummed
@@ -280,40 +278,9 @@ final class ConcurrentChecks {
         return slot < SLOTS ? slot : t;
     }
 
-    @FunctionalInterface
-    private interface Worker {
-        void run(int thread) throws Exception;
-    }
-
     /** Runs {@code worker} on {@link #THREADS} threads started together; rethrows the first failure. */
-    private static void runThreads(Worker worker) throws Exception {
-        CyclicBarrier start = new CyclicBarrier(THREADS);
-        AtomicReference<Throwable> failure = new AtomicReference<>();
-        List<Thread> threads = new ArrayList<>();
-        for (int t = 0; t < THREADS; t++) {
-            int id = t;
-            Thread th = new Thread(() -> {
-                try {
-                    start.await();
-                    worker.run(id);
-                } catch (Throwable e) {
-                    failure.compareAndSet(null, e);
-                }
-            }, "handoff-testkit-writer-" + t);
-            th.setDaemon(true);
-            threads.add(th);
-            th.start();
-        }
-        for (Thread th : threads) {
-            th.join(); // Check.run bounds the whole check and interrupts this join on a hang
-        }
-        Throwable e = failure.get();
-        if (e instanceof Exception x) {
-            throw x;
-        }
-        if (e instanceof Error x) {
-            throw x;
-        }
+    private static void runThreads(Crew.Member worker) throws Exception {
+        Crew.run(THREADS, t -> "handoff-testkit-writer-" + t, worker);
     }
 
 }

@@ -13,15 +13,12 @@ import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -453,34 +450,18 @@ final class MirrorChecks {
         }
 
         void run() throws Exception {
-            CyclicBarrier start = new CyclicBarrier(GUESTS + 1);
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            List<Thread> guests = new ArrayList<>();
-            for (int g = 0; g < GUESTS; g++) {
-                int id = g;
-                Thread t = new Thread(() -> {
-                    try {
-                        start.await();
-                        guest(id);
-                    } catch (Throwable e) {
-                        failure.compareAndSet(null, e);
-                    }
-                }, "handoff-testkit-guest-" + g);
-                t.setDaemon(true);
-                guests.add(t);
-                t.start();
-            }
-            start.await();
+            Crew guests = Crew.start(GUESTS, true, g -> "handoff-testkit-guest-" + g, this::guest);
+            guests.awaitStart();
             job.start();
-            awaitWrites(GUESTS * GUEST_WRITES / 4, failure);
+            awaitWrites(GUESTS * GUEST_WRITES / 4, guests);
             job.pause(); // RUNNING or READY: guests go on, tracked as dirty
-            awaitWrites(GUESTS * GUEST_WRITES / 2, failure);
+            awaitWrites(GUESTS * GUEST_WRITES / 2, guests);
             job.resume();
             if (!pivot) {
-                join(guests, failure); // a cancel after READY is checked against a quiet source
+                guests.join(); // a cancel after READY is checked against a quiet source
             }
             if (!job.awaitReady(WAIT)) {
-                rethrow(failure);
+                guests.rethrow();
                 throw Violation.of("nothing-lost: the job did not reach READY within %d s (state %s, %s)",
                         WAIT.toSeconds(), job.state(), job.failureReason());
             }
@@ -490,7 +471,7 @@ final class MirrorChecks {
                 job.cancel();
             }
             JobState end = job.awaitConclusion(WAIT);
-            join(guests, failure);
+            guests.join();
             if (end != JobState.COMPLETED) {
                 throw Violation.of("nothing-lost: the job ended %s after READY, expected COMPLETED (%s)", end,
                         job.failureReason());
@@ -564,29 +545,12 @@ final class MirrorChecks {
         }
 
         /** Waits (a little at a time, up to the check's wait) for {@code n} acknowledged writes or the guests' end. */
-        private void awaitWrites(int n, AtomicReference<Throwable> failure) throws Exception {
+        private void awaitWrites(int n, Crew guests) throws Exception {
             long until = System.nanoTime() + WAIT.toNanos();
-            while (acknowledged.get() < n && failure.get() == null && System.nanoTime() < until) {
+            while (acknowledged.get() < n && !guests.failed() && System.nanoTime() < until) {
                 LockSupport.parkNanos(TimeUnit.MICROSECONDS.toNanos(200));
             }
-            rethrow(failure);
-        }
-
-        private static void join(List<Thread> threads, AtomicReference<Throwable> failure) throws Exception {
-            for (Thread t : threads) {
-                t.join(); // Check.run bounds the whole check and interrupts this join on a hang
-            }
-            rethrow(failure);
-        }
-
-        private static void rethrow(AtomicReference<Throwable> failure) throws Exception {
-            Throwable e = failure.get();
-            if (e instanceof Exception x) {
-                throw x;
-            }
-            if (e instanceof Error x) {
-                throw x;
-            }
+            guests.rethrow();
         }
     }
 }

@@ -9,15 +9,12 @@ import java.lang.invoke.MethodHandles;
 import java.lang.invoke.VarHandle;
 import java.nio.ByteBuffer;
 import java.util.ArrayDeque;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -346,6 +343,8 @@ final class OwnershipChecks {
         private final AtomicInteger controllersLeft = new AtomicInteger(2);
         /** Per handle: writes its writer got acknowledged (its controller waits for some while it holds the image). */
         private final AtomicInteger[] written = {new AtomicInteger(), new AtomicInteger()};
+        /** The four members; written before they pass the start barrier. */
+        private Crew crew;
 
         RealRun(BlockDevice image, OwnedImage[] h, Blocks blocks, long seed) {
             this.image = image;
@@ -355,42 +354,9 @@ final class OwnershipChecks {
         }
 
         void run() throws Exception {
-            CyclicBarrier start = new CyclicBarrier(4);
-            AtomicReference<Throwable> failure = new AtomicReference<>();
-            List<Thread> threads = new ArrayList<>();
-            for (int i = 0; i < 4; i++) {
-                int handle = i % 2;
-                boolean controller = i < 2;
-                Thread t = new Thread(() -> {
-                    try {
-                        start.await();
-                        if (controller) {
-                            try {
-                                controller(handle, failure);
-                            } finally {
-                                controllersLeft.decrementAndGet(); // volatile RMW: the writers' get sees it
-                            }
-                        } else {
-                            writer(handle, failure);
-                        }
-                    } catch (Throwable e) {
-                        failure.compareAndSet(null, e);
-                    }
-                }, "handoff-testkit-" + (controller ? "holder-" : "writer-") + handle);
-                t.setDaemon(true);
-                threads.add(t);
-                t.start();
-            }
-            for (Thread t : threads) {
-                t.join(); // Check.run bounds the whole check and interrupts this join on a hang
-            }
-            Throwable e = failure.get();
-            if (e instanceof Exception x) {
-                throw x;
-            }
-            if (e instanceof Error x) {
-                throw x;
-            }
+            crew = Crew.start(4, true, m -> "handoff-testkit-" + (m < 2 ? "holder-" : "writer-") + m % 2, this::member);
+            crew.awaitStart(); // the barrier orders this field's write before the members read it
+            crew.join();
             // Every write either returned or was refused: the device holds exactly the acknowledged ones.
             byte[] all = Io.read(image, 0, REAL_SIZE);
             for (int slot = 0; slot < SLOTS; slot++) {
@@ -407,11 +373,25 @@ final class OwnershipChecks {
         }
 
         /** Takes the image {@link #HOLDS} times, checks what it finds, holds it a moment, gives it up. */
-        private void controller(int i, AtomicReference<Throwable> failure) throws Exception {
+        /** Members 0 and 1 take and give up the image through handle 0 and 1; members 2 and 3 write through them. */
+        private void member(int m) throws Exception {
+            int handle = m % 2;
+            if (m < 2) {
+                try {
+                    controller(handle);
+                } finally {
+                    controllersLeft.decrementAndGet(); // volatile RMW: the writers' get sees it
+                }
+            } else {
+                writer(handle);
+            }
+        }
+
+        private void controller(int i) throws Exception {
             SplittableRandom r = new SplittableRandom(seed * 17 + i);
-            for (int hold = 0; hold < HOLDS && failure.get() == null; hold++) {
-                takeImage(i, failure);
-                if (failure.get() != null) {
+            for (int hold = 0; hold < HOLDS && !crew.failed(); hold++) {
+                takeImage(i);
+                if (crew.failed()) {
                     return;
                 }
                 int other = owner.compareAndExchange(-1, i); // volatile CAS: pairs with the last holder's set(-1)
@@ -433,7 +413,7 @@ final class OwnershipChecks {
                 INT.setRelease(acked, i, version); // publishes "acknowledged": pairs with checkSlots' acquire load
                 int target = written[i].get() + 1 + r.nextInt(3);
                 long until = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(20);
-                while (written[i].get() < target && System.nanoTime() < until && failure.get() == null) {
+                while (written[i].get() < target && System.nanoTime() < until && !crew.failed()) {
                     LockSupport.parkNanos(50_000);
                 }
                 owner.set(-1); // before the image is given up: the next activate cannot return before this
@@ -457,9 +437,9 @@ final class OwnershipChecks {
         }
 
         /** Activates handle {@code i}, retrying (briefly parked) while the other handle holds the image. */
-        private void takeImage(int i, AtomicReference<Throwable> failure) throws Exception {
+        private void takeImage(int i) throws Exception {
             long until = System.nanoTime() + WAIT_NANOS;
-            while (failure.get() == null) {
+            while (!crew.failed()) {
                 try {
                     h[i].activate();
                     return;
@@ -500,10 +480,10 @@ final class OwnershipChecks {
         }
 
         /** Writes its handle's slots (2, 4, ... or 3, 5, ...) until both controllers are done; refusals are expected. */
-        private void writer(int i, AtomicReference<Throwable> failure) throws Exception {
+        private void writer(int i) throws Exception {
             SplittableRandom r = new SplittableRandom(seed * 29 + i);
             int mine = (SLOTS - 2) / 2;
-            while (controllersLeft.get() > 0 && failure.get() == null) {
+            while (controllersLeft.get() > 0 && !crew.failed()) {
                 int slot = 2 + i + 2 * r.nextInt(mine);
                 int version = (int) INT.get(next, slot) + 1; // plain: only this writer writes it
                 INT.setVolatile(next, slot, version); // "attempted" before any byte of it: pairs with checkSlots' acquire load
