@@ -17,10 +17,15 @@ import java.util.function.BooleanSupplier;
  * of it, seeded fault injection and a crash that keeps only what was flushed (plus a seeded
  * subset of the writes since, in order, as a real disk's write-back cache may).
  *
- * <p>Not thread-safe: the simulators drive it from one thread. Every decision it takes (whether
- * a fault fires, whether it tears, which unflushed writes survive a crash) comes from its own
+ * <p>Thread-safe, as {@link BlockDevice} requires: the test kit's real-thread checks run on it.
+ * Its state (both images, the unflushed writes, the armed faults and the random) is guarded by
+ * the device's monitor, which is never held while the simulator's {@link Hook} or
+ * {@link Observer} runs, so a hook may call the device again, from any thread. The simulators
+ * drive it from one thread at a time; then every decision it takes (whether a fault fires,
+ * whether it tears, which unflushed writes survive a crash) comes from its own
  * {@link SplittableRandom}, so the same seed and the same sequence of operations give the same
- * outcome.
+ * outcome. The control methods ({@link #setHook}, {@link #peek} and the like) are for that one
+ * simulator thread.
  *
  * <p>Faults are raised before anything is applied, except a <em>torn</em> write, which applies
  * its first half and then fails (only when {@link #tornAllowed} says so: a simulator disallows
@@ -66,7 +71,8 @@ public final class SimDevice implements BlockDevice {
     private BooleanSupplier tornAllowed = () -> false;
     private Observer observer = f -> { };
     private Hook hook = (d, w, o, l, a) -> { };
-    private boolean closed;
+    /** Volatile: a close on one thread fails the next operation on any other. */
+    private volatile boolean closed;
     private long injected;
 
     /** A device holding {@code initial} (copied), all of it durable. */
@@ -85,7 +91,7 @@ public final class SimDevice implements BlockDevice {
     /* ---- Control (the simulator's side) ---- */
 
     /** Arms a fault on {@code op}: each matching operation fails with {@code kind} with {@code percent}% chance; 0 disarms. */
-    public void setFault(FaultOp op, DeviceException.Kind kind, int percent) {
+    public synchronized void setFault(FaultOp op, DeviceException.Kind kind, int percent) {
         if (percent <= 0) {
             faults.remove(op);
         } else {
@@ -93,11 +99,11 @@ public final class SimDevice implements BlockDevice {
         }
     }
 
-    public void clearFaults() {
+    public synchronized void clearFaults() {
         faults.clear();
     }
 
-    public boolean hasFaults() {
+    public synchronized boolean hasFaults() {
         return !faults.isEmpty();
     }
 
@@ -124,11 +130,11 @@ public final class SimDevice implements BlockDevice {
     }
 
     /** Whether every acknowledged write is durable. */
-    public boolean isClean() {
+    public synchronized boolean isClean() {
         return unflushed.isEmpty();
     }
 
-    public long injectedCount() {
+    public synchronized long injectedCount() {
         return injected;
     }
 
@@ -136,7 +142,7 @@ public final class SimDevice implements BlockDevice {
      * Power loss: every flushed byte stays; of the writes since the last flush a seeded random
      * subset survives, applied in the order they were made. The device stays usable.
      */
-    public void crash() {
+    public synchronized void crash() {
         System.arraycopy(durable, 0, current, 0, current.length);
         for (Unflushed u : unflushed) {
             if (random.nextBoolean()) {
@@ -161,7 +167,9 @@ public final class SimDevice implements BlockDevice {
         int n = dst.remaining();
         maybeFail(FaultOp.READ, offset, n, false);
         hook.at(this, false, offset, n, false);
-        dst.put(current, (int) offset, n);
+        synchronized (this) {
+            dst.put(current, (int) offset, n);
+        }
         hook.at(this, false, offset, n, true);
     }
 
@@ -192,8 +200,10 @@ public final class SimDevice implements BlockDevice {
         ensureOpen();
         maybeFail(FaultOp.FLUSH, 0, current.length, false);
         hook.at(this, true, 0, current.length, false);
-        System.arraycopy(current, 0, durable, 0, current.length);
-        unflushed.clear();
+        synchronized (this) {
+            System.arraycopy(current, 0, durable, 0, current.length);
+            unflushed.clear();
+        }
         hook.at(this, true, 0, current.length, true);
     }
 
@@ -226,26 +236,34 @@ public final class SimDevice implements BlockDevice {
         hook.at(this, true, offset, data.length, true);
     }
 
-    private void apply(long offset, byte[] data) {
+    private synchronized void apply(long offset, byte[] data) {
         System.arraycopy(data, 0, current, (int) offset, data.length);
         unflushed.add(new Unflushed(offset, data));
     }
 
     /** Throws an armed fault if it fires; returns true if the caller must tear its write instead. */
     private boolean maybeFail(FaultOp op, long offset, long length, boolean mayTear) throws DeviceException {
-        Armed a = faults.get(op);
-        if (a == null || random.nextInt(100) >= a.percent) {
+        Injected fault = draw(op, offset, length, mayTear && tornAllowed.getAsBoolean());
+        if (fault == null) {
             return false;
         }
-        injected++;
-        boolean torn = mayTear && a.kind == DeviceException.Kind.IO_ERROR && tornAllowed.getAsBoolean()
-                && random.nextBoolean();
-        observer.injected(new Injected(name, op, a.kind, offset, length, torn));
-        if (torn) {
+        observer.injected(fault); // outside the monitor, as the hook
+        if (fault.torn()) {
             return true;
         }
-        throw new DeviceException(a.kind, "injected " + a.kind + " on " + name + " " + op + " at " + offset + "+"
-                + length);
+        throw new DeviceException(fault.kind(), "injected " + fault.kind() + " on " + name + " " + op + " at "
+                + offset + "+" + length);
+    }
+
+    /** Whether an armed fault fires on this operation, and how: the random draws, under the monitor (no callback). */
+    private synchronized Injected draw(FaultOp op, long offset, long length, boolean mayTear) {
+        Armed a = faults.get(op);
+        if (a == null || random.nextInt(100) >= a.percent) {
+            return null;
+        }
+        injected++;
+        boolean torn = mayTear && a.kind == DeviceException.Kind.IO_ERROR && random.nextBoolean();
+        return new Injected(name, op, a.kind, offset, length, torn);
     }
 
     private void ensureOpen() throws DeviceException {
