@@ -95,17 +95,25 @@ public final class Check {
             body.run(factory, seed);
             return null;
         });
-        Thread runner = new Thread(task, "handoff-testkit-" + id);
+        // Every thread the check starts (its crew, a job's copiers, a device's own) joins this group
+        // by default: a check that hangs reports where each of them is, not only where it waits.
+        ThreadGroup threads = new ThreadGroup("handoff-testkit-" + id + "-seed-" + seed);
+        Thread runner = new Thread(threads, task, "handoff-testkit-" + id);
         runner.setDaemon(true); // a hung device must not keep the JVM alive
         runner.start();
         try {
             task.get(limit.toNanos(), TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {
-            runner.interrupt();
             CheckFailure f = new CheckFailure(id, seed, "did not finish within " + limit.toSeconds()
-                    + " s: an operation of the device never returned (a lost wake-up, a deadlock, a reply that never came)",
-                    null);
+                    + " s: an operation of the device never returned (a lost wake-up, a deadlock, a reply that never came);"
+                    + " the stack is the check's, each of its other threads' follows as suppressed", null);
             f.setStackTrace(runner.getStackTrace());
+            Thread.getAllStackTraces().forEach((t, stack) -> {
+                if (t != runner && t.getThreadGroup() == threads) { // null once the thread ended
+                    f.addSuppressed(new ThreadStack(t, stack));
+                }
+            });
+            runner.interrupt();
             throw f;
         } catch (InterruptedException e) {
             runner.interrupt();
@@ -125,9 +133,46 @@ public final class Check {
         }
         if (t instanceof DeviceException d) {
             return new CheckFailure(id, seed, "an operation the contract allows failed: DeviceException "
-                    + d.kind() + ": " + d.getMessage(), d);
+                    + d.kind() + ": " + d.getMessage() + where(d), d);
         }
-        return new CheckFailure(id, seed, "the check ended with " + t, t);
+        return new CheckFailure(id, seed, "the check ended with " + t + where(t), t);
+    }
+
+    /**
+     * The top frames of {@code t} and of its causes, for the failure's message: a report that
+     * keeps only messages (a build summary, {@code handoff verify}'s table) still says where.
+     */
+    static String where(Throwable t) {
+        StringBuilder b = new StringBuilder();
+        Throwable c = t;
+        for (int depth = 0; c != null && depth < 4; depth++, c = c.getCause()) {
+            if (depth > 0) {
+                b.append("\n  caused by ").append(c);
+            }
+            StackTraceElement[] stack = c.getStackTrace();
+            if (stack.length == 0) {
+                b.append("\n    (no frames: the JVM dropped them, as it does for an exception thrown often from"
+                        + " compiled code unless run with -XX:-OmitStackTraceInFastThrow)");
+            }
+            int shown = Math.min(stack.length, depth == 0 ? 10 : 5);
+            for (int i = 0; i < shown; i++) {
+                b.append("\n    at ").append(stack[i]);
+            }
+            if (shown < stack.length) {
+                b.append("\n    ... ").append(stack.length - shown).append(" more");
+            }
+        }
+        return b.toString();
+    }
+
+    /** Where another thread of a check that timed out was, as a suppressed exception of its failure. */
+    static final class ThreadStack extends Throwable {
+        private static final long serialVersionUID = 1L;
+
+        ThreadStack(Thread t, StackTraceElement[] stack) {
+            super("thread '" + t.getName() + "' (" + t.getState() + ") was at", null, false, true);
+            setStackTrace(stack);
+        }
     }
 
     @Override

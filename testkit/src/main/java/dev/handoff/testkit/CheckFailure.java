@@ -28,6 +28,9 @@ public final class CheckFailure extends AssertionError {
     CheckFailure withReplay(String command) {
         CheckFailure f = new CheckFailure(check, seed, detail, command, getCause());
         f.setStackTrace(getStackTrace());
+        for (Throwable s : getSuppressed()) {
+            f.addSuppressed(s); // a timeout's other threads
+        }
         return f;
     }
 

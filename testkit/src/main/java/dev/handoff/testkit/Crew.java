@@ -8,8 +8,9 @@ import java.util.function.IntFunction;
 
 /**
  * The threads of one real-thread check: started together at a barrier, each failure kept (the
- * first one wins), joined and rethrown by the check's own thread. The checks' workers read
- * {@link #failed()} to stop early once another has failed.
+ * first one is rethrown, with the later ones as its suppressed exceptions), joined and rethrown
+ * by the check's own thread. The checks' workers read {@link #failed()} to stop early once
+ * another has failed.
  */
 final class Crew {
 
@@ -40,7 +41,10 @@ final class Crew {
                     crew.start.await();
                     member.run(id);
                 } catch (Throwable e) {
-                    crew.failure.compareAndSet(null, e); // volatile CAS: the first failure is the one reported
+                    // volatile CAS: the first failure is the one reported; later ones ride along with it
+                    if (!crew.failure.compareAndSet(null, e) && crew.failure.get() != e) {
+                        crew.failure.get().addSuppressed(e); // Throwable's own lock guards its list
+                    }
                 }
             }, name.apply(i));
             t.setDaemon(true);

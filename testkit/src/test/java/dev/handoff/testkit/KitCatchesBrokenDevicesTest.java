@@ -196,6 +196,55 @@ class KitCatchesBrokenDevicesTest {
                 f -> assertThat(f.detail()).contains("did not finish within"));
     }
 
+    /** A device bug that throws (a race in its bookkeeping, say) is reported with where it threw, in the message itself. */
+    @Test
+    void aCheckThatEndsWithAnUnexpectedExceptionNamesTheFramesWhereItWasThrown() {
+        CheckFailure f = failureOf("checksummed-concurrent-writes", size -> new ForwardingBlockDevice(new MemoryDevice(size)) {
+            private final java.util.concurrent.atomic.AtomicInteger writes = new java.util.concurrent.atomic.AtomicInteger();
+
+            @Override
+            public void write(long offset, ByteBuffer src) throws DeviceException {
+                if (writes.incrementAndGet() == 20) {
+                    throw new ArrayIndexOutOfBoundsException("Index 1 out of bounds for length 0");
+                }
+                delegate().write(offset, src);
+            }
+        });
+        assertThat(f.getCause()).isInstanceOf(ArrayIndexOutOfBoundsException.class);
+        assertThat(f.detail()).startsWith("the check ended with java.lang.ArrayIndexOutOfBoundsException: Index 1")
+                .contains("\n    at " + KitCatchesBrokenDevicesTest.class.getName() + "$")
+                .contains(".write(KitCatchesBrokenDevicesTest.java:");
+    }
+
+    /** A check that times out because one of its own threads hangs shows that thread's stack, not only its join. */
+    @Test
+    void aCheckThatTimesOutShowsWhereEachOfItsThreadsWas() throws Exception {
+        java.util.concurrent.CountDownLatch never = new java.util.concurrent.CountDownLatch(1);
+        try {
+            Check check = Checks.byId("checksummed-concurrent-writes").orElseThrow();
+            assertThatThrownBy(() -> check.run(size -> new ForwardingBlockDevice(new MemoryDevice(size)) {
+                @Override
+                public void write(long offset, ByteBuffer src) throws DeviceException {
+                    try {
+                        never.await(); // every writer's first write hangs, until the test ends
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                    delegate().write(offset, src);
+                }
+            }, 1, Duration.ofSeconds(3))).isInstanceOfSatisfying(CheckFailure.class, f -> {
+                assertThat(f.detail()).contains("did not finish within");
+                assertThat(f.getSuppressed()).isNotEmpty().anySatisfy(s -> {
+                    assertThat(s.getMessage()).startsWith("thread 'handoff-testkit-writer-");
+                    assertThat(s.getStackTrace()).anySatisfy(e -> assertThat(e.getMethodName()).isEqualTo("write"));
+                });
+                assertThat(f.withReplay("again").getSuppressed()).hasSameSizeAs(f.getSuppressed());
+            });
+        } finally {
+            never.countDown();
+        }
+    }
+
     /**
      * Devices that share one block cache keyed by block number alone (a driver written for one disk
      * at a time): each device alone keeps the whole contract, but a mirror's source and target from
