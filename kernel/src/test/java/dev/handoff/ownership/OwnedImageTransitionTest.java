@@ -7,7 +7,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.handoff.device.DeviceException;
 import dev.handoff.device.FaultyDevice;
-import java.time.Duration;
+import dev.handoff.device.ForwardingBlockDevice;
+import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -15,6 +16,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 
@@ -63,29 +65,41 @@ class OwnedImageTransitionTest {
 
     @Test
     void inactivateWaitsForInFlightWritesAndRefusesWritesThatArriveMeanwhile() throws Exception {
-        FaultyDevice[] faulty = new FaultyDevice[1];
-        OwnedImage image = shared.open("a", ACTIVE,
-                d -> new RecordingDevice(faulty[0] = new FaultyDevice(d), shared.log), ImageTuning.DEFAULT);
-        faulty[0].inject(FaultyDevice.Fault.latency(Duration.ofMillis(300)).on(FaultyDevice.Op.WRITE).times(1));
+        CountDownLatch release = new CountDownLatch(1);
+        OwnedImage image = shared.open("a", ACTIVE, d -> new RecordingDevice(new ForwardingBlockDevice(d) {
+            @Override
+            public void write(long offset, ByteBuffer src) throws DeviceException {
+                if (offset == 0) { // the write in flight: held on the device until the test lets it land
+                    await(release);
+                }
+                super.write(offset, src);
+            }
+        }, shared.log), ImageTuning.DEFAULT);
         Future<?> slowWrite = pool.submit(() -> {
             image.write(0, SharedImage.bytes(512, 5));
             return null;
         });
         awaitEvent("write:begin@0");
+        AtomicReference<Thread> inactivator = new AtomicReference<>();
         Future<?> inactivation = pool.submit(() -> {
+            inactivator.set(Thread.currentThread());
             image.inactivate();
             return null;
         });
-        Thread.sleep(50);
+        Parked.awaitIn(inactivator::get, "drain"); // waits for the write in flight, however slow the machine
         assertThat(inactivation).isNotDone();
         // Arrives while inactivation waits: held, then refused.
+        AtomicReference<Thread> lateWriter = new AtomicReference<>();
         Future<?> lateWrite = pool.submit(() -> {
+            lateWriter.set(Thread.currentThread());
             image.write(1024, SharedImage.bytes(512, 6));
             return null;
         });
-        slowWrite.get(5, TimeUnit.SECONDS);
-        inactivation.get(5, TimeUnit.SECONDS);
-        assertThatThrownBy(() -> lateWrite.get(5, TimeUnit.SECONDS)).hasCauseInstanceOf(ImageInactiveException.class);
+        Parked.awaitIn(lateWriter::get, "enterWrite");
+        release.countDown();
+        slowWrite.get(30, TimeUnit.SECONDS);
+        inactivation.get(30, TimeUnit.SECONDS);
+        assertThatThrownBy(() -> lateWrite.get(30, TimeUnit.SECONDS)).hasCauseInstanceOf(ImageInactiveException.class);
         List<String> events = shared.log.snapshot();
         assertThat(events).containsSubsequence("write:end@0", "flush:begin", "record:write 1 clean");
         assertThat(events).doesNotContain("write:begin@1024");
@@ -283,7 +297,7 @@ class OwnedImageTransitionTest {
         go.countDown();
         Thread.sleep(50);
         image.inactivate();
-        CompletableFuture.allOf(done).get(5, TimeUnit.SECONDS);
+        CompletableFuture.allOf(done).get(30, TimeUnit.SECONDS);
         List<String> events = shared.log.snapshot();
         int flush = events.indexOf("flush:begin");
         assertThat(flush).isPositive();
@@ -356,7 +370,7 @@ class OwnedImageTransitionTest {
         }
         stop.set(true);
         for (Future<?> f : workers) {
-            f.get(5, TimeUnit.SECONDS);
+            f.get(30, TimeUnit.SECONDS);
         }
         assertThat(violations).isEmpty();
         assertThat(landed.get()).isPositive();
@@ -372,12 +386,20 @@ class OwnedImageTransitionTest {
     }
 
     private void awaitEvent(String event) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
         while (!shared.log.snapshot().contains(event)) {
             if (System.nanoTime() > deadline) {
                 throw new AssertionError("no " + event + " in " + shared.log.snapshot());
             }
             Thread.sleep(1);
+        }
+    }
+
+    private static void await(CountDownLatch latch) {
+        try {
+            latch.await(60, TimeUnit.SECONDS); // the test releases it; the bound only ends a failed test's hold
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 }
