@@ -156,13 +156,20 @@ public final class HolderMain {
         }
     }
 
-    /** Asks the lease every 2 ms whether a write would be admitted; says when it first is not. */
+    /**
+     * Asks the lease every 2 ms whether a write would be admitted; says when it first is not, and
+     * when the last admission that succeeded began ({@code admitted-from=}: the lease's check came
+     * after that instant, however late this thread got to run).
+     */
     private void probeLease() {
+        long admittedFrom = 0;
         while (true) {
+            long from = System.nanoTime();
             try {
                 zk.lease().admit("probe");
+                admittedFrom = from;
             } catch (DeviceException e) {
-                say("lease-refused t=" + System.nanoTime() + " " + e.getMessage());
+                say("lease-refused t=" + System.nanoTime() + " admitted-from=" + admittedFrom + " " + e.getMessage());
                 return;
             }
             sleep(2);
@@ -192,9 +199,10 @@ public final class HolderMain {
             b.put((byte) n);
         }
         b.flip();
+        long from = System.nanoTime(); // the lease's checks of this write come after this instant
         try {
             image.write((long) (n % (image.size() / BLOCK)) * BLOCK, b);
-            return "ack " + n + " t=" + System.nanoTime();
+            return "ack " + n + " t=" + System.nanoTime() + " from=" + from;
         } catch (DeviceException e) {
             return "refused " + n + " " + kind(e) + " t=" + System.nanoTime() + ": " + e.getMessage();
         }

@@ -130,12 +130,18 @@ final class HolderProcess implements AutoCloseable {
 
     /** The {@code t=} value of a line. */
     static long time(String line) {
-        int i = line.indexOf(" t=");
+        return stamp(line, "t");
+    }
+
+    /** The {@code key=} time stamp of a holder's line ({@code t=}, {@code from=}, ...). */
+    static long stamp(String line, String key) {
+        int i = line.indexOf(" " + key + "=");
         if (i < 0) {
-            throw new IllegalArgumentException("no t= in: " + line);
+            throw new IllegalArgumentException("no " + key + "= in: " + line);
         }
-        int end = line.indexOf(' ', i + 3);
-        String v = line.substring(i + 3, end < 0 ? line.length() : end).replace(":", "");
+        int start = i + key.length() + 2;
+        int end = line.indexOf(' ', start);
+        String v = line.substring(start, end < 0 ? line.length() : end).replace(":", "");
         return Long.parseLong(v);
     }
 }

@@ -35,8 +35,6 @@ class HoldersInSeparateJvmsTest {
     /** The documented lease bound, 0.6 T (stated here, not taken from the code under test). */
     static final long BOUND_NANOS = SESSION.toNanos() / 10 * 6;
     static final int BLOCKS = 64;
-    /** How late a holder may report the time of a check it made (scheduling on a loaded machine). */
-    static final long REPORT_SLACK_NANOS = TimeUnit.MILLISECONDS.toNanos(250);
 
     static Ensemble ensemble;
     static final AtomicInteger paths = new AtomicInteger();
@@ -238,21 +236,27 @@ class HoldersInSeparateJvmsTest {
 
             long activation = HolderProcess.time(b.call("activate-wait"));
             Map<Integer, Block> atActivation = Blocks.read(img);
-            long lapsed = HolderProcess.time(a.expect(l -> l.startsWith("lease-refused ")));
+            String refused = a.expect(l -> l.startsWith("lease-refused "));
+            long lapsed = HolderProcess.time(refused);
+            long lastAdmittedFrom = HolderProcess.stamp(refused, "admitted-from");
             proxy.heal(); // a comes back to find its session expired and the epoch moved on
             a.expect(l -> l.equals("loop-end"));
             List<String> log = a.quit();
 
             long lastAck = log.stream().filter(l -> l.startsWith("ack ")).mapToLong(HolderProcess::time).max().orElseThrow();
+            long lastAckFrom = log.stream().filter(l -> l.startsWith("ack ")).mapToLong(l -> HolderProcess.stamp(l, "from"))
+                    .max().orElseThrow();
             System.out.printf("lease bound %d ms (session %d ms): after the cut, the lease refused writes after %d ms,"
                     + " the last write was acknowledged after %d ms, the next holder activated after %d ms%n",
                     TimeUnit.NANOSECONDS.toMillis(BOUND_NANOS), SESSION.toMillis(), TimeUnit.NANOSECONDS.toMillis(lapsed - cut),
                     TimeUnit.NANOSECONDS.toMillis(lastAck - cut), TimeUnit.NANOSECONDS.toMillis(activation - cut));
-            // The holder takes its t= just after the check it reports: allow it that much lateness on a loaded
-            // machine. (A lease without margin lapses 3.6 s or more after the cut.)
-            assertThat(lapsed - cut).as("lease lapse after the cut, ns").isLessThanOrEqualTo(BOUND_NANOS + REPORT_SLACK_NANOS);
-            assertThat(lastAck - cut).as("last acknowledged write after the cut, ns")
-                    .isLessThanOrEqualTo(BOUND_NANOS + REPORT_SLACK_NANOS);
+            // Bounds on the lease's own checks, not on when the holder got to report them: a probe or a write
+            // that began after cut + B and was still admitted (acknowledged) was checked after the bound, on
+            // however loaded a machine. (A lease without margin still admits 3.6 s or more after the cut.)
+            assertThat(lastAdmittedFrom - cut).as("lease lapse after the cut: the last admission began, ns")
+                    .isLessThanOrEqualTo(BOUND_NANOS);
+            assertThat(lastAckFrom - cut).as("last acknowledged write after the cut: it began, ns")
+                    .isLessThanOrEqualTo(BOUND_NANOS);
             assertThat(lastAck).isLessThan(activation);
             assertThat(lapsed).isLessThan(activation);
             for (String l : log) { // every write a acknowledged was on the disk when b took over
