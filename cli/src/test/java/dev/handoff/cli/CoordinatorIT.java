@@ -3,7 +3,9 @@ package dev.handoff.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import java.net.ServerSocket;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.Socket;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -110,14 +112,16 @@ class CoordinatorIT {
     @Test
     void anEnsembleThatDoesNotAnswerFailsWithOneLine() throws Exception {
         Images.randomImage(dir.resolve("disk.img"), SIZE, 33);
-        int port;
-        try (ServerSocket s = new ServerSocket(0)) {
-            port = s.getLocalPort();
+        // A port bound and never listening: connections to it are refused, and no other process (another
+        // build's ensemble, say) can take it while the test runs, as it could a port closed after bind(0).
+        try (Socket reserved = new Socket()) {
+            reserved.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+            int port = reserved.getLocalPort();
+            Cli.Result r = Cli.run(dir, "owner", "activate", "disk.img", "--coordinator", "zk://127.0.0.1:" + port + "/x");
+            assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
+            assertThat(r.errLines()).hasSize(1);
+            assertThat(r.stderr()).contains("cannot reach the ZooKeeper ensemble 127.0.0.1:" + port);
         }
-        Cli.Result r = Cli.run(dir, "owner", "activate", "disk.img", "--coordinator", "zk://127.0.0.1:" + port + "/x");
-        assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
-        assertThat(r.errLines()).hasSize(1);
-        assertThat(r.stderr()).contains("cannot reach the ZooKeeper ensemble 127.0.0.1:" + port);
     }
 
     @Test

@@ -174,15 +174,17 @@ class ZkOwnershipTest {
 
     @Test
     void anUnreachableEnsembleIsReportedWithinTheConnectTimeout() throws Exception {
-        int port;
-        try (java.net.ServerSocket s = new java.net.ServerSocket(0)) {
-            port = s.getLocalPort();
+        // A port bound and never listening: connections to it are refused, and no other process (another
+        // build's ensemble, say) can take it while the test runs, as it could a port closed after bind(0).
+        try (java.net.Socket reserved = new java.net.Socket()) {
+            reserved.bind(new java.net.InetSocketAddress(java.net.InetAddress.getLoopbackAddress(), 0));
+            int port = reserved.getLocalPort();
+            long t = System.nanoTime();
+            assertThatThrownBy(() -> ZkOwnership.connect(new ZkAddress("127.0.0.1:" + port, "/x"), SESSION, Duration.ofSeconds(1)))
+                    .isInstanceOfSatisfying(CoordinationException.class,
+                            e -> assertThat(e.reason()).isEqualTo(CoordinationException.Reason.UNREACHABLE))
+                    .hasMessageContaining("cannot reach the ZooKeeper ensemble 127.0.0.1:" + port);
+            assertThat(Duration.ofNanos(System.nanoTime() - t)).isLessThan(Duration.ofSeconds(30));
         }
-        long t = System.nanoTime();
-        assertThatThrownBy(() -> ZkOwnership.connect(new ZkAddress("127.0.0.1:" + port, "/x"), SESSION, Duration.ofSeconds(1)))
-                .isInstanceOfSatisfying(CoordinationException.class,
-                        e -> assertThat(e.reason()).isEqualTo(CoordinationException.Reason.UNREACHABLE))
-                .hasMessageContaining("cannot reach the ZooKeeper ensemble 127.0.0.1:" + port);
-        assertThat(Duration.ofNanos(System.nanoTime() - t)).isLessThan(Duration.ofSeconds(30));
     }
 }
