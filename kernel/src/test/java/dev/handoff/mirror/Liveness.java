@@ -1,5 +1,6 @@
 package dev.handoff.mirror;
 
+import dev.handoff.workload.SyntheticGuest;
 import java.time.Duration;
 import java.util.concurrent.TimeoutException;
 
@@ -28,6 +29,22 @@ public final class Liveness {
             return job.awaitConclusion(limit);
         } catch (TimeoutException e) {
             throw stuck(job, "conclusion", limit);
+        }
+    }
+
+    /**
+     * Waits until {@code guest} has had {@code n} writes acknowledged, or one of its writers failed
+     * (the caller's check of its failures says which): a phase "under writes" is one in which writes
+     * happened, on a machine however loaded, not a sleep that hopes so. Fails after {@code limit}.
+     */
+    public static void awaitWrites(SyntheticGuest guest, long n, Duration limit) throws InterruptedException {
+        long deadline = System.nanoTime() + limit.toNanos();
+        while (guest.writes() < n && guest.failures().isEmpty()) {
+            if (System.nanoTime() - deadline > 0) {
+                throw new AssertionError("liveness: the guest had " + guest.writes() + " writes acknowledged within "
+                        + limit + ", expected " + n);
+            }
+            Thread.sleep(1);
         }
     }
 

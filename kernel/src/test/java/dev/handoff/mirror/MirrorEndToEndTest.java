@@ -47,11 +47,11 @@ class MirrorEndToEndTest {
         guest.start(1_000_000);
         job.start();
         assertThat(Liveness.awaitReady(job, LIMIT)).as("READY while the guest writes").isTrue();
-        Thread.sleep(50); // phase 2 under writes
+        Liveness.awaitWrites(guest, guest.writes() + 20, LIMIT); // phase 2 under writes
         job.complete();
         assertThat(Liveness.awaitConclusion(job, LIMIT)).isEqualTo(JobState.COMPLETED);
         assertThat(job.guestDevice().currentDevice()).isSameAs(target);
-        Thread.sleep(20); // the guest goes on, on the target
+        Liveness.awaitWrites(guest, guest.writes() + 20, LIMIT); // the guest goes on, on the target
         guest.stop();
 
         assertThat(guest.failures()).isEmpty();

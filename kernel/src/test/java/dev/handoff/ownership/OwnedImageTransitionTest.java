@@ -360,9 +360,14 @@ class OwnedImageTransitionTest {
                 return null;
             }));
         }
-        long end = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(300);
+        // At least 300 ms of transitions, and on until writes have landed among them: on a loaded machine
+        // the workers may not have run at all in the first 300 ms (bounded: a handle that never lets a
+        // write land fails below).
+        long start = System.nanoTime();
+        long end = start + TimeUnit.MILLISECONDS.toNanos(300);
+        long limit = start + TimeUnit.SECONDS.toNanos(30);
         int transitions = 0;
-        while (System.nanoTime() < end) {
+        while (System.nanoTime() - end < 0 || (landed.get() == 0 && System.nanoTime() - limit < 0)) {
             image.inactivate();
             Thread.yield();
             image.activate();

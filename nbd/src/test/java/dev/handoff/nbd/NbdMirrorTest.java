@@ -8,6 +8,7 @@ import dev.handoff.device.DeviceException;
 import dev.handoff.device.DeviceException.Kind;
 import dev.handoff.device.MemoryDevice;
 import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.Liveness;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
 import dev.handoff.ownership.HandoffToken;
@@ -52,7 +53,7 @@ class NbdMirrorTest {
             guest.start(Long.MAX_VALUE);
             job.start();
             assertThat(Converge.awaitReady(job, WAIT)).as("READY: %s", job.failureReason()).isTrue();
-            Thread.sleep(200); // phase 2: guest writes keep reaching the target
+            Liveness.awaitWrites(guest, guest.writes() + 20, WAIT); // phase 2: guest writes keep reaching the target
             guest.stop();
             job.complete();
             assertThat(job.awaitConclusion(WAIT)).isEqualTo(JobState.COMPLETED);
@@ -96,10 +97,10 @@ class NbdMirrorTest {
             guest.start(Long.MAX_VALUE);
             job.start();
             assertThat(Converge.awaitReady(job, WAIT)).as("READY: %s", job.failureReason()).isTrue();
-            Thread.sleep(200);
+            Liveness.awaitWrites(guest, guest.writes() + 20, WAIT);
             job.complete(); // the pivot happens under the client's writes
             assertThat(job.awaitConclusion(WAIT)).isEqualTo(JobState.COMPLETED);
-            Thread.sleep(100); // now on the target, still through the same export
+            Liveness.awaitWrites(guest, guest.writes() + 20, WAIT); // now on the target, still through the same export
             guest.stop();
             assertThat(guest.failures()).isEmpty();
             assertThat(guest.verify(target)).isNull();

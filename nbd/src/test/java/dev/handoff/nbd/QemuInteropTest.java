@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.handoff.device.FileDevice;
 import dev.handoff.device.MemoryDevice;
 import dev.handoff.mirror.JobState;
+import dev.handoff.mirror.Liveness;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
 import dev.handoff.workload.SyntheticGuest;
@@ -135,6 +136,7 @@ class QemuInteropTest {
                 guest.start(Long.MAX_VALUE);
                 job.start();
                 assertThat(Converge.awaitReady(job, QemuTools.TIMEOUT)).as("READY: %s", job.failureReason()).isTrue();
+                Liveness.awaitWrites(guest, 1, QemuTools.TIMEOUT); // the guest wrote, however late its threads ran
                 guest.stop();
                 job.complete();
                 assertThat(job.awaitConclusion(QemuTools.TIMEOUT)).isEqualTo(JobState.COMPLETED);
