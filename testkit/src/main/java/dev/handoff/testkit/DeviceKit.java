@@ -74,9 +74,18 @@ public abstract class DeviceKit implements DeviceFactory {
             try {
                 check.run(this, seed, Checks.limit());
             } catch (CheckFailure f) {
-                throw f.withReplay("mvn test -Dtest=" + getClass().getSimpleName() + " -Dhandoff.kit.check=" + check.id()
+                throw f.withReplay("mvn test -Dtest=" + testClassName() + " -Dhandoff.kit.check=" + check.id()
                         + " -Dhandoff.kit.seed=" + seed);
             }
         }
+    }
+
+    /** What {@code -Dtest} selects this class by: a nested kit class runs through its top-level class. */
+    private String testClassName() {
+        Class<?> c = getClass();
+        while (c.getEnclosingClass() != null) {
+            c = c.getEnclosingClass();
+        }
+        return c.getSimpleName();
     }
 }

@@ -196,6 +196,23 @@ class KitCatchesBrokenDevicesTest {
                 f -> assertThat(f.detail()).contains("did not finish within"));
     }
 
+    /** A kit class nested in a test class (as the NBD module's are) replays through its top-level class, which -Dtest selects. */
+    @Test
+    void aNestedKitClassesReplayLineSelectsItsTopLevelClass() {
+        org.junit.jupiter.api.DynamicTest first = new OneByteTooBig().sequentialContract().findFirst().orElseThrow();
+        assertThatThrownBy(() -> first.getExecutable().execute()).isInstanceOfSatisfying(CheckFailure.class,
+                f -> assertThat(f.replay()).isEqualTo("mvn test -Dtest=KitCatchesBrokenDevicesTest"
+                        + " -Dhandoff.kit.check=reports-its-size -Dhandoff.kit.seed=1"));
+    }
+
+    /** Reports one byte more than it was asked for. */
+    static final class OneByteTooBig extends DeviceKit {
+        @Override
+        public BlockDevice create(long size) {
+            return new MemoryDevice(size + 1);
+        }
+    }
+
     /** A device bug that throws (a race in its bookkeeping, say) is reported with where it threw, in the message itself. */
     @Test
     void aCheckThatEndsWithAnUnexpectedExceptionNamesTheFramesWhereItWasThrown() {
