@@ -89,6 +89,7 @@ public final class Compare {
     private int fioRounds = 3;
     private double[] fioWindows = {5, 3, 3, 20};
     private List<String> fioWorkloads = FioRuns.WORKLOADS;
+    private List<String> fioModes = FioRuns.MODES;
     private Path fioJob;
     private boolean spinners = true;
     private Path jfrDir;
@@ -144,6 +145,7 @@ public final class Compare {
             "               [--report FILE] [--only memory,bulk,nbd,fio,tls] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
             "               [--fio-job FILE] [--fio-rounds N] [--fio-windows WARM,ALONE,AFTER,LIMIT] [--spinners on|off]",
             "               [--fio-workloads randwrite-qd1,randwrite-qd16,randrw70-qd16] [--jfr-dir DIR]",
+            "               [--fio-modes background,write-blocking]",
             "               [--windows WARM,ALONE,AFTER] [--granularity BYTES] [--buf-size BYTES]",
             "               [--tls-rounds N] [--tls-seconds S]");
 
@@ -168,6 +170,12 @@ public final class Compare {
                     fioWorkloads = List.of(v.split(","));
                     if (!FioRuns.WORKLOADS.containsAll(fioWorkloads)) {
                         throw new IllegalArgumentException("--fio-workloads takes a list of " + FioRuns.WORKLOADS);
+                    }
+                }
+                case "--fio-modes" -> {
+                    fioModes = List.of(v.split(","));
+                    if (!FioRuns.MODES.containsAll(fioModes)) {
+                        throw new IllegalArgumentException("--fio-modes takes a list of " + FioRuns.MODES);
                     }
                 }
                 case "--fio-windows" -> {
@@ -259,7 +267,7 @@ public final class Compare {
             }
             if (runFio) {
                 fio = new FioRuns(out, work, src, size, java, handoffJar, fioJob, fioRounds, granularity, bufSize,
-                        fioWindows, fioWorkloads, spinners, jfrDir);
+                        fioWindows, fioWorkloads, fioModes, spinners, jfrDir);
                 failures += fio.run();
             }
             if (runTls) {
@@ -320,7 +328,7 @@ public final class Compare {
         out.println("settings:    granularity " + granularity + " B, buf-size " + bufSize + " B; bulk rounds " + rounds
                 + ", NBD rounds " + nbdRounds + "; windows: warm-up " + warmSeconds + " s, alone " + aloneSeconds
                 + " s, after READY " + afterSeconds + " s"
-                + (runFio ? "; fio rounds " + fioRounds + ", workloads " + fioWorkloads + ", windows (warm-up, alone,"
+                + (runFio ? "; fio rounds " + fioRounds + ", workloads " + fioWorkloads + ", modes " + fioModes + ", windows (warm-up, alone,"
                         + " after READY, most for the copy) " + Arrays.toString(fioWindows) + " s, spinners "
                         + (spinners ? "on" : "off") : ""));
         out.println("tools:       " + firstLine(List.of("qemu-storage-daemon", "--version")) + "; "

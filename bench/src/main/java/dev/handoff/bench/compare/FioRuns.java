@@ -41,7 +41,8 @@ import java.util.function.ToDoubleFunction;
 final class FioRuns {
     /** The sections of bench/fio/guest.fio. */
     static final List<String> WORKLOADS = List.of("randwrite-qd1", "randwrite-qd16", "randrw70-qd16");
-    private static final String[] MODES = {"background", "write-blocking"};
+    /** The copy modes, each run by both systems. */
+    static final List<String> MODES = List.of("background", "write-blocking");
     private static final String[] SYSTEMS = {"Handoff", "QEMU"};
     private static final String JOB = "mirror0";
 
@@ -73,13 +74,15 @@ final class FioRuns {
     private final boolean spinners;
     private final Path jfrDir;
     private final List<String> workloads;
+    private final List<String> modes;
     private final List<Run> runs = new ArrayList<>();
     private int failures;
     private int verifyFailures;
 
     FioRuns(PrintStream out, Path work, Path src, long size, List<String> java, Path handoffJar, Path jobFile, int rounds,
-            long granularity, long bufSize, double[] windows, List<String> workloads, boolean spinners, Path jfrDir) {
+            long granularity, long bufSize, double[] windows, List<String> workloads, List<String> modes, boolean spinners, Path jfrDir) {
         this.workloads = workloads;
+        this.modes = modes;
         this.out = out;
         this.work = work;
         this.src = src;
@@ -102,7 +105,7 @@ final class FioRuns {
     int run() {
         for (int r = 1; r <= rounds; r++) {
             for (String workload : workloads) {
-                for (String mode : MODES) {
+                for (String mode : modes) {
                     for (String system : SYSTEMS) {
                         String load = Host.load();
                         out.println("fio round " + r + "/" + rounds + ", " + workload + ", " + mode + ", " + system
@@ -309,7 +312,7 @@ final class FioRuns {
             out.printf("%-8s %-14s | %-20s %-26s | %-18s %-14s %-26s %-26s | %-18s %-14s %-26s | %-18s | %s%n",
                     "system", "mode", "alone IOPS", "alone p50", "copy IOPS", "kept", "copy p99", "copy p99.9",
                     "ready IOPS", "kept", "ready p99", "READY s", "ident");
-            for (String mode : MODES) {
+            for (String mode : modes) {
                 for (String system : SYSTEMS) {
                     List<Run> rs = of(system, mode, workload);
                     out.printf("%-8s %-14s | %-20s %-26s | %-18s %-14s %-26s %-26s | %-18s %-14s %-26s | %-18s | %s%n",
@@ -329,7 +332,7 @@ final class FioRuns {
         out.println();
         out.println("Handoff / QEMU (ratio of medians)   workload         mode            kept copy  p99 copy  kept ready  READY");
         for (String workload : workloads) {
-            for (String mode : MODES) {
+            for (String mode : modes) {
                 List<Run> h = of("Handoff", mode, workload);
                 List<Run> q = of("QEMU", mode, workload);
                 out.printf("%-36s %-16s %-15s %9s %9s %11s %6s%n", "", workload, mode,
@@ -348,8 +351,8 @@ final class FioRuns {
     private void targets() {
         out.println("== Targets, fio as the guest (medians of this run) ==");
         double[][] qd1 = {{0.85, 2_000, 0.97}, {0.50, 5_000, 0.90}};
-        for (int m = 0; m < MODES.length; m++) {
-            String mode = MODES[m];
+        for (String mode : modes) {
+            int m = MODES.indexOf(mode);
             List<Run> h = of("Handoff", mode, "randwrite-qd1");
             List<Run> q = of("QEMU", mode, "randwrite-qd1");
             verdict("4K QD1 IOPS kept during bulk copy, " + mode, Stats.percent(Stats.median(h, Run::keptCopy)),
