@@ -5,21 +5,26 @@
 # runs --rounds times, interleaved; prints the peak RSS (`/usr/bin/time` %M) of each run and the
 # median per case, with the load average.
 #
-#   bench/rss.sh [--rounds N] [--work DIR] [--java-opts 'OPTS']   (default 5 rounds, /dev/shm)
+#   bench/rss.sh [--rounds N] [--work DIR] [--java-opts 'OPTS']...   (default 5 rounds, /dev/shm)
 #
-# --java-opts goes to the launcher as HANDOFF_JAVA_OPTS (e.g. '-XX:+UseSerialGC -Xmx64m').
+# --java-opts goes to the launcher as HANDOFF_JAVA_OPTS (e.g. '-XX:+UseSerialGC -Xmx64m'). Given more
+# than once, each is one setting, and every round runs every case under every setting, interleaved
+# (A B A B); `--java-opts ''` is the launcher's own options. '-XX:+UseG1GC -Xmx6g' is the launcher
+# before it set any memory option (the JVM's collector and heap; a heap maximum of one's own turns
+# the launcher's memory options off).
 # Needs cli/target/handoff.jar (mvn -B -pl cli -am package -DskipTests); runs the `handoff` launcher.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-rounds=5 work=/dev/shm opts=
+rounds=5 work=/dev/shm settings=()
 while (($#)); do
     case $1 in
         --rounds) rounds=$2; shift 2 ;;
         --work) work=$2; shift 2 ;;
-        --java-opts) opts=$2; shift 2 ;;
+        --java-opts) settings+=("$2"); shift 2 ;;
         *) echo "rss: unknown option $1 (--rounds N, --work DIR, --java-opts OPTS)" >&2; exit 2 ;;
     esac
 done
+((${#settings[@]})) || settings=("")
 [[ -f $here/../cli/target/handoff.jar ]] || { echo "rss: cli/target/handoff.jar missing: mvn -B -pl cli -am package -DskipTests" >&2; exit 2; }
 dir=$(mktemp -d "$work/rss-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
@@ -31,19 +36,31 @@ for size in 1G 1T; do
 done
 rm "$dir/data"
 "$here/../handoff" --help >/dev/null # makes the launcher's AppCDS archive, if stale, outside the measured runs
-echo "case round load1 rss_kib wall_s${opts:+ (HANDOFF_JAVA_OPTS=$opts)}"
+for ((s = 0; s < ${#settings[@]}; s++)); do
+    echo "setting $s: HANDOFF_JAVA_OPTS='${settings[s]}'"
+done
+echo "case setting round load1 rss_kib wall_s"
 for ((r = 0; r < rounds; r++)); do
     for c in sparse-1G sparse-1T data-1G data-1T; do
-        rm -f "$dir/target"
-        load=$(cut -d' ' -f1 /proc/loadavg)
-        HANDOFF_JAVA_OPTS=$opts /usr/bin/time -f '%M %e' -o "$dir/time" "$here/../handoff" mirror "$dir/$c" "$dir/target" --progress none >/dev/null
-        read -r rss wall < "$dir/time"
-        echo "$c $r $load $rss $wall"
+        for ((s = 0; s < ${#settings[@]}; s++)); do
+            rm -f "$dir/target"
+            load=$(cut -d' ' -f1 /proc/loadavg)
+            HANDOFF_JAVA_OPTS=${settings[s]} /usr/bin/time -f '%M %e' -o "$dir/time" "$here/../handoff" mirror "$dir/$c" \
+                "$dir/target" --progress none >/dev/null
+            read -r rss wall < "$dir/time"
+            echo "$c $s $r $load $rss $wall"
+        done
     done
 done | tee "$dir/results"
 echo
-med() { grep "^$1 " "$dir/results" | awk '{ print $4 }' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-for kind in sparse data; do
-    small=$(med "$kind-1G") big=$(med "$kind-1T")
-    awk -v k="$kind" -v s="$small" -v b="$big" 'BEGIN { printf "%-6s median peak RSS: 1 GiB %d KiB, 1 TiB %d KiB, ratio %.2f\n", k, s, b, b / s }'
+col() { awk -v c="$1" -v s="$2" -v k="$3" '$1 == c && $2 == s { print $k }' "$dir/results" | sort -n; }
+med() { awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+for ((s = 0; s < ${#settings[@]}; s++)); do
+    for kind in sparse data; do
+        small=$(col "$kind-1G" "$s" 5 | med) big=$(col "$kind-1T" "$s" 5 | med)
+        wall=$(col "$kind-1T" "$s" 6 | med) lo=$(col "$kind-1T" "$s" 6 | head -1) hi=$(col "$kind-1T" "$s" 6 | tail -1)
+        awk -v s="$s" -v k="$kind" -v a="$small" -v b="$big" -v w="$wall" -v lo="$lo" -v hi="$hi" 'BEGIN {
+            printf "setting %s %-6s median peak RSS: 1 GiB %d KiB, 1 TiB %d KiB, ratio %.2f; 1 TiB wall %s s (%s-%s)\n",
+                s, k, a, b, b / a, w, lo, hi }'
+    done
 done

@@ -2,14 +2,18 @@
 # Start-up cost of the `handoff` command, A B interleaved: `handoff --help`, a 64 MiB mirror and a
 # 1 GiB mirror (end to end: process start to exit), each with the JVM's defaults, with C1 only
 # (-XX:TieredStopAtLevel=1), with an AppCDS archive of the jar's classes (-XX:SharedArchiveFile,
-# made here by one training run with -XX:ArchiveClassesAtExit), and with both. Prints, per case
-# and setting, the median and range of wall time and of CPU time (user + system; the better figure
-# on a shared machine), with the load average at the start of each round.
+# made here by one training run with -XX:ArchiveClassesAtExit), with both, and with both plus the
+# launcher's memory options (the serial collector, a heap that starts at 8 MiB, the direct-memory
+# limit at the JVM's default maximum heap): `launcher`, what `./handoff mirror` runs today. Prints,
+# per case and setting, the median and range of wall time and of CPU time (user + system; the
+# better figure on a shared machine), with the load average at the start of each round.
 #
-#   bench/startup.sh [ROUNDS]      # default 5; images in /dev/shm
+#   bench/startup.sh [ROUNDS] [SETTING...]   # default 5 rounds, every setting; images in /dev/shm
+#   bench/startup.sh 7 cds+c1 launcher       # the collector's effect alone, A B
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 rounds="${1:-5}"
+shift || true
 jar="$root/cli/target/handoff.jar"
 [ -f "$jar" ] || (cd "$root" && mvn -q -B -pl cli -am package -DskipTests) >&2
 work="$(mktemp -d /dev/shm/handoff-startup-XXXXXX)"
@@ -28,8 +32,13 @@ declare -A opts=(
   [c1]="-XX:TieredStopAtLevel=1"
   [cds]="-XX:SharedArchiveFile=$jsa"
   [cds+c1]="-XX:SharedArchiveFile=$jsa -XX:TieredStopAtLevel=1"
+  [launcher]="-XX:SharedArchiveFile=$jsa -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xms8m -XX:MaxDirectMemorySize=$(( ($(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 1024 / 4 + 2097151) / 2097152 * 2 ))m"
 )
-settings=(default c1 cds cds+c1)
+settings=(default c1 cds cds+c1 launcher)
+if (($#)); then
+  for s in "$@"; do [ -n "${opts[$s]+x}" ] || { echo "startup: unknown setting $s (${settings[*]})" >&2; exit 2; }; done
+  settings=("$@")
+fi
 cases=(help mirror-64M mirror-1G)
 results="$work/results.txt"
 : > "$results"
@@ -51,13 +60,14 @@ for r in $(seq 1 "$rounds"); do
   done
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-python3 - "$results" <<'PY'
+python3 - "$results" "${settings[@]}" <<'PY'
 import sys, statistics
 rows = [l.split() for l in open(sys.argv[1])]
-print(f"{'case':<12} {'setting':<8} {'wall s median (min-max)':<26} {'CPU s median (min-max)':<26} {'CPU vs default':>14}")
+settings = sys.argv[2:]
+print(f"{'case':<12} {'setting':<8} {'wall s median (min-max)':<26} {'CPU s median (min-max)':<26} {'CPU vs ' + settings[0]:>14}")
 for case in ("help", "mirror-64M", "mirror-1G"):
     base = None
-    for s in ("default", "c1", "cds", "cds+c1"):
+    for s in settings:
         w = [float(r[2]) for r in rows if r[0] == case and r[1] == s]
         c = [float(r[3]) for r in rows if r[0] == case and r[1] == s]
         mc = statistics.median(c)

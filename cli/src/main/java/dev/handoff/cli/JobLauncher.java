@@ -72,8 +72,8 @@ final class JobLauncher {
      */
     static void checkMemory(MirrorOptions options, String bufSizeName, String maxCopyName) throws CliException {
         long max = DirectMemory.max();
-        String limit = " (-XX:MaxDirectMemorySize, by default the heap's maximum; raise it with"
-                + " HANDOFF_JAVA_OPTS=-XX:MaxDirectMemorySize=SIZE)";
+        String limit = " (-XX:MaxDirectMemorySize: the handoff launcher sets a quarter of the RAM, the JVM's"
+                + " default heap maximum; raise it with HANDOFF_JAVA_OPTS=-XX:MaxDirectMemorySize=SIZE)";
         if (options.bufSize() > max) {
             throw new CliException(ExitCodes.USAGE, bufSizeName + " " + Sizes.format(options.bufSize())
                     + " is more than this JVM's " + Sizes.format(max) + " of direct memory" + limit);
