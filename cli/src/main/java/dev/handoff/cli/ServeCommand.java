@@ -356,6 +356,9 @@ final class ServeCommand implements Callable<Integer> {
                 + (control != null ? ", control " + control : ""));
         System.out.flush();
         svServing();
+        if (control != null && mirrorTo == null && !readOnly) {
+            MirrorWarmUp.startInBackground(); // the first blockdev-mirror then finds its classes ready
+        }
         if (controlHandler != null) {
             controlHandler.serving(mirrors, new HandoffControl(image, owned, gate, jobs));
         }
