@@ -408,6 +408,7 @@ public final class RunCatalog {
         cmd.addAll(JUNIT_JVM_FLAGS);
         if (seeds != null) {
             cmd.add("-Dhandoff.seeds=" + seeds); // from seed 1: a prefix of what mvn verify runs
+            cmd.add("-Dhandoff.kit.seeds=" + seeds); // the test kit's seeded checks: seeds 1 to N
         }
         cmd.addAll(List.of("-cp",
                 junitClasspath(base, classes, module), "org.junit.platform.console.ConsoleLauncher", "execute",
