@@ -88,8 +88,8 @@ public final class Compare {
     private boolean runFio = true;
     private int fioRounds = 3;
     private double[] fioWindows = {5, 3, 3, 20};
-    private List<String> fioWorkloads = FioRuns.WORKLOADS;
-    private List<String> fioModes = FioRuns.MODES;
+    private List<String> fioWorkloads = FioRuns.DEFAULT_WORKLOADS;
+    private List<String> fioModes = FioRuns.DEFAULT_MODES;
     private Path fioJob;
     private boolean spinners = true;
     private Path jfrDir;
@@ -144,8 +144,8 @@ public final class Compare {
             "usage: compare --handoff-jar JAR [--size BYTES] [--rounds N] [--nbd-rounds N] [--work DIR]",
             "               [--report FILE] [--only memory,bulk,nbd,fio,tls] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
             "               [--fio-job FILE] [--fio-rounds N] [--fio-windows WARM,ALONE,AFTER,LIMIT] [--spinners on|off]",
-            "               [--fio-workloads randwrite-qd1,randwrite-qd16,randrw70-qd16] [--jfr-dir DIR]",
-            "               [--fio-modes background,write-blocking]",
+            "               [--fio-workloads randwrite-qd1,randwrite-qd16,randrw70-qd16,randwrite-qd1-2k] [--jfr-dir DIR]",
+            "               [--fio-modes background,write-blocking,bg-then-wb]",
             "               [--windows WARM,ALONE,AFTER] [--granularity BYTES] [--buf-size BYTES]",
             "               [--tls-rounds N] [--tls-seconds S]");
 
