@@ -1,5 +1,6 @@
 package dev.handoff.cli;
 
+import java.util.List;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -8,22 +9,13 @@ import picocli.CommandLine.Spec;
 
 /**
  * The top-level {@code handoff} command. A new subcommand is one class plus one entry in
- * {@code subcommands} below.
+ * {@link #SUBCOMMANDS}; {@link #commandLine} registers them.
  */
 @Command(name = "handoff", mixinStandardHelpOptions = true, scope = CommandLine.ScopeType.INHERIT,
         versionProvider = HandoffCli.Version.class,
         usageHelpWidth = 100,
         description = {"Live block mirroring and ownership handoff, after QEMU's mirror job and BDRV_O_INACTIVE.",
             "Start with `handoff demo`."},
-        subcommands = {
-            DemoCommand.class,
-            EnsembleDemoCommand.class,
-            MirrorCommand.class,
-            OwnerCommand.class,
-            ServeCommand.class,
-            VerifyCommand.class,
-            CommandLine.HelpCommand.class,
-        },
         exitCodeListHeading = "%nExit codes (every command):%n",
         exitCodeList = {
             " 0:done (mirror consistent: completed, or cancelled once READY; demo checks passed; owner command"
@@ -42,8 +34,44 @@ import picocli.CommandLine.Spec;
         },
         footer = {"%nEnvironment: HANDOFF_DEBUG=1 prints stack traces of internal errors."})
 final class HandoffCli implements Callable<Integer> {
+    /** The subcommands, in the order {@code handoff --help} lists them. */
+    static final List<Class<?>> SUBCOMMANDS = List.of(
+            DemoCommand.class,
+            EnsembleDemoCommand.class,
+            MirrorCommand.class,
+            OwnerCommand.class,
+            ServeCommand.class,
+            VerifyCommand.class,
+            CommandLine.HelpCommand.class);
+
     @Spec
     CommandSpec spec;
+
+    /**
+     * The command line for {@code args}. When {@code args[0]} names a subcommand other than
+     * {@code help}, only that one is registered: picocli builds the model (options, usage texts)
+     * of every command it registers, and building all of them is most of a command's start-up.
+     * Anything else ({@code --help}, {@code help X}, no command, an unknown one) registers all,
+     * so listings and errors name every command.
+     */
+    static CommandLine commandLine(String... args) {
+        CommandLine cli = new CommandLine(new HandoffCli());
+        Class<?> only = args.length == 0 ? null : subcommandNamed(args[0]);
+        for (Class<?> c : only != null ? List.<Class<?>>of(only) : SUBCOMMANDS) {
+            cli.addSubcommand(c);
+        }
+        return cli;
+    }
+
+    /** The subcommand class named {@code name}, or null for {@code help} and anything that names none. */
+    private static Class<?> subcommandNamed(String name) {
+        for (Class<?> c : SUBCOMMANDS) {
+            if (c != CommandLine.HelpCommand.class && c.getAnnotation(Command.class).name().equals(name)) {
+                return c;
+            }
+        }
+        return null;
+    }
 
     @Override
     public Integer call() {

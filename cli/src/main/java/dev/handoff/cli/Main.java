@@ -18,7 +18,7 @@ public final class Main {
 
     /** Parses and runs {@code args}; returns the exit code (see {@link ExitCodes}). */
     static int run(String... args) {
-        CommandLine cli = new CommandLine(new HandoffCli());
+        CommandLine cli = HandoffCli.commandLine(args);
         cli.setCaseInsensitiveEnumValuesAllowed(true);
         cli.setParameterExceptionHandler((ex, badArgs) -> {
             CommandLine c = ex.getCommandLine();
