@@ -14,7 +14,8 @@ import jdk.jfr.Timespan;
  * (DESIGN §3.2's steps 3–5). Its duration is the whole copy; {@link #readTime} and
  * {@link #writeTime} split it into the source read (holes zero-filled) and the target write.
  *
- * <p>Zero cost when no recording takes it: {@link #startIfRecording} asks a shared probe whether
+ * <p>Zero cost when no recording takes it: callers ask {@link RecorderGate} first, so that without a
+ * recording this class is not even loaded; then {@link #startIfRecording} asks a shared probe whether
  * the event type is enabled (a static field read once JFR has instrumented the class; a constant
  * {@code false} before) and returns null otherwise, so a copy allocates and times nothing. An
  * instance belongs to one {@link CopyOperation}, whose steps hand it over through the job's

@@ -77,7 +77,7 @@ final class CopyOperation implements Runnable {
         if (t != null) {
             t.begin();
         }
-        CopyEvent ev = CopyEvent.startIfRecording();
+        CopyEvent ev = RecorderGate.recorderUp() ? CopyEvent.startIfRecording() : null;
         event = ev;
         // Store-load barrier between the Copier's testAndClear (a store to the dirty word) and our
         // read of the source data. Pairs with the fence in DirtyBitmap.markRange.

@@ -11,8 +11,9 @@ import jdk.jfr.StackTrace;
 /**
  * JFR event: a mirror job's state change (the {@link MirrorEvent.StateChanged} it emits), so a
  * recording's copies and guest writes can be cut at RUNNING, READY, COMPLETING and the end.
- * Committed by the job under its lock, a few times per job: no probe needed, and nothing is
- * written when no recording takes the type ({@link Event#shouldCommit} is false).
+ * Committed by the job under its lock, a few times per job, once {@link RecorderGate} says a
+ * recording exists: no probe needed, and nothing is written when no recording takes the type
+ * ({@link Event#shouldCommit} is false).
  */
 @Name("dev.handoff.JobState")
 @Label("Mirror Job State")

@@ -451,7 +451,7 @@ public final class MirrorFilter implements BlockDevice {
         long first = bitmap.chunkOf(offset);
         long last = bitmap.chunkOf(offset + length - 1);
         ByteBuffer forTarget = src != null ? src.duplicate() : null;
-        WriteBlockingEvent ev = WriteBlockingEvent.startIfRecording(); // null unless a JFR recording takes it
+        WriteBlockingEvent ev = RecorderGate.recorderUp() ? WriteBlockingEvent.startIfRecording() : null; // null unless a JFR recording takes it
         claims.claim(first, last);
         if (ev != null) {
             ev.claimed();

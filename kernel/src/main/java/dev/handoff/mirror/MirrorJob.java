@@ -731,7 +731,9 @@ public final class MirrorJob {
         svState(to);
         updateWriteThroughLocked();
         emitLocked(new MirrorEvent.StateChanged(nextSequence(), from, to));
-        JobStateEvent.emit(this, from, to, copier.bytesCopied(), bitmap.dirtyBytes());
+        if (RecorderGate.recorderUp()) {
+            JobStateEvent.emit(this, from, to, copier.bytesCopied(), bitmap.dirtyBytes());
+        }
     }
 
     private void updateWriteThroughLocked() {

@@ -15,9 +15,10 @@ import jdk.jfr.Timespan;
  * into the wait for the claim (a copy of one of its chunks in flight, or another write-blocking
  * write to it), the source write and the target write.
  *
- * <p>Zero cost when no recording takes it: as {@link CopyEvent}, a shared probe answers whether
- * the type is enabled and the guest path allocates and times nothing otherwise (one static load
- * and a never-taken branch). An instance is confined to the guest thread that started it.
+ * <p>Zero cost when no recording takes it: as {@link CopyEvent}, {@link RecorderGate} (so that
+ * without a recording this class is not loaded) and then a shared probe answer whether the type
+ * is enabled, and the guest path allocates and times nothing otherwise (a static load or two and
+ * a never-taken branch). An instance is confined to the guest thread that started it.
  */
 @Name("dev.handoff.WriteBlockingWrite")
 @Label("Write-Blocking Guest Write")
