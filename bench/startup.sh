@@ -2,9 +2,12 @@
 # Start-up cost of the `handoff` command, A B interleaved: `handoff --help`, a 64 MiB mirror and a
 # 1 GiB mirror (end to end: process start to exit), each with the JVM's defaults, with C1 only
 # (-XX:TieredStopAtLevel=1), with an AppCDS archive of the jar's classes (-XX:SharedArchiveFile,
-# made here by one training run with -XX:ArchiveClassesAtExit), with both, and with both plus the
-# launcher's memory options (the serial collector, a heap that starts at 8 MiB, the direct-memory
-# limit at the JVM's default maximum heap): `launcher`, what `./handoff mirror` runs today. Prints,
+# made here as the launcher makes it: the class lists of a training mirror and of --help
+# (-XX:DumpLoadedClassList), archived by -Xshare:dump with the jar on the class path; a static
+# archive, which unlike JDK 17's dynamic one also holds picocli's Java 5 classes), with both, and
+# with both plus the launcher's memory options (the serial collector, a heap that starts at 8 MiB,
+# the direct-memory limit at the JVM's default maximum heap): `launcher`, what `./handoff mirror`
+# runs today. Prints,
 # per case and setting, the median and range of wall time and of CPU time (user + system; the
 # better figure on a shared machine), with the load average at the start of each round.
 #
@@ -21,9 +24,14 @@ trap 'rm -rf "$work"' EXIT
 head -c 64M /dev/urandom > "$work/small.img"
 head -c 1G /dev/urandom > "$work/big.img"
 jsa="$work/handoff.jsa"
-# The training run: the classes a mirror loads, written to the archive when the JVM exits.
-java -XX:ArchiveClassesAtExit="$jsa" -jar "$jar" mirror "$work/small.img" "$work/train.img" --progress none \
+# The training runs: the classes a mirror and --help load, archived by a static dump (as ./handoff does).
+java -XX:DumpLoadedClassList="$work/mirror.lst" -jar "$jar" mirror "$work/small.img" "$work/train.img" --progress none \
   >/dev/null 2>"$work/train.log" || { cat "$work/train.log" >&2; exit 1; }
+java -XX:DumpLoadedClassList="$work/help.lst" -jar "$jar" --help >/dev/null 2>"$work/train.log" \
+  || { cat "$work/train.log" >&2; exit 1; }
+awk '!seen[$0]++' "$work/mirror.lst" "$work/help.lst" > "$work/classes.lst"
+java -Xshare:dump -XX:SharedClassListFile="$work/classes.lst" -XX:SharedArchiveFile="$jsa" -cp "$jar" \
+  >"$work/train.log" 2>&1 || { cat "$work/train.log" >&2; exit 1; }
 rm -f "$work/train.img"
 ls -la "$jsa" >&2
 
