@@ -14,6 +14,11 @@ import jdk.jfr.FlightRecorder;
  * start-up. Until a recording exists no event would be written, so the classes are left unloaded;
  * a recording started later loads them on their next use and takes them from there. The check is a
  * read of one static boolean.
+ *
+ * <p>Memory ordering: none is needed here. The read publishes nothing and nothing depends on what
+ * it returns beyond the event itself: a thread that has not yet seen a recording started on another
+ * thread skips an event, as a copy that began before the recording would anyway; the event
+ * classes' own {@code isEnabled}/{@code shouldCommit} decide once they are loaded.
  */
 final class RecorderGate {
     private RecorderGate() {
