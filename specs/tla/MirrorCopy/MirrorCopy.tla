@@ -210,7 +210,7 @@ Concluded(j) == j.st \in {"completed", "cancelled", "failed"}
 Finishing(j) == j.fin # "none"
 
 (* MirrorJob.updateWriteThroughLocked: guest writes also go to the target. *)
-(* @java MirrorJob.updateWriteThroughLocked:738-740 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
+(* @java MirrorJob.updateWriteThroughLocked:740-742 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
 WriteThrough(j) ==
     /\ j.mode = "write-blocking" /\ j.aband = "none"
     /\ \/ j.st \in {"running", "ready", "completing"}
@@ -335,7 +335,7 @@ Advance(j, d, c, o, u) ==
            d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u]}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
-(* @java MirrorJob.onErrorLocked:752-752 "ErrorAction action = policy.actionFor(e.kind());" *)
+(* @java MirrorJob.onErrorLocked:754-754 "ErrorAction action = policy.actionFor(e.kind());" *)
 Action(side, kind) ==
     LET p == IF side = "source" THEN SourcePolicy ELSE TargetPolicy
     IN CASE p = "enospc" -> IF kind = "nospace" THEN "stop" ELSE "report"
@@ -614,7 +614,7 @@ WbMark(g) ==
 (* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
 (* (a section: the target policy, then advance).  The guest's write still  *)
 (* succeeds: the source has it.                                            *)
-(* @java MirrorJob.onGuestTargetError:802-802 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
+(* @java MirrorJob.onGuestTargetError:804-804 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
 WbReport(g) ==
     /\ gs[g].pc = "wbReport"
     /\ SectionThenAdvance(OnError(job, "target", gs[g].fk), dirty)
@@ -772,7 +772,7 @@ CopyMarkLate(r) ==
 (* MirrorJob.onCopyFinished (a section): the copy is no longer in flight   *)
 (* (Copier.finishedLocked); a failure goes to its side's policy; then      *)
 (* advance.                                                                *)
-(* @java MirrorJob.onCopyFinished:782-782 "copier.finishedLocked(op, e);"      *)
+(* @java MirrorJob.onCopyFinished:784-784 "copier.finishedLocked(op, e);"      *)
 (* @java Copier.finishedLocked:209-209 "opsInFlight--;"                        *)
 CopyFinished(r) ==
     LET j2 == IF r.side = "none" THEN job ELSE OnError(job, r.side, r.fk) IN
@@ -787,7 +787,7 @@ CopyFinished(r) ==
 (* ----------------------------------------------------------------------- *)
 
 (* MirrorJob.pump (a section): a wake-up from a guest or the gate.         *)
-(* @java MirrorJob.pump:876-876 "advanceLocked();"                              *)
+(* @java MirrorJob.pump:878-878 "advanceLocked();"                              *)
 RunPump ==
     /\ pumps > 0
     /\ pumps' = pumps - 1
@@ -796,7 +796,7 @@ RunPump ==
 
 (* MirrorJob.onTimer (a section): the back-off timer fired.  If a later    *)
 (* error pushed the retry time out, advance schedules it again.            *)
-(* @java MirrorJob.onTimer:892-892 "c.timerFiredLocked();"                     *)
+(* @java MirrorJob.onTimer:894-894 "c.timerFiredLocked();"                     *)
 TimerFires ==
     /\ job.timer
     /\ SectionThenAdvance([job EXCEPT !.timer = FALSE], dirty)

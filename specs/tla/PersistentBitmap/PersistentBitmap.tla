@@ -245,8 +245,8 @@ ClearCandidates ==
 (* every copy into them has returned, so the flushes make it durable on    *)
 (* both sides.  Broken: ClearBeforeDurableCopy (no target flush),          *)
 (* ClearWithoutSourceFlush (no source flush).                              *)
-(* @java MirrorJob.clearPass:833-833 "source.flush();" *)
-(* @java MirrorJob.clearPass:834-834 "target.flush();" *)
+(* @java MirrorJob.clearPass:835-835 "source.flush();" *)
+(* @java MirrorJob.clearPass:836-836 "target.flush();" *)
 ClearFlush ==
     /\ p.pc = "flush"
     /\ srcDur' = IF Bug = "ClearWithoutSourceFlush" THEN srcDur ELSE srcLive
