@@ -64,7 +64,7 @@ final class HandoffCli implements Callable<Integer> {
     }
 
     /** The subcommand class named {@code name}, or null for {@code help} and anything that names none. */
-    private static Class<?> subcommandNamed(String name) {
+    static Class<?> subcommandNamed(String name) {
         for (Class<?> c : SUBCOMMANDS) {
             if (c != CommandLine.HelpCommand.class && c.getAnnotation(Command.class).name().equals(name)) {
                 return c;

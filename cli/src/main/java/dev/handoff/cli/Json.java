@@ -6,14 +6,24 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
-/** The one ObjectMapper of the command line (thread-safe once configured) and small node helpers. */
+/** The ObjectMappers of the command line (thread-safe once configured) and small node helpers. */
 final class Json {
     static final ObjectMapper MAPPER = new ObjectMapper();
-    /** Reads QMP input as QEMU does: single-quoted strings are allowed. */
-    static final ObjectMapper LENIENT = new ObjectMapper()
-            .configure(com.fasterxml.jackson.core.JsonParser.Feature.ALLOW_SINGLE_QUOTES, true);
 
     private Json() {
+    }
+
+    /**
+     * Reads QMP input as QEMU does: single-quoted strings are allowed. Built on first use (by a
+     * control socket's session): a command that reads no QMP does not build a second mapper.
+     */
+    static ObjectMapper lenient() {
+        return Lenient.MAPPER;
+    }
+
+    private static final class Lenient {
+        static final ObjectMapper MAPPER = new ObjectMapper()
+                .configure(com.fasterxml.jackson.core.JsonParser.Feature.ALLOW_SINGLE_QUOTES, true);
     }
 
     static ObjectNode object() {

@@ -26,7 +26,6 @@ import java.util.logging.Logger;
  * {@link PrintStream}, which is synchronized, so lines of concurrent events never interleave.
  */
 final class LogLines extends Formatter {
-    private static final DateTimeFormatter TIME = DateTimeFormatter.ISO_INSTANT;
     private final boolean stackTraces;
 
     LogLines(boolean stackTraces) {
@@ -66,7 +65,9 @@ final class LogLines extends Formatter {
     @Override
     public String format(LogRecord record) {
         StringBuilder line = new StringBuilder(160);
-        line.append(TIME.format(Instant.ofEpochMilli(record.getMillis()).truncatedTo(ChronoUnit.MILLIS)))
+        // ISO_INSTANT here rather than in a static field: java.time's formatters load when a line is
+        // written, not at every start-up (LogLines is installed by every command).
+        line.append(DateTimeFormatter.ISO_INSTANT.format(Instant.ofEpochMilli(record.getMillis()).truncatedTo(ChronoUnit.MILLIS)))
                 .append(' ').append(levelName(record.getLevel())).append(' ').append(oneLine(formatMessage(record)));
         Throwable cause = record.getThrown();
         if (cause != null) {

@@ -9,8 +9,11 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        CommandWarmUp.startFor(args); // on the second CPU while this thread builds the command line
+        CommandLine cli = commandLine(args);
+        // After picocli's model, which logs nothing: CommandWarmUp meanwhile initialises java.util.logging.
         LogLines.install(System.err, debug());
-        int code = run(args);
+        int code = cli.execute(args);
         System.out.flush();
         System.err.flush();
         System.exit(code);
@@ -18,6 +21,11 @@ public final class Main {
 
     /** Parses and runs {@code args}; returns the exit code (see {@link ExitCodes}). */
     static int run(String... args) {
+        return commandLine(args).execute(args);
+    }
+
+    /** The command line for {@code args} with the handlers that turn its errors into exit codes. */
+    private static CommandLine commandLine(String... args) {
         CommandLine cli = HandoffCli.commandLine(args);
         cli.setCaseInsensitiveEnumValuesAllowed(true);
         cli.setParameterExceptionHandler((ex, badArgs) -> {
@@ -41,7 +49,7 @@ public final class Main {
             }
             return ExitCodes.FAILED;
         });
-        return cli.execute(args);
+        return cli;
     }
 
     /** The version from the jar's manifest, or "dev" when run from classes. */

@@ -255,7 +255,7 @@ final class QmpServer implements AutoCloseable {
                     public void message(String json) {
                         JsonNode request;
                         try {
-                            request = Json.LENIENT.readTree(json);
+                            request = Json.lenient().readTree(json);
                         } catch (JsonProcessingException e) {
                             reply(null, QmpServer.Session.this.error(QmpException.GENERIC,
                                     "JSON parse error, " + e.getOriginalMessage()));
