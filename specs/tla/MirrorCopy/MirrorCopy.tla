@@ -30,9 +30,11 @@
 (* the copier idle and queue one more pump (harmless: a pump only advances *)
 (* the job).  Every section ends in MirrorJob.advanceLocked, modelled by   *)
 (* Advance: the copier issues copies (claims runs of dirty chunks, clears  *)
-(* them) within buf-size and the runtime's parallelism, or goes idle; the  *)
-(* job judges READY and the end of a drain only when nothing is dirty and  *)
-(* no copy is in flight; an abandoned job ends once its copies are back.   *)
+(* them) within buf-size and a depth of 1 to the runtime's parallelism     *)
+(* (fewer while a guest writes; the spec leaves the depth free), or goes   *)
+(* idle; the job judges READY and the end of a drain only when nothing is  *)
+(* dirty and no copy is in flight; an abandoned job ends once its copies   *)
+(* are back.                                                               *)
 (*                                                                         *)
 (* The key invariant (CleanChunkInSync): a chunk that is neither dirty nor *)
 (* claimed, and that no guest write is in the middle of, has the same      *)
@@ -235,7 +237,7 @@ CanFail == failures < MaxFailures
 
 (* Copier.claimRunLocked: the run a copy starting at f claims: f and the   *)
 (* dirty, unclaimed chunks after it, at most budget of them.               *)
-(* @java Copier.claimRunLocked:177-177 "bitmap.testAndClear(last);"            *)
+(* @java Copier.claimRunLocked:240-240 "bitmap.testAndClear(last);"            *)
 RECURSIVE RunEnd(_, _, _, _)
 RunEnd(l, d, c, left) ==
     IF left > 0 /\ l + 1 \in Chunks /\ l + 1 \in d
@@ -250,9 +252,11 @@ FirstClaimable(d, c, from, to) ==
     LET xs == {x \in from..to : Claimable(d, c, x)} IN
     IF xs = {} THEN 0 ELSE CHOOSE x \in xs : \A y \in xs : x <= y
 
-(* Copier.issueLocked: issue copies until buf-size or the parallelism is   *)
-(* used, or no dirty chunk can be claimed; then the copier is idle (it     *)
-(* sets Copier.idle and scans once more, which finds nothing in a section).*)
+(* Copier.issueLocked: issue copies until buf-size or the depth lim is     *)
+(* used (lim copies in flight: the parallelism, or fewer while a guest     *)
+(* writes; Advance chooses it), or no dirty chunk can be claimed; then the *)
+(* copier is idle (it sets Copier.idle and scans once more, which finds    *)
+(* nothing in a section).                                                  *)
 (* Copier.claimRunLocked starts at the cursor, wrapping once, and claims   *)
 (* a run: the first claimable dirty chunk and the dirty, claimable chunks  *)
 (* after it, within the budget.  Each chunk is claimed                     *)
@@ -268,17 +272,17 @@ FirstClaimable(d, c, from, to) ==
 (* chunk, as the copier's bookkeeping might: the new copy takes the old    *)
 (* one's place, and the old one's remaining claims are held by nobody,     *)
 (* OneClaimPerChunk).  Returns [d, c, o, u, idle, cursor] after it.        *)
-(* @java Copier.issueLocked:141-141 "CopyOperation op = claimRunLocked();"     *)
-(* @java Copier.claimRunLocked:163-163 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
-(* @java Copier.findAndClaim:189-189 "if (claims.tryClaim(c)) {"               *)
-(* @java Copier.claimRunLocked:172-172 "bitmap.testAndClear(first);"           *)
-RECURSIVE Issue(_, _, _, _, _, _)
-Issue(d, c, o, u, idle, cur) ==
+(* @java Copier.issueLocked:186-186 "CopyOperation op = claimRunLocked();"     *)
+(* @java Copier.claimRunLocked:226-226 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
+(* @java Copier.findAndClaim:252-252 "if (claims.tryClaim(c)) {"               *)
+(* @java Copier.claimRunLocked:235-235 "bitmap.testAndClear(first);"           *)
+RECURSIVE Issue(_, _, _, _, _, _, _)
+Issue(d, c, o, u, idle, cur, lim) ==
     LET n == NOps(o, u)
         inFlight == ChunksInFlight(o, u)
         f1 == FirstClaimable(d, c, cur, N)
         f == IF f1 # 0 THEN f1 ELSE FirstClaimable(d, c, 1, cur - 1)
-    IN IF n > 0 /\ (inFlight + 1 > BufChunks \/ n >= Parallelism)
+    IN IF n > 0 /\ (inFlight + 1 > BufChunks \/ n >= lim)
        THEN [d |-> d, c |-> c, o |-> o, u |-> u, idle |-> idle, cur |-> cur]
        ELSE IF f = 0
        THEN [d |-> d, c |-> c, o |-> o, u |-> u, idle |-> TRUE, cur |-> cur]
@@ -291,7 +295,7 @@ Issue(d, c, o, u, idle, cur) ==
                      IF Bug = "CopiesByFirstChunk"
                      THEN [r \in {x \in DOMAIN u : x.f # f} |-> u[r]]
                      ELSE u,
-                     idle, IF last < N THEN last + 1 ELSE 1)
+                     idle, IF last < N THEN last + 1 ELSE 1, lim)
 
 (* MirrorJob.concludeLocked: route the guest, reopen the gate, end.        *)
 (* @java MirrorJob.concludeLocked:706-706 "filter.setPassthrough(pivot ? target : source);" *)
@@ -314,8 +318,13 @@ AfterIssue(j, d, o, u) ==
 (* back-off after an ignored error the copier issues nothing               *)
 (* (Copier.issueLocked returns at once), but READY and the drain's end are *)
 (* judged all the same: a failed copy whose run other copies have already  *)
-(* copied again reports into a converged job.                              *)
+(* copied again reports into a converged job.  The depth the copier issues *)
+(* to is any of 1..Parallelism (Copier.depthLocked: the parallelism, or    *)
+(* MirrorOptions.copiesWhileGuestWrites while the guest wrote within a few *)
+(* milliseconds, which depends on the clock and on a counter the guests    *)
+(* bump outside any step modelled here; the spec leaves it free).          *)
 (* @java MirrorJob.advanceLocked:610-610 "copier.issueLocked();"               *)
+(* @java Copier.issueLocked:175-175 "int depth = depthLocked(now);"        *)
 (* @java MirrorJob.advanceLocked:602-602 "if (gate.isDrained()) {"             *)
 Advance(j, d, c, o, u) ==
     LET same == [j |-> j, d |-> d, c |-> c, o |-> o, u |-> u] IN
@@ -329,10 +338,10 @@ Advance(j, d, c, o, u) ==
     THEN {same}
     ELSE IF j.retry /\ ~j.due     \* the back-off: no copies, but READY is judged
     THEN {[same EXCEPT !.j = AfterIssue([j EXCEPT !.timer = TRUE], d, o, u)]}
-    ELSE LET r == Issue(d, c, o, u, j.idle, j.cursor) IN
-         {[j |-> AfterIssue([j EXCEPT !.retry = FALSE, !.due = FALSE, !.idle = r.idle,
-                                      !.cursor = r.cur], r.d, r.o, r.u),
-           d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u]}
+    ELSE {LET r == Issue(d, c, o, u, j.idle, j.cursor, lim) IN
+           [j |-> AfterIssue([j EXCEPT !.retry = FALSE, !.due = FALSE, !.idle = r.idle,
+                                       !.cursor = r.cur], r.d, r.o, r.u),
+            d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u] : lim \in 1..Parallelism}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
 (* @java MirrorJob.onErrorLocked:754-754 "ErrorAction action = policy.actionFor(e.kind());" *)
@@ -399,8 +408,8 @@ CanWrite == MaxWrites = 0 \/ writes < MaxWrites
 (* gate drained and queue a pump: onDrained).  Inside, the guest reads the *)
 (* route and MirrorFilter.writeThrough once: a write that entered before a *)
 (* switch to write-blocking finishes as a background write.                *)
-(* @java MirrorFilter.mutate:291-291 "apply(p, op, offset, length, src);"       *)
-(* @java MirrorFilter.enterGate:377-377 "boolean entered = gate.tryEnter();"    *)
+(* @java MirrorFilter.mutate:295-295 "apply(p, op, offset, length, src);"       *)
+(* @java MirrorFilter.enterGate:382-382 "boolean entered = gate.tryEnter();"    *)
 (* @java GuestGate.tryEnter:83-83 "long s = getAndAddState(1L);" *)
 GuestEnter(g, w) ==
     /\ \/ /\ gs[g].pc = "idle" /\ ValidWrite(w) /\ CanWrite
@@ -423,8 +432,8 @@ GuestEnter(g, w) ==
 (* A read or flush inside the gate (one device call, no change to the      *)
 (* data), or a write of a guest that entered (or waited at the gate) while *)
 (* the job concluded: it goes to the device passthrough names.             *)
-(* @java MirrorFilter.mutate:306-306 "apply(lvPassthrough(), op, offset, length, src);" *)
-(* @java MirrorFilter.read:154-154 "(p != null ? p : source).read(offset, dst);" *)
+(* @java MirrorFilter.mutate:310-310 "apply(lvPassthrough(), op, offset, length, src);" *)
+(* @java MirrorFilter.read:158-158 "(p != null ? p : source).read(offset, dst);" *)
 GuestIO(g) ==
     LET w == gs[g] IN
     /\ w.pc = "io"
@@ -442,7 +451,7 @@ GuestIO(g) ==
 (* (order 1): a copy that claims the chunk after the mark reads the new    *)
 (* data.  MarkBeforeWrite marks first: a copy may then clear the bit, read *)
 (* the old data and finish before this write lands: a lost update.         *)
-(* @java MirrorFilter.writeBackground:414-414 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBackground:419-419 "apply(source, op, offset, length, src);" *)
 BgSource(g) ==
     LET w == gs[g]
         next == IF Bug # "MarkBeforeWrite" THEN "bgMark"
@@ -459,7 +468,7 @@ BgSource(g) ==
 (* writeBackground: DirtyBitmap.markRange, after the source write, even if *)
 (* it failed.  Whatever a copy did before, the mark makes the copier copy  *)
 (* the chunks again, after the new data is on the source.                  *)
-(* @java MirrorFilter.writeBackground:427-427 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
+(* @java MirrorFilter.writeBackground:432-432 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
 (* @java DirtyBitmap.markRange:146-146 "newlyDirty |= setBits(w, mask);"        *)
 BgMark(g) ==
     LET w == gs[g]
@@ -477,8 +486,8 @@ BgMark(g) ==
 (* The copier sets idle before its last scan, the guest marks before it    *)
 (* reads idle: one of them sees the other.  CopierNeverWoken skips the wake-up:    *)
 (* the copier sleeps with dirty chunks (ReadyIfWritesStop).                *)
-(* @java MirrorFilter.wakeCopier:443-443 "boolean woke = copier.wakeIfIdle();"  *)
-(* @java Copier.wakeIfIdle:275-275 "if (lvIdle() && casIdle(true, false)) {" *)
+(* @java MirrorFilter.wakeCopier:448-448 "boolean woke = copier.wakeIfIdle();"  *)
+(* @java Copier.wakeIfIdle:347-347 "if (lvIdle() && casIdle(true, false)) {" *)
 Wake(g) ==
     LET w == gs[g] IN
     /\ \/ w.pc = "bgWake"
@@ -491,7 +500,7 @@ Wake(g) ==
 
 (* GuestGate.exit (one RMW): the exit that leaves a closed gate empty runs *)
 (* onDrained, which queues a pump.  The write returns.                     *)
-(* @java MirrorFilter.exitGate:401-401 "gate.exit();"                           *)
+(* @java MirrorFilter.exitGate:406-406 "gate.exit();"                           *)
 (* @java GuestGate.exit:93-93 "long s = getAndAddState(-1L) - 1;" *)
 Exit(g) ==
     /\ gs[g].pc = "exit"
@@ -554,7 +563,7 @@ ClearSet(w) ==
 (* the bit cleared and sets it again, or landed before this write, which   *)
 (* overwrites it.  WbClearsAfterTargetWrite clears at the end and erases that *)
 (* mark (CleanChunkInSync).                                                *)
-(* @java MirrorFilter.writeBlocking:471-471 "cleared = bitmap.clearCovered(offset, length);" *)
+(* @java MirrorFilter.writeBlocking:476-476 "cleared = bitmap.clearCovered(offset, length);" *)
 (* @java DirtyBitmap.clearCovered:182-182 "long old = getAndAndWord(w, ~mask);" *)
 WbClear(g) ==
     LET w == gs[g] IN
@@ -569,7 +578,7 @@ WbClear(g) ==
 (* writeBlocking: the source write.  If it fails (perhaps part way) the    *)
 (* chunks are marked again before the release and the guest gets the      *)
 (* error.                                                                  *)
-(* @java MirrorFilter.writeBlocking:478-478 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBlocking:483-483 "apply(source, op, offset, length, src);" *)
 WbSource(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbSource"
@@ -582,7 +591,7 @@ WbSource(g) ==
 
 (* writeBlocking: the target write, synchronous; it may fail (and land in  *)
 (* part).  WbClearsAfterTargetWrite clears here instead.                      *)
-(* @java MirrorFilter.writeBlocking:498-498 "apply(target, op, offset, length, forTarget);" *)
+(* @java MirrorFilter.writeBlocking:503-503 "apply(target, op, offset, length, forTarget);" *)
 WbTarget(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbTarget"
@@ -603,7 +612,7 @@ WbTarget(g) ==
 (* DirtyBitmap.markRange, before the claims are released, so that the      *)
 (* copier copies the chunks again.  IgnoreClearsChunk skips it: a clean    *)
 (* chunk the target never got.                                             *)
-(* @java MirrorFilter.writeBlocking:509-509 "bitmap.markRange(offset, length); // before the claim is released" *)
+(* @java MirrorFilter.writeBlocking:514-514 "bitmap.markRange(offset, length); // before the claim is released" *)
 WbMark(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbMark"
@@ -637,7 +646,7 @@ WbRelease(g) ==
 (* skipped it, it was covered in part, or a failure marked it) or this     *)
 (* write cleared one (it may have been the copier's last work), wake the   *)
 (* copier.  Otherwise nothing: the next step is the exit.                  *)
-(* @java MirrorFilter.writeBlocking:542-542 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
+(* @java MirrorFilter.writeBlocking:547-547 "if (cleared || bitmap.anyDirty(offset, length)) {" *)
 WbWakeOrNot(g) ==
     LET w == gs[g] IN
     /\ w.pc = "wbWake"
@@ -724,7 +733,7 @@ CopyWrite(f) ==
 (* claims go, whatever the policy: the run was cleared when it was issued  *)
 (* and the target may not have it (IgnoreClearsChunk skips it).  Releasing *)
 (* first would leave a clean, unclaimed chunk with a stale target.         *)
-(* @java Copier.release:300-300 "bitmap.markRange(op.offset, op.length);"      *)
+(* @java Copier.release:372-372 "bitmap.markRange(op.offset, op.length);"      *)
 CopyMark(f) ==
     /\ ops[f].ph = "mark"
     /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup OpRun(ops, f)
@@ -737,9 +746,9 @@ CopyMark(f) ==
 (* is in the bag unreported.  If it was the run's last chunk,             *)
 (* Copier.release hands the copy to its report: MirrorJob.onCopyFinished,  *)
 (* which waits for the job's lock.                                         *)
-(* @java Copier.release:305-305 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:377-377 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:306-306 "job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:378-378 "job.onCopyFinished(op, side, operation, e);" *)
 CopyRelease(f) ==
     /\ ops[f].ph = "release"
     /\ claimed' = claimed \ {f}
@@ -751,9 +760,9 @@ CopyRelease(f) ==
 (* copy in the bag (in the same RMW as the one before, within a word; a    *)
 (* run that crosses a word is released in two); after the last, the       *)
 (* hand-over to the report.                                                *)
-(* @java Copier.release:305-305 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:377-377 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:306-306 "job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:378-378 "job.onCopyFinished(op, side, operation, e);" *)
 CopyReleaseRest(r) ==
     /\ r.ph = "release"
     /\ claimed' = claimed \ {r.k}
@@ -773,7 +782,7 @@ CopyMarkLate(r) ==
 (* (Copier.finishedLocked); a failure goes to its side's policy; then      *)
 (* advance.                                                                *)
 (* @java MirrorJob.onCopyFinished:784-784 "copier.finishedLocked(op, e);"      *)
-(* @java Copier.finishedLocked:209-209 "opsInFlight--;"                        *)
+(* @java Copier.finishedLocked:272-272 "opsInFlight--;"                        *)
 CopyFinished(r) ==
     LET j2 == IF r.side = "none" THEN job ELSE OnError(job, r.side, r.fk) IN
     /\ r.ph = "finish"

@@ -162,7 +162,7 @@ WSync ==
                    active, fresh, c, p, crashes>>
 
 (* MirrorFilter: the source write (apply(source, ...)).                    *)
-(* @java MirrorFilter.writeBackground:414-414 "apply(source, op, offset, length, src);" *)
+(* @java MirrorFilter.writeBackground:419-419 "apply(source, op, offset, length, src);" *)
 WWrite ==
     /\ w.pc = "write"
     /\ srcLive' = [srcLive EXCEPT ![w.r] = w.v]
@@ -172,7 +172,7 @@ WWrite ==
                    dirty, claimed, active, fresh, c, p, crashes>>
 
 (* MirrorFilter.writeBackground: bitmap.markRange after the write (order 1).*)
-(* @java MirrorFilter.writeBackground:427-427 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
+(* @java MirrorFilter.writeBackground:432-432 "boolean newlyDirty = bitmap.markRange(offset, length);" *)
 WMark ==
     /\ w.pc = "mark"
     /\ dirty' = dirty \cup {w.r}
@@ -192,7 +192,7 @@ WEnd ==
 ---------------------------------------------------------------------------
 (* The copier (Copier.claimRunLocked, CopyOperation), as in MirrorCopy.tla. *)
 
-(* @java Copier.claimRunLocked:172-172 "bitmap.testAndClear(first);" *)
+(* @java Copier.claimRunLocked:235-235 "bitmap.testAndClear(first);" *)
 CClaim(r) ==
     /\ c.pc = "idle" /\ r \in dirty /\ r \notin claimed
     /\ claimed' = claimed \cup {r}
@@ -216,7 +216,7 @@ CWrite ==
     /\ UNCHANGED <<srcLive, srcDur, tgtDur, bitFile, bitDisk, bitMem, durMem,
                    dirty, claimed, active, fresh, w, p, crashes>>
 
-(* @java Copier.release:305-305 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:377-377 "claims.release(op.firstChunk, op.lastChunk);" *)
 CRelease ==
     /\ c.pc = "release"
     /\ claimed' = claimed \ {c.r}

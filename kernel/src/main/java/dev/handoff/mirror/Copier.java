@@ -30,10 +30,26 @@ import java.util.ArrayDeque;
  * <p>Copy steps after the claim run on the runtime as tasks; their completion comes back through
  * {@link #release}, which marks a failed run dirty again before releasing its claim.
  *
+ * <h2>Copy depth</h2>
+ * At most {@link JobRuntime#parallelism()} copies are in flight, and fewer,
+ * {@link MirrorOptions#copiesWhileGuestWrites()}, while a guest writes: a copy in flight competes
+ * with the guest's writes for the same devices and CPUs: with one copy at a time a write-blocking
+ * QD1 guest kept 23 % of its IOPS instead of 5 %, and a background one reached READY sooner
+ * (docs/BENCHMARKS.md, "A guest-aware copy depth"). Every guest write, write-zeroes and discard
+ * that enters the job (both copy modes; not reads, flushes, or operations after the job ended) bumps
+ * {@link GuestWrites} ({@link #noteGuestWrite}: an opaque load and an opaque store, no RMW,
+ * fence or clock read on the guest's path). {@link #issueLocked} compares the counter with the
+ * value it saw last: a change records the runtime's clock as the last time it saw the guest write,
+ * and the guest counts as writing while that was less than {@link #GUEST_WINDOW_NANOS} ago. The limit
+ * only gates new copies: a copy in flight is never cancelled. No wake-up is needed when the window
+ * expires: the copier stops issuing on the limit only with a copy in flight, whose completion pumps
+ * again, so the depth is back to full within the window plus one completion once the guest stops.
+ *
  * <h2>Access modes</h2>
  * Fields read or written lock-free are touched only through accessors named by mode
  * (CONTRIBUTING, "One accessor convention"): {@code lp} plain load, {@code lv} volatile load,
- * {@code sv} volatile store, {@code cas} compare-and-set.
+ * {@code sv} volatile store, {@code cas} compare-and-set; {@link GuestWrites} uses {@code lpo}
+ * opaque load and {@code spo} opaque store.
  * <ul>
  *   <li>{@code idle}: {@link #svIdle} by the copier under the job's lock, before its second scan
  *       (true) and after it found work (false); {@link #lvIdle} then {@link #casIdle} by a guest
@@ -45,9 +61,29 @@ import java.util.ArrayDeque;
  *       {@link #lvBytesCopied}. Stronger than needed: a snapshot publishes
  *       nothing, so opaque stores and loads would do; off the guest's path, volatile costs
  *       nothing that matters.</li>
+ *   <li>{@code GuestWrites.count}: {@link GuestWrites#spoCount} by guests after
+ *       {@link GuestWrites#lpoCount} ({@link #noteGuestWrite}), {@link GuestWrites#lpoCount} by the
+ *       copier under the job's lock. Nothing is published through it and no read pairs with its
+ *       store: the copier only asks whether the value changed, and acts on no other memory the
+ *       guest wrote. Opaque, not plain, so that the long is never torn and the copier's load is
+ *       never hoisted or served from a stale register: each issue sees some value at least as new
+ *       as the last one it saw (coherence). Two guests racing may lose an increment (load, load,
+ *       store, store): harmless, since any change means "writing", and a guest that keeps writing
+ *       changes it again. The counter sits on cache lines of its own ({@link GuestWrites} is
+ *       padded), so the guests' stores do not invalidate the line of the copier's other fields
+ *       on every write.</li>
  * </ul>
  */
 final class Copier {
+    /**
+     * How long after the copier last saw the guest-write counter change the guest still counts as
+     * writing. A QD1 guest writes every 0.1 to 0.5 ms, and a 1 MiB copy takes 0.3 to 1 ms on the
+     * machine docs/BENCHMARKS.md measures on, so a few milliseconds bridges the gaps between a
+     * writing guest's writes as the copier sees them at its completions, and gives the full depth
+     * back soon after the guest stops.
+     */
+    static final long GUEST_WINDOW_NANOS = 5_000_000L;
+
     private static final VarHandle IDLE;
     private static final VarHandle BYTES_IN_FLIGHT;
     private static final VarHandle BYTES_COPIED;
@@ -77,6 +113,9 @@ final class Copier {
     private final int maxCopyBytes;
     private final long bufSize;
     private final RateLimiter limiter;
+    private final int copiesWhileGuestWrites;
+    /** Bumped by guest writes (see "Copy depth"); padded onto cache lines of its own. */
+    private final GuestWrites guestWrites = new GuestWrites();
     private final ArrayDeque<ByteBuffer> freeBuffers = new ArrayDeque<>();
     final Runnable pumpTask;
     /** Null unless the job is traced (MirrorTrace). */
@@ -89,6 +128,10 @@ final class Copier {
     private long retryAt;
     private boolean retryPending;
     private boolean timerPending;
+    /** The guest-write count the copier saw last, and when it last saw it change. */
+    private long guestWritesSeen;
+    private long guestSeenAt;
+    private boolean guestSeen;
 
     /** Written under the job's lock, read lock-free by progress snapshots (see "Access modes"). */
     @SuppressWarnings("unused") // through BYTES_IN_FLIGHT
@@ -110,6 +153,7 @@ final class Copier {
         this.maxCopyBytes = options.maxCopyBytes();
         this.bufSize = options.bufSize();
         this.limiter = new RateLimiter(options.speed());
+        this.copiesWhileGuestWrites = options.copiesWhileGuestWrites();
         this.pumpTask = job::pump;
         this.trace = trace;
     }
@@ -128,10 +172,11 @@ final class Copier {
             }
             retryPending = false;
         }
+        int depth = depthLocked(now);
         while (true) {
             if (opsInFlight > 0 && (lpBytesInFlight() + bitmap.granularity() > bufSize
-                    || opsInFlight >= job.runtime().parallelism())) {
-                return; // a completion pumps again
+                    || opsInFlight >= depth)) {
+                return; // a completion pumps again (also once a guest stops: see "Copy depth")
             }
             long delay = limiter.delay(now);
             if (delay > 0) {
@@ -152,6 +197,24 @@ final class Copier {
             svBytesInFlight(lpBytesInFlight() + op.length);
             job.execute(op);
         }
+    }
+
+    /**
+     * The copies allowed in flight now: {@link MirrorOptions#copiesWhileGuestWrites()} while the
+     * guest writes, the runtime's parallelism otherwise (see "Copy depth").
+     */
+    private int depthLocked(long now) {
+        int full = job.runtime().parallelism();
+        if (copiesWhileGuestWrites >= full) {
+            return full; // the policy is off
+        }
+        long writes = guestWrites.lpoCount();
+        if (writes != guestWritesSeen) {
+            guestWritesSeen = writes;
+            guestSeenAt = now;
+            guestSeen = true;
+        }
+        return guestSeen && now - guestSeenAt < GUEST_WINDOW_NANOS ? copiesWhileGuestWrites : full;
     }
 
     /**
@@ -269,6 +332,15 @@ final class Copier {
     }
 
     /* ---- Lock-free parts ---- */
+
+    /**
+     * Called by a guest write, write-zeroes or discard inside the job's gate: the guest is writing
+     * (see "Copy depth"). An opaque load and an opaque store; a lost increment is harmless.
+     */
+    void noteGuestWrite() {
+        GuestWrites w = guestWrites;
+        w.spoCount(w.lpoCount() + 1);
+    }
 
     /** Called by a guest after it dirtied a clean chunk; returns whether it queued a pump. */
     boolean wakeIfIdle() {
@@ -398,5 +470,46 @@ final class Copier {
 
     private void svBytesCopied(long v) {
         BYTES_COPIED.setVolatile(this, v); // under the job's lock; pairs with bytesCopied()
+    }
+
+    /* ---- The guest-write counter, on cache lines of its own ---- */
+
+    /** Padding before {@link GuestWritesCount#count}: superclass fields are laid out first. */
+    private abstract static class GuestWritesPadBefore {
+        long p00, p01, p02, p03, p04, p05, p06, p07, p08, p09, p10, p11, p12, p13, p14, p15;
+    }
+
+    /** The counter itself (see "Access modes" in the class comment). */
+    private abstract static class GuestWritesCount extends GuestWritesPadBefore {
+        @SuppressWarnings("unused") // through COUNT
+        long count;
+    }
+
+    /**
+     * The guest-write counter with 128 bytes of padding on both sides (two cache lines, as
+     * adjacent-line prefetch pairs them), in the style of JCTools' padded counters.
+     */
+    private static final class GuestWrites extends GuestWritesCount {
+        private static final VarHandle COUNT;
+
+        static {
+            try {
+                COUNT = MethodHandles.lookup().findVarHandle(GuestWritesCount.class, "count", long.class);
+            } catch (ReflectiveOperationException e) {
+                throw new ExceptionInInitializerError(e);
+            }
+        }
+
+        long q00, q01, q02, q03, q04, q05, q06, q07, q08, q09, q10, q11, q12, q13, q14, q15;
+
+        /** Opaque: by a guest before its store, and by the copier under the job's lock; pairs with nothing. */
+        private long lpoCount() {
+            return (long) COUNT.getOpaque(this);
+        }
+
+        /** Opaque: by a guest; publishes nothing (the copier only looks for a change). */
+        private void spoCount(long v) {
+            COUNT.setOpaque(this, v);
+        }
     }
 }

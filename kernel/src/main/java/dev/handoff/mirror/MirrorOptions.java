@@ -14,6 +14,7 @@ import java.util.Objects;
  *   <tr><td>bufSize</td><td>16 MiB</td><td>≥ granularity; bytes in flight at most</td></tr>
  *   <tr><td>maxCopyBytes</td><td>max(granularity, min(1 MiB, bufSize))</td><td>granularity … min(bufSize, 1 GiB)</td></tr>
  *   <tr><td>speed</td><td>0 (unlimited)</td><td>≥ 0 bytes/s</td></tr>
+ *   <tr><td>copiesWhileGuestWrites</td><td>1</td><td>≥ 1; copies in flight while a guest writes (≥ the runtime's parallelism: no limit of its own)</td></tr>
  *   <tr><td>sync</td><td>FULL</td><td></td></tr>
  *   <tr><td>copyMode</td><td>BACKGROUND</td><td></td></tr>
  *   <tr><td>onSourceError, onTargetError</td><td>REPORT</td><td></td></tr>
@@ -31,11 +32,13 @@ public final class MirrorOptions {
     public static final int DEFAULT_MAX_COPY_BYTES = 1 << 20;
     public static final int MAX_COPY_BYTES_LIMIT = 1 << 30;
     public static final long DEFAULT_BITMAP_CLEAR_INTERVAL_NANOS = 1_000_000_000L;
+    public static final int DEFAULT_COPIES_WHILE_GUEST_WRITES = 1;
 
     private final int granularity;
     private final long bufSize;
     private final int maxCopyBytes;
     private final long speed;
+    private final int copiesWhileGuestWrites;
     private final SyncMode sync;
     private final CopyMode copyMode;
     private final ErrorPolicy onSourceError;
@@ -51,6 +54,7 @@ public final class MirrorOptions {
         this.maxCopyBytes = b.maxCopyBytes != 0 ? b.maxCopyBytes
                 : (int) Math.max(b.granularity, Math.min(DEFAULT_MAX_COPY_BYTES, b.bufSize));
         this.speed = b.speed;
+        this.copiesWhileGuestWrites = b.copiesWhileGuestWrites;
         this.sync = b.sync;
         this.copyMode = b.copyMode;
         this.onSourceError = b.onSourceError;
@@ -77,6 +81,7 @@ public final class MirrorOptions {
         b.bufSize = bufSize;
         b.maxCopyBytes = maxCopyBytes;
         b.speed = speed;
+        b.copiesWhileGuestWrites = copiesWhileGuestWrites;
         b.sync = sync;
         b.copyMode = copyMode;
         b.onSourceError = onSourceError;
@@ -106,6 +111,18 @@ public final class MirrorOptions {
     /** Initial copy speed limit in bytes per second; 0 = unlimited. */
     public long speed() {
         return speed;
+    }
+
+    /**
+     * The most copies in flight while a guest writes through the job (a write, write-zeroes or
+     * discard within the last few milliseconds); otherwise the runtime's
+     * {@link JobRuntime#parallelism() parallelism} bounds them. One copy at a time leaves a
+     * write-blocking guest more of its IOPS during the bulk copy (docs/BENCHMARKS.md, "A guest-aware
+     * copy depth"); a value at least the parallelism turns this off. Copies already in flight when the guest starts
+     * writing run to their end.
+     */
+    public int copiesWhileGuestWrites() {
+        return copiesWhileGuestWrites;
     }
 
     public SyncMode sync() {
@@ -170,7 +187,7 @@ public final class MirrorOptions {
     @Override
     public String toString() {
         return "MirrorOptions[granularity=" + granularity + ", bufSize=" + bufSize + ", maxCopyBytes=" + maxCopyBytes
-                + ", speed=" + speed + ", sync=" + sync + ", copyMode=" + copyMode + ", onSourceError="
+                + ", speed=" + speed + ", copiesWhileGuestWrites=" + copiesWhileGuestWrites + ", sync=" + sync + ", copyMode=" + copyMode + ", onSourceError="
                 + onSourceError + ", onTargetError=" + onTargetError + ", targetIsZero=" + targetIsZero
                 + ", autoFinalize=" + autoFinalize + (bitmap != null ? ", bitmap=" + bitmap : "") + "]";
     }
@@ -182,14 +199,14 @@ public final class MirrorOptions {
         }
         MirrorOptions m = (MirrorOptions) o;
         return granularity == m.granularity && bufSize == m.bufSize && maxCopyBytes == m.maxCopyBytes
-                && speed == m.speed && sync == m.sync && copyMode == m.copyMode && onSourceError == m.onSourceError
+                && speed == m.speed && copiesWhileGuestWrites == m.copiesWhileGuestWrites && sync == m.sync && copyMode == m.copyMode && onSourceError == m.onSourceError
                 && onTargetError == m.onTargetError && targetIsZero == m.targetIsZero && autoFinalize == m.autoFinalize
                 && bitmap == m.bitmap && bitmapClearIntervalNanos == m.bitmapClearIntervalNanos;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(granularity, bufSize, maxCopyBytes, speed, sync, copyMode, onSourceError, onTargetError,
+        return Objects.hash(granularity, bufSize, maxCopyBytes, speed, copiesWhileGuestWrites, sync, copyMode, onSourceError, onTargetError,
                 targetIsZero, autoFinalize, System.identityHashCode(bitmap), bitmapClearIntervalNanos);
     }
 
@@ -199,6 +216,7 @@ public final class MirrorOptions {
         private long bufSize = DEFAULT_BUF_SIZE;
         private int maxCopyBytes; // 0 = derive from granularity and bufSize
         private long speed;
+        private int copiesWhileGuestWrites = DEFAULT_COPIES_WHILE_GUEST_WRITES;
         private SyncMode sync = SyncMode.FULL;
         private CopyMode copyMode = CopyMode.BACKGROUND;
         private ErrorPolicy onSourceError = ErrorPolicy.REPORT;
@@ -242,6 +260,15 @@ public final class MirrorOptions {
                 throw new IllegalArgumentException("speed must be >= 0 bytes/s (0 = unlimited), got " + bytesPerSecond);
             }
             this.speed = bytesPerSecond;
+            return this;
+        }
+
+        /** See {@link MirrorOptions#copiesWhileGuestWrites()}; {@link Integer#MAX_VALUE}: no limit of its own. */
+        public Builder copiesWhileGuestWrites(int copies) {
+            if (copies < 1) {
+                throw new IllegalArgumentException("copies while the guest writes must be >= 1, got " + copies);
+            }
+            this.copiesWhileGuestWrites = copies;
             return this;
         }
 

@@ -172,6 +172,47 @@ class CopierTest {
     }
 
     @Test
+    void whileAGuestWritesOneCopyIsInFlightAndTheFullDepthReturnsOnceItStops() throws Exception {
+        for (CopyMode mode : CopyMode.values()) {
+            SteppingRuntime r = new SteppingRuntime();
+            long chunks = 256;
+            MemoryDevice source = new MemoryDevice(chunks * G);
+            JobHarness.fillRandom(source, 9);
+            MemoryDevice target = new MemoryDevice(chunks * G);
+            MirrorJob job = MirrorJob.create(source, target, MirrorOptions.builder().granularity(G)
+                    .bufSize(chunks * G).maxCopyBytes(G).copyMode(mode).build(), hinted(r, 4, true));
+            MirrorFilter guest = job.guestDevice();
+            job.start();
+            assertThat(job.copiesInFlight()).as(mode + ": no guest yet, the full parallelism").isEqualTo(4);
+            // A QD1 guest writing every 0.2 ms, to the last chunk (the copier, ascending from the
+            // first, never holds it, so a write-blocking write never waits for a copy). The four
+            // copies in flight when it starts run to their end (eight steps); after them, one at a time.
+            for (int i = 0; i < 80; i++) {
+                JobHarness.write(guest, (chunks - 1) * G, G, i + 1);
+                r.moveClock(200_000);
+                assertThat(r.runNext()).isTrue();
+                if (i >= 12) {
+                    assertThat(job.copiesInFlight()).as(mode + ": copies in flight while the guest writes, step " + i)
+                            .isLessThanOrEqualTo(1);
+                }
+            }
+            long copied = job.progress().offset();
+            assertThat(copied).as(mode + ": the copier kept copying").isGreaterThan(20L * G);
+            // The guest stops: once the window has passed, the next completion issues the full depth.
+            r.moveClock(Copier.GUEST_WINDOW_NANOS);
+            int steps = 0;
+            while (job.copiesInFlight() < 4 && steps < 3) {
+                assertThat(r.runNext()).isTrue();
+                steps++;
+            }
+            assertThat(job.copiesInFlight()).as(mode + ": copies in flight after the guest stopped").isEqualTo(4);
+            r.runAll();
+            assertThat(job.state()).isEqualTo(JobState.READY);
+            JobHarness.assertSameContent(target, source);
+        }
+    }
+
+    @Test
     void aRuntimeOfRealThreadsWritesTheTargetRightAfterTheReadInTheSameTask() throws Exception {
         for (boolean separate : new boolean[] {true, false}) {
             SteppingRuntime r = new SteppingRuntime();

@@ -18,6 +18,7 @@ class MirrorOptionsTest {
         assertThat(o.onSourceError()).isEqualTo(ErrorPolicy.REPORT);
         assertThat(o.onTargetError()).isEqualTo(ErrorPolicy.REPORT);
         assertThat(o.targetIsZero()).isFalse();
+        assertThat(o.copiesWhileGuestWrites()).isEqualTo(1);
     }
 
     @Test
@@ -42,6 +43,8 @@ class MirrorOptionsTest {
         assertThatThrownBy(() -> MirrorOptions.builder().maxCopyBytes(4096).build())
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("at least the granularity");
         assertThatThrownBy(() -> MirrorOptions.builder().sync(null)).isInstanceOf(NullPointerException.class);
+        assertThatThrownBy(() -> MirrorOptions.builder().copiesWhileGuestWrites(0))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("copies while the guest writes");
     }
 
     @Test
@@ -53,7 +56,7 @@ class MirrorOptionsTest {
     @Test
     void toBuilderRoundTrips() {
         MirrorOptions o = MirrorOptions.builder().granularity(4096).speed(10).copyMode(CopyMode.WRITE_BLOCKING)
-                .onTargetError(ErrorPolicy.ENOSPC).targetIsZero(true).build();
+                .onTargetError(ErrorPolicy.ENOSPC).targetIsZero(true).copiesWhileGuestWrites(3).build();
         assertThat(o.toBuilder().build()).isEqualTo(o).hasSameHashCodeAs(o);
     }
 

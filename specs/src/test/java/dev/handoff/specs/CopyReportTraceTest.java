@@ -135,7 +135,9 @@ class CopyReportTraceTest {
         MemoryDevice source = new MemoryDevice((long) CHUNKS * CHUNK);
         MemoryDevice target = new MemoryDevice((long) CHUNKS * CHUNK);
         MirrorOptions options = MirrorOptions.builder().granularity(CHUNK).bufSize((long) bufChunks * CHUNK)
-                .maxCopyBytes(maxCopyChunks * CHUNK).sync(SyncMode.NONE).copyMode(CopyMode.BACKGROUND).build();
+                .maxCopyBytes(maxCopyChunks * CHUNK).sync(SyncMode.NONE).copyMode(CopyMode.BACKGROUND)
+                .copiesWhileGuestWrites(2) // the second copy starts right after a guest write
+                .build();
         MirrorTraceRecorder recorder = new MirrorTraceRecorder();
         MirrorJob job = MirrorTraceRecorder.createJob(source, target, options, JobRuntime.threadPool(2), recorder);
 

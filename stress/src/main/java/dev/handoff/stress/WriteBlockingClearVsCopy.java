@@ -66,6 +66,7 @@ public class WriteBlockingClearVsCopy {
                 .speed(1) // one copy per 100 ms slice of the rig's clock
                 .sync(SyncMode.FULL)
                 .copyMode(CopyMode.WRITE_BLOCKING)
+                .copiesWhileGuestWrites(Integer.MAX_VALUE) // no fewer copies beside guests: explore the most (CopierTest checks the policy)
                 .build());
         rig.job.start();  // queues the copy of mirror chunk 0 (its read step) and a timer
         rig.runOne();     // the read step queues the write step

@@ -57,6 +57,7 @@ public class WriteBlockingVsCopyRunTail {
                 .bufSize(16L * ChunkDevice.CHUNK)
                 .sync(SyncMode.FULL)
                 .copyMode(CopyMode.WRITE_BLOCKING)
+                .copiesWhileGuestWrites(Integer.MAX_VALUE) // no fewer copies beside guests: explore the most (CopierTest checks the policy)
                 .build());
         rig.job.start(); // claims the run [0, 1] and queues its copy (the read step)
     }

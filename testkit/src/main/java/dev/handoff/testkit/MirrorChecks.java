@@ -142,7 +142,9 @@ final class MirrorChecks {
             this.runtime = new ScheduledRuntime(1 + r.nextInt(4));
             int maxCopy = GRANULE << r.nextInt(3);
             MirrorOptions options = MirrorOptions.builder().granularity(GRANULE).maxCopyBytes(maxCopy)
-                    .bufSize(16 * GRANULE).targetIsZero(r.nextBoolean()).build();
+                    .bufSize(16 * GRANULE).targetIsZero(r.nextBoolean())
+                    .copiesWhileGuestWrites(Integer.MAX_VALUE) // the runtime's copies beside guests: explore the most
+                    .build();
             this.job = MirrorJob.create(source, target, options, runtime);
             this.guest = job.guestDevice();
             note("job created: " + runtime.parallelism() + " copies at once, copies of up to " + maxCopy

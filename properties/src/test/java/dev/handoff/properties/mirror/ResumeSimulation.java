@@ -260,7 +260,9 @@ final class ResumeSimulation {
         alive = true;
         MirrorOptions options = MirrorOptions.builder().granularity(GRANULARITY).bufSize(4L * GRANULARITY)
                 .maxCopyBytes(2L * GRANULARITY).bitmap(new Store(store.reopen()))
-                .bitmapClearInterval(java.time.Duration.ofMillis(50)).build();
+                .bitmapClearInterval(java.time.Duration.ofMillis(50))
+                .copiesWhileGuestWrites(Integer.MAX_VALUE) // no fewer copies beside guests: explore the most (CopierTest checks the policy)
+                .build();
         job = MirrorJob.create(new Fused(source), new Fused(target), options, runtime);
         if (restarts > 0) {
             copiedAgain += job.bitmapStatus().resumeBytes();
