@@ -32,6 +32,11 @@ final class JobOptions {
             description = "Copy speed limit in bytes per second, e.g. 50M or 50M/s; 0 = unlimited (default: 0).")
     Long speed;
 
+    @Option(names = "--copies-while-guest-writes", paramLabel = "N",
+            description = "Most copies in flight while the guest writes (a write within the last 5 ms); otherwise"
+                    + " one per copier thread (4). 4 or more turns this off (default: 1).")
+    Integer copiesWhileGuestWrites;
+
     @Option(names = "--copy-mode", paramLabel = "MODE", converter = Choices.CopyModes.class,
             description = "background (guest writes only mark chunks dirty) or write-blocking (active: guest writes"
                     + " also go to the target before they return). Default: background.")
@@ -75,6 +80,9 @@ final class JobOptions {
             }
             if (speed != null) {
                 b.speed(speed);
+            }
+            if (copiesWhileGuestWrites != null) {
+                b.copiesWhileGuestWrites(copiesWhileGuestWrites);
             }
             if (copyMode != null) {
                 b.copyMode(copyMode);

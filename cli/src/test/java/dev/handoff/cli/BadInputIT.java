@@ -140,6 +140,8 @@ class BadInputIT {
         refused(ExitCodes.USAGE, "'-1' is not a size", "mirror", "src.img", "tgt.img", "--speed", "-1");
         refused(ExitCodes.USAGE, "is too large", "mirror", "src.img", "tgt.img", "--speed", "99999999999T");
         refused(ExitCodes.USAGE, "max copy bytes", "mirror", "src.img", "tgt.img", "--max-copy", "4K");
+        refused(ExitCodes.USAGE, "copies while the guest writes must be >= 1", "mirror", "src.img", "tgt.img",
+                "--copies-while-guest-writes", "0");
         refused(ExitCodes.USAGE, "--size must be at least 1M", "demo", "--size", "4K");
     }
 
