@@ -314,15 +314,24 @@ AfterIssue(j, d, o, u) ==
             THEN [j2 EXCEPT !.fin = "queued"]
             ELSE j2
 
+(* The copier's depths: the default while a guest writes, and the full.    *)
+Depths == {1, Parallelism}
+
 (* MirrorJob.advanceLocked, as the set of possible [j, d, c, o, u].  In a  *)
 (* back-off after an ignored error the copier issues nothing               *)
 (* (Copier.issueLocked returns at once), but READY and the drain's end are *)
 (* judged all the same: a failed copy whose run other copies have already  *)
 (* copied again reports into a converged job.  The depth the copier issues *)
-(* to is any of 1..Parallelism (Copier.depthLocked: the parallelism, or    *)
-(* MirrorOptions.copiesWhileGuestWrites while the guest wrote within a few *)
-(* milliseconds, which depends on the clock and on a counter the guests    *)
-(* bump outside any step modelled here; the spec leaves it free).          *)
+(* to is either of Depths (Copier.depthLocked: the parallelism, or         *)
+(* MirrorOptions.copiesWhileGuestWrites, 1 by default, while the guest     *)
+(* wrote within a few milliseconds, which depends on the clock and on a    *)
+(* counter the guests bump outside any step modelled here; the spec leaves *)
+(* the choice free).  Depths is {1, Parallelism}, not 1..Parallelism: the  *)
+(* two are the same set in every model (Parallelism is 1 or 2), and a      *)
+(* trace check whose Parallelism stands for "unbounded" (MirrorTraceTest,  *)
+(* 1000) then tries two depths per Advance instead of a thousand.  A       *)
+(* copiesWhileGuestWrites between 2 and the parallelism - 1 is not         *)
+(* modelled.                                                               *)
 (* @java MirrorJob.advanceLocked:610-610 "copier.issueLocked();"               *)
 (* @java Copier.issueLocked:175-175 "int depth = depthLocked(now);"        *)
 (* @java MirrorJob.advanceLocked:602-602 "if (gate.isDrained()) {"             *)
@@ -341,7 +350,7 @@ Advance(j, d, c, o, u) ==
     ELSE {LET r == Issue(d, c, o, u, j.idle, j.cursor, lim) IN
            [j |-> AfterIssue([j EXCEPT !.retry = FALSE, !.due = FALSE, !.idle = r.idle,
                                        !.cursor = r.cur], r.d, r.o, r.u),
-            d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u] : lim \in 1..Parallelism}
+            d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u] : lim \in Depths}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
 (* @java MirrorJob.onErrorLocked:754-754 "ErrorAction action = policy.actionFor(e.kind());" *)
