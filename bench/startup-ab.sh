@@ -8,7 +8,7 @@
 # the load average at the start and end. Images in /dev/shm, deleted after.
 #
 #   bench/startup-ab.sh JAR_A JAR_B [ROUNDS]      # default 6 rounds
-#   flock -x /work/bench.lock bench/startup-ab.sh /work/main/cli/target/handoff.jar cli/target/handoff.jar 8
+#   flock -x /tmp/bench.lock bench/startup-ab.sh ../main/cli/target/handoff.jar cli/target/handoff.jar 8   # main checked out beside this one; the lock keeps builds off a measurement
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 JAR_A JAR_B [ROUNDS]" >&2; exit 2; }
 rounds="${3:-6}"
