@@ -2,9 +2,6 @@ package dev.handoff.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -21,31 +18,11 @@ class CommandWarmUpTest {
     @TempDir
     Path dir;
 
-    record Run(int exit, String out, String err) {
-    }
-
-    /** Runs {@code action} with System.out and System.err captured. */
-    private static synchronized Run captured(java.util.function.IntSupplier action) {
-        PrintStream out = System.out;
-        PrintStream err = System.err;
-        ByteArrayOutputStream o = new ByteArrayOutputStream();
-        ByteArrayOutputStream e = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
-            int exit = action.getAsInt();
-            return new Run(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(out);
-            System.setErr(err);
-        }
-    }
-
     @Test
     void everyStepRunsInThisJvm() {
         List<Runnable> steps = new ArrayList<>(CommandWarmUp.STEPS);
         steps.add(0, () -> CommandWarmUp.annotations(MirrorCommand.class));
-        Run r = captured(() -> CommandWarmUp.run(steps));
+        Captured r = Captured.run(() -> CommandWarmUp.run(steps));
         assertThat(r.exit()).isEqualTo(steps.size());
         assertThat(r.out()).isEmpty();
         assertThat(r.err()).isEmpty();
@@ -66,7 +43,7 @@ class CommandWarmUpTest {
                     throw new StackOverflowError();
                 },
                 ran::incrementAndGet);
-        Run r = captured(() -> CommandWarmUp.run(steps));
+        Captured r = Captured.run(() -> CommandWarmUp.run(steps));
         assertThat(r.exit()).as("steps that ended without throwing").isEqualTo(2);
         assertThat(ran).hasValue(2);
         assertThat(r.out()).isEmpty();
@@ -85,7 +62,7 @@ class CommandWarmUpTest {
         Files.write(source, data);
 
         Path target = dir.resolve("b.img");
-        Run plain = captured(() -> Main.run("mirror", source.toString(), target.toString(), "--json", "--progress",
+        Captured plain = Captured.run(() -> Main.run("mirror", source.toString(), target.toString(), "--json", "--progress",
                 "none"));
         Files.delete(target);
 
@@ -110,7 +87,7 @@ class CommandWarmUpTest {
                         })));
             }
         }, "failing-warm-up");
-        Run warmed = captured(() -> {
+        Captured warmed = Captured.run(() -> {
             warmUp.start();
             return Main.run("mirror", source.toString(), target.toString(), "--json", "--progress", "none");
         });

@@ -5,8 +5,6 @@ import dev.handoff.device.MemoryDevice;
 import dev.handoff.nbd.NbdAddress;
 import dev.handoff.nbd.NbdExport;
 import dev.handoff.nbd.NbdServer;
-import java.io.ByteArrayOutputStream;
-import java.io.PrintStream;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -41,32 +39,14 @@ class VerifyCommandTest {
         jar = UserJar.acme(shared);
     }
 
-    record Run(int exit, String out, String err) {
-        List<String> errLines() {
-            return err.lines().filter(l -> !l.isBlank()).toList();
-        }
-    }
-
-    private static synchronized Run verify(String... args) {
-        PrintStream out = System.out;
-        PrintStream err = System.err;
-        ByteArrayOutputStream o = new ByteArrayOutputStream();
-        ByteArrayOutputStream e = new ByteArrayOutputStream();
-        try {
-            System.setOut(new PrintStream(o, true, StandardCharsets.UTF_8));
-            System.setErr(new PrintStream(e, true, StandardCharsets.UTF_8));
-            String[] all = Stream.concat(Stream.of("verify"), Stream.of(args)).toArray(String[]::new);
-            int exit = Main.run(all);
-            return new Run(exit, o.toString(StandardCharsets.UTF_8), e.toString(StandardCharsets.UTF_8));
-        } finally {
-            System.setOut(out);
-            System.setErr(err);
-        }
+    private static Captured verify(String... args) {
+        String[] all = Stream.concat(Stream.of("verify"), Stream.of(args)).toArray(String[]::new);
+        return Captured.run(() -> Main.run(all));
     }
 
     @Test
     void aUsersDeviceClassFromAJarPassesEveryCheckItCanRunAndTheOthersAreSkipped() {
-        Run r = verify("--device", "com.acme.AcmeDevice", "--classpath", jar.toString(), "--seeds", "1");
+        Captured r = verify("--device", "com.acme.AcmeDevice", "--classpath", jar.toString(), "--seeds", "1");
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.out()).contains("random-operations-match-a-byte-array").contains("checksummed-concurrent-writes")
                 .containsPattern("flushed-writes-survive-a-power-loss +skipped +- +[0-9.]+ s +no power loss to simulate")
@@ -75,7 +55,7 @@ class VerifyCommandTest {
 
     @Test
     void aDeviceThatAcknowledgesWritesEarlyFailsTheConcurrentCheckWithItsSeedAndReplayLine() throws Exception {
-        Run r = verify("--device", "com.acme.EarlyAckDevice", "--classpath", jar.toString(), "--check",
+        Captured r = verify("--device", "com.acme.EarlyAckDevice", "--classpath", jar.toString(), "--check",
                 "checksummed-concurrent-writes", "--json");
         assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
         JsonNode report = Json.MAPPER.readTree(r.out());
@@ -92,7 +72,7 @@ class VerifyCommandTest {
 
     @Test
     void aDeviceFactoryBringsItsPowerLossSoDurabilityIsChecked() {
-        Run r = verify("--device", "com.acme.AcmeFactory", "--classpath", jar.toString(), "--check",
+        Captured r = verify("--device", "com.acme.AcmeFactory", "--classpath", jar.toString(), "--check",
                 "flushed-writes-survive-a-power-loss", "--seeds", "1");
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.out()).containsPattern("flushed-writes-survive-a-power-loss +passed +1 ").contains("1 passed, 0 failed, 0 skipped");
@@ -104,7 +84,7 @@ class VerifyCommandTest {
         byte[] content = new byte[5 << 20];
         new Random(5).nextBytes(content);
         Files.write(image, content);
-        Run r = verify("--image", image.toString(), "--json", "--seeds", "1");
+        Captured r = verify("--image", image.toString(), "--json", "--seeds", "1");
         assertThat(r.exit()).as(r.toString()).isZero();
         JsonNode report = Json.MAPPER.readTree(r.out());
         assertThat(report.get("on").asText()).contains("scratch copy");
@@ -121,7 +101,7 @@ class VerifyCommandTest {
         byte[] content = new byte[4 << 20];
         new Random(6).nextBytes(content);
         Files.write(image, content);
-        Run r = verify("--image", image.toString(), "--destructive", "--check", "starts-all-zero,checksummed-concurrent-writes");
+        Captured r = verify("--image", image.toString(), "--destructive", "--check", "starts-all-zero,checksummed-concurrent-writes");
         assertThat(r.exit()).as(r.toString()).isZero();
         assertThat(r.out()).contains("the image itself").contains("2 passed, 0 failed");
         assertThat(Files.readAllBytes(image)).isNotEqualTo(content);
@@ -134,7 +114,7 @@ class VerifyCommandTest {
         new Random(7).nextBytes(content);
         exported.write(0, ByteBuffer.wrap(content));
         try (NbdServer server = NbdServer.builder().listen(NbdAddress.tcp(0)).export(NbdExport.of("disk", exported)).start()) {
-            Run r = verify("--nbd", server.uri("disk").toString(), "--seeds", "1");
+            Captured r = verify("--nbd", server.uri("disk").toString(), "--seeds", "1");
             assertThat(r.exit()).as(r.toString()).isZero();
             assertThat(r.out()).contains("saved to").contains("0 failed, 2 skipped");
         }
@@ -147,7 +127,7 @@ class VerifyCommandTest {
     void aBudgetThatRunsOutLeavesLaterChecksUnrunAndFailsTheRun() throws Exception {
         Path image = dir.resolve("disk.img");
         Files.write(image, new byte[4 << 20]);
-        Run r = verify("--image", image.toString(), "--budget", "1ms", "--check",
+        Captured r = verify("--image", image.toString(), "--budget", "1ms", "--check",
                 "random-operations-match-a-byte-array,starts-all-zero");
         assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
         assertThat(r.out()).containsPattern("starts-all-zero +not run +- +- +the budget ran out");
@@ -156,7 +136,7 @@ class VerifyCommandTest {
     @Test
     void junitXmlHasATestCasePerCheckAndAFailureWithTheSmallestSeedAndItsReplayCommand() throws Exception {
         Path xml = dir.resolve("verify.xml");
-        Run r = verify("--device", "com.acme.EarlyAckDevice", "--classpath", jar.toString(), "--check",
+        Captured r = verify("--device", "com.acme.EarlyAckDevice", "--classpath", jar.toString(), "--check",
                 "starts-all-zero,checksummed-concurrent-writes,flushed-writes-survive-a-power-loss", "--junit-xml", xml.toString());
         assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
         Element suite = DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(xml.toFile()).getDocumentElement();
@@ -190,7 +170,7 @@ class VerifyCommandTest {
         Path html = dir.resolve("verify.html");
         String[] args = {"--device", "com.acme.EarlyAckDevice", "--classpath", jar.toString(), "--check",
             "starts-all-zero,checksummed-concurrent-writes"};
-        Run r = verify(Stream.concat(Stream.of(args), Stream.of("--report", md.toString(), "--json")).toArray(String[]::new));
+        Captured r = verify(Stream.concat(Stream.of(args), Stream.of("--report", md.toString(), "--json")).toArray(String[]::new));
         assertThat(r.exit()).as(r.toString()).isEqualTo(ExitCodes.FAILED);
         String replay = "handoff verify --device com.acme.EarlyAckDevice --classpath " + jar
                 + " --check checksummed-concurrent-writes --seed 1";
@@ -201,7 +181,7 @@ class VerifyCommandTest {
                 .contains("| sequential contract | `starts-all-zero` | passed | 1 |")
                 .contains("## `checksummed-concurrent-writes` failed", "Smallest failing seed: 1", "a torn block", replay);
 
-        Run h = verify(Stream.concat(Stream.of(args), Stream.of("--report", html.toString())).toArray(String[]::new));
+        Captured h = verify(Stream.concat(Stream.of(args), Stream.of("--report", html.toString())).toArray(String[]::new));
         assertThat(h.exit()).as(h.toString()).isEqualTo(ExitCodes.FAILED);
         String page = Files.readString(html);
         assertThat(page).startsWith("<!DOCTYPE html>").contains("<td class=\"failed\">FAILED</td>")
@@ -236,7 +216,7 @@ class VerifyCommandTest {
             {new String[] {"--image", image.toString(), "--junit-xml", dir.resolve("no/such/dir/r.xml").toString()}, ExitCodes.USAGE, "--junit-xml: no directory " + dir.resolve("no/such/dir")},
         };
         for (Object[] c : cases) {
-            Run r = verify((String[]) c[0]);
+            Captured r = verify((String[]) c[0]);
             assertThat(r.exit()).as("%s: %s", List.of((String[]) c[0]), r).isEqualTo((int) c[1]);
             assertThat(r.errLines()).as("%s", List.of((String[]) c[0])).hasSize(1);
             assertThat(r.errLines().get(0)).startsWith("handoff verify: ").contains((String) c[2]);
