@@ -212,7 +212,7 @@ Concluded(j) == j.st \in {"completed", "cancelled", "failed"}
 Finishing(j) == j.fin # "none"
 
 (* MirrorJob.updateWriteThroughLocked: guest writes also go to the target. *)
-(* @java MirrorJob.updateWriteThroughLocked:740-742 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
+(* @java MirrorJob.updateWriteThroughLocked:742-744 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
 WriteThrough(j) ==
     /\ j.mode = "write-blocking" /\ j.aband = "none"
     /\ \/ j.st \in {"running", "ready", "completing"}
@@ -237,7 +237,7 @@ CanFail == failures < MaxFailures
 
 (* Copier.claimRunLocked: the run a copy starting at f claims: f and the   *)
 (* dirty, unclaimed chunks after it, at most budget of them.               *)
-(* @java Copier.claimRunLocked:240-240 "bitmap.testAndClear(last);"            *)
+(* @java Copier.claimRunLocked:293-293 "bitmap.testAndClear(last);"            *)
 RECURSIVE RunEnd(_, _, _, _)
 RunEnd(l, d, c, left) ==
     IF left > 0 /\ l + 1 \in Chunks /\ l + 1 \in d
@@ -272,10 +272,10 @@ FirstClaimable(d, c, from, to) ==
 (* chunk, as the copier's bookkeeping might: the new copy takes the old    *)
 (* one's place, and the old one's remaining claims are held by nobody,     *)
 (* OneClaimPerChunk).  Returns [d, c, o, u, idle, cursor] after it.        *)
-(* @java Copier.issueLocked:186-186 "CopyOperation op = claimRunLocked();"     *)
-(* @java Copier.claimRunLocked:226-226 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
-(* @java Copier.findAndClaim:252-252 "if (claims.tryClaim(c)) {"               *)
-(* @java Copier.claimRunLocked:235-235 "bitmap.testAndClear(first);"           *)
+(* @java Copier.issueLocked:211-211 "CopyOperation op = claimRunLocked();"     *)
+(* @java Copier.claimRunLocked:279-279 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
+(* @java Copier.findAndClaim:305-305 "if (claims.tryClaim(c)) {"               *)
+(* @java Copier.claimRunLocked:288-288 "bitmap.testAndClear(first);"           *)
 RECURSIVE Issue(_, _, _, _, _, _, _)
 Issue(d, c, o, u, idle, cur, lim) ==
     LET n == NOps(o, u)
@@ -298,7 +298,7 @@ Issue(d, c, o, u, idle, cur, lim) ==
                      idle, IF last < N THEN last + 1 ELSE 1, lim)
 
 (* MirrorJob.concludeLocked: route the guest, reopen the gate, end.        *)
-(* @java MirrorJob.concludeLocked:706-706 "filter.setPassthrough(pivot ? target : source);" *)
+(* @java MirrorJob.concludeLocked:708-708 "filter.setPassthrough(pivot ? target : source);" *)
 Conclude(j, outcome, pivot) ==
     [j EXCEPT !.pass = IF pivot THEN "target" ELSE "source", !.gate = FALSE,
               !.drain = "none", !.aband = "none", !.st = outcome]
@@ -332,9 +332,9 @@ Depths == {1, Parallelism}
 (* 1000) then tries two depths per Advance instead of a thousand.  A       *)
 (* copiesWhileGuestWrites between 2 and the parallelism - 1 is not         *)
 (* modelled.                                                               *)
-(* @java MirrorJob.advanceLocked:610-610 "copier.issueLocked();"               *)
-(* @java Copier.issueLocked:175-175 "int depth = depthLocked(now);"        *)
-(* @java MirrorJob.advanceLocked:602-602 "if (gate.isDrained()) {"             *)
+(* @java MirrorJob.advanceLocked:612-612 "copier.issueLocked();"               *)
+(* @java Copier.issueLocked:200-200 "int depth = depthLocked(now);"        *)
+(* @java MirrorJob.advanceLocked:604-604 "if (gate.isDrained()) {"             *)
 Advance(j, d, c, o, u) ==
     LET same == [j |-> j, d |-> d, c |-> c, o |-> o, u |-> u] IN
     IF Concluded(j) THEN {same}
@@ -353,7 +353,7 @@ Advance(j, d, c, o, u) ==
             d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u] : lim \in Depths}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
-(* @java MirrorJob.onErrorLocked:754-754 "ErrorAction action = policy.actionFor(e.kind());" *)
+(* @java MirrorJob.onErrorLocked:756-756 "ErrorAction action = policy.actionFor(e.kind());" *)
 Action(side, kind) ==
     LET p == IF side = "source" THEN SourcePolicy ELSE TargetPolicy
     IN CASE p = "enospc" -> IF kind = "nospace" THEN "stop" ELSE "report"
@@ -496,7 +496,7 @@ BgMark(g) ==
 (* reads idle: one of them sees the other.  CopierNeverWoken skips the wake-up:    *)
 (* the copier sleeps with dirty chunks (ReadyIfWritesStop).                *)
 (* @java MirrorFilter.wakeCopier:448-448 "boolean woke = copier.wakeIfIdle();"  *)
-(* @java Copier.wakeIfIdle:347-347 "if (lvIdle() && casIdle(true, false)) {" *)
+(* @java Copier.wakeIfIdle:400-400 "if (lvIdle() && casIdle(true, false)) {" *)
 Wake(g) ==
     LET w == gs[g] IN
     /\ \/ w.pc = "bgWake"
@@ -632,7 +632,7 @@ WbMark(g) ==
 (* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
 (* (a section: the target policy, then advance).  The guest's write still  *)
 (* succeeds: the source has it.                                            *)
-(* @java MirrorJob.onGuestTargetError:804-804 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
+(* @java MirrorJob.onGuestTargetError:821-821 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
 WbReport(g) ==
     /\ gs[g].pc = "wbReport"
     /\ SectionThenAdvance(OnError(job, "target", gs[g].fk), dirty)
@@ -699,7 +699,7 @@ FailedPhase == IF Bug = "ReleaseBeforeMark" THEN "release" ELSE "mark"
 (* now, in a step of its own after the read.  A run the source reports     *)
 (* as one hole is not read or filled (CopyOperation.allHole): it reads as  *)
 (* zeroes all the same, and CopyWrite writes or finds zeroes; one step.    *)
-(* @java CopyOperation.readSource:106-106 "source.read(pos, buffer);"           *)
+(* @java CopyOperation.readSource:122-122 "source.read(pos, buffer);"           *)
 CopyRead(f) ==
     LET op == ops[f] IN
     /\ op.ph = "read"
@@ -723,7 +723,7 @@ CopyClearLate(f) ==
 (* source by now (a later write marked the chunks again).  It may fail,    *)
 (* and land in part.  (A zero run is written as zeroes, or not at all      *)
 (* where the target is known to be zero: the same content.)                *)
-(* @java CopyOperation.writeTarget:192-192 "target.write(at, slice(pos, end));" *)
+(* @java CopyOperation.writeTarget:207-207 "target.write(at, slice(pos, end));" *)
 CopyWrite(f) ==
     LET op == ops[f]
         wrote == [x \in Chunks |-> IF x \in OpRun(ops, f) THEN op.data[x] ELSE tgt[x]]
@@ -742,7 +742,7 @@ CopyWrite(f) ==
 (* claims go, whatever the policy: the run was cleared when it was issued  *)
 (* and the target may not have it (IgnoreClearsChunk skips it).  Releasing *)
 (* first would leave a clean, unclaimed chunk with a stale target.         *)
-(* @java Copier.release:372-372 "bitmap.markRange(op.offset, op.length);"      *)
+(* @java Copier.release:428-428 "bitmap.markRange(op.offset, op.length);"      *)
 CopyMark(f) ==
     /\ ops[f].ph = "mark"
     /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup OpRun(ops, f)
@@ -755,9 +755,9 @@ CopyMark(f) ==
 (* is in the bag unreported.  If it was the run's last chunk,             *)
 (* Copier.release hands the copy to its report: MirrorJob.onCopyFinished,  *)
 (* which waits for the job's lock.                                         *)
-(* @java Copier.release:377-377 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:433-433 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:378-378 "job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:434-434 "return job.onCopyFinished(op, side, operation, e);" *)
 CopyRelease(f) ==
     /\ ops[f].ph = "release"
     /\ claimed' = claimed \ {f}
@@ -769,9 +769,9 @@ CopyRelease(f) ==
 (* copy in the bag (in the same RMW as the one before, within a word; a    *)
 (* run that crosses a word is released in two); after the last, the       *)
 (* hand-over to the report.                                                *)
-(* @java Copier.release:377-377 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:433-433 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:378-378 "job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:434-434 "return job.onCopyFinished(op, side, operation, e);" *)
 CopyReleaseRest(r) ==
     /\ r.ph = "release"
     /\ claimed' = claimed \ {r.k}
@@ -790,8 +790,8 @@ CopyMarkLate(r) ==
 (* MirrorJob.onCopyFinished (a section): the copy is no longer in flight   *)
 (* (Copier.finishedLocked); a failure goes to its side's policy; then      *)
 (* advance.                                                                *)
-(* @java MirrorJob.onCopyFinished:784-784 "copier.finishedLocked(op, e);"      *)
-(* @java Copier.finishedLocked:272-272 "opsInFlight--;"                        *)
+(* @java MirrorJob.onCopyFinished:794-794 "copier.finishedLocked(op, e);"      *)
+(* @java Copier.finishedLocked:325-325 "opsInFlight--;"                        *)
 CopyFinished(r) ==
     LET j2 == IF r.side = "none" THEN job ELSE OnError(job, r.side, r.fk) IN
     /\ r.ph = "finish"
@@ -805,7 +805,7 @@ CopyFinished(r) ==
 (* ----------------------------------------------------------------------- *)
 
 (* MirrorJob.pump (a section): a wake-up from a guest or the gate.         *)
-(* @java MirrorJob.pump:878-878 "advanceLocked();"                              *)
+(* @java MirrorJob.pump:895-895 "advanceLocked();"                              *)
 RunPump ==
     /\ pumps > 0
     /\ pumps' = pumps - 1
@@ -814,7 +814,7 @@ RunPump ==
 
 (* MirrorJob.onTimer (a section): the back-off timer fired.  If a later    *)
 (* error pushed the retry time out, advance schedules it again.            *)
-(* @java MirrorJob.onTimer:894-894 "c.timerFiredLocked();"                     *)
+(* @java MirrorJob.onTimer:911-911 "c.timerFiredLocked();"                     *)
 TimerFires ==
     /\ job.timer
     /\ SectionThenAdvance([job EXCEPT !.timer = FALSE], dirty)
@@ -830,7 +830,7 @@ Tick ==
 (* MirrorJob.finishDrain, first step: the target flush (one device call,   *)
 (* outside the lock: guests are held and no copy runs, but a pause or a    *)
 (* forced cancel may come meanwhile).                                      *)
-(* @java MirrorJob.finishDrain:634-634 "target.flush();"                       *)
+(* @java MirrorJob.finishDrain:636-636 "target.flush();"                       *)
 FinishFlush ==
     /\ job.fin = "queued"
     /\ \/ job' = [job EXCEPT !.fin = "ok"] /\ UNCHANGED failures
@@ -848,7 +848,7 @@ FinishFlush ==
 (* PivotLosesNoWrite).  Otherwise advance,                                 *)
 (* which may queue the flush again.  FinishWithoutRecheck concludes COMPLETED after any good flush:  *)
 (* a cancel(force) that came during the flush is lost (EndsAsCommanded).   *)
-(* @java MirrorJob.finishDrain:659-659 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+(* @java MirrorJob.finishDrain:661-661 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
 FinishCheck ==
     LET j1 == [job EXCEPT !.fin = "none"] IN
     /\ job.fin \in {"ok", "io", "nospace"}
@@ -872,7 +872,7 @@ FinishCheck ==
 
 (* MirrorJob.start: mark every chunk (sync=full), RUNNING, advance; or,    *)
 (* if it was paused while CREATED, PAUSED at once, before any copy.        *)
-(* @java MirrorJob.start:286-286 "bitmap.markAll();"                           *)
+(* @java MirrorJob.start:288-288 "bitmap.markAll();"                           *)
 Start ==
     LET d == IF Sync = "full" THEN Chunks ELSE dirty
         j == [job EXCEPT !.st = "running", !.pauseOnStart = FALSE]
@@ -886,7 +886,7 @@ Start ==
 
 (* MirrorJob.pause: no new copies; guests are not held while paused.  While *)
 (* CREATED (once): the job pauses as soon as it starts.                     *)
-(* @java MirrorJob.pause:321-321 "pauseLocked();"                              *)
+(* @java MirrorJob.pause:323-323 "pauseLocked();"                              *)
 PauseCmd ==
     /\ "pause" \in Commands
     /\ \/ job.st = "created" /\ ~job.pauseOnStart /\ job' = [job EXCEPT !.pauseOnStart = TRUE]
@@ -895,7 +895,7 @@ PauseCmd ==
 
 (* MirrorJob.resume: back to the state it paused in; a drain holds the     *)
 (* guest again.                                                            *)
-(* @java MirrorJob.resume:347-347 "gate.close(); // the drain held the guest when it paused; hold it again" *)
+(* @java MirrorJob.resume:349-349 "gate.close(); // the drain held the guest when it paused; hold it again" *)
 Resume ==
     /\ "resume" \in Commands
     /\ \/ /\ job.st = "created" /\ job.pauseOnStart
@@ -918,7 +918,7 @@ BeginDrain(j, kind, st) ==
 
 (* MirrorJob.complete: only when READY; or PAUSED after READY (standby):   *)
 (* the job completes once resumed.                                         *)
-(* @java MirrorJob.complete:378-378 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
+(* @java MirrorJob.complete:380-380 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
 Complete ==
     /\ "complete" \in Commands
     /\ job.aband = "none"
@@ -931,7 +931,7 @@ Complete ==
 
 (* MirrorJob.finalizeJob: PENDING (auto-finalize off) -> COMPLETED, with   *)
 (* the pivot for complete(); the held guests go on.                        *)
-(* @java MirrorJob.finalizeJob:400-400 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+(* @java MirrorJob.finalizeJob:402-402 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
 Finalize ==
     /\ "finalize" \in Commands
     /\ job.st = "pending"
@@ -942,7 +942,7 @@ Finalize ==
 (* (CANCELLED, the guest on the source); after READY                      *)
 (* (or paused in a drain) it drains as complete() does, without the pivot; *)
 (* before READY it is abandoned: CANCELLED once its copies are back.       *)
-(* @java MirrorJob.cancel:451-451 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
+(* @java MirrorJob.cancel:453-453 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
 Cancel ==
     LET at == IF job.st = "paused" THEN job.resumeTo ELSE job.st IN
     /\ "cancel" \in Commands
@@ -961,7 +961,7 @@ Cancel ==
     /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
 (* MirrorJob.cancel(true): abandon at once, from any live state.           *)
-(* @java MirrorJob.cancel:442-442 "abandonLocked(JobState.CANCELLED);"         *)
+(* @java MirrorJob.cancel:444-444 "abandonLocked(JobState.CANCELLED);"         *)
 ForceCancel ==
     /\ "force" \in Commands
     /\ ~Concluded(job)
@@ -978,7 +978,7 @@ ForceCancel ==
 (* MirrorJob.setCopyMode(WRITE_BLOCKING), at run time: guest writes that   *)
 (* enter from now on go to the target too; those already inside finish as *)
 (* they started.  Never back to background.                                *)
-(* @java MirrorJob.setCopyMode:503-503 "svCopyMode(mode);"                      *)
+(* @java MirrorJob.setCopyMode:505-505 "svCopyMode(mode);"                      *)
 SetWriteBlocking ==
     /\ "writeBlocking" \in Commands
     /\ ~Concluded(job) /\ job.st # "pending" /\ job.mode = "background"
@@ -987,7 +987,7 @@ SetWriteBlocking ==
 
 (* MirrorJob.setSpeed: the speed limit is not modelled (it only delays     *)
 (* the copier): a section that advances.                                   *)
-(* @java MirrorJob.setSpeed:477-477 "copier.setSpeedLocked(bytesPerSecond);"   *)
+(* @java MirrorJob.setSpeed:479-479 "copier.setSpeedLocked(bytesPerSecond);"   *)
 SetSpeed ==
     /\ "speed" \in Commands
     /\ ~Concluded(job) /\ job.st # "pending"

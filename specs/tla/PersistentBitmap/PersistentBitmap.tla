@@ -192,7 +192,7 @@ WEnd ==
 ---------------------------------------------------------------------------
 (* The copier (Copier.claimRunLocked, CopyOperation), as in MirrorCopy.tla. *)
 
-(* @java Copier.claimRunLocked:235-235 "bitmap.testAndClear(first);" *)
+(* @java Copier.claimRunLocked:288-288 "bitmap.testAndClear(first);" *)
 CClaim(r) ==
     /\ c.pc = "idle" /\ r \in dirty /\ r \notin claimed
     /\ claimed' = claimed \cup {r}
@@ -201,14 +201,14 @@ CClaim(r) ==
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, active, fresh, w, p, crashes>>
 
-(* @java CopyOperation.readSource:106-106 "source.read(pos, buffer);" *)
+(* @java CopyOperation.readSource:122-122 "source.read(pos, buffer);" *)
 CRead ==
     /\ c.pc = "read"
     /\ c' = [c EXCEPT !.pc = "write", !.v = srcLive[c.r]]
     /\ UNCHANGED <<srcLive, srcDur, tgtLive, tgtDur, bitFile, bitDisk, bitMem,
                    durMem, dirty, claimed, active, fresh, w, p, crashes>>
 
-(* @java CopyOperation.writeTarget:192-192 "target.write(at, slice(pos, end));" *)
+(* @java CopyOperation.writeTarget:207-207 "target.write(at, slice(pos, end));" *)
 CWrite ==
     /\ c.pc = "write"
     /\ tgtLive' = [tgtLive EXCEPT ![c.r] = c.v]
@@ -216,7 +216,7 @@ CWrite ==
     /\ UNCHANGED <<srcLive, srcDur, tgtDur, bitFile, bitDisk, bitMem, durMem,
                    dirty, claimed, active, fresh, w, p, crashes>>
 
-(* @java Copier.release:377-377 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:433-433 "claims.release(op.firstChunk, op.lastChunk);" *)
 CRelease ==
     /\ c.pc = "release"
     /\ claimed' = claimed \ {c.r}
@@ -245,8 +245,8 @@ ClearCandidates ==
 (* every copy into them has returned, so the flushes make it durable on    *)
 (* both sides.  Broken: ClearBeforeDurableCopy (no target flush),          *)
 (* ClearWithoutSourceFlush (no source flush).                              *)
-(* @java MirrorJob.clearPass:835-835 "source.flush();" *)
-(* @java MirrorJob.clearPass:836-836 "target.flush();" *)
+(* @java MirrorJob.clearPass:852-852 "source.flush();" *)
+(* @java MirrorJob.clearPass:853-853 "target.flush();" *)
 ClearFlush ==
     /\ p.pc = "flush"
     /\ srcDur' = IF Bug = "ClearWithoutSourceFlush" THEN srcDur ELSE srcLive

@@ -30,6 +30,22 @@ import java.util.ArrayDeque;
  * <p>Copy steps after the claim run on the runtime as tasks; their completion comes back through
  * {@link #release}, which marks a failed run dirty again before releasing its claim.
  *
+ * <h2>Threads</h2>
+ * Every copy is issued here, under the job's lock: claimed, cleared, counted in flight. Which thread
+ * then runs it depends on who issued it. A command, a pump or a timer hands each copy to the
+ * runtime ({@link JobRuntime#execute}). A copy's completion ({@link MirrorJob#onCopyFinished}, on the
+ * thread that ran the copy) keeps the first copy it issues for that same thread if the runtime
+ * allows it ({@link JobRuntime#carriesNextCopy}): {@link #carryNextLocked} before it issues,
+ * {@link #takeCarriedLocked} after, and the thread runs the kept copy once it has released the lock
+ * and delivered the completion's events, in a loop ({@link CopyOperation#run}), never by recursion.
+ * Any further copies it issues go to the runtime. So at depth one (a guest writing, see "Copy
+ * depth") the copies run one after another on one pool thread, as with a pool of one thread, instead
+ * of each waking another thread (a futex wake and a context switch per copy, CPU the guest's threads
+ * do not get). A thread carries at most {@link #MAX_CARRIED} copies in a row, then hands the next one
+ * to the runtime's queue, behind any timer or task queued meanwhile. A carried copy is in flight
+ * like a queued one: pause, cancel and complete treat it alike, and it never meets a runtime that
+ * was shut down (the job concludes only with no copy in flight).
+ *
  * <h2>Copy depth</h2>
  * At most {@link JobRuntime#parallelism()} copies are in flight, and fewer,
  * {@link MirrorOptions#copiesWhileGuestWrites()}, while a guest writes: a copy in flight competes
@@ -84,6 +100,12 @@ final class Copier {
      */
     static final long GUEST_WINDOW_NANOS = 5_000_000L;
 
+    /**
+     * The most copies one thread runs in a row by carrying each next copy (see "Threads"); the next
+     * one goes to the runtime's queue, behind the tasks queued meanwhile.
+     */
+    static final int MAX_CARRIED = 32;
+
     private static final VarHandle IDLE;
     private static final VarHandle BYTES_IN_FLIGHT;
     private static final VarHandle BYTES_COPIED;
@@ -132,6 +154,9 @@ final class Copier {
     private long guestWritesSeen;
     private long guestSeenAt;
     private boolean guestSeen;
+    /** Whether a completion is issuing, and the copy kept for its thread (see "Threads"). */
+    private boolean carrying;
+    private CopyOperation carried;
 
     /** Written under the job's lock, read lock-free by progress snapshots (see "Access modes"). */
     @SuppressWarnings("unused") // through BYTES_IN_FLIGHT
@@ -195,8 +220,36 @@ final class Copier {
             limiter.consume(op.length);
             opsInFlight++;
             svBytesInFlight(lpBytesInFlight() + op.length);
-            job.execute(op);
+            if (carrying && carried == null) {
+                carried = op; // the finishing thread runs it once the lock is released (see "Threads")
+            } else {
+                job.execute(op);
+            }
         }
+    }
+
+    /**
+     * Called by a copy's completion, under the job's lock, before it issues: the first copy issued
+     * until {@link #takeCarriedLocked} is kept for the finishing thread instead of queued, if the
+     * runtime allows it and that thread has not carried {@link #MAX_CARRIED} copies in a row.
+     */
+    void carryNextLocked(CopyOperation finished) {
+        carrying = finished.carriedInRow < MAX_CARRIED && job.runtime().carriesNextCopy();
+    }
+
+    /**
+     * Ends what {@link #carryNextLocked} began: returns the copy kept for the finishing thread, or
+     * null. The caller runs it after it released the lock, or, if it cannot (it is throwing),
+     * hands it to the runtime.
+     */
+    CopyOperation takeCarriedLocked(CopyOperation finished) {
+        carrying = false;
+        CopyOperation next = carried;
+        carried = null;
+        if (next != null) {
+            next.carriedInRow = finished.carriedInRow + 1;
+        }
+        return next;
     }
 
     /**
@@ -359,8 +412,11 @@ final class Copier {
         svIdle(false);
     }
 
-    /** Step 5 of a copy, on the copy's thread: mark dirty again on failure, release, report. */
-    void release(CopyOperation op, MirrorEvent.Side side, MirrorEvent.Operation operation, DeviceException e) {
+    /**
+     * Step 5 of a copy, on the copy's thread: mark dirty again on failure, release, report. Returns
+     * the copy this thread runs next (see "Threads"), or null.
+     */
+    CopyOperation release(CopyOperation op, MirrorEvent.Side side, MirrorEvent.Operation operation, DeviceException e) {
         if (e != null) {
             MirrorTrace t = trace;
             if (t != null) {
@@ -375,7 +431,7 @@ final class Copier {
             }
         }
         claims.release(op.firstChunk, op.lastChunk);
-        job.onCopyFinished(op, side, operation, e);
+        return job.onCopyFinished(op, side, operation, e);
     }
 
     void execute(Runnable task) {

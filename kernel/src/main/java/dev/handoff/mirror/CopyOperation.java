@@ -15,6 +15,13 @@ import java.nio.ByteBuffer;
  * guest writes between them; a runtime of real threads, where guests interleave anyway, runs the
  * write right after the read on the same thread ({@link JobRuntime#separatesCopySteps}).
  *
+ * <p>Which thread runs a copy: the runtime's, as a task, for a copy issued by a command, a pump or a
+ * timer; for a copy issued by another copy's completion, the thread that ran that copy, if the
+ * runtime allows it ({@link JobRuntime#carriesNextCopy}): {@link #release} returns the copy the
+ * completion kept for this thread, and {@link #run} runs it next, after the lock is released and
+ * the events delivered (Copier, "Threads"). Its steps are the same either way; the hand-off
+ * between them ({@link #step}) is then within one thread.
+ *
  * <p>Why this order (DESIGN §3.2): the dirty bit is cleared <em>before</em> the read, so a guest write
  * that lands after the read sets it again and the chunk is copied once more; clearing after the
  * read would lose that write. The claim is held until the target write returns, so no second copy
@@ -34,12 +41,18 @@ final class CopyOperation implements Runnable {
     final long offset;
     final int length;
     final ByteBuffer buffer;
-    private int step = READ; // confined: each step runs after the previous one handed over via the runtime
+    private int step = READ; // confined: each step runs after the previous one handed over via the runtime or the job's lock
     /** Null unless a JFR recording takes {@link CopyEvent}; confined as {@link #step} is. */
     private CopyEvent event;
     /** The source answered that the whole run is a hole; set by the read, confined as {@link #step} is. */
     private boolean allHole;
     boolean skippedZero;
+    /**
+     * How many copies the thread that runs this one has carried in a row before it (0 for a copy
+     * the runtime ran as a task); set under the job's lock before this copy's thread takes it
+     * (Copier.takeCarriedLocked), read under it at its completion.
+     */
+    int carriedInRow;
 
     CopyOperation(Copier copier, BlockDevice source, BlockDevice target, long firstChunk, long lastChunk,
             long offset, int length, ByteBuffer buffer) {
@@ -53,12 +66,15 @@ final class CopyOperation implements Runnable {
         this.buffer = buffer;
     }
 
+    /**
+     * Runs this copy's next step, and then each copy the finishing thread carries on with (see the
+     * class comment): a loop, so a long stream of carried copies never deepens the stack.
+     */
     @Override
     public void run() {
-        if (step == READ) {
-            readSource();
-        } else {
-            writeTarget();
+        CopyOperation op = this;
+        while (op != null) {
+            op = op.step == READ ? op.readSource() : op.writeTarget();
         }
     }
 
@@ -72,7 +88,7 @@ final class CopyOperation implements Runnable {
      * and a compare of the whole buffer per copy, which for a mostly sparse image of 1 TiB was most
      * of the job's CPU time (docs/BENCHMARKS.md, "Resident memory and time at 1 TiB").
      */
-    void readSource() {
+    CopyOperation readSource() {
         MirrorTrace t = copier.trace;
         if (t != null) {
             t.begin();
@@ -121,16 +137,15 @@ final class CopyOperation implements Runnable {
             }
         }
         if (failure != null) {
-            fail(MirrorEvent.Side.SOURCE, MirrorEvent.Operation.READ, failure);
-            return;
+            return fail(MirrorEvent.Side.SOURCE, MirrorEvent.Operation.READ, failure);
         }
         buffer.position(0).limit(length);
         step = WRITE;
         if (copier.separatesSteps()) {
             copier.execute(this);
-        } else {
-            writeTarget();
+            return null;
         }
+        return writeTarget();
     }
 
     private void zeroFill(int from, int n) {
@@ -146,7 +161,7 @@ final class CopyOperation implements Runnable {
      * the target is known to read as zeroes already. So a target stays as sparse as the source, to
      * within one chunk per extent.
      */
-    void writeTarget() {
+    CopyOperation writeTarget() {
         MirrorTrace t = copier.trace;
         if (t != null) {
             t.begin();
@@ -209,25 +224,24 @@ final class CopyOperation implements Runnable {
             }
         }
         if (failure != null) {
-            fail(MirrorEvent.Side.TARGET, op, failure);
-            return;
+            return fail(MirrorEvent.Side.TARGET, op, failure);
         }
-        release();
+        return release();
     }
 
     private ByteBuffer slice(int from, int to) {
         return buffer.duplicate().limit(to).position(from);
     }
 
-    /** Step 5: release the claim; the copy is done. */
-    void release() {
+    /** Step 5: release the claim; the copy is done. Returns the copy this thread runs next, or null. */
+    CopyOperation release() {
         finishEvent(null);
-        copier.release(this, null, null, null);
+        return copier.release(this, null, null, null);
     }
 
-    private void fail(MirrorEvent.Side side, MirrorEvent.Operation op, DeviceException e) {
+    private CopyOperation fail(MirrorEvent.Side side, MirrorEvent.Operation op, DeviceException e) {
         finishEvent(side);
-        copier.release(this, side, op, e);
+        return copier.release(this, side, op, e);
     }
 
     private void finishEvent(MirrorEvent.Side failedSide) {

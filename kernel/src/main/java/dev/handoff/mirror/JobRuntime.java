@@ -52,6 +52,22 @@ public interface JobRuntime {
     }
 
     /**
+     * Whether the thread that finishes a copy may run the next one itself. When a copy's completion
+     * issues new copies, the copier then keeps one of them for the finishing thread, which runs it
+     * after the job's lock is released and the completion's events are delivered, and hands only the
+     * others to {@link #execute}: a stream of copies at depth one stays on one thread, with no
+     * wake-up of another per copy. The copy is issued (claimed, cleared, counted in flight) under the
+     * lock exactly as one handed to {@link #execute} is; only the thread that runs it differs. False
+     * by default, so a deterministic scheduler sees every copy as a task of its own; the built-in
+     * runtimes return true. A thread carries at most 32 copies in a row and
+     * then hands the next one to {@link #execute}, so other tasks queued on a pool of one thread
+     * (timers, the bitmap's clear pass) are not held back for the whole copy.
+     */
+    default boolean carriesNextCopy() {
+        return false;
+    }
+
+    /**
      * A dedicated pool of {@code threads} daemon threads named {@code handoff-copier-N}, shut down
      * when its job concludes.
      */
@@ -96,6 +112,11 @@ public interface JobRuntime {
             @Override
             public boolean separatesCopySteps() {
                 return false;
+            }
+
+            @Override
+            public boolean carriesNextCopy() {
+                return true;
             }
         };
     }
@@ -142,6 +163,11 @@ public interface JobRuntime {
             @Override
             public boolean separatesCopySteps() {
                 return false;
+            }
+
+            @Override
+            public boolean carriesNextCopy() {
+                return true;
             }
         };
     }

@@ -67,7 +67,9 @@ import java.util.concurrent.TimeoutException;
  * Commands may be called from any thread; state changes happen under one internal lock and
  * events are delivered in sequence order outside it. Copies run on the {@link JobRuntime}
  * (default: a dedicated pool of {@value #DEFAULT_THREADS} daemon threads, shut down at
- * conclusion). The guest path in background mode takes no lock.
+ * conclusion); a copy that another copy's completion issues runs on that copy's thread, after the
+ * lock is released, where the runtime allows it (Copier, "Threads"). The guest path in background
+ * mode takes no lock.
  *
  * <h2>Access modes</h2>
  * Job state lives under one lock; the few fields also read without it are touched only through
@@ -776,24 +778,39 @@ public final class MirrorJob {
 
     /* ---- Callbacks from the copier, the filter and the gate ---- */
 
-    void onCopyFinished(CopyOperation op, MirrorEvent.Side side, MirrorEvent.Operation operation, DeviceException e) {
+    /**
+     * A copy's completion, on the thread that ran it: returns the copy this thread runs next, issued
+     * here and kept for it instead of queued (Copier, "Threads"), or null.
+     */
+    CopyOperation onCopyFinished(CopyOperation op, MirrorEvent.Side side, MirrorEvent.Operation operation,
+            DeviceException e) {
+        CopyOperation next;
         synchronized (lock) {
             beginStep();
+            boolean done = false;
             boolean refused = false;
+            copier.carryNextLocked(op);
             try {
                 copier.finishedLocked(op, e);
                 if (e != null) {
                     onErrorLocked(side, operation, op.offset, op.length, e);
                 }
                 advanceLocked();
+                done = true;
             } catch (IllegalStateException refusal) {
                 refused = true;
                 throw refusal;
             } finally {
+                next = copier.takeCarriedLocked(op);
+                if (!done && next != null) {
+                    execute(next); // this thread is throwing: the issued copy still runs
+                    next = null;
+                }
                 endStep(MirrorTrace.Step.COPY_FINISHED, e == null ? MirrorTrace.OK : MirrorTrace.failKind(e), op.firstChunk);
             }
         }
         deliver();
+        return next;
     }
 
     void onGuestTargetError(MirrorEvent.Operation operation, long offset, long length, DeviceException e) {

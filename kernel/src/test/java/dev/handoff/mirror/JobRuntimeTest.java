@@ -31,6 +31,7 @@ class JobRuntimeTest {
             assertThat(onExecutor).hasValue(2);
             assertThat(runtime.parallelism()).isEqualTo(2);
             assertThat(runtime.separatesCopySteps()).isFalse();
+            assertThat(runtime.carriesNextCopy()).isTrue();
             assertThat(JobRuntime.of(pool).parallelism()).isEqualTo(Integer.MAX_VALUE);
         } finally {
             pool.shutdown();
@@ -48,6 +49,7 @@ class JobRuntimeTest {
         JobRuntime runtime = JobRuntime.threadPool(3);
         try {
             assertThat(runtime.parallelism()).isEqualTo(3);
+            assertThat(runtime.carriesNextCopy()).isTrue();
         } finally {
             runtime.shutdown();
         }
