@@ -632,7 +632,7 @@ WbMark(g) ==
 (* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
 (* (a section: the target policy, then advance).  The guest's write still  *)
 (* succeeds: the source has it.                                            *)
-(* @java MirrorJob.onGuestTargetError:821-821 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
+(* @java MirrorJob.onGuestTargetError:828-828 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
 WbReport(g) ==
     /\ gs[g].pc = "wbReport"
     /\ SectionThenAdvance(OnError(job, "target", gs[g].fk), dirty)
@@ -805,7 +805,7 @@ CopyFinished(r) ==
 (* ----------------------------------------------------------------------- *)
 
 (* MirrorJob.pump (a section): a wake-up from a guest or the gate.         *)
-(* @java MirrorJob.pump:895-895 "advanceLocked();"                              *)
+(* @java MirrorJob.pump:902-902 "advanceLocked();"                              *)
 RunPump ==
     /\ pumps > 0
     /\ pumps' = pumps - 1
@@ -814,7 +814,7 @@ RunPump ==
 
 (* MirrorJob.onTimer (a section): the back-off timer fired.  If a later    *)
 (* error pushed the retry time out, advance schedules it again.            *)
-(* @java MirrorJob.onTimer:911-911 "c.timerFiredLocked();"                     *)
+(* @java MirrorJob.onTimer:918-918 "c.timerFiredLocked();"                     *)
 TimerFires ==
     /\ job.timer
     /\ SectionThenAdvance([job EXCEPT !.timer = FALSE], dirty)

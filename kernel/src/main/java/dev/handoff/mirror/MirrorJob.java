@@ -809,7 +809,14 @@ public final class MirrorJob {
                 endStep(MirrorTrace.Step.COPY_FINISHED, e == null ? MirrorTrace.OK : MirrorTrace.failKind(e), op.firstChunk);
             }
         }
-        deliver();
+        try {
+            deliver();
+        } catch (Throwable t) {
+            if (next != null) {
+                execute(next); // a listener threw an Error: the issued copy still runs
+            }
+            throw t;
+        }
         return next;
     }
 
