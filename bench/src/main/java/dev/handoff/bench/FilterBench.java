@@ -37,6 +37,23 @@ import java.util.concurrent.TimeUnit;
  *   <tr><td>{@code raw}</td><td>the source device alone: the baseline of the background paths</td></tr>
  *   <tr><td>{@code raw+fence}</td><td>the source device, then a full fence: the store-load barrier the
  *       filter's dirty mark must issue after the data write (its share of the filter's cost)</td></tr>
+ *   <tr><td>{@code raw+2fence}</td><td>the source device, then two full fences back to back: the two
+ *       store-load barriers a guest path that orders each write by itself needs (the gate entry
+ *       before the read of "closed", the data write before the read of the dirty word), with
+ *       nothing else (docs/BENCHMARKS.md, "Filter overhead in memory")</td></tr>
+ *   <tr><td>{@code raw+rmw+fence+rmw}</td><td>today's three serialising instructions alone: a volatile
+ *       {@code getAndAdd(+1)} on a padded counter, the write, a full fence, a {@code getAndAdd(-1)}
+ *       (with two threads the counter is shared, as the gate's word is)</td></tr>
+ *   <tr><td>{@code raw+slot}</td><td>the floor in a per-thread-slot gate's order: a plain store to the
+ *       thread's own padded slot and a full fence, the write, a full fence, a release store to the
+ *       slot</td></tr>
+ *   <tr><td>{@code raw+fence+load}</td><td>the source device, a full fence, a volatile load of one padded
+ *       long: the dirty mark's minimum on an already-dirty chunk</td></tr>
+ *   <tr><td>{@code raw+mark}</td><td>the source device, then the real {@code DirtyBitmap.markRange} on an
+ *       all-dirty bitmap of the job's granularity: the dirty mark alone, no gate</td></tr>
+ *   <tr><td>{@code raw+rmw+mark+rmw}</td><td>today's protocol without the filter: {@code getAndAdd(+1)},
+ *       the write, the real {@code DirtyBitmap.markRange} on an all-dirty bitmap of the job's
+ *       granularity (fence, word and summary reads), {@code getAndAdd(-1)}</td></tr>
  *   <tr><td>{@code raw+target}</td><td>the same write to the source, then to the target: the baseline of the
  *       write-blocking paths, which write both</td></tr>
  *   <tr><td>{@code bg-idle}</td><td>background mode, no copy running (job created, not started): gate, write,
@@ -51,8 +68,13 @@ import java.util.concurrent.TimeUnit;
  *       the same chunk</td></tr>
  * </table>
  * Filter overhead, no copy running: {@code bg-idle / raw - 1} (target: at most 3 %) and
- * {@code wb-ready / raw+target - 1}; {@code raw+fence / raw - 1} is the part of it that the
- * protocol's store-load barrier costs by itself.
+ * {@code wb-ready / raw+target - 1}. The instruction-cost paths ({@code raw+fence} to
+ * {@code raw+rmw+mark+rmw}, built by {@link OrderedWrites}) take that overhead apart:
+ * {@code raw+fence / raw - 1} is one store-load barrier; {@code raw+2fence} and {@code raw+slot}
+ * the floor of a guest path that orders each write by itself (two barriers);
+ * {@code raw+rmw+fence+rmw} today's instructions; {@code raw+fence+load} and {@code raw+mark} the
+ * dirty mark; {@code raw+rmw+mark+rmw} today's protocol, and {@code bg-idle} over it the filter's
+ * routing.
  *
  * <p>Run: {@code java -jar bench/target/benchmarks.jar FilterBench}
  */
@@ -67,7 +89,8 @@ public class FilterBench {
     private static final int WRITE = 4096;
     private static final long COPY_SPEED = 64L << 20;
 
-    @Param({"raw", "raw+fence", "raw+target", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
+    @Param({"raw", "raw+fence", "raw+2fence", "raw+rmw+fence+rmw", "raw+slot", "raw+fence+load", "raw+mark",
+            "raw+rmw+mark+rmw", "raw+target", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
     public String path;
 
     private MemoryDevice source;
@@ -97,6 +120,24 @@ public class FilterBench {
                 break;
             case "raw+fence":
                 device = new Fenced(source);
+                break;
+            case "raw+2fence":
+                device = OrderedWrites.twoFences(source);
+                break;
+            case "raw+rmw+fence+rmw":
+                device = OrderedWrites.rmwFenceRmw(source);
+                break;
+            case "raw+slot":
+                device = OrderedWrites.slot(source);
+                break;
+            case "raw+fence+load":
+                device = OrderedWrites.fenceLoad(source);
+                break;
+            case "raw+mark":
+                device = OrderedWrites.mark(source, MirrorOptions.defaults().granularity());
+                break;
+            case "raw+rmw+mark+rmw":
+                device = OrderedWrites.rmwMarkRmw(source, MirrorOptions.defaults().granularity());
                 break;
             case "raw+target":
                 device = new WriteBoth(source, target);
