@@ -1,6 +1,7 @@
 package dev.handoff.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.fail;
 
 import dev.handoff.nbd.TestPki;
 import java.io.IOException;
@@ -105,18 +106,17 @@ class TlsIT {
         try (RandomAccessFile f = new RandomAccessFile(tgt.toFile(), "rw")) {
             f.setLength(SIZE);
         }
-        int port = freePort();
         Path log = dir.resolve("qsd.log");
         // QEMU writes identities in the certificate's order (O first); Handoff's allow-list takes both.
-        Process qsd = new ProcessBuilder("qemu-storage-daemon",
+        Qsd started = startListening(log, port -> new ProcessBuilder("qemu-storage-daemon",
                 "--object", "tls-creds-x509,id=tls0,endpoint=server,verify-peer=on,dir=" + pki.server(),
                 "--object", "authz-simple,id=authz0,identity=O=Handoff tests,,CN=client-a",
                 "--blockdev", "driver=file,node-name=tgt,filename=" + tgt,
                 "--nbd-server", "addr.type=inet,addr.host=127.0.0.1,addr.port=" + port + ",tls-creds=tls0,tls-authz=authz0",
-                "--export", "type=nbd,id=e0,node-name=tgt,name=disk,writable=on")
-                .redirectErrorStream(true).redirectOutput(log.toFile()).start();
+                "--export", "type=nbd,id=e0,node-name=tgt,name=disk,writable=on"));
+        Process qsd = started.process();
+        int port = started.port();
         try {
-            awaitListening(port, qsd, log);
             String target = "nbds://127.0.0.1:" + port + "/disk";
 
             Cli.Result plain = Cli.run(dir, "mirror", "src.img", "nbd://127.0.0.1:" + port + "/disk");
@@ -248,15 +248,43 @@ class TlsIT {
         }
     }
 
-    private static void awaitListening(int port, Process process, Path log) throws Exception {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-        while (true) {
-            try (java.net.Socket s = new java.net.Socket(InetAddress.getLoopbackAddress(), port)) {
-                return;
-            } catch (IOException notYet) {
-                assertThat(process.isAlive()).as("qemu-storage-daemon: %s", Files.readString(log)).isTrue();
-                assertThat(System.nanoTime()).as("qemu-storage-daemon listens").isLessThan(deadline);
-                Thread.sleep(50);
+    /** A started qemu-storage-daemon and the loopback port it listens on. */
+    private record Qsd(Process process, int port) {
+    }
+
+    /** Makes the daemon's command line for a port. */
+    private interface QsdCommand {
+        ProcessBuilder on(int port);
+    }
+
+    /**
+     * Starts the daemon on a free port and waits until it listens. The daemon cannot be told to
+     * pick a port itself, so the port is probed first; another process may take it before the
+     * daemon binds, which the daemon reports as "Address already in use": then it is tried again
+     * on another port (at most three times).
+     */
+    private static Qsd startListening(Path log, QsdCommand command) throws Exception {
+        for (int attempt = 1; ; attempt++) {
+            int port = freePort();
+            Process p = command.on(port).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (true) {
+                try (java.net.Socket s = new java.net.Socket(InetAddress.getLoopbackAddress(), port)) {
+                    return new Qsd(p, port);
+                } catch (IOException notYet) {
+                    if (!p.isAlive()) {
+                        String out = Files.readString(log);
+                        if (attempt < 3 && out.contains("Address already in use")) {
+                            break; // the probed port was taken before the daemon bound it
+                        }
+                        fail("qemu-storage-daemon exited: " + out);
+                    }
+                    if (System.nanoTime() - deadline > 0) {
+                        p.destroyForcibly();
+                        fail("qemu-storage-daemon does not listen on " + port + " after 60 s: " + Files.readString(log));
+                    }
+                    Thread.sleep(50);
+                }
             }
         }
     }
