@@ -421,6 +421,14 @@ public final class RunCatalog {
         int code = run(dir, log, cmd);
         List<Outcome> out = new ArrayList<>();
         Path xml = reports.resolve("TEST-junit-jupiter.xml");
+        if (!Files.exists(xml) && code != 124) {
+            // The launcher ended before it wrote a report and not by our timeout: the JVM did not
+            // get to a verdict (a test server's port taken by a check running beside it, a JVM that
+            // could not start). That is no verdict on the variant, so the checks run once more; the
+            // first run's log is kept beside the second's.
+            Files.move(log, dir.resolve("junit-" + module + ".first.log"), StandardCopyOption.REPLACE_EXISTING);
+            code = run(dir, log, cmd);
+        }
         if (!Files.exists(xml)) {
             for (Check c : checks) {
                 out.add(new Outcome(c, Fired.ERROR, "the launcher exited " + code + " without a report (" + log + ")"));
