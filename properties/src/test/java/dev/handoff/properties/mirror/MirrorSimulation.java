@@ -641,7 +641,10 @@ public final class MirrorSimulation {
 
     /**
      * Ends a run that stops with a guest still blocked (a crash, a failed check): lets it go
-     * ({@link MirrorProbe#abandonWaiters}); its device calls then throw, and its thread ends.
+     * ({@link MirrorProbe#abandonWaiters}); its device calls then throw, and its thread ends. The
+     * thread is also interrupted: the kernel's waits re-check their condition when interrupted,
+     * so it ends even where the wake-up itself is what a broken kernel loses (after a lost
+     * wake-up was reported, or a crash), instead of keeping the run until {@link #SETTLE_NANOS}.
      */
     private void abandonBlocked() {
         GuestOp op = blocked;
@@ -651,6 +654,7 @@ public final class MirrorSimulation {
         }
         abandoned = op.thread;
         MirrorProbe.abandonWaiters(job, bitmap.chunkOf(op.off), bitmap.chunkOf(op.off + op.len - 1));
+        op.thread.interrupt();
         MirrorProbe.releaseWakeUps(job);
         try {
             join(op.thread);
