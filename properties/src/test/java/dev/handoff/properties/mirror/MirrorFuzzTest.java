@@ -11,7 +11,8 @@ import dev.handoff.properties.sim.Seeds;
  *
  * <p>{@code mvn verify} replays the committed corpus in
  * {@code src/test/resources/dev/handoff/properties/mirror/MirrorFuzzTestInputs/<method>/} (generated runs
- * plus every crash ever found). Fuzzing, about a minute per target:
+ * plus every crash ever found). Fuzzing, for {@code fuzz.duration} per target (30 s unless
+ * {@code -Dfuzz.duration=} says otherwise):
  * <pre>
  * mvn -B -q -pl kernel -am install -DskipTests
  * mvn -B -pl properties verify -Pfuzz -Dtest='MirrorFuzzTest#mirror'
