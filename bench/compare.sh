@@ -3,7 +3,7 @@
 # cp + sync on one 1 GiB random raw image in the page cache, with and without a guest writing
 # through each one's NBD export. Prints medians and ratios; docs/BENCHMARKS.md explains the table.
 #
-#   bench/compare.sh                      # the full run (about 5 minutes on 2 cores after the build)
+#   bench/compare.sh                      # the full run (about 12-20 minutes on 2 cores after the build)
 #   bench/compare.sh --rounds 3 --nbd-rounds 1 --write-sizes 4096   # a shorter one
 #   bench/compare.sh --only bulk          # no NBD part
 #   bench/compare.sh --only tls           # only the cost of TLS on the NBD exports (fio, QD1 and QD16)
