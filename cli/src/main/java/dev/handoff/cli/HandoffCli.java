@@ -25,8 +25,10 @@ import picocli.CommandLine.Spec;
             " 2:usage: unknown option, missing or invalid argument, more memory than the JVM has, stop/enospc"
                     + " without --control",
             " 3:bad image: missing source, not raw, target size differs, target is the source, target not"
-                    + " writable, socket path in a missing directory, or the coordinator PATH belongs to another image",
-            " 4:busy: image locked by another process (QEMU or Handoff), owned by another holder, address in use",
+                    + " writable, socket path in a missing directory, the coordinator PATH belongs to another image,"
+                    + " or a --bitmap that is damaged, of a newer version, of other images, or stale",
+            " 4:busy: image or --bitmap locked by another process (QEMU or Handoff), owned by another holder,"
+                    + " address in use",
             " 5:cancelled before the target was consistent",
             " 6:fenced: a newer owner took the image over (stale token or handle), or the coordinator session was lost",
             "130:interrupted (Ctrl-C); the target is left as is, consistent only if the message says so",

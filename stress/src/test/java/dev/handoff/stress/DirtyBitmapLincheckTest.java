@@ -29,7 +29,10 @@ import java.util.BitSet;
  *
  * <p>Broken variants caught: clear-word-store-not-atomic and mark-word-store-not-atomic (a lost bit
  * update: model checking switches threads between the read and the store), bitmap-mark-takes-lock
- * (a mark serialized by a monitor: no lost update, but no longer lock-free). Rerun:
+ * (a mark serialized by a monitor: no lost update, but no longer lock-free). The catalog names this
+ * test for the first and the last; for mark-word-store-not-atomic it names the jcstress harness
+ * {@code BitmapWordMarkVsMark}, and this test was shown to catch it too by a catalog run with it
+ * added as a check. Rerun:
  * {@code mvn -pl kernel,stress -am verify -Djcstress.skip -Dtest=DirtyBitmapLincheckTest -Dsurefire.failIfNoSpecifiedTests=false}
  */
 @Param(name = "chunk", gen = IntGen.class, conf = "0:3")

@@ -14,7 +14,7 @@ import dev.handoff.properties.sim.Seeds;
  * plus every crash ever found). Fuzzing, for {@code fuzz.duration} per target (30 s unless
  * {@code -Dfuzz.duration=} says otherwise):
  * <pre>
- * mvn -B -q -pl kernel -am install -DskipTests
+ * mvn -B -q -pl properties -am install -DskipTests
  * mvn -B -pl properties verify -Pfuzz -Dtest='MirrorFuzzTest#mirror'
  * </pre>
  * A crash is written next to the corpus; commit it with the fix. The failure message holds the

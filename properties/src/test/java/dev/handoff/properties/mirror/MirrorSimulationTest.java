@@ -22,8 +22,8 @@ import static org.assertj.core.api.Assertions.assertThat;
  * copy in flight, an {@code ignore} policy that clears the chunk, a pivot without the target
  * flush, wrong error actions, a copier that stalls.
  *
- * <p>Rerun one seed: {@code mvn -B -q -pl kernel -am install -DskipTests && mvn -B -pl properties
- * verify -Dtest=MirrorSimulationTest -Dhandoff.seed=S} (add {@code -Dhandoff.trace=true} for every
+ * <p>Rerun one seed: {@code mvn -B -pl properties -am verify -Dhandoff.failIfNoTests=false
+ * -Dsurefire.failIfNoSpecifiedTests=false -Dtest=MirrorSimulationTest -Dhandoff.seed=S} (add {@code -Dhandoff.trace=true} for every
  * task and event); a soak: {@code -Dhandoff.seeds=100000 -Dhandoff.firstSeed=N}.
  */
 class MirrorSimulationTest {

@@ -101,7 +101,7 @@ public final class Seeds {
 
     /** The replay command line for one seed of a test class in this module. */
     public static String replayCommand(String testClass, long seed) {
-        return "mvn -B -q -pl kernel -am install -DskipTests && mvn -B -pl properties verify -Dtest=" + testClass
-                + " -Dhandoff.seed=" + seed;
+        return "mvn -B -pl properties -am verify -Dhandoff.failIfNoTests=false"
+                + " -Dsurefire.failIfNoSpecifiedTests=false -Dtest=" + testClass + " -Dhandoff.seed=" + seed;
     }
 }

@@ -28,8 +28,9 @@ import java.util.concurrent.atomic.AtomicReference;
  *
  * <p>Broken variants caught: activate-keeps-cache (a handle that read the header while
  * active, lost ownership and activated again serves its old copy: a read returns a value the
- * model does not have), activate-without-lock (two handles active), inactivate-without-flush.
- * Rerun:
+ * model does not have), activate-without-lock (two handles active), inactivate-without-flush. The
+ * catalog names this test for the last; activate-without-lock was shown caught by a catalog run with
+ * this test added as a check (the catalog names its jcstress harness and other tests). Rerun:
  * {@code mvn -pl kernel,stress -am verify -Djcstress.skip -Dstress.test=OwnedImageLincheckTest}
  */
 @Param(name = "handle", gen = IntGen.class, conf = "0:1")
