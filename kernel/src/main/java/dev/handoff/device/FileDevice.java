@@ -193,7 +193,7 @@ public final class FileDevice implements BlockDevice {
 
     @Override
     public void read(long offset, ByteBuffer dst) throws DeviceException {
-        DeviceException.checkRange(offset, dst.remaining(), size);
+        BlockDevice.checkRange(offset, dst.remaining(), size);
         try {
             long pos = offset;
             while (dst.hasRemaining()) {
@@ -215,7 +215,7 @@ public final class FileDevice implements BlockDevice {
     @Override
     public void write(long offset, ByteBuffer src) throws DeviceException {
         ensureWritable();
-        DeviceException.checkRange(offset, src.remaining(), size);
+        BlockDevice.checkRange(offset, src.remaining(), size);
         long end = offset + src.remaining();
         try {
             long pos = offset;
@@ -240,7 +240,7 @@ public final class FileDevice implements BlockDevice {
     @Override
     public void writeZeroes(long offset, long length) throws DeviceException {
         ensureWritable();
-        DeviceException.checkRange(offset, length, size);
+        BlockDevice.checkRange(offset, length, size);
         ensureOpen();
         if (length == 0) {
             return;
@@ -277,7 +277,7 @@ public final class FileDevice implements BlockDevice {
     @Override
     public void discard(long offset, long length) throws DeviceException {
         ensureWritable();
-        DeviceException.checkRange(offset, length, size);
+        BlockDevice.checkRange(offset, length, size);
         ensureOpen();
         if (length == 0 || (blockDevice && (offset % SECTOR != 0 || length % SECTOR != 0))) {
             return;
@@ -294,7 +294,7 @@ public final class FileDevice implements BlockDevice {
     /** {@code SEEK_DATA} where the file system can tell; {@code offset} (all may be data) otherwise. */
     @Override
     public long nextData(long offset) throws DeviceException {
-        DeviceException.checkRange(offset, 0, size);
+        BlockDevice.checkRange(offset, 0, size);
         ensureOpen();
         if (offset == size || noSeekHoles) {
             return offset;
@@ -314,7 +314,7 @@ public final class FileDevice implements BlockDevice {
     /** {@code SEEK_HOLE} where the file system can tell; {@code size()} (no hole known) otherwise. */
     @Override
     public long nextHole(long offset) throws DeviceException {
-        DeviceException.checkRange(offset, 0, size);
+        BlockDevice.checkRange(offset, 0, size);
         ensureOpen();
         if (offset == size || noSeekHoles) {
             return size;

@@ -46,7 +46,7 @@ public final class MemoryDevice implements BlockDevice {
     @Override
     public void read(long offset, ByteBuffer dst) throws DeviceException {
         ensureOpen();
-        DeviceException.checkRange(offset, dst.remaining(), size);
+        BlockDevice.checkRange(offset, dst.remaining(), size);
         long pos = offset;
         while (dst.hasRemaining()) {
             int index = (int) (pos >>> SEGMENT_SHIFT);
@@ -65,7 +65,7 @@ public final class MemoryDevice implements BlockDevice {
     @Override
     public void write(long offset, ByteBuffer src) throws DeviceException {
         ensureOpen();
-        DeviceException.checkRange(offset, src.remaining(), size);
+        BlockDevice.checkRange(offset, src.remaining(), size);
         long pos = offset;
         while (src.hasRemaining()) {
             int index = (int) (pos >>> SEGMENT_SHIFT);
@@ -79,14 +79,14 @@ public final class MemoryDevice implements BlockDevice {
     @Override
     public void writeZeroes(long offset, long length) throws DeviceException {
         ensureOpen();
-        DeviceException.checkRange(offset, length, size);
+        BlockDevice.checkRange(offset, length, size);
         zero(offset, length);
     }
 
     @Override
     public void discard(long offset, long length) throws DeviceException {
         ensureOpen();
-        DeviceException.checkRange(offset, length, size);
+        BlockDevice.checkRange(offset, length, size);
         zero(offset, length);
     }
 
@@ -104,7 +104,7 @@ public final class MemoryDevice implements BlockDevice {
     @Override
     public long nextData(long offset) throws DeviceException {
         ensureOpen();
-        DeviceException.checkRange(offset, 0, size);
+        BlockDevice.checkRange(offset, 0, size);
         for (long pos = offset; pos < size; pos = ((pos >>> SEGMENT_SHIFT) + 1) << SEGMENT_SHIFT) {
             if (segments.get((int) (pos >>> SEGMENT_SHIFT)) != null) {
                 return pos;
@@ -117,7 +117,7 @@ public final class MemoryDevice implements BlockDevice {
     @Override
     public long nextHole(long offset) throws DeviceException {
         ensureOpen();
-        DeviceException.checkRange(offset, 0, size);
+        BlockDevice.checkRange(offset, 0, size);
         for (long pos = offset; pos < size; pos = ((pos >>> SEGMENT_SHIFT) + 1) << SEGMENT_SHIFT) {
             if (segments.get((int) (pos >>> SEGMENT_SHIFT)) == null) {
                 return pos;

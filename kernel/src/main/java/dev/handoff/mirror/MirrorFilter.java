@@ -283,7 +283,7 @@ public final class MirrorFilter implements BlockDevice {
 
     private void mutate(int op, long offset, long length, ByteBuffer src) throws DeviceException {
         ensureOpen();
-        DeviceException.checkRange(offset, length, size);
+        BlockDevice.checkRange(offset, length, size);
         MirrorTrace t = trace;
         BlockDevice p = lvPassthrough();
         if (p != null) {
