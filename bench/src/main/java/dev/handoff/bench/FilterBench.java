@@ -51,6 +51,10 @@ import java.util.concurrent.TimeUnit;
  *       long: the dirty mark's minimum on an already-dirty chunk</td></tr>
  *   <tr><td>{@code raw+mark}</td><td>the source device, then the real {@code DirtyBitmap.markRange} on an
  *       all-dirty bitmap of the job's granularity: the dirty mark alone, no gate</td></tr>
+ *   <tr><td>{@code raw+rmw+fence+load+rmw}</td><td>{@code raw+rmw+fence+rmw} with a volatile load of one
+ *       padded long after the fence: the gate's two RMWs around the dirty mark's minimum, without
+ *       {@code markRange}'s range check, mask, loop and summary read (between
+ *       {@code raw+rmw+fence+rmw} and {@code raw+rmw+mark+rmw})</td></tr>
  *   <tr><td>{@code raw+rmw+mark+rmw}</td><td>today's protocol without the filter: {@code getAndAdd(+1)},
  *       the write, the real {@code DirtyBitmap.markRange} on an all-dirty bitmap of the job's
  *       granularity (fence, word and summary reads), {@code getAndAdd(-1)}</td></tr>
@@ -90,7 +94,7 @@ public class FilterBench {
     private static final long COPY_SPEED = 64L << 20;
 
     @Param({"raw", "raw+fence", "raw+2fence", "raw+rmw+fence+rmw", "raw+slot", "raw+fence+load", "raw+mark",
-            "raw+rmw+mark+rmw", "raw+target", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
+            "raw+rmw+fence+load+rmw", "raw+rmw+mark+rmw", "raw+target", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
     public String path;
 
     private MemoryDevice source;
@@ -135,6 +139,9 @@ public class FilterBench {
                 break;
             case "raw+mark":
                 device = OrderedWrites.mark(source, MirrorOptions.defaults().granularity());
+                break;
+            case "raw+rmw+fence+load+rmw":
+                device = OrderedWrites.rmwFenceLoadRmw(source);
                 break;
             case "raw+rmw+mark+rmw":
                 device = OrderedWrites.rmwMarkRmw(source, MirrorOptions.defaults().granularity());

@@ -114,6 +114,30 @@ final class OrderedWrites {
     }
 
     /**
+     * Today's three serialising instructions with the dirty mark's minimum between the last two:
+     * a {@code getAndAdd(+1)}, the write, a full fence, a volatile load of one long (on lines of
+     * its own), a {@code getAndAdd(-1)}. Between {@link #rmwFenceRmw} and {@link #rmwMarkRmw}: it
+     * adds the load after the fence, not {@link DirtyBitmap#markRange}'s range check, mask, loop
+     * and summary read.
+     */
+    static BlockDevice rmwFenceLoadRmw(BlockDevice device) {
+        Counter c = new Counter();
+        Counter word = new Counter();
+        return new Base(device) {
+            @Override
+            public void write(long offset, ByteBuffer src) throws DeviceException {
+                c.getAndAdd(1L);
+                super.write(offset, src);
+                VarHandle.fullFence();
+                if (word.lv() == Long.MIN_VALUE) {
+                    throw new IllegalStateException(); // never: keeps the load
+                }
+                c.getAndAdd(-1L);
+            }
+        };
+    }
+
+    /**
      * Write, then the real {@link DirtyBitmap#markRange} on an all-dirty bitmap of the job's
      * granularity (its range check, fence, word read and summary read; no RMW): the dirty mark
      * alone, no gate.
