@@ -59,7 +59,9 @@ record TraceCheck(String name, boolean accepted, int events, int matched, double
         Path log = dir.resolve("tlc.out");
         List<String> command = new ArrayList<>(List.of(
                 Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-XX:+UseParallelGC", "-Xmx1g", "-Djava.io.tmpdir=" + tmp.toAbsolutePath(),
+                "-XX:+UseParallelGC", "-Xmx1g",
+                TlcRun.tieredEverywhere() ? "-XX:+TieredCompilation" : TlcRun.QUICK_JIT,
+                "-Djava.io.tmpdir=" + tmp.toAbsolutePath(),
                 "-cp", tlatoolsJar().toString(), "tlc2.TLC",
                 "-workers", "1", "-fp", "1", "-metadir", dir.resolve("states").toAbsolutePath().toString(),
                 "-cleanup", "-config", traceSpec + ".cfg", traceSpec + ".tla"));
