@@ -55,6 +55,9 @@ import java.util.concurrent.TimeUnit;
  *       padded long after the fence: the gate's two RMWs around the dirty mark's minimum, without
  *       {@code markRange}'s range check, mask, loop and summary read (between
  *       {@code raw+rmw+fence+rmw} and {@code raw+rmw+mark+rmw})</td></tr>
+ *   <tr><td>{@code raw+rmw+or+rmw}</td><td>{@code raw+rmw+fence+load+rmw} with the fence and the load
+ *       replaced by one unconditional {@code getAndBitwiseOr} of a set bit: the one-RMW dirty mark's
+ *       instructions</td></tr>
  *   <tr><td>{@code raw+rmw+mark+rmw}</td><td>today's protocol without the filter: {@code getAndAdd(+1)},
  *       the write, the real {@code DirtyBitmap.markRange} on an all-dirty bitmap of the job's
  *       granularity (fence, word and summary reads), {@code getAndAdd(-1)}</td></tr>
@@ -94,7 +97,7 @@ public class FilterBench {
     private static final long COPY_SPEED = 64L << 20;
 
     @Param({"raw", "raw+fence", "raw+2fence", "raw+rmw+fence+rmw", "raw+slot", "raw+fence+load", "raw+mark",
-            "raw+rmw+fence+load+rmw", "raw+rmw+mark+rmw", "raw+target", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
+            "raw+rmw+fence+load+rmw", "raw+rmw+or+rmw", "raw+rmw+mark+rmw", "raw+target", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
     public String path;
 
     private MemoryDevice source;
@@ -142,6 +145,9 @@ public class FilterBench {
                 break;
             case "raw+rmw+fence+load+rmw":
                 device = OrderedWrites.rmwFenceLoadRmw(source);
+                break;
+            case "raw+rmw+or+rmw":
+                device = OrderedWrites.rmwOrRmw(source);
                 break;
             case "raw+rmw+mark+rmw":
                 device = OrderedWrites.rmwMarkRmw(source, MirrorOptions.defaults().granularity());

@@ -138,6 +138,30 @@ final class OrderedWrites {
     }
 
     /**
+     * The one-RMW dirty mark in the gate's RMWs: a {@code getAndAdd(+1)}, the write, an
+     * unconditional {@code getAndBitwiseOr} of a bit that is already set on one long (on lines of
+     * its own), a {@code getAndAdd(-1)}. The OR stands for the fence and the word's load of
+     * {@link #rmwFenceLoadRmw}: one locked instruction that orders the data before it and reads the
+     * word at once (docs/BENCHMARKS.md, "Filter overhead in memory", next step). No summary read.
+     */
+    static BlockDevice rmwOrRmw(BlockDevice device) {
+        Counter c = new Counter();
+        Counter word = new Counter();
+        word.getAndAdd(1L);
+        return new Base(device) {
+            @Override
+            public void write(long offset, ByteBuffer src) throws DeviceException {
+                c.getAndAdd(1L);
+                super.write(offset, src);
+                if ((word.getAndOr(1L) & 1L) == 0) {
+                    throw new IllegalStateException(); // never: the bit stays set
+                }
+                c.getAndAdd(-1L);
+            }
+        };
+    }
+
+    /**
      * Write, then the real {@link DirtyBitmap#markRange} on an all-dirty bitmap of the job's
      * granularity (its range check, fence, word read and summary read; no RMW): the dirty mark
      * alone, no gate.
@@ -203,6 +227,11 @@ final class OrderedWrites {
         /** Volatile RMW: a gate entry or exit (its partner would be the closer's RMW). */
         long getAndAdd(long delta) {
             return (long) LONGS.getAndAdd(padded, AT, delta);
+        }
+
+        /** Volatile RMW ({@code lock or} on x86-64): a one-RMW mark of its word. */
+        long getAndOr(long bits) {
+            return (long) LONGS.getAndBitwiseOr(padded, AT, bits);
         }
 
         /** Volatile load (a plain {@code mov} on x86-64): the mark's read of its word. */
