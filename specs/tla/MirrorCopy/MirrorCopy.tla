@@ -412,14 +412,15 @@ CanWrite == MaxWrites = 0 \/ writes < MaxWrites
 
 (* MirrorFilter.mutate: a guest starts a write.  After the job concluded,  *)
 (* MirrorFilter.passthrough routes it straight to the source or target     *)
-(* (one device call, no gate).  Otherwise GuestGate.enter (one RMW); a     *)
+(* (one device call, no gate).  Otherwise GuestGate.enter (an RMW of the   *)
+(* thread's cell, then a read of the closed flag: one step here); a        *)
 (* closed gate holds the guest (it backs out, and its exit may find the    *)
 (* gate drained and queue a pump: onDrained).  Inside, the guest reads the *)
 (* route and MirrorFilter.writeThrough once: a write that entered before a *)
 (* switch to write-blocking finishes as a background write.                *)
 (* @java MirrorFilter.mutate:295-295 "apply(p, op, offset, length, src);"       *)
 (* @java MirrorFilter.enterGate:382-382 "boolean entered = gate.tryEnter();"    *)
-(* @java GuestGate.tryEnter:83-83 "long s = getAndAddState(1L);" *)
+(* @java GuestGate.tryEnter:154-154 "getAndAddCell(stripe(Thread.currentThread().getId()), 1L);" *)
 GuestEnter(g, w) ==
     /\ \/ /\ gs[g].pc = "idle" /\ ValidWrite(w) /\ CanWrite
           /\ writes' = IF MaxWrites = 0 THEN writes ELSE writes + 1
@@ -507,10 +508,11 @@ Wake(g) ==
     /\ gs' = [gs EXCEPT ![g].pc = "exit"]
     /\ UNCHANGED <<src, tgt, dirty, claimed, ops, unreported, failures, writes>>
 
-(* GuestGate.exit (one RMW): the exit that leaves a closed gate empty runs *)
-(* onDrained, which queues a pump.  The write returns.                     *)
+(* GuestGate.exit (an RMW of the thread's cell, then the closed flag and   *)
+(* the sum of the cells: one step here): the exit that leaves a closed     *)
+(* gate empty runs onDrained, which queues a pump.  The write returns.     *)
 (* @java MirrorFilter.exitGate:406-406 "gate.exit();"                           *)
-(* @java GuestGate.exit:93-93 "long s = getAndAddState(-1L) - 1;" *)
+(* @java GuestGate.exit:167-167 "getAndAddCell(stripe(Thread.currentThread().getId()), -1L);" *)
 Exit(g) ==
     /\ gs[g].pc = "exit"
     /\ gs' = [gs EXCEPT ![g] = NoWrite]

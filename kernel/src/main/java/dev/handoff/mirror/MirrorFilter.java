@@ -19,8 +19,8 @@ import java.nio.ByteBuffer;
  *   <li><b>Background write</b>: write the source, then mark the touched chunks dirty (DESIGN
  *       §3.1: marking first would let the copier clear the bit and copy the old bytes before
  *       the write lands). Even a failed write marks, since it may have been applied in part. No
- *       lock, no allocation: a gate RMW, the guest-write counter (below), the device write, the
- *       bitmap's fence and read, and at most one RMW for a clean chunk.</li>
+ *       lock, no allocation: a gate RMW (own cell) and flag read, the guest-write counter, the
+ *       device write, the bitmap's fence and read, and at most one RMW for a clean chunk.</li>
  *   <li><b>Either write path</b> (writes, write-zeroes, discards; not reads or flushes) first
  *       tells the copier a guest is writing ({@link Copier#noteGuestWrite}: an opaque load and
  *       store of a counter, no RMW, fence or clock read), so that it keeps fewer copies in flight
@@ -42,8 +42,8 @@ import java.nio.ByteBuffer;
  *       before a pivot); <b>discard</b> discards on the source and marks the chunks dirty.</li>
  * </ul>
  * When the job concludes it writes {@link #passthrough} (volatile) while the gate is closed and
- * drained, then opens the gate; the gate's RMWs order that write before any later operation.
- * From then on operations skip the gate.
+ * drained, then opens the gate; the open's volatile store of the gate's flag, which every entry
+ * reads, orders that write before any later operation. From then on operations skip the gate.
  *
  * <h2>Access modes</h2>
  * The fields the job writes and guests read are touched only through accessors named by mode
@@ -52,9 +52,9 @@ import java.nio.ByteBuffer;
  *   <li>{@code passthrough}: {@link #svPassthrough} by the job under its lock, with the gate
  *       closed and drained; {@link #lvPassthrough} by every operation, before the gate (the fast
  *       path after the conclusion, which needs at least an acquire to see the route) and inside
- *       it (where the gate's RMWs already order it after the store: stronger than needed there;
- *       one accessor serves both, and the re-read inside the gate happens only while the job
- *       runs).</li>
+ *       it (where the gate's read of its flag already orders it after the store: stronger than
+ *       needed there; one accessor serves both, and the re-read inside the gate happens only
+ *       while the job runs).</li>
  *   <li>{@code writeThrough}: {@link #svWriteThrough} by the job under its lock when the copy
  *       mode or the state changes; {@link #lvWriteThrough} by a guest inside the gate, choosing
  *       its path. A switch to write-blocking while guests run reaches each guest at its next

@@ -132,8 +132,9 @@ public final class MirrorProbe {
 
     /**
      * Writes to {@code device} inside a guest gate, as the filter does, without marking: the gate's
-     * cost alone ({@link GuestGate#enter()} / {@link GuestGate#exit()}, two volatile RMWs on one
-     * word). For benchmarks; the caller owns the device.
+     * cost alone ({@link GuestGate#enter()} / {@link GuestGate#exit()}, a volatile RMW on the
+     * thread's own cell and a load of the gate's flag each). For benchmarks; the caller owns the
+     * device.
      */
     public static BlockDevice gatedWrites(BlockDevice device) {
         GuestGate gate = new GuestGate(() -> { });

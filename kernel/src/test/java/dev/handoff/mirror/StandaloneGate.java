@@ -6,8 +6,9 @@ package dev.handoff.mirror;
  * {@code stress/}) and for benchmarks that measure it. Each method is the kernel method of the same
  * name, unchanged.
  *
- * <p>Threading: as {@link GuestGate}: every method from any thread; {@code onDrained} runs on the
- * thread whose exit empties a closed gate.
+ * <p>Threading: as {@link GuestGate}: every method from any thread, but {@link #exit} on the thread
+ * whose {@link #enter} it ends; {@code onDrained} runs on a thread whose exit finds a closed gate
+ * empty.
  */
 public final class StandaloneGate {
     private final GuestGate gate;
@@ -22,7 +23,12 @@ public final class StandaloneGate {
         gate.enter();
     }
 
-    /** Leaves; the last exit from a closed gate runs the drained callback. */
+    /** Enters if the gate is open; otherwise backs out (which may run the drained callback) and returns false. */
+    public boolean tryEnter() {
+        return gate.tryEnter();
+    }
+
+    /** Leaves, on the thread that entered; an exit that finds a closed gate empty runs the drained callback. */
     public void exit() {
         gate.exit();
     }
@@ -40,6 +46,11 @@ public final class StandaloneGate {
     /** Whether the gate is closed now. */
     public boolean isClosed() {
         return gate.isClosed();
+    }
+
+    /** Whether the gate is closed and empty now. */
+    public boolean isDrained() {
+        return gate.isDrained();
     }
 
     /** Operations inside now. */
