@@ -85,6 +85,13 @@ record Cast(String spec, String processLabel, String processKeysOf, Set<String> 
                             "tgtLive", "tgt", "tgtDur", "tgt"),
                     Set.of(), Set.of("crashes"),
                     actors("Crash", "env", "Clear.*", "pass", "W.*", "writer", "C.*", "copier"));
+            case "GuestGate" -> new Cast(spec, "guest", "gs", Set.of("gs"),
+                    List.of(new Lifeline("control", "job", "MirrorJob (close, isDrained, open)")),
+                    List.of(new Lifeline("collections", "cells", "GuestGate.cells"),
+                            new Lifeline("entity", "closed", "GuestGate.closed")),
+                    map("job", "job", "cells", "cells", "closed", "closed"),
+                    Set.of("signalled"), Set.of("entries", "closes"),
+                    actors("Close|CloseSum|CloseStore|DrainRead|DrainSum|Open", "job", ".*", PROCESS));
             default -> throw new IllegalArgumentException("no lifelines defined for spec " + spec
                     + " (add them to Cast.of)");
         };
