@@ -47,13 +47,14 @@
 (* leaves the atomic gate unchanged.  TLC checks Spec => AG!Spec on the    *)
 (* models.  What the atomic gate does not say is who runs onDrained: here  *)
 (* it may run on an exit other than the last (a back-out's), or on two     *)
-(* exits; MirrorCopy's onDrained queues a pump, which is idempotent and    *)
-(* may be queued once more (a pump only advances the job), and NoLostDrain *)
+(* exits.  MirrorCopy's onDrained queues a pump: one pump more runs only   *)
+(* advanceLocked (Advance, the end of every section), and NoLostDrain      *)
 (* shows that one comes.  Trace validation (MirrorTraceTest) records each  *)
-(* tryEnter and each exit between MirrorTrace.begin and end, which a       *)
+(* tryEnter and each exit between MirrorTrace's begin and end, which a     *)
 (* recorder makes atomic, and the job's calls inside its sections: a       *)
 (* traced run serializes them, and a serialized striped gate is exactly    *)
-(* the atomic one (an exit's sum is 0 exactly when it was the last inside).*)
+(* the atomic one (an exit's sum is 0 exactly when it was the last one     *)
+(* inside, and a back-out's exactly when nobody is inside).                *)
 (*                                                                         *)
 (* Broken variants (the constant Bug; each has an MC*_bug.cfg that fails): *)
 (*   "EntryChecksBeforeAnnounce"  tryEnter reads closed before its cell's  *)
@@ -72,7 +73,8 @@
 (* closed that can only find it clear (a waiter sleeps while it is set;    *)
 (* open's signalAll under the lock loses no wake-up: WakeUpLincheckTest);  *)
 (* the sum's loop reads the cells in index order, one per step, and keeps  *)
-(* the partial sum in the thread's state, as the Java does.                *)
+(* the partial sum in the thread's state, as the Java does, but only as 0  *)
+(* or more than 0 (all that decides anything).                             *)
 (***************************************************************************)
 EXTENDS Naturals, FiniteSets
 
@@ -283,9 +285,9 @@ Concluded(total, isClose) ==
     /\ job' = [pc |-> IF total = 0 THEN "drained" ELSE "closed", sum |-> 0, next |-> 1]
     /\ signalled' = (signalled \/ (isClose /\ total = 0))
 
-(* close: sumCells(), one cell per step; 0: close returns true.  (The job  *)
-(* calls isDrained right after close in the same section, which does as    *)
-(* well.)  Broken (CloseSumsBeforeClosing): the sum ends in the store.     *)
+(* close: sumCells(), one cell per step; 0: close returns true (MirrorJob  *)
+(* calls isDrained next in the same section, which sums again).  Broken    *)
+(* (CloseSumsBeforeClosing): the sum ends in the store.                    *)
 (* @java GuestGate.close:180-180 "return sumCells() == 0;" *)
 (* @java GuestGate.sumCells:233-233 "sum += lvCell(i);" *)
 CloseSum ==
