@@ -823,12 +823,20 @@ public final class RunCatalog {
                         + ".patch");
             }
             if (m.containsKey("tla")) {
-                // The TLC model of the same bug carries the same name: MC<Spec>_<CamelCaseOfId>_bug.cfg.
+                // The TLC model of the same bug carries the same name: MC<Spec>_<CamelCaseOfId>_bug.cfg, where
+                // a first word of the id that the spec's name ends with may be left out (MCGuestGate_EntryChecks...
+                // for gate-entry-checks-...).
                 String tla = (String) m.get("tla");
-                String camel = Arrays.stream(id.split("-")).map(w -> Character.toUpperCase(w.charAt(0)) + w.substring(1))
+                String[] words = id.split("-");
+                String camel = Arrays.stream(words).map(w -> Character.toUpperCase(w.charAt(0)) + w.substring(1))
                         .collect(Collectors.joining());
-                if (!tla.endsWith("_" + camel + "_bug.cfg")) {
-                    throw new IllegalArgumentException(id + ": its TLC model must be named ..._" + camel + "_bug.cfg, not "
+                String first = camel.substring(0, words[0].length());
+                String rest = camel.substring(first.length());
+                boolean named = tla.endsWith("_" + camel + "_bug.cfg")
+                        || (!rest.isEmpty() && tla.matches(".*/MC\\w*" + first + "_" + rest + "_bug\\.cfg"));
+                if (!named) {
+                    throw new IllegalArgumentException(id + ": its TLC model must be named ..._" + camel + "_bug.cfg"
+                            + " (or MC<Spec>_" + rest + "_bug.cfg for a spec whose name ends with " + first + "), not "
                             + tla);
                 }
                 if (!Files.exists(catalog.getParent().resolve(tla))) {

@@ -43,7 +43,7 @@ import java.util.concurrent.TimeUnit;
  *       nothing else (docs/BENCHMARKS.md, "Filter overhead in memory")</td></tr>
  *   <tr><td>{@code raw+rmw+fence+rmw}</td><td>today's three serialising instructions alone: a volatile
  *       {@code getAndAdd(+1)} on a padded counter, the write, a full fence, a {@code getAndAdd(-1)}
- *       (with two threads the counter is shared, as the gate's word is)</td></tr>
+ *       (with two threads the counter is shared, as the gate's word was before its cells)</td></tr>
  *   <tr><td>{@code raw+slot}</td><td>the floor in a per-thread-slot gate's order: a plain store to the
  *       thread's own padded slot and a full fence, the write, a full fence, a release store to the
  *       slot</td></tr>

@@ -23,13 +23,13 @@ import java.nio.ByteBuffer;
  * device. Each device has its own counter (or slots), each on cache lines of its own (the
  * middle element of a 32-long array: at least 120 bytes either side), so its accesses share a
  * line with nothing else. With two writer threads the RMW paths' counter is shared by both, as
- * {@code GuestGate}'s word is today; the slot path's slots are not.
+ * {@code GuestGate}'s one word was before the gate was striped; the slot path's slots are not.
  *
  * <h2>Access modes</h2>
  * The counter is touched only through the accessors of {@code Counter}: {@code getAndAdd}
  * volatile read-modify-write, {@code lv} volatile load, {@code sp} plain store, {@code so}
  * release store. No thread acts on its value (the two writers of {@code write2} share the RMW
- * paths' counter, as guests share the gate's word): the accesses are here for their cost, and
+ * paths' counter, as guests shared the gate's word before its cells): the accesses are here for their cost, and
  * the partner each would have in a real protocol is named beside it.
  */
 final class OrderedWrites {
