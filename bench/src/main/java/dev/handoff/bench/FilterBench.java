@@ -7,6 +7,7 @@ import dev.handoff.device.MemoryDevice;
 import dev.handoff.mirror.CopyMode;
 import dev.handoff.mirror.MirrorJob;
 import dev.handoff.mirror.MirrorOptions;
+import dev.handoff.mirror.MirrorProbe;
 import dev.handoff.mirror.SyncMode;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -63,6 +64,9 @@ import java.util.concurrent.TimeUnit;
  *       granularity (fence, word and summary reads), {@code getAndAdd(-1)}</td></tr>
  *   <tr><td>{@code raw+target}</td><td>the same write to the source, then to the target: the baseline of the
  *       write-blocking paths, which write both</td></tr>
+ *   <tr><td>{@code gate}</td><td>the source device inside the kernel's real guest gate
+ *       ({@code GuestGate.enter}, the write, {@code exit}, through the test-jar's {@code MirrorProbe}),
+ *       no mark: the gate alone, shared by the writer threads as a job's guests share it</td></tr>
  *   <tr><td>{@code bg-idle}</td><td>background mode, no copy running (job created, not started): gate, write,
  *       fence, dirty mark</td></tr>
  *   <tr><td>{@code bg-ready}</td><td>background mode after READY (sync none): each write to a clean chunk
@@ -97,7 +101,7 @@ public class FilterBench {
     private static final long COPY_SPEED = 64L << 20;
 
     @Param({"raw", "raw+fence", "raw+2fence", "raw+rmw+fence+rmw", "raw+slot", "raw+fence+load", "raw+mark",
-            "raw+rmw+fence+load+rmw", "raw+rmw+or+rmw", "raw+rmw+mark+rmw", "raw+target", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
+            "raw+rmw+fence+load+rmw", "raw+rmw+or+rmw", "raw+rmw+mark+rmw", "raw+target", "gate", "bg-idle", "bg-ready", "bg-copying", "wb-ready", "wb-copying"})
     public String path;
 
     private MemoryDevice source;
@@ -154,6 +158,9 @@ public class FilterBench {
                 break;
             case "raw+target":
                 device = new WriteBoth(source, target);
+                break;
+            case "gate":
+                device = MirrorProbe.gatedWrites(source);
                 break;
             case "bg-idle":
                 job = MirrorJob.create(source, target, MirrorOptions.defaults());
