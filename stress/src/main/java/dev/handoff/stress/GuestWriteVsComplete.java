@@ -40,9 +40,13 @@ import static org.openjdk.jcstress.annotations.Expect.FORBIDDEN;
 @State
 public class GuestWriteVsComplete {
     static final int POLLS = 100_000;
+    /** How long the controller keeps serving, after complete(), for a guest that has not returned. */
+    static final long GUEST_WAIT_NANOS = java.util.concurrent.TimeUnit.SECONDS.toNanos(10);
 
     final MirrorRig rig;
     volatile int inFlightAtAnnouncement;
+    /** Set by the guest once its write has returned; read by the controller (see controller()). */
+    volatile boolean guestReturned;
 
     public GuestWriteVsComplete() {
         ChunkDevice source = new ChunkDevice(1);
@@ -62,6 +66,7 @@ public class GuestWriteVsComplete {
     @Actor
     public void guest() {
         Harness.write(rig.guest, 0, 2);
+        guestReturned = true;
     }
 
     @Actor
@@ -72,7 +77,14 @@ public class GuestWriteVsComplete {
         } catch (IllegalStateException e) {
             return; // not READY within the polls: the arbiter reports the job unconcluded
         }
-        rig.serve(POLLS, () -> rig.job.state().isConcluded());
+        // Serve until the job concludes, and do not stop on idle polls while the guest's write has
+        // not returned: a guest that entered as complete() closed the gate backs out and waits for
+        // it to open, which takes the pump its back-out queued, and only this thread runs pumps.
+        // Giving up then would leave the guest waiting for ever (and the test hung, not failed).
+        long giveUpAt = System.nanoTime() + GUEST_WAIT_NANOS;
+        do {
+            rig.serve(POLLS, () -> rig.job.state().isConcluded());
+        } while (!rig.job.state().isConcluded() && !guestReturned && System.nanoTime() - giveUpAt < 0);
     }
 
     @Arbiter
