@@ -9,7 +9,7 @@ import java.util.concurrent.locks.ReentrantLock;
  * Counts guest operations inside the mirror filter and can hold new ones out, so the job can
  * switch the guest's device (pivot) or stop mirroring with no guest operation half done.
  *
- * <h2>Protocol overview</h2>
+ * <h2>Protocol overview</h2> Specified, one action per volatile access, in specs/tla/GuestGate/GuestGate.tla.
  * The count is striped (as {@link java.util.concurrent.atomic.LongAdder} stripes a sum): each
  * thread counts its operations in a cell of its own ({@link #stripe}: its thread id masked), and
  * the operations inside are the sum of the cells. "Closed" is a separate flag. So two guest
