@@ -52,19 +52,21 @@ import java.util.ArrayDeque;
  * with the guest's writes for the same devices and CPUs: with one copy at a time a write-blocking
  * QD1 guest kept 23 % of its IOPS instead of 5 %, and a background one reached READY sooner
  * (docs/BENCHMARKS.md, "A guest-aware copy depth"). Every guest write, write-zeroes and discard
- * that enters the job (both copy modes; not reads, flushes, or operations after the job ended) bumps
- * {@link GuestWrites} ({@link #noteGuestWrite}: an opaque load and an opaque store, no RMW,
- * fence or clock read on the guest's path). {@link #issueLocked} compares the counter with the
- * value it saw last: a change records the runtime's clock as the last time it saw the guest write,
- * and the guest counts as writing while that was less than {@link #GUEST_WINDOW_NANOS} ago. The limit
- * only gates new copies: a copy in flight is never cancelled. No wake-up is needed when the window
+ * that enters the job (both copy modes; not reads, flushes, or operations after the job ended) sets
+ * the flag {@link GuestWrote}, "a guest wrote since the copier last looked" ({@link #noteGuestWrite}:
+ * an opaque load, and an opaque store only if the flag is clear; no RMW, fence or clock read on the
+ * guest's path, and a guest that keeps writing only reads the flag's line, but once after each look
+ * of the copier). {@link #issueLocked} looks at the flag: if set, it clears it and records the
+ * runtime's clock as the last time it saw the guest write, and the guest counts as writing while
+ * that was less than {@link #GUEST_WINDOW_NANOS} ago. The limit only gates new copies: a copy in
+ * flight is never cancelled. No wake-up is needed when the window
  * expires: the copier stops issuing on the limit only with a copy in flight, whose completion pumps
  * again, so the depth is back to full within the window plus one completion once the guest stops.
  *
  * <h2>Access modes</h2>
  * Fields read or written lock-free are touched only through accessors named by mode
  * (CONTRIBUTING, "One accessor convention"): {@code lp} plain load, {@code lv} volatile load,
- * {@code sv} volatile store, {@code cas} compare-and-set; {@link GuestWrites} uses {@code lpo}
+ * {@code sv} volatile store, {@code cas} compare-and-set; {@link GuestWrote} uses {@code lpo}
  * opaque load and {@code spo} opaque store.
  * <ul>
  *   <li>{@code idle}: {@link #svIdle} by the copier under the job's lock, before its second scan
@@ -77,22 +79,27 @@ import java.util.ArrayDeque;
  *       {@link #lvBytesCopied}. Stronger than needed: a snapshot publishes
  *       nothing, so opaque stores and loads would do; off the guest's path, volatile costs
  *       nothing that matters.</li>
- *   <li>{@code GuestWrites.count}: {@link GuestWrites#spoCount} by guests after
- *       {@link GuestWrites#lpoCount} ({@link #noteGuestWrite}), {@link GuestWrites#lpoCount} by the
- *       copier under the job's lock. Nothing is published through it and no read pairs with its
- *       store: the copier only asks whether the value changed, and acts on no other memory the
- *       guest wrote. Opaque, not plain, so that the long is never torn and the copier's load is
- *       never hoisted or served from a stale register: each issue sees some value at least as new
- *       as the last one it saw (coherence). Two guests racing may lose an increment (load, load,
- *       store, store): harmless, since any change means "writing", and a guest that keeps writing
- *       changes it again. The counter sits on cache lines of its own ({@link GuestWrites} is
- *       padded), so the guests' stores do not invalidate the line of the copier's other fields
- *       on every write.</li>
+ *   <li>{@code GuestWrote.flag}: {@link GuestWrote#spoFlag} (true) by a guest only after
+ *       {@link GuestWrote#lpoFlag} read false ({@link #noteGuestWrite}); {@link GuestWrote#lpoFlag},
+ *       then {@link GuestWrote#spoFlag} (false) only if it read true, by the copier under the job's
+ *       lock ({@link #depthLocked}). Nothing is published through it and no read pairs with
+ *       either store: the copier only asks whether a guest wrote since it last looked, and acts on
+ *       no other memory the guest wrote. Opaque, not plain, so that neither side's load is hoisted
+ *       out of its loop or served from a stale register and each store is eventually seen: every
+ *       look sees a value at least as new as the last one it saw (coherence). The races lose a
+ *       signal at most, which is harmless (the flag is a heuristic): a guest that reads true while
+ *       the copier is clearing it skips its store, and the copier's clear may overwrite a guest's set
+ *       (load false, load true, store true, store false); either way that write ran during the
+ *       look, which itself records "writing now", and a guest that keeps writing sets the flag
+ *       again at its next write. A steady guest only reads the flag, so the writers' loads share
+ *       the line without moving it, but once after each look. The flag sits on cache lines of its
+ *       own ({@link GuestWrote} is padded), so its stores do not invalidate the line of the
+ *       copier's other fields.</li>
  * </ul>
  */
 final class Copier {
     /**
-     * How long after the copier last saw the guest-write counter change the guest still counts as
+     * How long after the copier last saw the guest-write flag set the guest still counts as
      * writing. A QD1 guest writes every 0.1 to 0.5 ms, and a 1 MiB copy takes 0.3 to 1 ms on the
      * machine docs/BENCHMARKS.md measures on, so a few milliseconds bridges the gaps between a
      * writing guest's writes as the copier sees them at its completions, and gives the full depth
@@ -137,7 +144,7 @@ final class Copier {
     private final RateLimiter limiter;
     private final int copiesWhileGuestWrites;
     /** Bumped by guest writes (see "Copy depth"); padded onto cache lines of its own. */
-    private final GuestWrites guestWrites = new GuestWrites();
+    private final GuestWrote guestWrote = new GuestWrote();
     private final ArrayDeque<ByteBuffer> freeBuffers = new ArrayDeque<>();
     final Runnable pumpTask;
     /** Null unless the job is traced (MirrorTrace). */
@@ -151,7 +158,6 @@ final class Copier {
     private boolean retryPending;
     private boolean timerPending;
     /** The guest-write count the copier saw last, and when it last saw it change. */
-    private long guestWritesSeen;
     private long guestSeenAt;
     private boolean guestSeen;
     /** Whether a completion is issuing, and the copy kept for its thread (see "Threads"). */
@@ -261,9 +267,9 @@ final class Copier {
         if (copiesWhileGuestWrites >= full) {
             return full; // the policy is off
         }
-        long writes = guestWrites.lpoCount();
-        if (writes != guestWritesSeen) {
-            guestWritesSeen = writes;
+        GuestWrote w = guestWrote;
+        if (w.lpoFlag()) {
+            w.spoFlag(false); // a write from now on sets it again
             guestSeenAt = now;
             guestSeen = true;
         }
@@ -388,11 +394,14 @@ final class Copier {
 
     /**
      * Called by a guest write, write-zeroes or discard inside the job's gate: the guest is writing
-     * (see "Copy depth"). An opaque load and an opaque store; a lost increment is harmless.
+     * (see "Copy depth"). An opaque load, and an opaque store only while the flag is clear (once
+     * after each look of the copier); a lost signal is harmless (see "Access modes").
      */
     void noteGuestWrite() {
-        GuestWrites w = guestWrites;
-        w.spoCount(w.lpoCount() + 1);
+        GuestWrote w = guestWrote;
+        if (!w.lpoFlag()) {
+            w.spoFlag(true);
+        }
     }
 
     /** Called by a guest after it dirtied a clean chunk; returns whether it queued a pump. */
@@ -528,29 +537,29 @@ final class Copier {
         BYTES_COPIED.setVolatile(this, v); // under the job's lock; pairs with bytesCopied()
     }
 
-    /* ---- The guest-write counter, on cache lines of its own ---- */
+    /* ---- The guest-write flag, on cache lines of its own ---- */
 
-    /** Padding before {@link GuestWritesCount#count}: superclass fields are laid out first. */
-    private abstract static class GuestWritesPadBefore {
+    /** Padding before {@link GuestWroteFlag#flag}: superclass fields are laid out first. */
+    private abstract static class GuestWrotePadBefore {
         long p00, p01, p02, p03, p04, p05, p06, p07, p08, p09, p10, p11, p12, p13, p14, p15;
     }
 
-    /** The counter itself (see "Access modes" in the class comment). */
-    private abstract static class GuestWritesCount extends GuestWritesPadBefore {
-        @SuppressWarnings("unused") // through COUNT
-        long count;
+    /** The flag itself (see "Access modes" in the class comment). */
+    private abstract static class GuestWroteFlag extends GuestWrotePadBefore {
+        @SuppressWarnings("unused") // through FLAG
+        boolean flag;
     }
 
     /**
-     * The guest-write counter with 128 bytes of padding on both sides (two cache lines, as
-     * adjacent-line prefetch pairs them), in the style of JCTools' padded counters.
+     * "A guest wrote since the copier last looked", with 128 bytes of padding on both sides (two
+     * cache lines, as adjacent-line prefetch pairs them), in the style of JCTools' padded counters.
      */
-    private static final class GuestWrites extends GuestWritesCount {
-        private static final VarHandle COUNT;
+    private static final class GuestWrote extends GuestWroteFlag {
+        private static final VarHandle FLAG;
 
         static {
             try {
-                COUNT = MethodHandles.lookup().findVarHandle(GuestWritesCount.class, "count", long.class);
+                FLAG = MethodHandles.lookup().findVarHandle(GuestWroteFlag.class, "flag", boolean.class);
             } catch (ReflectiveOperationException e) {
                 throw new ExceptionInInitializerError(e);
             }
@@ -559,13 +568,13 @@ final class Copier {
         long q00, q01, q02, q03, q04, q05, q06, q07, q08, q09, q10, q11, q12, q13, q14, q15;
 
         /** Opaque: by a guest before its store, and by the copier under the job's lock; pairs with nothing. */
-        private long lpoCount() {
-            return (long) COUNT.getOpaque(this);
+        private boolean lpoFlag() {
+            return (boolean) FLAG.getOpaque(this);
         }
 
-        /** Opaque: by a guest; publishes nothing (the copier only looks for a change). */
-        private void spoCount(long v) {
-            COUNT.setOpaque(this, v);
+        /** Opaque: true by a guest, false by the copier; publishes nothing. */
+        private void spoFlag(boolean v) {
+            FLAG.setOpaque(this, v);
         }
     }
 }

@@ -19,12 +19,12 @@ import java.nio.ByteBuffer;
  *   <li><b>Background write</b>: write the source, then mark the touched chunks dirty (DESIGN
  *       §3.1: marking first would let the copier clear the bit and copy the old bytes before
  *       the write lands). Even a failed write marks, since it may have been applied in part. No
- *       lock, no allocation: a gate RMW (own cell) and flag read, the guest-write counter, the
+ *       lock, no allocation: a gate RMW (own cell) and flag read, the guest-write flag, the
  *       device write, the bitmap's fence and read, and at most one RMW for a clean chunk.</li>
  *   <li><b>Either write path</b> (writes, write-zeroes, discards; not reads or flushes) first
- *       tells the copier a guest is writing ({@link Copier#noteGuestWrite}: an opaque load and
- *       store of a counter, no RMW, fence or clock read), so that it keeps fewer copies in flight
- *       meanwhile (Copier, "Copy depth").</li>
+ *       tells the copier a guest is writing ({@link Copier#noteGuestWrite}: an opaque load of a
+ *       flag, and an opaque store only if the copier cleared it since; no RMW, fence or clock
+ *       read), so that it keeps fewer copies in flight meanwhile (Copier, "Copy depth").</li>
  *   <li><b>Write-blocking write</b>: claim the touched chunks (waiting for an in-flight copy of
  *       any of them: order 4), clear the dirty bits of the chunks it covers completely, write
  *       the source, write the target, release. Two such writes to a chunk are serialized by the
