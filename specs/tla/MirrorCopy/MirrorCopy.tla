@@ -237,7 +237,7 @@ CanFail == failures < MaxFailures
 
 (* Copier.claimRunLocked: the run a copy starting at f claims: f and the   *)
 (* dirty, unclaimed chunks after it, at most budget of them.               *)
-(* @java Copier.claimRunLocked:293-293 "bitmap.testAndClear(last);"            *)
+(* @java Copier.claimRunLocked:299-299 "bitmap.testAndClear(last);"            *)
 RECURSIVE RunEnd(_, _, _, _)
 RunEnd(l, d, c, left) ==
     IF left > 0 /\ l + 1 \in Chunks /\ l + 1 \in d
@@ -272,10 +272,10 @@ FirstClaimable(d, c, from, to) ==
 (* chunk, as the copier's bookkeeping might: the new copy takes the old    *)
 (* one's place, and the old one's remaining claims are held by nobody,     *)
 (* OneClaimPerChunk).  Returns [d, c, o, u, idle, cursor] after it.        *)
-(* @java Copier.issueLocked:211-211 "CopyOperation op = claimRunLocked();"     *)
-(* @java Copier.claimRunLocked:279-279 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
-(* @java Copier.findAndClaim:305-305 "if (claims.tryClaim(c)) {"               *)
-(* @java Copier.claimRunLocked:288-288 "bitmap.testAndClear(first);"           *)
+(* @java Copier.issueLocked:217-217 "CopyOperation op = claimRunLocked();"     *)
+(* @java Copier.claimRunLocked:285-285 "long first = findAndClaim(cursor, bitmap.chunkCount());" *)
+(* @java Copier.findAndClaim:311-311 "if (claims.tryClaim(c)) {"               *)
+(* @java Copier.claimRunLocked:294-294 "bitmap.testAndClear(first);"           *)
 RECURSIVE Issue(_, _, _, _, _, _, _)
 Issue(d, c, o, u, idle, cur, lim) ==
     LET n == NOps(o, u)
@@ -333,7 +333,7 @@ Depths == {1, Parallelism}
 (* copiesWhileGuestWrites between 2 and the parallelism - 1 is not         *)
 (* modelled.                                                               *)
 (* @java MirrorJob.advanceLocked:612-612 "copier.issueLocked();"               *)
-(* @java Copier.issueLocked:200-200 "int depth = depthLocked(now);"        *)
+(* @java Copier.issueLocked:206-206 "int depth = depthLocked(now);"        *)
 (* @java MirrorJob.advanceLocked:604-604 "if (gate.isDrained()) {"             *)
 Advance(j, d, c, o, u) ==
     LET same == [j |-> j, d |-> d, c |-> c, o |-> o, u |-> u] IN
@@ -503,7 +503,7 @@ BgMark(g) ==
 (* reads idle: one of them sees the other.  CopierNeverWoken skips the wake-up:    *)
 (* the copier sleeps with dirty chunks (ReadyIfWritesStop).                *)
 (* @java MirrorFilter.wakeCopier:448-448 "boolean woke = copier.wakeIfIdle();"  *)
-(* @java Copier.wakeIfIdle:400-400 "if (lvIdle() && casIdle(true, false)) {" *)
+(* @java Copier.wakeIfIdle:409-409 "if (lvIdle() && casIdle(true, false)) {" *)
 Wake(g) ==
     LET w == gs[g] IN
     /\ \/ w.pc = "bgWake"
@@ -756,7 +756,7 @@ CopyWrite(f) ==
 (* claims go, whatever the policy: the run was cleared when it was issued  *)
 (* and the target may not have it (IgnoreClearsChunk skips it).  Releasing *)
 (* first would leave a clean, unclaimed chunk with a stale target.         *)
-(* @java Copier.release:428-428 "bitmap.markRange(op.offset, op.length);"      *)
+(* @java Copier.release:437-437 "bitmap.markRange(op.offset, op.length);"      *)
 CopyMark(f) ==
     /\ ops[f].ph = "mark"
     /\ dirty' = IF Bug = "IgnoreClearsChunk" THEN dirty ELSE dirty \cup OpRun(ops, f)
@@ -769,9 +769,9 @@ CopyMark(f) ==
 (* is in the bag unreported.  If it was the run's last chunk,             *)
 (* Copier.release hands the copy to its report: MirrorJob.onCopyFinished,  *)
 (* which waits for the job's lock.                                         *)
-(* @java Copier.release:433-433 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:442-442 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:434-434 "return job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:443-443 "return job.onCopyFinished(op, side, operation, e);" *)
 CopyRelease(f) ==
     /\ ops[f].ph = "release"
     /\ claimed' = claimed \ {f}
@@ -783,9 +783,9 @@ CopyRelease(f) ==
 (* copy in the bag (in the same RMW as the one before, within a word; a    *)
 (* run that crosses a word is released in two); after the last, the       *)
 (* hand-over to the report.                                                *)
-(* @java Copier.release:433-433 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:442-442 "claims.release(op.firstChunk, op.lastChunk);" *)
 (* @java InFlightChunks.release:135-135 "getAndAndWord((int) (c >>> 6)," *)
-(* @java Copier.release:434-434 "return job.onCopyFinished(op, side, operation, e);" *)
+(* @java Copier.release:443-443 "return job.onCopyFinished(op, side, operation, e);" *)
 CopyReleaseRest(r) ==
     /\ r.ph = "release"
     /\ claimed' = claimed \ {r.k}
@@ -805,7 +805,7 @@ CopyMarkLate(r) ==
 (* (Copier.finishedLocked); a failure goes to its side's policy; then      *)
 (* advance.                                                                *)
 (* @java MirrorJob.onCopyFinished:794-794 "copier.finishedLocked(op, e);"      *)
-(* @java Copier.finishedLocked:325-325 "opsInFlight--;"                        *)
+(* @java Copier.finishedLocked:331-331 "opsInFlight--;"                        *)
 CopyFinished(r) ==
     LET j2 == IF r.side = "none" THEN job ELSE OnError(job, r.side, r.fk) IN
     /\ r.ph = "finish"

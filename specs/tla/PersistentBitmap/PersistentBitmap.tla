@@ -192,7 +192,7 @@ WEnd ==
 ---------------------------------------------------------------------------
 (* The copier (Copier.claimRunLocked, CopyOperation), as in MirrorCopy.tla. *)
 
-(* @java Copier.claimRunLocked:288-288 "bitmap.testAndClear(first);" *)
+(* @java Copier.claimRunLocked:294-294 "bitmap.testAndClear(first);" *)
 CClaim(r) ==
     /\ c.pc = "idle" /\ r \in dirty /\ r \notin claimed
     /\ claimed' = claimed \cup {r}
@@ -216,7 +216,7 @@ CWrite ==
     /\ UNCHANGED <<srcLive, srcDur, tgtDur, bitFile, bitDisk, bitMem, durMem,
                    dirty, claimed, active, fresh, w, p, crashes>>
 
-(* @java Copier.release:433-433 "claims.release(op.firstChunk, op.lastChunk);" *)
+(* @java Copier.release:442-442 "claims.release(op.firstChunk, op.lastChunk);" *)
 CRelease ==
     /\ c.pc = "release"
     /\ claimed' = claimed \ {c.r}
