@@ -46,7 +46,8 @@ import java.util.stream.Stream;
  *   <li><b>fio as the guest</b> ({@link FioRuns}), {@code --fio-rounds} times: the same fio job file
  *       ({@code bench/fio/guest.fio}, fio's nbd engine) through each export, 4 KiB random writes
  *       at queue depth 1 and 16 and a 70/30 read/write mix at 16, alone, during the bulk copy and
- *       after READY, both jobs started by the same QMP commands.</li>
+ *       after READY, both jobs started by the same QMP commands; the target a file or, with
+ *       {@code --fio-target loop}, a loop device over it.</li>
  *   <li><b>The cost of TLS</b> ({@link TlsCost}), {@code --tls-rounds} times: fio (libnbd) writes
  *       4 KiB at random at queue depth 1 and 16 through each export over TCP on loopback, with
  *       TLS 1.3 and without, both settings every round in alternating order.</li>
@@ -90,6 +91,7 @@ public final class Compare {
     private double[] fioWindows = {5, 3, 3, 20};
     private List<String> fioWorkloads = FioRuns.DEFAULT_WORKLOADS;
     private List<String> fioModes = FioRuns.DEFAULT_MODES;
+    private String fioTarget = "file";
     private Path fioJob;
     private boolean spinners = true;
     private Path jfrDir;
@@ -145,7 +147,7 @@ public final class Compare {
             "               [--report FILE] [--only memory,bulk,nbd,fio,tls] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
             "               [--fio-job FILE] [--fio-rounds N] [--fio-windows WARM,ALONE,AFTER,LIMIT] [--spinners on|off]",
             "               [--fio-workloads randwrite-qd1,randwrite-qd16,randrw70-qd16,randwrite-qd1-2k] [--jfr-dir DIR]",
-            "               [--fio-modes background,write-blocking,bg-then-wb]",
+            "               [--fio-modes background,write-blocking,bg-then-wb] [--fio-target file|loop]",
             "               [--windows WARM,ALONE,AFTER] [--granularity BYTES] [--buf-size BYTES]",
             "               [--tls-rounds N] [--tls-seconds S]");
 
@@ -177,6 +179,12 @@ public final class Compare {
                     if (!FioRuns.MODES.containsAll(fioModes)) {
                         throw new IllegalArgumentException("--fio-modes takes a list of " + FioRuns.MODES);
                     }
+                }
+                case "--fio-target" -> {
+                    if (!FioRuns.TARGETS.contains(v)) {
+                        throw new IllegalArgumentException("--fio-target takes file or loop");
+                    }
+                    fioTarget = v;
                 }
                 case "--fio-windows" -> {
                     fioWindows = Stream.of(v.split(",")).mapToDouble(Double::parseDouble).toArray();
@@ -223,6 +231,12 @@ public final class Compare {
         if (runFio && (fioJob == null || !Files.isRegularFile(fioJob))) {
             throw new IllegalArgumentException("the fio part needs --fio-job bench/fio/guest.fio");
         }
+        if (runFio && fioTarget.equals("loop")) {
+            String why = LoopDevice.unavailableReason();
+            if (why != null) {
+                throw new IllegalArgumentException("--fio-target loop attaches each target as a loop device, but " + why);
+            }
+        }
         if (jfrDir != null && !Files.isDirectory(jfrDir)) {
             throw new IllegalArgumentException("--jfr-dir must name an existing directory");
         }
@@ -267,7 +281,7 @@ public final class Compare {
             }
             if (runFio) {
                 fio = new FioRuns(out, work, src, size, java, handoffJar, fioJob, fioRounds, granularity, bufSize,
-                        fioWindows, fioWorkloads, fioModes, spinners, jfrDir);
+                        fioWindows, fioWorkloads, fioModes, fioTarget, spinners, jfrDir);
                 failures += fio.run();
             }
             if (runTls) {
@@ -328,7 +342,8 @@ public final class Compare {
         out.println("settings:    granularity " + granularity + " B, buf-size " + bufSize + " B; bulk rounds " + rounds
                 + ", NBD rounds " + nbdRounds + "; windows: warm-up " + warmSeconds + " s, alone " + aloneSeconds
                 + " s, after READY " + afterSeconds + " s"
-                + (runFio ? "; fio rounds " + fioRounds + ", workloads " + fioWorkloads + ", modes " + fioModes + ", windows (warm-up, alone,"
+                + (runFio ? "; fio rounds " + fioRounds + ", workloads " + fioWorkloads + ", modes " + fioModes + ", target "
+                        + (fioTarget.equals("loop") ? "loop device" : "file") + ", windows (warm-up, alone,"
                         + " after READY, most for the copy) " + Arrays.toString(fioWindows) + " s, spinners "
                         + (spinners ? "on" : "off") : ""));
         out.println("tools:       " + firstLine(List.of("qemu-storage-daemon", "--version")) + "; "
@@ -869,6 +884,7 @@ public final class Compare {
     }
 
     private void deleteWork() {
+        LoopDevice.detachAll(); // before the files they are over go
         if (work == null || !Files.exists(work)) {
             return;
         }
