@@ -212,7 +212,7 @@ Concluded(j) == j.st \in {"completed", "cancelled", "failed"}
 Finishing(j) == j.fin # "none"
 
 (* MirrorJob.updateWriteThroughLocked: guest writes also go to the target. *)
-(* @java MirrorJob.updateWriteThroughLocked:742-744 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
+(* @java MirrorJob.updateWriteThroughLocked:743-745 "boolean on = lpCopyMode() == CopyMode.WRITE_BLOCKING && abandoning == null" *)
 WriteThrough(j) ==
     /\ j.mode = "write-blocking" /\ j.aband = "none"
     /\ \/ j.st \in {"running", "ready", "completing"}
@@ -298,7 +298,7 @@ Issue(d, c, o, u, idle, cur, lim) ==
                      idle, IF last < N THEN last + 1 ELSE 1, lim)
 
 (* MirrorJob.concludeLocked: route the guest, reopen the gate, end.        *)
-(* @java MirrorJob.concludeLocked:708-708 "filter.setPassthrough(pivot ? target : source);" *)
+(* @java MirrorJob.concludeLocked:709-709 "filter.setPassthrough(pivot ? target : source);" *)
 Conclude(j, outcome, pivot) ==
     [j EXCEPT !.pass = IF pivot THEN "target" ELSE "source", !.gate = FALSE,
               !.drain = "none", !.aband = "none", !.st = outcome]
@@ -332,9 +332,9 @@ Depths == {1, Parallelism}
 (* 1000) then tries two depths per Advance instead of a thousand.  A       *)
 (* copiesWhileGuestWrites between 2 and the parallelism - 1 is not         *)
 (* modelled.                                                               *)
-(* @java MirrorJob.advanceLocked:612-612 "copier.issueLocked();"               *)
+(* @java MirrorJob.advanceLocked:613-613 "copier.issueLocked();"               *)
 (* @java Copier.issueLocked:206-206 "int depth = depthLocked(now);"        *)
-(* @java MirrorJob.advanceLocked:604-604 "if (gate.isDrained()) {"             *)
+(* @java MirrorJob.advanceLocked:605-605 "if (gate.isDrained()) {"             *)
 Advance(j, d, c, o, u) ==
     LET same == [j |-> j, d |-> d, c |-> c, o |-> o, u |-> u] IN
     IF Concluded(j) THEN {same}
@@ -353,7 +353,7 @@ Advance(j, d, c, o, u) ==
             d |-> r.d, c |-> r.c, o |-> r.o, u |-> r.u] : lim \in Depths}
 
 (* MirrorJob.onErrorLocked: the side's policy decides (DESIGN 2.7).        *)
-(* @java MirrorJob.onErrorLocked:756-756 "ErrorAction action = policy.actionFor(e.kind());" *)
+(* @java MirrorJob.onErrorLocked:757-757 "ErrorAction action = policy.actionFor(e.kind());" *)
 Action(side, kind) ==
     LET p == IF side = "source" THEN SourcePolicy ELSE TargetPolicy
     IN CASE p = "enospc" -> IF kind = "nospace" THEN "stop" ELSE "report"
@@ -646,7 +646,7 @@ WbMark(g) ==
 (* writeBlocking, after a failed target write: MirrorJob.onGuestTargetError *)
 (* (a section: the target policy, then advance).  The guest's write still  *)
 (* succeeds: the source has it.                                            *)
-(* @java MirrorJob.onGuestTargetError:828-828 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
+(* @java MirrorJob.onGuestTargetError:829-829 "onErrorLocked(MirrorEvent.Side.TARGET, operation, offset, length, e);" *)
 WbReport(g) ==
     /\ gs[g].pc = "wbReport"
     /\ SectionThenAdvance(OnError(job, "target", gs[g].fk), dirty)
@@ -804,7 +804,7 @@ CopyMarkLate(r) ==
 (* MirrorJob.onCopyFinished (a section): the copy is no longer in flight   *)
 (* (Copier.finishedLocked); a failure goes to its side's policy; then      *)
 (* advance.                                                                *)
-(* @java MirrorJob.onCopyFinished:794-794 "copier.finishedLocked(op, e);"      *)
+(* @java MirrorJob.onCopyFinished:795-795 "copier.finishedLocked(op, e);"      *)
 (* @java Copier.finishedLocked:331-331 "opsInFlight--;"                        *)
 CopyFinished(r) ==
     LET j2 == IF r.side = "none" THEN job ELSE OnError(job, r.side, r.fk) IN
@@ -819,7 +819,7 @@ CopyFinished(r) ==
 (* ----------------------------------------------------------------------- *)
 
 (* MirrorJob.pump (a section): a wake-up from a guest or the gate.         *)
-(* @java MirrorJob.pump:902-902 "advanceLocked();"                              *)
+(* @java MirrorJob.pump:903-903 "advanceLocked();"                              *)
 RunPump ==
     /\ pumps > 0
     /\ pumps' = pumps - 1
@@ -828,7 +828,7 @@ RunPump ==
 
 (* MirrorJob.onTimer (a section): the back-off timer fired.  If a later    *)
 (* error pushed the retry time out, advance schedules it again.            *)
-(* @java MirrorJob.onTimer:918-918 "c.timerFiredLocked();"                     *)
+(* @java MirrorJob.onTimer:919-919 "c.timerFiredLocked();"                     *)
 TimerFires ==
     /\ job.timer
     /\ SectionThenAdvance([job EXCEPT !.timer = FALSE], dirty)
@@ -844,7 +844,7 @@ Tick ==
 (* MirrorJob.finishDrain, first step: the target flush (one device call,   *)
 (* outside the lock: guests are held and no copy runs, but a pause or a    *)
 (* forced cancel may come meanwhile).                                      *)
-(* @java MirrorJob.finishDrain:636-636 "target.flush();"                       *)
+(* @java MirrorJob.finishDrain:637-637 "target.flush();"                       *)
 FinishFlush ==
     /\ job.fin = "queued"
     /\ \/ job' = [job EXCEPT !.fin = "ok"] /\ UNCHANGED failures
@@ -862,7 +862,7 @@ FinishFlush ==
 (* PivotLosesNoWrite).  Otherwise advance,                                 *)
 (* which may queue the flush again.  FinishWithoutRecheck concludes COMPLETED after any good flush:  *)
 (* a cancel(force) that came during the flush is lost (EndsAsCommanded).   *)
-(* @java MirrorJob.finishDrain:661-661 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+(* @java MirrorJob.finishDrain:662-662 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
 FinishCheck ==
     LET j1 == [job EXCEPT !.fin = "none"] IN
     /\ job.fin \in {"ok", "io", "nospace"}
@@ -886,7 +886,7 @@ FinishCheck ==
 
 (* MirrorJob.start: mark every chunk (sync=full), RUNNING, advance; or,    *)
 (* if it was paused while CREATED, PAUSED at once, before any copy.        *)
-(* @java MirrorJob.start:288-288 "bitmap.markAll();"                           *)
+(* @java MirrorJob.start:289-289 "bitmap.markAll();"                           *)
 Start ==
     LET d == IF Sync = "full" THEN Chunks ELSE dirty
         j == [job EXCEPT !.st = "running", !.pauseOnStart = FALSE]
@@ -900,7 +900,7 @@ Start ==
 
 (* MirrorJob.pause: no new copies; guests are not held while paused.  While *)
 (* CREATED (once): the job pauses as soon as it starts.                     *)
-(* @java MirrorJob.pause:323-323 "pauseLocked();"                              *)
+(* @java MirrorJob.pause:324-324 "pauseLocked();"                              *)
 PauseCmd ==
     /\ "pause" \in Commands
     /\ \/ job.st = "created" /\ ~job.pauseOnStart /\ job' = [job EXCEPT !.pauseOnStart = TRUE]
@@ -909,7 +909,7 @@ PauseCmd ==
 
 (* MirrorJob.resume: back to the state it paused in; a drain holds the     *)
 (* guest again.                                                            *)
-(* @java MirrorJob.resume:349-349 "gate.close(); // the drain held the guest when it paused; hold it again" *)
+(* @java MirrorJob.resume:350-350 "gate.close(); // the drain held the guest when it paused; hold it again" *)
 Resume ==
     /\ "resume" \in Commands
     /\ \/ /\ job.st = "created" /\ job.pauseOnStart
@@ -932,7 +932,7 @@ BeginDrain(j, kind, st) ==
 
 (* MirrorJob.complete: only when READY; or PAUSED after READY (standby):   *)
 (* the job completes once resumed.                                         *)
-(* @java MirrorJob.complete:380-380 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
+(* @java MirrorJob.complete:381-381 "beginDrainLocked(Drain.PIVOT, JobState.COMPLETING);" *)
 Complete ==
     /\ "complete" \in Commands
     /\ job.aband = "none"
@@ -945,7 +945,7 @@ Complete ==
 
 (* MirrorJob.finalizeJob: PENDING (auto-finalize off) -> COMPLETED, with   *)
 (* the pivot for complete(); the held guests go on.                        *)
-(* @java MirrorJob.finalizeJob:402-402 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
+(* @java MirrorJob.finalizeJob:403-403 "concludeLocked(JobState.COMPLETED, drain == Drain.PIVOT);" *)
 Finalize ==
     /\ "finalize" \in Commands
     /\ job.st = "pending"
@@ -956,7 +956,7 @@ Finalize ==
 (* (CANCELLED, the guest on the source); after READY                      *)
 (* (or paused in a drain) it drains as complete() does, without the pivot; *)
 (* before READY it is abandoned: CANCELLED once its copies are back.       *)
-(* @java MirrorJob.cancel:453-453 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
+(* @java MirrorJob.cancel:454-454 "beginDrainLocked(Drain.NO_PIVOT, JobState.CANCELLING);" *)
 Cancel ==
     LET at == IF job.st = "paused" THEN job.resumeTo ELSE job.st IN
     /\ "cancel" \in Commands
@@ -975,7 +975,7 @@ Cancel ==
     /\ UNCHANGED <<src, tgt, gs, pumps, failures, writes>>
 
 (* MirrorJob.cancel(true): abandon at once, from any live state.           *)
-(* @java MirrorJob.cancel:444-444 "abandonLocked(JobState.CANCELLED);"         *)
+(* @java MirrorJob.cancel:445-445 "abandonLocked(JobState.CANCELLED);"         *)
 ForceCancel ==
     /\ "force" \in Commands
     /\ ~Concluded(job)
@@ -992,7 +992,7 @@ ForceCancel ==
 (* MirrorJob.setCopyMode(WRITE_BLOCKING), at run time: guest writes that   *)
 (* enter from now on go to the target too; those already inside finish as *)
 (* they started.  Never back to background.                                *)
-(* @java MirrorJob.setCopyMode:505-505 "svCopyMode(mode);"                      *)
+(* @java MirrorJob.setCopyMode:506-506 "svCopyMode(mode);"                      *)
 SetWriteBlocking ==
     /\ "writeBlocking" \in Commands
     /\ ~Concluded(job) /\ job.st # "pending" /\ job.mode = "background"
@@ -1001,7 +1001,7 @@ SetWriteBlocking ==
 
 (* MirrorJob.setSpeed: the speed limit is not modelled (it only delays     *)
 (* the copier): a section that advances.                                   *)
-(* @java MirrorJob.setSpeed:479-479 "copier.setSpeedLocked(bytesPerSecond);"   *)
+(* @java MirrorJob.setSpeed:480-480 "copier.setSpeedLocked(bytesPerSecond);"   *)
 SetSpeed ==
     /\ "speed" \in Commands
     /\ ~Concluded(job) /\ job.st # "pending"

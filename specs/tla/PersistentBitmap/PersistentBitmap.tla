@@ -245,8 +245,8 @@ ClearCandidates ==
 (* every copy into them has returned, so the flushes make it durable on    *)
 (* both sides.  Broken: ClearBeforeDurableCopy (no target flush),          *)
 (* ClearWithoutSourceFlush (no source flush).                              *)
-(* @java MirrorJob.clearPass:859-859 "source.flush();" *)
-(* @java MirrorJob.clearPass:860-860 "target.flush();" *)
+(* @java MirrorJob.clearPass:860-860 "source.flush();" *)
+(* @java MirrorJob.clearPass:861-861 "target.flush();" *)
 ClearFlush ==
     /\ p.pc = "flush"
     /\ srcDur' = IF Bug = "ClearWithoutSourceFlush" THEN srcDur ELSE srcLive

@@ -4,9 +4,7 @@ import java.util.Objects;
 import java.util.concurrent.Executor;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledThreadPoolExecutor;
-import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Where a job's copier runs and how it tells time: the seam between the kernel and its host.
@@ -29,6 +27,19 @@ public interface JobRuntime {
 
     /** Called once when the job that created this runtime concludes; releases its threads. */
     default void shutdown() {
+    }
+
+    /**
+     * The job is READY: from now on the copier only has to keep up with the guest's writes, and
+     * how soon the job got here no longer matters, so a runtime may give the copier less of the
+     * CPU than the guest (a guest on the same host wants it more). The job calls this once, when
+     * it delivers its Ready event, before its listeners receive that event; on the thread that
+     * delivers it (any thread that ran a command or a copy), never under the job's lock. A job
+     * that concludes without being READY never calls it; one that is READY calls it before
+     * {@link #shutdown}. A runtime that throws is logged and ignored. No-op by default; {@link
+     * #threadPool} lowers its threads' priority.
+     */
+    default void jobReady() {
     }
 
     /**
@@ -70,18 +81,24 @@ public interface JobRuntime {
     /**
      * A dedicated pool of {@code threads} daemon threads named {@code handoff-copier-N}, shut down
      * when its job concludes.
+     *
+     * <p>Its threads start at {@link Thread#NORM_PRIORITY}, so the copy before READY competes for
+     * the CPU on equal terms with the guest and READY comes as soon as it can. At {@link #jobReady}
+     * every thread of the pool, and every one it makes later, gets {@link Thread#MIN_PRIORITY}:
+     * after READY the copier only keeps up with the guest's writes and should take only the CPU
+     * the guest does not want. Linux honours a Java thread priority only when the JVM runs with
+     * {@code -XX:ThreadPriorityPolicy=1 -XX:JavaPriority1_To_OSPriority=19} (Java priority 1 is
+     * then {@code nice 19} for that thread); {@code ./handoff} passes both when it runs as root.
+     * Without them the priority is recorded and has no effect: an embedder adds the two flags to
+     * its JVM, or implements {@code jobReady} in a runtime of its own (the job cannot lower the
+     * threads of an embedder's executor, {@link #of(Executor)}).
      */
     static JobRuntime threadPool(int threads) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         }
-        AtomicInteger n = new AtomicInteger();
-        ThreadFactory factory = r -> {
-            Thread t = new Thread(r, "handoff-copier-" + n.incrementAndGet());
-            t.setDaemon(true);
-            return t;
-        };
-        ScheduledThreadPoolExecutor pool = new ScheduledThreadPoolExecutor(threads, factory);
+        CopierThreads made = new CopierThreads();
+        ScheduledThreadPoolExecutor pool = new ScheduledThreadPoolExecutor(threads, made::newThread);
         pool.setRemoveOnCancelPolicy(true);
         return new JobRuntime() {
             @Override
@@ -102,6 +119,11 @@ public interface JobRuntime {
             @Override
             public void shutdown() {
                 pool.shutdown();
+            }
+
+            @Override
+            public void jobReady() {
+                made.lower();
             }
 
             @Override

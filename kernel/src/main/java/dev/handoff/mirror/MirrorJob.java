@@ -68,8 +68,9 @@ import java.util.concurrent.TimeoutException;
  * events are delivered in sequence order outside it. Copies run on the {@link JobRuntime}
  * (default: a dedicated pool of {@value #DEFAULT_THREADS} daemon threads, shut down at
  * conclusion); a copy that another copy's completion issues runs on that copy's thread, after the
- * lock is released, where the runtime allows it (Copier, "Threads"). The guest path in background
- * mode takes no lock.
+ * lock is released, where the runtime allows it (Copier, "Threads"). When it delivers the Ready
+ * event the job tells its runtime ({@link JobRuntime#jobReady}), which for the default one lowers
+ * its threads' priority. The guest path in background mode takes no lock.
  *
  * <h2>Access modes</h2>
  * Job state lives under one lock; the few fields also read without it are touched only through
@@ -1022,6 +1023,9 @@ public final class MirrorJob {
             try {
                 MirrorEvent event;
                 while ((event = outbox.poll()) != null) {
+                    if (event instanceof MirrorEvent.Ready) {
+                        runtimeReady();
+                    }
                     for (MirrorListener l : listeners) {
                         try {
                             l.onEvent(event);
@@ -1037,6 +1041,15 @@ public final class MirrorJob {
             } finally {
                 svDelivering(false); // then the loop re-reads the queue: the store-load pair
             }
+        }
+    }
+
+    /** Tells the runtime the job is READY ({@link JobRuntime#jobReady}): once, before the listeners hear it. */
+    private void runtimeReady() {
+        try {
+            runtime.jobReady();
+        } catch (RuntimeException ex) {
+            LOG.log(System.Logger.Level.WARNING, "job runtime threw on jobReady", ex);
         }
     }
 
