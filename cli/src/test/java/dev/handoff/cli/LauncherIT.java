@@ -68,6 +68,33 @@ class LauncherIT {
         assertThat(ownHeap.output).contains("--buf-size 1 GiB is more than this JVM's");
     }
 
+    /**
+     * {@code --json} through the launcher prints JSON lines only on stdout, whatever JVM options it
+     * adds (as root, the thread-priority flags of the copier after READY: the JVM's warnings about
+     * them, for a user who passes them, go to stderr).
+     */
+    @Test
+    void aMirrorsJsonOutputThroughTheLauncherIsJsonLinesOnly() throws Exception {
+        Path src = dir.resolve("src.img");
+        byte[] data = new byte[1 << 20];
+        new Random(18).nextBytes(data);
+        Files.write(src, data);
+        Path root = Cli.jar().getParent().getParent().getParent();
+        ProcessBuilder pb = new ProcessBuilder("bash", root.resolve("handoff").toString(), "mirror", src.toString(),
+                dir.resolve("dst.img").toString(), "--json", "--progress", "none")
+                .directory(dir.toFile()).redirectError(dir.resolve("stderr.txt").toFile());
+        pb.environment().remove("HANDOFF_JAVA_OPTS");
+        Process p = pb.start();
+        p.getOutputStream().close();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertThat(p.waitFor(TIMEOUT_SECONDS, TimeUnit.SECONDS)).isTrue();
+        String err = Files.readString(dir.resolve("stderr.txt"));
+        assertThat(p.exitValue()).as(out + err).isZero();
+        assertThat(out.lines().toList()).as(err).isNotEmpty()
+                .allSatisfy(line -> assertThat(line).startsWith("{").endsWith("}"));
+        assertThat(Files.readAllBytes(dir.resolve("dst.img"))).isEqualTo(data);
+    }
+
     /** The JVM's default MaxHeapSize on this machine: its default direct-memory limit too. */
     private static long jvmDefaultMaxHeap() throws IOException, InterruptedException {
         Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),

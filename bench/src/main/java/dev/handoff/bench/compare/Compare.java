@@ -142,6 +142,14 @@ public final class Compare {
         System.exit(c.run());
     }
 
+    /**
+     * What {@code ./handoff} passes to the JVM as root so that the copier's lowest priority after
+     * READY takes effect on Linux (docs/DESIGN.md §2.3): the default of {@code --java-opts} as root.
+     * The launcher's other options (class-data archive, C1 only, heap and collector) tune start-up
+     * and memory, and stay out of the comparison's plain {@code java -jar} unless given there.
+     */
+    static final String PRIORITY_OPTS = "-XX:ThreadPriorityPolicy=1 -XX:JavaPriority1_To_OSPriority=19";
+
     private static final String USAGE = String.join("\n",
             "usage: compare --handoff-jar JAR [--size BYTES] [--rounds N] [--nbd-rounds N] [--work DIR]",
             "               [--report FILE] [--only memory,bulk,nbd,fio,tls] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
@@ -149,10 +157,22 @@ public final class Compare {
             "               [--fio-workloads randwrite-qd1,randwrite-qd16,randrw70-qd16,randwrite-qd1-2k] [--jfr-dir DIR]",
             "               [--fio-modes background,write-blocking,bg-then-wb] [--fio-target file|loop]",
             "               [--windows WARM,ALONE,AFTER] [--granularity BYTES] [--buf-size BYTES]",
-            "               [--tls-rounds N] [--tls-seconds S]");
+            "               [--tls-rounds N] [--tls-seconds S]",
+            "--java-opts replaces the JVM options of the handoff processes (--java-opts '' for none); without it they",
+            "run as ./handoff would in that respect: as root with " + PRIORITY_OPTS,
+            "(the copier's lowest priority after READY takes effect), else with none.");
+
+    /** Whether this process's effective uid is 0, as the launcher's {@code id -u} check. */
+    static boolean runsAsRoot() {
+        try {
+            return ((Integer) Files.getAttribute(Paths.get("/proc/self"), "unix:uid")) == 0;
+        } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+            return "root".equals(System.getProperty("user.name"));
+        }
+    }
 
     private void parse(String[] args) {
-        String javaOpts = "";
+        String javaOpts = null;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
             if (i + 1 >= args.length) {
@@ -243,6 +263,9 @@ public final class Compare {
         if (rounds < 1 || nbdRounds < 1 || fioRounds < 1 || tlsRounds < 1 || tlsSeconds < 1 || size < (64L << 20)
                 || size % (1 << 20) != 0) {
             throw new IllegalArgumentException("rounds must be >= 1 and size a multiple of 1 MiB, at least 64 MiB");
+        }
+        if (javaOpts == null) {
+            javaOpts = runsAsRoot() ? PRIORITY_OPTS : "";
         }
         java.add(ProcessHandle.current().info().command().orElse("java"));
         for (String o : javaOpts.trim().split("\\s+")) {
@@ -346,6 +369,7 @@ public final class Compare {
                         + (fioTarget.equals("loop") ? "loop device" : "file") + ", windows (warm-up, alone,"
                         + " after READY, most for the copy) " + Arrays.toString(fioWindows) + " s, spinners "
                         + (spinners ? "on" : "off") : ""));
+        out.println("handoff JVM: " + (java.size() > 1 ? String.join(" ", java.subList(1, java.size())) : "no options"));
         out.println("tools:       " + firstLine(List.of("qemu-storage-daemon", "--version")) + "; "
                 + firstLine(List.of(java.get(0), "-version")) + "; " + firstLine(List.of("cp", "--version"))
                 + (runTls || runFio ? "; " + firstLine(List.of("fio", "--version")) + "; " + firstLine(List.of("openssl", "version"))
