@@ -8,7 +8,7 @@ import java.time.Duration;
 
 /**
  * One write-blocking mirror job of 4 MiB between two memory devices, run once on a daemon thread
- * of minimum priority when {@code serve} starts, so that the first {@code blockdev-mirror} a client
+ * of priority {@code NORM_PRIORITY - 1} when {@code serve} starts, so that the first {@code blockdev-mirror} a client
  * sends does not wait for this JVM to load, link and initialise the job's classes (QMP argument
  * parsing, the direct-memory check, the job, its copier and thread pool: about 300 classes). On a
  * loaded machine that first-use cost was 0.5–0.7 s of a cold {@code blockdev-mirror}'s return,
@@ -27,7 +27,11 @@ final class MirrorWarmUp {
     static void startInBackground() {
         Thread t = new Thread(MirrorWarmUp::run, "mirror-warm-up");
         t.setDaemon(true);
-        t.setPriority(Thread.MIN_PRIORITY);
+        // One below normal, not the minimum: with the launcher's thread-priority flags (README,
+        // "Guest-first after READY") the minimum is nice 19, which a busy host would starve while it
+        // holds the initialisation of classes the first blockdev-mirror then waits for. One below
+        // is nice 1: yields to the guest's threads and the server's without stalling.
+        t.setPriority(Thread.NORM_PRIORITY - 1);
         t.start();
     }
 

@@ -88,10 +88,13 @@ public interface JobRuntime {
      * after READY the copier only keeps up with the guest's writes and should take only the CPU
      * the guest does not want. Linux honours a Java thread priority only when the JVM runs with
      * {@code -XX:ThreadPriorityPolicy=1 -XX:JavaPriority1_To_OSPriority=19} (Java priority 1 is
-     * then {@code nice 19} for that thread); {@code ./handoff} passes both when it runs as root.
-     * Without them the priority is recorded and has no effect: an embedder adds the two flags to
-     * its JVM, or implements {@code jobReady} in a runtime of its own (the job cannot lower the
-     * threads of an embedder's executor, {@link #of(Executor)}).
+     * then {@code nice 19} for that thread), and {@code -XX:JavaPriorityN_To_OSPriority=0} for N
+     * from 6 to 10 keeps the JVM's own threads (GC, JIT, the VM thread) at {@code nice 0}, which
+     * the policy would otherwise raise to -1 to -5 as root; {@code ./handoff} passes all seven when
+     * it runs as root (README, "Guest-first after READY"). Without them the priority is recorded
+     * and has no effect: an embedder adds the flags to its JVM, or implements {@code jobReady} in a
+     * runtime of its own (the job cannot lower the threads of an embedder's executor,
+     * {@link #of(Executor)}).
      */
     static JobRuntime threadPool(int threads) {
         if (threads < 1) {

@@ -148,7 +148,9 @@ public final class Compare {
      * The launcher's other options (class-data archive, C1 only, heap and collector) tune start-up
      * and memory, and stay out of the comparison's plain {@code java -jar} unless given there.
      */
-    static final String PRIORITY_OPTS = "-XX:ThreadPriorityPolicy=1 -XX:JavaPriority1_To_OSPriority=19";
+    static final String PRIORITY_OPTS = "-XX:ThreadPriorityPolicy=1 -XX:JavaPriority1_To_OSPriority=19"
+            + " -XX:JavaPriority6_To_OSPriority=0 -XX:JavaPriority7_To_OSPriority=0 -XX:JavaPriority8_To_OSPriority=0"
+            + " -XX:JavaPriority9_To_OSPriority=0 -XX:JavaPriority10_To_OSPriority=0";
 
     private static final String USAGE = String.join("\n",
             "usage: compare --handoff-jar JAR [--size BYTES] [--rounds N] [--nbd-rounds N] [--work DIR]",
