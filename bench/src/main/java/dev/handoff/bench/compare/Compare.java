@@ -345,7 +345,7 @@ public final class Compare {
 
     private Path chooseRoot() throws IOException {
         if (workRoot != null) {
-            return workRoot;
+            return Files.createDirectories(workRoot); // a missing --work directory is made, not an error
         }
         Path shm = Paths.get("/dev/shm");
         if (Files.isDirectory(shm) && Files.isWritable(shm)) {
