@@ -194,6 +194,7 @@ public final class RunCatalog {
         // cores to race, and a JUnit launcher beside them makes a real race rare enough to miss.
         ReentrantReadWriteLock jcstress = new ReentrantReadWriteLock(true);
         Path gate = compileGate(base, scratch.resolve("gate"));
+        Path probeHome = writeProbeHome(scratch.resolve("probe-jvm"));
         ExecutorService pool = Executors.newFixedThreadPool(jobs);
         List<Future<Result>> futures = new ArrayList<>();
         Path finalBase = base;
@@ -203,7 +204,8 @@ public final class RunCatalog {
         }
         for (Variant v : variants) {
             futures.add(pool.submit(() -> {
-                Result r = runVariant(finalBase, scratch.resolve("variants").resolve(v.id()), v, jcstress, gate);
+                Result r = runVariant(finalBase, scratch.resolve("variants").resolve(v.id()), v, jcstress, gate,
+                        probeHome);
                 synchronized (System.out) {
                     System.out.printf("%-38s %-8s %4d s  %s%n", v.id(), r.verdict(), r.millis() / 1000, r.detail());
                     if (finalTimings != null) {
@@ -257,7 +259,8 @@ public final class RunCatalog {
         return PATCHABLE.stream().filter(touched::contains).collect(Collectors.toList());
     }
 
-    static Result runVariant(Path base, Path dir, Variant v, ReentrantReadWriteLock cpu, Path gate) throws Exception {
+    static Result runVariant(Path base, Path dir, Variant v, ReentrantReadWriteLock cpu, Path gate, Path probeHome)
+            throws Exception {
         long t = System.nanoTime();
         Phases phases = new Phases(v.id());
         Files.createDirectories(dir);
@@ -291,7 +294,7 @@ public final class RunCatalog {
             } else if (c.kind().equals("jcstress") && c.args() == null) {
                 jcstressDefault.add(c);
             } else if (c.kind().equals("jcstress")) {
-                outcomes.addAll(runJcstress(base, dir, classes, List.of(c), c.args(), cpu, gate));
+                outcomes.addAll(runJcstress(base, dir, classes, List.of(c), c.args(), cpu, gate, probeHome));
                 phases.mark("jcstress " + c.test());
             } else {
                 outcomes.add(new Outcome(c, Fired.ERROR, "unknown check kind " + c.kind()));
@@ -314,7 +317,8 @@ public final class RunCatalog {
             flags.addAll(List.of("-time", String.valueOf(time)));
             List<Check> pending = jcstressDefault;
             for (int run = 1; run <= JCSTRESS_RUNS && !pending.isEmpty(); run++) {
-                List<Outcome> got = runJcstress(base, dir.resolve("run-" + run), classes, pending, flags, cpu, gate);
+                List<Outcome> got = runJcstress(base, dir.resolve("run-" + run), classes, pending, flags, cpu, gate,
+                        probeHome);
                 phases.mark("jcstress " + pending.stream().map(Check::test).distinct()
                         .collect(Collectors.joining(",")) + " (-time " + time + ", run " + run + ")");
                 pending = new ArrayList<>();
@@ -489,7 +493,7 @@ public final class RunCatalog {
     /* ---- jcstress: every check of a variant in one JVM; verdicts from its console output ---- */
 
     static List<Outcome> runJcstress(Path base, Path dir, Path classes, List<Check> checks, List<String> flags,
-            ReentrantReadWriteLock cpu, Path gate) throws IOException, InterruptedException {
+            ReentrantReadWriteLock cpu, Path gate, Path probeHome) throws IOException, InterruptedException {
         String tests = checks.stream().map(Check::test).distinct().collect(Collectors.joining("|"));
         String tag = checks.size() == 1 ? checks.get(0).test() : "all";
         Files.createDirectories(dir);
@@ -500,7 +504,7 @@ public final class RunCatalog {
                 gate + ":" + classes + ":" + base.resolve("stress/target/jcstress.jar"), GATE_CLASS,
                 "-t", "\\.(" + tests + ")$", "-r", work.resolve("report").toString()));
         cmd.addAll(flags);
-        int code = runGated(work, log, cmd, cpu);
+        int code = runGated(work, log, cmd, Map.of(PROBE_HOME_VARIABLE, probeHome.toString()), cpu);
         String out = Files.readString(log);
         List<Outcome> result = new ArrayList<>();
         for (Check c : checks) {
@@ -531,9 +535,11 @@ public final class RunCatalog {
      * holding no lock, while other variants' JUnit checks run; at the gate it waits for a line on its
      * stdin, which it gets once this thread holds the write lock, so that its actors run alone.
      */
-    static int runGated(Path dir, Path log, List<String> cmd, ReentrantReadWriteLock cpu)
+    static int runGated(Path dir, Path log, List<String> cmd, Map<String, String> env, ReentrantReadWriteLock cpu)
             throws IOException, InterruptedException {
-        Process p = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true).start();
+        ProcessBuilder pb = new ProcessBuilder(cmd).directory(dir.toFile()).redirectErrorStream(true);
+        pb.environment().putAll(env);
+        Process p = pb.start();
         boolean locked = false;
         try (BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8));
              java.io.Writer logw = Files.newBufferedWriter(log)) {
@@ -576,15 +582,62 @@ public final class RunCatalog {
     }
 
     static final String GATE_CLASS = "HandoffCatalogGate";
+    /**
+     * The environment variable that tells the gate where the memoizing probe JVM home is (not a
+     * system property: jcstress passes the gate JVM's own flags on to the JVMs that run actors).
+     */
+    static final String PROBE_HOME_VARIABLE = "HANDOFF_CATALOG_PROBE_HOME";
+
+    /**
+     * Before it runs any actor, every jcstress JVM probes the JVM it will fork: about twenty JVM
+     * starts, each with one more flag, kept when that JVM exits 0 (about 8 s on an idle machine,
+     * twice that under the catalog's load, for each of some thirty variants). The answers depend
+     * on the JDK and the flags only, so one catalog run asks each question once: while it probes,
+     * the gate points jcstress (which starts {@code java.home/bin/java}) at this home, whose
+     * {@code bin/java} answers a command line it has seen exit 0 (the same flags; the class path and
+     * {@code java.io.tmpdir}, which differ per variant, left out) with 0 at once and runs the real
+     * {@code java} for any other, remembering a 0. A probe that failed is asked again next time.
+     * Everything else in the home links to the real JDK's (the gate's JVM reads its {@code lib} lazily).
+     * The gate points jcstress back at the real JDK before it forks the JVMs that run the actors.
+     */
+    static Path writeProbeHome(Path home) throws IOException {
+        Path bin = Files.createDirectories(home.resolve("bin"));
+        Files.createDirectories(home.resolve("passed"));
+        // The rest of the home is the real JDK's: the gate's own JVM reads java.home/lib lazily.
+        Path jdk = Path.of(System.getProperty("java.home"));
+        try (Stream<Path> entries = Files.list(jdk)) {
+            for (Path e : entries.filter(e -> !e.getFileName().toString().equals("bin")).collect(Collectors.toList())) {
+                Files.createSymbolicLink(home.resolve(e.getFileName().toString()), e);
+            }
+        }
+        Path java = bin.resolve("java");
+        Files.writeString(java, """
+                #!/usr/bin/env bash
+                # jcstress's JVM probe, memoized for one catalog run (RunCatalog.writeProbeHome).
+                passed="$(dirname "$0")/../passed"
+                key=$(printf '%%s\\n' "$@" | awk 'skip { skip = 0; next } $0 == "-cp" || $0 == "-classpath" { skip = 1; next }
+                  /^-Djava\\.io\\.tmpdir=/ { next } { print }' | md5sum | cut -d' ' -f1)
+                [ -f "$passed/$key" ] && exit 0
+                %s "$@" && { : > "$passed/$key"; exit 0; }
+                """.formatted(tool("java")));
+        java.toFile().setExecutable(true);
+        return home;
+    }
 
     /**
      * jcstress's own main, with a gate: when jcstress has probed the machine and is about to run
      * actors (it prints "Detecting CPU topology", on its main thread, which then forks the test
-     * JVMs), the gate prints {@link #GATE_LINE} and waits for a line on stdin.
+     * JVMs), the gate prints {@link #GATE_LINE} and waits for a line on stdin. Until then it has
+     * pointed {@code java.home} at the memoizing probe home ({@link #writeProbeHome}), if it was given one.
      */
     static final String GATE_SOURCE = """
             public final class HandoffCatalogGate {
                 public static void main(String[] args) throws Exception {
+                    String javaHome = System.getProperty("java.home");
+                    String probeHome = System.getenv("%s");
+                    if (probeHome != null) {
+                        System.setProperty("java.home", probeHome);
+                    }
                     java.io.PrintStream real = System.out;
                     java.io.BufferedReader in = new java.io.BufferedReader(new java.io.InputStreamReader(System.in));
                     System.setOut(new java.io.PrintStream(new java.io.OutputStream() {
@@ -602,6 +655,7 @@ public final class RunCatalog {
                             line.reset();
                             if (!passed && s.contains("Detecting CPU topology")) {
                                 passed = true;
+                                System.setProperty("java.home", javaHome);
                                 real.println("%s");
                                 real.flush();
                                 in.readLine();
@@ -611,7 +665,7 @@ public final class RunCatalog {
                     org.openjdk.jcstress.Main.main(args);
                 }
             }
-            """.formatted(GATE_LINE);
+            """.formatted(PROBE_HOME_VARIABLE, GATE_LINE);
 
     /** Compiles the gate against the build's jcstress jar; returns its class directory. */
     static Path compileGate(Path base, Path dir) throws IOException {
