@@ -275,11 +275,7 @@ public final class RunCatalog {
         run(dir, dir.resolve("apply.log"), List.of("git", "apply", v.patch().toString()));
         Path classes = dir.resolve("classes");
         for (String m : patched) {
-            List<String> sources;
-            try (Stream<Path> s = Files.walk(dir.resolve(m).resolve("src/main/java"))) {
-                sources = s.filter(p -> p.toString().endsWith(".java")).map(Path::toString).collect(Collectors.toList());
-            }
-            if (!javac(classes + ":" + moduleClasspath(base, m), classes, sources, dir.resolve("javac-" + m + ".log"))) {
+            if (!compilePatched(base, dir, m, patchedSources(v, m), classes)) {
                 return new Result(v, Verdict.STALE, "patched " + m + " does not compile: see "
                         + dir.resolve("javac-" + m + ".log"), millis(t), phases.done());
             }
@@ -347,6 +343,151 @@ public final class RunCatalog {
         }
         return new Result(v, Verdict.CAUGHT, v.checks().stream().map(Check::describe).collect(Collectors.joining(", ")),
                 millis(t), phases.done());
+    }
+
+    /** The files of module {@code m} that the variant's patch changes, relative to the module's src/main/java. */
+    static List<String> patchedSources(Variant v, String m) throws IOException {
+        List<String> files = new ArrayList<>();
+        Matcher f = Pattern.compile("^\\+\\+\\+ b/" + m + "/src/main/java/(\\S+\\.java)$", Pattern.MULTILINE)
+                .matcher(Files.readString(v.patch()));
+        while (f.find()) {
+            files.add(f.group(1));
+        }
+        return files;
+    }
+
+    /**
+     * Compiles the patched module {@code m} into {@code classes}, which comes before the module's
+     * own build on every class path a check runs with. First the patched files alone, against the
+     * build's classes: that is the whole module's compilation whenever the patch leaves the
+     * non-private face of every class it recompiles as the build has it (the same supertypes,
+     * non-private fields with the same constant values, non-private methods), since the other
+     * classes were compiled against exactly that face. If it does not (or the files alone do not
+     * compile), the partial output is deleted and the module's every source is compiled, as one
+     * module build would: a patch that changes a constant or a signature others use is compiled
+     * with them, and one that breaks their compilation is STALE.
+     */
+    static boolean compilePatched(Path base, Path dir, String m, List<String> files, Path classes) throws IOException {
+        Path src = dir.resolve(m).resolve("src/main/java");
+        Path built = base.resolve(m).resolve("target/classes");
+        Path partial = dir.resolve("partial-" + m);
+        String cp = classes + ":" + moduleClasspath(base, m);
+        if (javac(cp, partial, files.stream().map(f -> src.resolve(f).toString()).collect(Collectors.toList()),
+                dir.resolve("javac-" + m + ".partial.log")) && sameFaceAsBuilt(partial, built)) {
+            copyTree(partial, classes);
+            deleteTree(partial);
+            return true;
+        }
+        deleteTree(partial);
+        List<String> sources;
+        try (Stream<Path> s = Files.walk(src)) {
+            sources = s.filter(p -> p.toString().endsWith(".java")).map(Path::toString).collect(Collectors.toList());
+        }
+        return javac(cp, classes, sources, dir.resolve("javac-" + m + ".log"));
+    }
+
+    /** True if every class file under {@code out} that the build also has shows the build's non-private face. */
+    static boolean sameFaceAsBuilt(Path out, Path built) throws IOException {
+        List<Path> produced;
+        try (Stream<Path> s = Files.walk(out)) {
+            produced = s.filter(p -> p.toString().endsWith(".class")).collect(Collectors.toList());
+        }
+        for (Path c : produced) {
+            Path old = built.resolve(out.relativize(c).toString());
+            // A class the build lacks (a new anonymous class) is used by the recompiled classes only.
+            if (Files.exists(old) && !ClassFace.of(c).equals(ClassFace.of(old))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * What other classes compile against in a class file: access flags, name, supertypes, the
+     * non-private fields (with their constant values, which javac copies into the classes that use
+     * them) and the non-private methods (with what they throw), as one string. Private members (lambda bodies among them)
+     * are left out: only the class itself and its nestmates, compiled from the same source file,
+     * reach them.
+     */
+    static final class ClassFace {
+        private final java.io.DataInputStream in;
+        private Object[] pool;
+
+        private ClassFace(byte[] bytes) {
+            in = new java.io.DataInputStream(new java.io.ByteArrayInputStream(bytes));
+        }
+
+        static String of(Path classFile) throws IOException {
+            return new ClassFace(Files.readAllBytes(classFile)).read();
+        }
+
+        private String read() throws IOException {
+            if (in.readInt() != 0xCAFEBABE) {
+                throw new IOException("not a class file");
+            }
+            in.readUnsignedShort();
+            in.readUnsignedShort();
+            pool = new Object[in.readUnsignedShort()];
+            for (int i = 1; i < pool.length; i++) {
+                int tag = in.readUnsignedByte();
+                switch (tag) {
+                    case 1 -> pool[i] = in.readUTF();
+                    case 3 -> pool[i] = "int " + in.readInt();
+                    case 4 -> pool[i] = "float " + Float.floatToRawIntBits(in.readFloat());
+                    case 5 -> pool[i++] = "long " + in.readLong();
+                    case 6 -> pool[i++] = "double " + Double.doubleToRawLongBits(in.readDouble());
+                    case 7, 8, 16, 19, 20 -> pool[i] = new int[] {in.readUnsignedShort()};
+                    case 9, 10, 11, 12, 17, 18 -> pool[i] = new int[] {in.readUnsignedShort(), in.readUnsignedShort()};
+                    case 15 -> pool[i] = new int[] {in.readUnsignedByte(), in.readUnsignedShort()};
+                    default -> throw new IOException("constant pool tag " + tag);
+                }
+            }
+            StringBuilder face = new StringBuilder();
+            face.append(in.readUnsignedShort()).append(' ').append(classAt(in.readUnsignedShort()));
+            int sup = in.readUnsignedShort();
+            face.append(" extends ").append(sup == 0 ? "-" : classAt(sup)).append(" implements");
+            for (int n = in.readUnsignedShort(); n > 0; n--) {
+                face.append(' ').append(classAt(in.readUnsignedShort()));
+            }
+            face.append('\n').append(members(true)).append(members(false));
+            return face.toString();
+        }
+
+        /** The non-private fields or methods, sorted, each with its constant value if it has one. */
+        private String members(boolean fields) throws IOException {
+            List<String> out = new ArrayList<>();
+            for (int n = in.readUnsignedShort(); n > 0; n--) {
+                int access = in.readUnsignedShort();
+                String member = access + " " + pool[in.readUnsignedShort()] + " " + pool[in.readUnsignedShort()];
+                for (int a = in.readUnsignedShort(); a > 0; a--) {
+                    String attribute = (String) pool[in.readUnsignedShort()];
+                    byte[] body = new byte[in.readInt()];
+                    in.readFully(body);
+                    if (fields && attribute.equals("ConstantValue")) {
+                        Object value = pool[u2(body, 0)];
+                        member += " = " + (value instanceof int[] ref ? "string " + pool[ref[0]] : value);
+                    } else if (!fields && attribute.equals("Exceptions")) { // callers compile against throws
+                        member += " throws";
+                        for (int e = 0; e < u2(body, 0); e++) {
+                            member += " " + classAt(u2(body, 2 + 2 * e));
+                        }
+                    }
+                }
+                if ((access & 0x0002) == 0) { // not ACC_PRIVATE
+                    out.add(member);
+                }
+            }
+            java.util.Collections.sort(out);
+            return String.join("\n", out) + "\n--\n";
+        }
+
+        private static int u2(byte[] b, int at) {
+            return ((b[at] & 0xff) << 8) | (b[at + 1] & 0xff);
+        }
+
+        private String classAt(int index) {
+            return (String) pool[((int[]) pool[index])[0]];
+        }
     }
 
     /** Wall time of each phase of one variant, with the load average as it started (for --timings). */
