@@ -49,10 +49,11 @@ import javax.tools.ToolProvider;
  * the README's table of variants and exits.
  *
  * <p>What keeps it cheap (CI runs it after {@code mvn verify}, within a 25-minute budget on 2
- * cores): patched sources are compiled by this JVM's own javac (no JVM start per variant); a
+ * cores): patched sources are compiled by this JVM's own javac (no JVM start per variant), the
+ * patched files alone where that is the module's compilation ({@link #compilePatched}); a
  * simulation check stops at its first failing seed, does not shrink it ({@code -Dhandoff.shrink=false}),
  * and runs at most the variant's {@code seeds}; a jcstress JVM probes the machine while other
- * variants' JUnit checks run, and waits at a gate (a line on its stdin) until it may run its
+ * variants' JUnit checks run (each probe's answer memoized for the run: {@link #writeProbeHome}), and waits at a gate (a line on its stdin) until it may run its
  * actors alone; each jcstress check runs for the shortest {@code -time} measured to catch its
  * variant.
  */
