@@ -373,6 +373,7 @@ public final class RunCatalog {
         Path built = base.resolve(m).resolve("target/classes");
         Path partial = dir.resolve("partial-" + m);
         String cp = classes + ":" + moduleClasspath(base, m);
+        Files.createDirectories(partial);
         if (javac(cp, partial, files.stream().map(f -> src.resolve(f).toString()).collect(Collectors.toList()),
                 dir.resolve("javac-" + m + ".partial.log")) && sameFaceAsBuilt(partial, built)) {
             copyTree(partial, classes);
