@@ -148,6 +148,11 @@ final class FioGuest implements AutoCloseable {
         return new Window(l.length, seconds, l.length / seconds, pct(l, 0.50), pct(l, 0.99), pct(l, 0.999));
     }
 
+    /** fio's process id (its job runs in a child process). */
+    long pid() {
+        return fio.pid();
+    }
+
     /** I/Os fio's JSON report counted for the whole run. */
     long reportedIos() {
         return reportedIos;

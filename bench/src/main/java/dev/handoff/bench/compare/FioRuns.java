@@ -2,6 +2,8 @@ package dev.handoff.bench.compare;
 
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.handoff.bench.compare.FioGuest.Window;
+import dev.handoff.bench.compare.ProcessCpu.Mark;
+import dev.handoff.bench.compare.ProcessCpu.Usage;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -11,6 +13,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 import java.util.function.ToDoubleFunction;
 
 /**
@@ -34,6 +37,14 @@ import java.util.function.ToDoubleFunction;
  * guest writing, and the target compared with the source ({@code qemu-img compare}): every write
  * acknowledged before the pivot must be on both. Windows are cut in fio's own per-I/O log at the
  * instants the QMP events arrived here (both on CLOCK_MONOTONIC).
+ *
+ * <h2>CPU</h2>
+ * At each window's ends ({@link ProcessCpu}) the CPU time used so far is read for the server's
+ * process (and any children) and for fio's (with its job process); the spinners are neither. Per
+ * window: each one's CPUs busy (CPU-seconds / window seconds), their sum per I/O completed in the
+ * window (µs; every I/O is a write in the randwrite workloads), and for the copy window the
+ * server's CPU-seconds in all (the copy's cost plus the guest's). The READY end is read when this
+ * thread has the event, a moment after its arrival, which cuts fio's log.
  *
  * <h2>The target</h2>
  * Each run's target is a fresh sparse image in the work directory. With {@code --fio-target file}
@@ -69,13 +80,26 @@ final class FioRuns {
     private static final String JOB = "mirror0";
 
     record Run(String system, String mode, String workload, int round, String load, Window alone, Window copy,
-            Window ready, double readyS, boolean verified) {
+            Window ready, double readyS, boolean verified, Usage cpuAlone, Usage cpuCopy, Usage cpuReady) {
         double keptCopy() {
             return copy.iops() / alone.iops();
         }
 
         double keptReady() {
             return ready.iops() / alone.iops();
+        }
+
+        /** Server and fio CPU per I/O in the alone window, µs. */
+        double cpuPerIoAlone() {
+            return cpuAlone.microsPerIo(alone.iops());
+        }
+
+        double cpuPerIoCopy() {
+            return cpuCopy.microsPerIo(copy.iops());
+        }
+
+        double cpuPerIoReady() {
+            return cpuReady.microsPerIo(ready.iops());
         }
     }
 
@@ -158,12 +182,24 @@ final class FioRuns {
             verifyFailures++;
         }
         out.printf(Locale.ROOT, "  alone %s IOPS p50 %s p99 %s | copy %s IOPS (%s) p50 %s p99 %s p99.9 %s | ready %s"
-                        + " IOPS (%s) p99 %s | READY in %s s | %s%n",
+                        + " IOPS (%s) p99 %s | READY in %s s | %s | cpu alone %s (%s) copy %s (%s, server %s CPU-s)"
+                        + " ready %s (%s)%n",
                 Stats.f("%.0f", r.alone.iops()), Stats.micros(r.alone.p50Micros()), Stats.micros(r.alone.p99Micros()),
                 Stats.f("%.0f", r.copy.iops()), Stats.percent(r.keptCopy()), Stats.micros(r.copy.p50Micros()),
                 Stats.micros(r.copy.p99Micros()), Stats.micros(r.copy.p999Micros()), Stats.f("%.0f", r.ready.iops()),
                 Stats.percent(r.keptReady()), Stats.micros(r.ready.p99Micros()), readyText(r.readyS),
-                r.verified ? "identical" : "TARGET DIFFERS");
+                r.verified ? "identical" : "TARGET DIFFERS", busy(r.cpuAlone), perIo(r.cpuPerIoAlone()),
+                busy(r.cpuCopy), perIo(r.cpuPerIoCopy()), Stats.f("%.2f", r.cpuCopy.serverSeconds()), busy(r.cpuReady),
+                perIo(r.cpuPerIoReady()));
+    }
+
+    /** Server + fio CPUs busy, "0.71+0.29". */
+    private static String busy(Usage u) {
+        return Stats.f("%.2f", u.serverBusy()) + "+" + Stats.f("%.2f", u.fioBusy());
+    }
+
+    private static String perIo(double micros) {
+        return Stats.f("%.0f", micros) + " µs/io";
     }
 
     private String readyText(double readyS) {
@@ -228,18 +264,24 @@ final class FioRuns {
                 Window alone;
                 Window copy;
                 Window ready;
+                Usage cpuAlone;
+                Usage cpuCopy;
+                Usage cpuReady;
                 long t0;
                 long t1;
                 boolean switched = false;
                 try (FioGuest fio = FioGuest.start(jobFile, workload, uri, work, "fio")) {
                     Host.sleep(1); // fio's connection and ramp
+                    Mark m0 = Mark.take(server.pid(), fio.pid());
                     long a0 = System.nanoTime();
                     Host.sleep(aloneSeconds);
                     long a1 = System.nanoTime();
+                    Mark m1 = Mark.take(server.pid(), fio.pid());
                     t0 = System.nanoTime();
                     qmp.execute("blockdev-mirror", QmpArgs.mirror(JOB, granularity, bufSize,
                             mode.equals(BG_THEN_WB) ? "background" : mode));
                     Qmp.Event readyEvent = qmp.pollEvent("BLOCK_JOB_READY", Duration.ofMillis((long) (copyLimit * 1e3)));
+                    Mark m2 = Mark.take(server.pid(), fio.pid());
                     if (readyEvent != null) {
                         t1 = readyEvent.arrivedNanos();
                         if (mode.equals(BG_THEN_WB)) {
@@ -250,7 +292,11 @@ final class FioRuns {
                         t1 = System.nanoTime(); // no READY under this guest within the limit: no ready window
                     }
                     long t2 = System.nanoTime();
+                    Mark m3 = Mark.take(server.pid(), fio.pid());
                     fio.stop();
+                    cpuAlone = m0.until(m1);
+                    cpuCopy = m1.until(m2);
+                    cpuReady = readyEvent != null ? m2.until(m3) : Usage.NONE;
                     alone = fio.window(a0, a1);
                     copy = fio.window(t0, t1);
                     ready = readyEvent != null ? fio.window(t1, t2) : FioGuest.Window.NONE;
@@ -282,7 +328,8 @@ final class FioRuns {
                     out.println("  " + (switched ? "switched to write-blocking at READY"
                             : "stayed background: " + system + " has no block-job-change"));
                 }
-                return new Run(system, mode, workload, round, load, alone, copy, ready, readyS, identical(src, dst));
+                return new Run(system, mode, workload, round, load, alone, copy, ready, readyS, identical(src, dst),
+                        cpuAlone, cpuCopy, cpuReady);
             }
         } finally {
             stopAll(spin);
@@ -351,8 +398,16 @@ final class FioRuns {
             case "iops" -> Stats.f("%.0f", m) + " (" + Stats.f("%.0f", lo) + "–" + Stats.f("%.0f", hi) + ")";
             case "pct" -> Stats.percent(m) + " (" + Stats.f("%.0f", 100 * lo) + "–" + Stats.f("%.0f", 100 * hi) + ")";
             case "us" -> Stats.micros(m) + " (" + Stats.micros(lo) + "–" + Stats.micros(hi) + ")";
+            case "µs/io" -> Stats.f("%.0f", m) + " (" + Stats.f("%.0f", lo) + "–" + Stats.f("%.0f", hi) + ")";
+            case "cpu-s" -> Stats.f("%.2f", m) + " (" + Stats.f("%.2f", lo) + "–" + Stats.f("%.2f", hi) + ")";
             default -> readyText(medianOf(rs, f)) + " (" + readyText(minOf(rs, f)) + "–" + readyText(maxOf(rs, f)) + ")";
         };
+    }
+
+    /** Medians of the server's and of fio's CPUs busy in one window, "0.71+0.29". */
+    private static String medianBusy(List<Run> rs, Function<Run, Usage> window) {
+        return Stats.f("%.2f", Stats.median(rs, r -> window.apply(r).serverBusy())) + "+"
+                + Stats.f("%.2f", Stats.median(rs, r -> window.apply(r).fioBusy()));
     }
 
     /** The median counting an infinite value (no READY within the limit) as larger than any other. */
@@ -380,19 +435,26 @@ final class FioRuns {
         out.println("spinners: " + (spinners ? "one SCHED_IDLE busy loop per CPU in every window" : "off"));
         for (String workload : workloads) {
             out.println("-- " + workload + " --");
-            out.printf("%-8s %-14s | %-20s %-26s | %-18s %-14s %-26s %-26s | %-18s %-14s %-26s | %-18s | %s%n",
+            out.printf("%-8s %-14s | %-20s %-26s | %-18s %-14s %-26s %-26s | %-18s %-14s %-26s | %-18s | %-5s"
+                            + " | %-9s %-22s | %-9s %-22s %-18s | %-9s %-22s%n",
                     "system", "mode", "alone IOPS", "alone p50", "copy IOPS", "kept", "copy p99", "copy p99.9",
-                    "ready IOPS", "kept", "ready p99", "READY s", "ident");
+                    "ready IOPS", "kept", "ready p99", "READY s", "ident", "cpu alone", "µs/io alone", "cpu copy",
+                    "µs/io copy", "copy server CPU-s", "cpu ready", "µs/io ready");
             for (String mode : modes) {
                 for (String system : SYSTEMS) {
                     List<Run> rs = of(system, mode, workload);
-                    out.printf("%-8s %-14s | %-20s %-26s | %-18s %-14s %-26s %-26s | %-18s %-14s %-26s | %-18s | %s%n",
+                    out.printf("%-8s %-14s | %-20s %-26s | %-18s %-14s %-26s %-26s | %-18s %-14s %-26s | %-18s | %-5s"
+                                    + " | %-9s %-22s | %-9s %-22s %-18s | %-9s %-22s%n",
                             system, mode, spread(rs, r -> r.alone.iops(), "iops"),
                             spread(rs, r -> r.alone.p50Micros(), "us"), spread(rs, r -> r.copy.iops(), "iops"),
                             spread(rs, Run::keptCopy, "pct"), spread(rs, r -> r.copy.p99Micros(), "us"),
                             spread(rs, r -> r.copy.p999Micros(), "us"), spread(rs, r -> r.ready.iops(), "iops"),
                             spread(rs, Run::keptReady, "pct"), spread(rs, r -> r.ready.p99Micros(), "us"),
-                            spread(rs, Run::readyS, "s"), rs.stream().filter(Run::verified).count() + "/" + rs.size());
+                            spread(rs, Run::readyS, "s"), rs.stream().filter(Run::verified).count() + "/" + rs.size(),
+                            medianBusy(rs, Run::cpuAlone), spread(rs, Run::cpuPerIoAlone, "µs/io"),
+                            medianBusy(rs, Run::cpuCopy), spread(rs, Run::cpuPerIoCopy, "µs/io"),
+                            spread(rs, r -> r.cpuCopy.serverSeconds(), "cpu-s"), medianBusy(rs, Run::cpuReady),
+                            spread(rs, Run::cpuPerIoReady, "µs/io"));
                 }
             }
         }
@@ -400,6 +462,9 @@ final class FioRuns {
                 + " from blockdev-mirror to BLOCK_JOB_READY (at most " + copyLimit + " s: >" + Stats.f("%.0f", copyLimit)
                 + " = no READY under this guest, and no ready window); ready = " + afterSeconds + " s after READY; latencies are"
                 + " fio's total latency (submission to completion) of each I/O completing in the window.");
+        out.println("cpu = CPUs busy in the window, server + fio (CPU-seconds / window seconds; the spinners not"
+                + " counted); µs/io = server and fio CPU per I/O completed in the window; copy server CPU-s = the"
+                + " server's CPU-seconds from blockdev-mirror to READY (the copy's and the guest's).");
         out.println();
         out.println("Handoff / QEMU (ratio of medians)   workload         mode            kept copy  p99 copy  kept ready  READY");
         for (String workload : workloads) {
