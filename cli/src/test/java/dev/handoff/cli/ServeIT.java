@@ -46,7 +46,7 @@ class ServeIT {
         try (Cli.Running serverB = Cli.start(dir, "serve", "b.img", "--nbd", "unix:b.sock", "--control", "b.qmp",
                 "--owner", "B");
              Cli.Running serverA = startAfter(serverB, "serve", "a.img", "--nbd", "unix:a.sock", "--mirror-to", toB,
-                     "--control", "a.qmp", "--owner", "A", "--speed", "16M")) {
+                     "--control", "a.qmp", "--owner", "A", "--speed", "16M", "--inline-requests")) {
             serverA.awaitLine("serving a.img");
             try (QmpClient qmpA = QmpClient.connect(dir.resolve("a.qmp"), serverA);
                  QmpClient qmpB = QmpClient.connect(dir.resolve("b.qmp"), serverB)) {

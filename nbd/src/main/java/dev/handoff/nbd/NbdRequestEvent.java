@@ -57,7 +57,7 @@ final class NbdRequestEvent extends Event {
     long receiveTime;
 
     @Label("Queue Time")
-    @Description("Waiting for a worker of the connection")
+    @Description("Waiting for a worker of the connection (about zero for a request the reader serves itself)")
     @Timespan
     long queueTime;
 

@@ -59,18 +59,20 @@ import java.util.function.IntFunction;
  * is {@code ENOTSUP} elsewhere), CACHE (checked and answered; the device caches as it does),
  * BLOCK_STATUS (the device's {@link dev.handoff.device.BlockDevice#nextData allocation map}: a
  * device that cannot tell is all data) and DISC; requests of one connection run concurrently and
- * are answered in completion order. Read-only exports refuse WRITE, TRIM and WRITE_ZEROES with
- * {@code EPERM}. Device failures map to the protocol's errors: I/O error to {@code EIO}, no space
- * to {@code ENOSPC}, read-only, inactive and fenced to {@code EPERM}, out of range to
- * {@code EINVAL}, closed to {@code ESHUTDOWN}.
+ * are answered in completion order (optionally, a small READ or WRITE that finds none of its
+ * connection's requests in flight is served by the connection's reader itself:
+ * {@link Builder#inlineRequests}).
+ * Read-only exports refuse WRITE, TRIM and WRITE_ZEROES with {@code EPERM}. Device failures map to
+ * the protocol's errors: I/O error to {@code EIO}, no space to {@code ENOSPC}, read-only, inactive
+ * and fenced to {@code EPERM}, out of range to {@code EINVAL}, closed to {@code ESHUTDOWN}.
  *
  * <h2>Threads and limits</h2>
  * One acceptor thread per address, one reader thread per connection and a small worker pool per
- * connection ({@link Builder#workersPerConnection}); all daemon threads. Memory, connections,
- * options, handshake time and stalled replies are bounded (see the builder; a client over the
- * connection limit is told so with an NBD error); a peer that breaks
- * the protocol gets the protocol's error where there is one, and is otherwise disconnected. The
- * server never closes the exported devices.
+ * connection ({@link Builder#workersPerConnection}, {@link Builder#inlineRequests}); all daemon
+ * threads. Memory, connections, options, handshake time and stalled replies are bounded (see the
+ * builder; a client over the connection limit is told so with an NBD error); a peer that breaks the
+ * protocol gets the protocol's error where there is one, and is otherwise disconnected. The server
+ * never closes the exported devices.
  *
  * <p>Thread safety: every method may be called from any thread.
  *
@@ -440,6 +442,7 @@ public final class NbdServer implements AutoCloseable {
         private final ServerLimits defaults = ServerLimits.defaults();
         private int maxConnections = defaults.maxConnections();
         private int workersPerConnection = defaults.workersPerConnection();
+        private boolean inlineRequests = defaults.inlineRequests();
         private int maxRequestsInFlight = defaults.maxRequestsInFlight();
         private long maxBytesPerConnection = defaults.maxBytesPerConnection();
         private long maxBytesInFlight = defaults.maxBytesInFlight();
@@ -527,6 +530,20 @@ public final class NbdServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Whether a connection's reader serves a READ or WRITE of at most 128 KiB without FUA itself
+         * when no other request of the connection is in flight (default false: every request on a
+         * worker). A client with one request at a time (a guest at queue depth 1) then never waits
+         * for a worker to wake up: more IOPS and lower latency. While the reader serves, the
+         * connection's next requests are not read, so a client that keeps several in flight can
+         * lose their concurrency whenever a small write waits in the device (a write-blocking
+         * mirror's copy of its chunk in flight); docs/BENCHMARKS.md, round 12, has both sides.
+         */
+        public Builder inlineRequests(boolean inline) {
+            inlineRequests = inline;
+            return this;
+        }
+
         /** Requests of one connection read but not yet answered (default 32). */
         public Builder maxRequestsInFlight(int n) {
             maxRequestsInFlight = n;
@@ -579,7 +596,7 @@ public final class NbdServer implements AutoCloseable {
 
         /** The limits as configured so far. */
         ServerLimits limits() {
-            return new ServerLimits(maxConnections, workersPerConnection, maxRequestsInFlight, maxBytesPerConnection,
+            return new ServerLimits(maxConnections, workersPerConnection, inlineRequests, maxRequestsInFlight, maxBytesPerConnection,
                     maxBytesInFlight, maxPayload, maxOptions, handshakeTimeout, replyTimeout, shutdownGrace);
         }
 

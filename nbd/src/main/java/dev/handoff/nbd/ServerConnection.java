@@ -36,6 +36,18 @@ final class ServerConnection {
      * pool, which performs the device operation and sends the reply. Replies therefore leave in
      * completion order, which the protocol allows; the client matches them by handle.
      *
+     * Inline requests (ServerLimits.inlineRequests, off by default). A READ or WRITE of at most
+     * INLINE_MAX bytes, without FUA, that arrives while no other request of the connection is in
+     * flight is served by the reader itself, which then reads the next header: a client with one
+     * request at a time (a guest at queue depth 1) gets every request served without a hand-off,
+     * whose wake-up of a worker was most of a 4 KiB request's time in the server
+     * (docs/BENCHMARKS.md, round 12). While the reader serves, the connection's next requests wait
+     * in the socket, so only short operations qualify: a FLUSH, a FUA write, a TRIM, WRITE_ZEROES or
+     * a large request always goes to a worker, as does every request that finds another one in
+     * flight (a client that keeps several in flight keeps the workers' concurrency). A device that
+     * blocks a small write (a mirror job stopped on an error) holds up the connection's next
+     * request until it returns, as it does once every worker is held.
+     *
      * Writes to the socket are serialized by sendLock: a reply's header and data go out together,
      * never interleaved with another reply. The reader also sends under sendLock (handshake
      * replies, error replies for refused requests).
@@ -104,6 +116,13 @@ final class ServerConnection {
      *  - pooledBuffers: getAndAddPooledBuffers, a count of the direct buffers made for the pool;
      *    the atomicity is what is needed, not the ordering (the buffers pass through the pool's
      *    queue).
+     *  - slots (a Semaphore: its count is volatile, each acquire and release a CAS on it): the
+     *    reader alone acquires, workers and the reader release after each reply. servesInline reads
+     *    the count (availablePermits, a volatile load) after the reader's own acquire; as nobody
+     *    else acquires, it reads "only this request holds a slot" only once every earlier request's
+     *    release CAS precedes the load, i.e. once every earlier reply has been sent. A load that
+     *    misses a release just sent (the worker's CAS not yet done) sends the request to a worker:
+     *    slower, never wrong; the choice of thread changes no result.
      */
 
     private static final System.Logger LOG = System.getLogger("dev.handoff.nbd");
@@ -780,11 +799,35 @@ final class ServerConnection {
         return request.type() == CMD_READ || request.type() == CMD_WRITE;
     }
 
+    /** Serves a validated request here (see "Inline requests" in the overview) or on a worker. */
     private void submit(Request request, BlockDevice device, ByteBuffer payload, int bytes, NbdRequestEvent event) {
-        workers.execute(() -> serve(request, device, payload, bytes, event));
+        if (servesInline(request)) {
+            serve(request, device, payload, bytes, event);
+        } else {
+            workers.execute(() -> serve(request, device, payload, bytes, event));
+        }
     }
 
-    /** On a worker: performs one validated request and sends its reply ({@code event}: null unless recorded). */
+    /** The largest READ or WRITE the reader serves itself: the pooled buffers' size (ServerLimits says 128 KiB). */
+    static final int INLINE_MAX = POOLED_CAPACITY;
+
+    /**
+     * Whether the reader serves {@code request} itself: a READ or WRITE of at most
+     * {@link #INLINE_MAX} bytes without FUA, and no other request in flight (this one holds the only
+     * slot taken; see "Access modes" for the load).
+     */
+    private boolean servesInline(Request request) {
+        return limits.inlineRequests()
+                && (request.type() == CMD_READ || request.type() == CMD_WRITE)
+                && (request.flags() & CMD_FLAG_FUA) == 0
+                && request.length() <= INLINE_MAX
+                && slots.availablePermits() == limits.maxRequestsInFlight() - 1;
+    }
+
+    /**
+     * On a worker, or on the reader for a request it serves itself: performs one validated request
+     * and sends its reply ({@code event}: null unless recorded).
+     */
     private void serve(Request request, BlockDevice device, ByteBuffer payload, int bytes, NbdRequestEvent event) {
         boolean replied = false;
         if (event != null) {

@@ -17,6 +17,10 @@ import java.time.Duration;
  * @param maxConnections         connections served at once; further ones are refused in their
  *                               handshake with NBD_REP_ERR_POLICY
  * @param workersPerConnection   threads serving one connection's requests concurrently
+ * @param inlineRequests         the connection's reader serves a READ or WRITE of at most 128 KiB
+ *                               without FUA itself, without a worker, when no other request of the
+ *                               connection is in flight; while it does, the connection's next
+ *                               requests are not read (off by default)
  * @param maxRequestsInFlight    requests of one connection read but not yet answered
  * @param maxBytesPerConnection  payload and reply bytes of one connection in flight
  * @param maxBytesInFlight       payload and reply bytes of all connections in flight
@@ -30,12 +34,12 @@ import java.time.Duration;
  *                               closed (it stopped reading)
  * @param shutdownGrace          how long {@link NbdServer#close()} lets in-flight requests finish
  */
-record ServerLimits(int maxConnections, int workersPerConnection, int maxRequestsInFlight,
+record ServerLimits(int maxConnections, int workersPerConnection, boolean inlineRequests, int maxRequestsInFlight,
                     long maxBytesPerConnection, long maxBytesInFlight, int maxPayload, int maxOptions,
                     Duration handshakeTimeout, Duration replyTimeout, Duration shutdownGrace) {
 
     static ServerLimits defaults() {
-        return new ServerLimits(16, 4, 32, 64L << 20, 256L << 20, NbdWire.DEFAULT_MAX_PAYLOAD, 256,
+        return new ServerLimits(16, 4, false, 32, 64L << 20, 256L << 20, NbdWire.DEFAULT_MAX_PAYLOAD, 256,
                 Duration.ofSeconds(30), Duration.ofSeconds(60), Duration.ofSeconds(10));
     }
 

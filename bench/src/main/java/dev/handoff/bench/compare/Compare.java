@@ -95,6 +95,8 @@ public final class Compare {
     private Path fioJob;
     private boolean spinners = true;
     private Path jfrDir;
+    /** Extra arguments of every {@code handoff serve} (--serve-args), e.g. --inline-requests. */
+    private List<String> serveArgs = List.of();
     private FioRuns fio;
     private int tlsRounds = 3;
     private int tlsSeconds = 5;
@@ -157,6 +159,7 @@ public final class Compare {
             "               [--report FILE] [--only memory,bulk,nbd,fio,tls] [--write-sizes 4096,65536] [--java-opts 'OPTS']",
             "               [--fio-job FILE] [--fio-rounds N] [--fio-windows WARM,ALONE,AFTER,LIMIT] [--spinners on|off]",
             "               [--fio-workloads randwrite-qd1,randwrite-qd16,randrw70-qd16,randwrite-qd1-2k] [--jfr-dir DIR]",
+            "               [--serve-args 'ARGS']",
             "               [--fio-modes background,write-blocking,bg-then-wb] [--fio-target file|loop]",
             "               [--windows WARM,ALONE,AFTER] [--granularity BYTES] [--buf-size BYTES]",
             "               [--tls-rounds N] [--tls-seconds S]",
@@ -215,6 +218,7 @@ public final class Compare {
                     }
                 }
                 case "--jfr-dir" -> jfrDir = Paths.get(v).toAbsolutePath();
+                case "--serve-args" -> serveArgs = v.isBlank() ? List.of() : List.of(v.trim().split("\\s+"));
                 case "--spinners" -> {
                     if (!v.equals("on") && !v.equals("off")) {
                         throw new IllegalArgumentException("--spinners takes on or off");
@@ -306,7 +310,7 @@ public final class Compare {
             }
             if (runFio) {
                 fio = new FioRuns(out, work, src, size, java, handoffJar, fioJob, fioRounds, granularity, bufSize,
-                        fioWindows, fioWorkloads, fioModes, fioTarget, spinners, jfrDir);
+                        fioWindows, fioWorkloads, fioModes, fioTarget, spinners, jfrDir, serveArgs);
                 failures += fio.run();
             }
             if (runTls) {
@@ -372,6 +376,9 @@ public final class Compare {
                         + " after READY, most for the copy) " + Arrays.toString(fioWindows) + " s, spinners "
                         + (spinners ? "on" : "off") : ""));
         out.println("handoff JVM: " + (java.size() > 1 ? String.join(" ", java.subList(1, java.size())) : "no options"));
+        if (!serveArgs.isEmpty()) {
+            out.println("serve args:  " + String.join(" ", serveArgs));
+        }
         out.println("tools:       " + firstLine(List.of("qemu-storage-daemon", "--version")) + "; "
                 + firstLine(List.of(java.get(0), "-version")) + "; " + firstLine(List.of("cp", "--version"))
                 + (runTls || runFio ? "; " + firstLine(List.of("fio", "--version")) + "; " + firstLine(List.of("openssl", "version"))
@@ -615,6 +622,7 @@ public final class Compare {
         List<String> cmd = new ArrayList<>(java);
         cmd.addAll(List.of("-jar", handoffJar.toString(), "serve", src.toString(), "--nbd", "unix:" + nbdSocket,
                 "--control", qmpSocket.toString(), "--owner", "bench"));
+        cmd.addAll(serveArgs);
         if (target != null) {
             cmd.addAll(List.of("--mirror-to", target.toString(), "--granularity", Long.toString(granularity),
                     "--buf-size", Long.toString(bufSize), "--copy-mode", mode, "--speed", "1", "--job-id", JOB));

@@ -119,6 +119,7 @@ final class FioRuns {
     private final double copyLimit;
     private final boolean spinners;
     private final Path jfrDir;
+    private final List<String> serveArgs;
     private final List<String> workloads;
     private final List<String> modes;
     private final boolean loopTarget;
@@ -128,7 +129,7 @@ final class FioRuns {
 
     FioRuns(PrintStream out, Path work, Path src, long size, List<String> java, Path handoffJar, Path jobFile, int rounds,
             long granularity, long bufSize, double[] windows, List<String> workloads, List<String> modes, String target,
-            boolean spinners, Path jfrDir) {
+            boolean spinners, Path jfrDir, List<String> serveArgs) {
         if (!TARGETS.contains(target)) {
             throw new IllegalArgumentException("the fio target is one of " + TARGETS + ", not " + target);
         }
@@ -151,6 +152,7 @@ final class FioRuns {
         this.copyLimit = windows[3];
         this.spinners = spinners;
         this.jfrDir = jfrDir;
+        this.serveArgs = List.copyOf(serveArgs);
     }
 
     /** Runs every round; returns the number of failed measurements plus failed target checks. */
@@ -229,6 +231,7 @@ final class FioRuns {
             cmd = new ArrayList<>(java);
             cmd.addAll(List.of("-jar", handoffJar.toString(), "serve", src.toString(), "--nbd", "unix:" + nbdSocket,
                     "--export-name", "disk", "--node-name", "src", "--control", qmpSocket.toString(), "--owner", "bench"));
+            cmd.addAll(serveArgs);
             if (jfrDir != null) {
                 cmd.addAll(List.of("--jfr", jfrDir.resolve(tag + ".jfr").toString()));
             }
