@@ -112,6 +112,9 @@ Writer(h) == st[h] = "active" /\ epoch[h] = rec.epoch
 Contact(h) == \E x \in 0..Lag : silent' = [silent EXCEPT ![h] = x]
 (* ZkOwnershipLock.release: the lease disarmed, the znode deleted in the   *)
 (* lock's own session only (after an expiry the ensemble deleted it).      *)
+(* Its tries after a lost connection are one step here, the delete that    *)
+(* takes effect: a retry deletes the znode only while a synced re-read     *)
+(* finds it still the lock's session's, so it never deletes a later lock.  *)
 ReleaseLock(h) ==
     /\ lease' = [lease EXCEPT ![h] = NoTerm]
     /\ lock' = IF lock = h
@@ -140,7 +143,7 @@ Init ==
 (* session; it exists only while nobody holds the lock (NodeExists: the    *)
 (* activation is refused and nothing changes).  The lease is armed from    *)
 (* the time the request was sent.                                          *)
-(* @java ZkOwnershipLock.acquire:80-80 "session.client().create().storingStatIn(stat).withMode(CreateMode.EPHEMERAL).forPath(lockPath, holderData());" *)
+(* @java ZkOwnershipLock.acquire:88-88 "session.client().create().storingStatIn(stat).withMode(CreateMode.EPHEMERAL).forPath(lockPath, holderData());" *)
 (* @java SessionLease.arm:138-138 "svTerm(t);" *)
 ActLock(h) ==
     /\ st[h] = "inactive" /\ pc[h].s = "idle" /\ rec.epoch < MaxEpoch
@@ -183,7 +186,7 @@ ActSet(h) ==
     /\ UNCHANGED <<live, silent, lock, lease, renewal, nextWrite, bad>>
 
 (* The refused activation: ZkOwnershipLock.release; still INACTIVE.        *)
-(* @java ZkOwnershipLock.release:118-118 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
+(* @java ZkOwnershipLock.release:157-157 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
 ActFail(h) ==
     /\ pc[h].s = "actFail"
     /\ ReleaseLock(h)
@@ -226,7 +229,7 @@ InSet(h) ==
 
 (* OwnedImage's fenced inactivation: INACTIVE, nothing written,            *)
 (* ZkOwnershipLock.release (a no-op once the session is gone).             *)
-(* @java ZkOwnershipLock.release:118-118 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
+(* @java ZkOwnershipLock.release:157-157 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
 InFenced(h) ==
     /\ pc[h].s = "inFenced"
     /\ st' = [st EXCEPT ![h] = "inactive"]
@@ -235,7 +238,7 @@ InFenced(h) ==
     /\ UNCHANGED <<live, silent, rec, top, leasedTop, epoch, renewal, nextWrite, bad>>
 
 (* ZkOwnershipLock.release after the clean record.                         *)
-(* @java ZkOwnershipLock.release:118-118 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
+(* @java ZkOwnershipLock.release:157-157 "zk.delete(lockPath, heldVersion, (code, path, ctx) -> {" *)
 InRelease(h) ==
     /\ pc[h].s = "inRelease"
     /\ ReleaseLock(h)

@@ -8,7 +8,6 @@ import java.lang.invoke.VarHandle;
 import java.nio.charset.StandardCharsets;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.zookeeper.CreateMode;
 import org.apache.zookeeper.KeeperException;
 import org.apache.zookeeper.ZooKeeper;
@@ -23,19 +22,26 @@ import org.apache.zookeeper.data.Stat;
  * <p>Taking the lock first makes sure the PATH znode exists and names this image
  * ({@link ImageIdentity}); it then arms the {@link SessionLease}, which bounds how long the
  * holder may acknowledge writes without confirmed contact. Releasing deletes the znode in its own
- * session only, never in a newer one, so a holder can never delete a later holder's lock.
+ * session only, never in a newer one, so a holder can never delete a later holder's lock; a delete
+ * whose connection was lost is tried again (after re-reading that the znode is still the session's)
+ * until the release's deadline ({@link #release}).
  *
  * <p>{@link #isHeld} is this process's belief (the lock's session is still the client's current
  * session); after a long pause it may be stale until the client learns that the session expired.
  * Nothing here or in the kernel trusts it to admit a write: the lease and the epoch do.
  *
  * <p>Threading: acquire and release are synchronized on this instance (the kernel calls them under
- * its transition lock anyway); {@link #isHeld} reads one volatile field and the client's session.
+ * its transition lock anyway); release may hold it up to its deadline (connectTimeout x 3) while it
+ * retries. {@link #isHeld} reads one volatile field and the client's session. The answers of
+ * release's asynchronous requests come on the client's event thread, each in a {@link Reply}.
  *
  * <p>Access modes (CONTRIBUTING, "One accessor convention"): {@code heldSession} is written only
  * under this monitor ({@link #svHeldSession}), read there with {@link #lpHeldSession} (the monitor
  * orders it after every store) and lock-free by {@link #isHeld} with {@link #lvHeldSession},
  * pairing with those stores. A release store would do (a session id publishes nothing else).
+ * A {@link Reply}'s fields are plain and need no accessor: the client's event thread writes them
+ * before counting its latch down, and release reads them only after an await that saw the count
+ * reach zero (the latch orders the two).
  */
 final class ZkOwnershipLock implements OwnershipLock {
     private final ZkSession session;
@@ -57,6 +63,8 @@ final class ZkOwnershipLock implements OwnershipLock {
     @SuppressWarnings("unused") // through HELD_SESSION: written under this monitor; 0 when not held
     private volatile long heldSession;
     private int heldVersion;           // guarded by this
+    /** The pause between two tries of the lock znode's delete after a lost connection. */
+    static final long RETRY_PAUSE_MS = 150;
 
     ZkOwnershipLock(ZkSession session, ImageIdentity identity, String ownerId, String name, SessionLease lease) {
         this.session = session;
@@ -101,6 +109,21 @@ final class ZkOwnershipLock implements OwnershipLock {
         lease.arm(lpHeldSession(), heldVersion, TimeUnit.MILLISECONDS.toNanos(zk.getSessionTimeout()), sent);
     }
 
+    /**
+     * Disarms the lease and deletes the lock znode, in the lock's own session only.
+     *
+     * <p>A delete answered CONNECTIONLOSS (the client lost its server; the outcome is unknown and the
+     * session usually survives the reconnection) or OPERATIONTIMEOUT is tried again, pausing
+     * {@link #RETRY_PAUSE_MS} between tries, until one deadline for the whole release (connectTimeout
+     * x 3); only then does it fail, the znode left to the end of the session. A retry is safe: it runs
+     * in the same session, and it first syncs and re-reads the znode there, deleting it (version
+     * checked) only if that session still owns it. The sync orders the re-read after every request
+     * the ensemble applied before it, the lost delete among them: if that one took effect the znode is
+     * gone (NONODE, released) or is a later holder's (another session's, left alone); it cannot be
+     * deleted meanwhile by anyone but this session, and a version-checked delete of it applied twice
+     * is NONODE. A session that changed (ended: the ensemble deleted its ephemeral znode) or expired
+     * ends the release as released.
+     */
     @Override
     public synchronized void release() throws DeviceException {
         long s = lpHeldSession();
@@ -109,30 +132,51 @@ final class ZkOwnershipLock implements OwnershipLock {
         if (s == 0) {
             return;
         }
-        ZooKeeper zk = session.handle();
-        if (zk.getSessionId() != s) {
-            return; // the session ended, and the ensemble deleted its znode with it
-        }
-        CountDownLatch done = new CountDownLatch(1);
-        AtomicInteger rc = new AtomicInteger(); // written by the callback before countDown
-        zk.delete(lockPath, heldVersion, (code, path, ctx) -> {
-            rc.set(code);
-            done.countDown();
-        }, null);
-        boolean answered;
-        try {
-            answered = done.await(session.connectTimeout().toMillis() * 3, TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            answered = false;
-        }
-        KeeperException.Code code = answered ? KeeperException.Code.get(rc.get()) : KeeperException.Code.OPERATIONTIMEOUT;
-        if (code == KeeperException.Code.OK || code == KeeperException.Code.NONODE
-                || code == KeeperException.Code.SESSIONEXPIRED) {
-            return;
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(session.connectTimeout().toMillis() * 3);
+        KeeperException.Code answer;
+        for (int tries = 0; ; tries++) {
+            ZooKeeper zk = session.handle();
+            if (zk.getSessionId() != s) {
+                return; // the session ended, and the ensemble deleted its znode with it
+            }
+            if (tries > 0) {
+                // The last delete's outcome is unknown: is the znode still this session's?
+                Reply owner = new Reply();
+                zk.sync(lockPath, (c, path, ctx) -> { }, null); // answered before the exists below, in order
+                zk.exists(lockPath, false, (c, path, ctx, stat) -> owner.answer(c, stat), null);
+                answer = owner.await(deadline);
+                if (answer == KeeperException.Code.NONODE
+                        || answer == KeeperException.Code.OK && owner.stat.getEphemeralOwner() != s) {
+                    return; // the lost delete took effect (and a later holder may have the lock now)
+                }
+            } else {
+                answer = KeeperException.Code.OK;
+            }
+            if (answer == KeeperException.Code.OK) {
+                Reply deleted = new Reply();
+                zk.delete(lockPath, heldVersion, (code, path, ctx) -> {
+                    deleted.answer(code, null);
+                }, null);
+                answer = deleted.await(deadline);
+            }
+            if (answer == KeeperException.Code.OK || answer == KeeperException.Code.NONODE
+                    || answer == KeeperException.Code.SESSIONEXPIRED) {
+                return;
+            }
+            boolean retryable = answer == KeeperException.Code.CONNECTIONLOSS || answer == KeeperException.Code.OPERATIONTIMEOUT;
+            long left = deadline - System.nanoTime();
+            if (!retryable || Thread.currentThread().isInterrupted() || left <= TimeUnit.MILLISECONDS.toNanos(RETRY_PAUSE_MS)) {
+                break;
+            }
+            try {
+                Thread.sleep(RETRY_PAUSE_MS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
         }
         throw new DeviceException(DeviceException.Kind.IO_ERROR, "ZooKeeper (" + session.address().connectString()
-                + "): cannot delete the lock znode " + lockPath + ": " + code + "; it goes away when session 0x"
+                + "): cannot delete the lock znode " + lockPath + ": " + answer + "; it goes away when session 0x"
                 + Long.toHexString(s) + " ends");
     }
 
@@ -140,6 +184,30 @@ final class ZkOwnershipLock implements OwnershipLock {
     public boolean isHeld() {
         long s = lvHeldSession();
         return s != 0 && session.sessionId() == s;
+    }
+
+    /** One asynchronous request's answer: its code (and stat), or OPERATIONTIMEOUT past the deadline. */
+    private static final class Reply {
+        private final CountDownLatch done = new CountDownLatch(1);
+        private int rc;      // written by the client's event thread before countDown
+        private Stat stat;   // likewise; null unless rc is OK
+
+        void answer(int code, Stat st) {
+            rc = code;
+            stat = st;
+            done.countDown();
+        }
+
+        KeeperException.Code await(long deadline) {
+            try {
+                if (done.await(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS)) {
+                    return KeeperException.Code.get(rc);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            return KeeperException.Code.OPERATIONTIMEOUT;
+        }
     }
 
     /* ---- Accessors (modes and partners: "Access modes" in the class comment) ---- */

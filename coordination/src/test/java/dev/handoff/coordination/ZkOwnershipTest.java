@@ -3,6 +3,7 @@ package dev.handoff.coordination;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.handoff.device.DeviceException;
 import dev.handoff.device.MemoryDevice;
 import dev.handoff.ownership.HandoffToken;
 import dev.handoff.ownership.ImageFencedException;
@@ -12,6 +13,9 @@ import dev.handoff.ownership.OwnedImage;
 import dev.handoff.ownership.OwnershipRecord;
 import java.nio.ByteBuffer;
 import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -169,6 +173,38 @@ class ZkOwnershipTest {
             for (ZkSession s : sessions) {
                 s.close();
             }
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void aReleaseWhoseDeleteLosesItsConnectionTriesAgainInTheSameSession() throws Exception {
+        ZkAddress direct = freshPath();
+        try (PartitionProxy proxy = new PartitionProxy(ensemble.ports());
+                ZkSession session = ZkSession.connect(new ZkAddress(proxy.connectString(), direct.path()), SESSION, CONNECT);
+                ZkSession look = ZkSession.connect(direct, SESSION, CONNECT);
+                SessionLease lease = new SessionLease(session, "disk.img")) {
+            ZkOwnershipLock lock = new ZkOwnershipLock(session, new ImageIdentity("disk.img", 1 << 20), "a", "disk.img", lease);
+            lock.acquire();
+            long held = session.sessionId();
+            assertThat(look.client().checkExists().forPath(direct.lockPath())).isNotNull();
+            proxy.partition(); // the delete goes out, and nothing of it reaches the ensemble
+            CompletableFuture<Void> released = CompletableFuture.runAsync(() -> {
+                try {
+                    lock.release();
+                } catch (DeviceException e) {
+                    throw new CompletionException(e);
+                }
+            });
+            Thread.sleep(500);
+            assertThat(released).isNotDone();
+            assertThat(look.client().checkExists().forPath(direct.lockPath())).isNotNull();
+            proxy.heal(); // the client's connection drops: the delete is answered CONNECTIONLOSS, and reconnects
+            released.get(40, TimeUnit.SECONDS); // within the release's deadline (connectTimeout x 3)
+            // Deleted by the retry, in the same session (not by the session's end)
+            assertThat(session.sessionId()).isEqualTo(held);
+            assertThat(look.client().checkExists().forPath(direct.lockPath())).isNull();
+            assertThat(lock.isHeld()).isFalse();
         }
     }
 
