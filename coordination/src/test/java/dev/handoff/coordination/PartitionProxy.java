@@ -16,12 +16,18 @@ import java.util.concurrent.ConcurrentHashMap;
  * A TCP relay on loopback in front of each server of an ensemble, through which one holder
  * connects, so that a test can cut that holder (and only it) off: {@link #partition()} silently
  * drops every byte both ways, as a network that loses packets does (the holder's client hears
- * nothing and times out); {@link #heal()} closes the dead connections and relays again.
+ * nothing and times out); {@link #dropReplies()} drops only the ensemble's bytes to the holder, so
+ * that what the holder sends still reaches the ensemble and is applied there while its answers are
+ * lost; {@link #heal()} closes the dead connections and relays again.
+ *
+ * <p>A direction of a connection that dropped a byte never relays again, not even after
+ * {@link #heal()} (which closes it): a client must never read a reply stream with a hole in it.
  */
 final class PartitionProxy implements AutoCloseable {
     private final List<ServerSocket> listeners = new ArrayList<>();
     private final Set<Socket> open = ConcurrentHashMap.newKeySet();
     private volatile boolean partitioned;
+    private volatile boolean repliesDropped;
     private volatile boolean closed;
 
     PartitionProxy(List<Integer> serverPorts) throws IOException {
@@ -47,8 +53,14 @@ final class PartitionProxy implements AutoCloseable {
         partitioned = true;
     }
 
+    /** From now on the ensemble's bytes to the holder are dropped; the holder's still go through. */
+    void dropReplies() {
+        repliesDropped = true;
+    }
+
     void heal() {
         partitioned = false;
+        repliesDropped = false;
         for (Socket s : open) {
             closeQuietly(s);
         }
@@ -72,19 +84,21 @@ final class PartitionProxy implements AutoCloseable {
             }
             open.add(client);
             open.add(server);
-            pump(client, server);
-            pump(server, client);
+            pump(client, server, false);
+            pump(server, client, true);
         }
     }
 
-    private void pump(Socket from, Socket to) {
+    private void pump(Socket from, Socket to, boolean toClient) {
         Thread t = new Thread(() -> {
             byte[] buf = new byte[16384];
+            boolean dropping = false; // once a byte is dropped, this direction stays cut
             try {
                 InputStream in = from.getInputStream();
                 OutputStream out = to.getOutputStream();
                 for (int n; (n = in.read(buf)) >= 0; ) {
-                    if (!partitioned) {
+                    dropping |= partitioned || toClient && repliesDropped;
+                    if (!dropping) {
                         out.write(buf, 0, n);
                         out.flush();
                     }
@@ -97,7 +111,7 @@ final class PartitionProxy implements AutoCloseable {
                 open.remove(from);
                 open.remove(to);
             }
-        }, "proxy-pump");
+        }, toClient ? "proxy-pump-to-client" : "proxy-pump-to-server");
         t.setDaemon(true);
         t.start();
     }

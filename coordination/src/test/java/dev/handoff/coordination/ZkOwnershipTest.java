@@ -1,6 +1,7 @@
 package dev.handoff.coordination;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatCode;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.handoff.device.DeviceException;
@@ -17,6 +18,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.zookeeper.data.Stat;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -187,7 +189,7 @@ class ZkOwnershipTest {
             ZkOwnershipLock lock = new ZkOwnershipLock(session, new ImageIdentity("disk.img", 1 << 20), "a", "disk.img", lease);
             lock.acquire();
             long held = session.sessionId();
-            assertThat(look.client().checkExists().forPath(direct.lockPath())).isNotNull();
+            assertThat(lockSeenBy(look)).isNotNull();
             proxy.partition(); // the delete goes out, and nothing of it reaches the ensemble
             CompletableFuture<Void> released = CompletableFuture.runAsync(() -> {
                 try {
@@ -198,13 +200,105 @@ class ZkOwnershipTest {
             });
             Thread.sleep(500);
             assertThat(released).isNotDone();
-            assertThat(look.client().checkExists().forPath(direct.lockPath())).isNotNull();
+            assertThat(lockSeenBy(look)).isNotNull();
             proxy.heal(); // the client's connection drops: the delete is answered CONNECTIONLOSS, and reconnects
             released.get(40, TimeUnit.SECONDS); // within the release's deadline (connectTimeout x 3)
             // Deleted by the retry, in the same session (not by the session's end)
             assertThat(session.sessionId()).isEqualTo(held);
-            assertThat(look.client().checkExists().forPath(direct.lockPath())).isNull();
+            assertThat(lockSeenBy(look)).isNull();
             assertThat(lock.isHeld()).isFalse();
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void aReleaseWhoseDeleteWasAppliedButWhoseReplyWasLostEndsReleasedInTheSameSession() throws Exception {
+        ZkAddress direct = freshPath();
+        try (PartitionProxy proxy = new PartitionProxy(ensemble.ports());
+                ZkSession session = ZkSession.connect(new ZkAddress(proxy.connectString(), direct.path()), SESSION, CONNECT);
+                ZkSession look = ZkSession.connect(direct, SESSION, CONNECT);
+                SessionLease lease = new SessionLease(session, "disk.img")) {
+            ZkOwnershipLock lock = new ZkOwnershipLock(session, new ImageIdentity("disk.img", 1 << 20), "a", "disk.img", lease);
+            lock.acquire();
+            long held = session.sessionId();
+            proxy.dropReplies(); // the delete reaches the ensemble, and its answer never comes back
+            CompletableFuture<Void> released = releaseAsync(lock);
+            awaitLockGone(look, direct.lockPath()); // applied at the ensemble
+            assertThat(released).as("a release whose reply is lost").isNotDone();
+            proxy.heal(); // the client's connection drops: the delete is answered CONNECTIONLOSS, and reconnects
+            assertThatCode(() -> released.get(40, TimeUnit.SECONDS)) // within the release's deadline (connectTimeout x 3)
+                    .as("the release that finds its lost delete applied").doesNotThrowAnyException();
+            assertThat(session.sessionId()).as("the session after the release").isEqualTo(held);
+            assertThat(lockSeenBy(look)).isNull();
+            assertThat(lock.isHeld()).isFalse();
+        }
+    }
+
+    @Test
+    @Timeout(60)
+    void aReleaseWhoseLostReplyLetAnotherHolderInNeverDeletesThatHoldersLock() throws Exception {
+        ZkAddress direct = freshPath();
+        ImageIdentity image = new ImageIdentity("disk.img", 1 << 20);
+        try (PartitionProxy proxy = new PartitionProxy(ensemble.ports());
+                ZkSession session = ZkSession.connect(new ZkAddress(proxy.connectString(), direct.path()), SESSION, CONNECT);
+                ZkSession later = ZkSession.connect(direct, SESSION, CONNECT);
+                ZkSession look = ZkSession.connect(direct, SESSION, CONNECT);
+                SessionLease lease = new SessionLease(session, "disk.img");
+                SessionLease laterLease = new SessionLease(later, "disk.img")) {
+            ZkOwnershipLock lock = new ZkOwnershipLock(session, image, "a", "disk.img", lease);
+            ZkOwnershipLock laterLock = new ZkOwnershipLock(later, image, "b", "disk.img", laterLease);
+            lock.acquire();
+            long held = session.sessionId();
+            proxy.dropReplies(); // the delete reaches the ensemble, and its answer never comes back
+            CompletableFuture<Void> released = releaseAsync(lock);
+            awaitLockGone(look, direct.lockPath()); // applied at the ensemble
+            laterLock.acquire(); // b takes the lock while a still waits for the answer to its delete
+            assertThat(released).as("a release whose reply is lost").isNotDone();
+            Holder b = holderSeenBy(look);
+            assertThat(b.sessionId()).isEqualTo(later.sessionId()).isNotEqualTo(held);
+            proxy.heal(); // a's connection drops: the delete is answered CONNECTIONLOSS, and a tries again
+            assertThatCode(() -> released.get(40, TimeUnit.SECONDS))
+                    .as("the release that finds its lost delete applied").doesNotThrowAnyException();
+            assertThat(session.sessionId()).as("the session after the release").isEqualTo(held);
+            assertThat(lock.isHeld()).isFalse();
+            // b's znode is untouched: same session, same data, and b still holds the lock
+            assertThat(holderSeenBy(look)).as("the later holder's lock znode after the first holder's release")
+                    .isEqualTo(b);
+            assertThat(laterLock.isHeld()).isTrue();
+            laterLock.release();
+            assertThat(lockSeenBy(look)).isNull();
+        }
+    }
+
+    /** Releases on another thread, so that the test can watch the ensemble while the release waits. */
+    static CompletableFuture<Void> releaseAsync(ZkOwnershipLock lock) {
+        return CompletableFuture.runAsync(() -> {
+            try {
+                lock.release();
+            } catch (DeviceException e) {
+                throw new CompletionException(e);
+            }
+        });
+    }
+
+    /** The lock znode as {@code look} sees it after a sync: every write committed before is in it. */
+    static Stat lockSeenBy(ZkSession look) throws Exception {
+        look.sync(look.address().lockPath());
+        return look.client().checkExists().forPath(look.address().lockPath());
+    }
+
+    /** The lock's holder as {@code look} sees it after a sync; null if there is no lock znode. */
+    static Holder holderSeenBy(ZkSession look) throws Exception {
+        look.sync(look.address().lockPath());
+        return ZkImages.readHolder(look);
+    }
+
+    /** Waits until a direct session no longer sees the lock znode: the ensemble applied its delete. */
+    static void awaitLockGone(ZkSession look, String lockPath) throws Exception {
+        long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+        while (look.client().checkExists().forPath(lockPath) != null) {
+            assertThat(end - System.nanoTime()).as("time left for the lock znode %s to go", lockPath).isPositive();
+            Thread.sleep(20);
         }
     }
 
