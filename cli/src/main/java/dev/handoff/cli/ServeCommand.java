@@ -144,11 +144,11 @@ final class ServeCommand implements Callable<Integer> {
                     + " with an NBD error saying so (and a line on stderr).")
     int maxConnections;
 
-    @Option(names = "--inline-requests", description = "Serve a client's READ or WRITE of at most 128 KiB on its"
-            + " connection's reader thread when none of its other requests is in flight, without waking a worker:"
-            + " a guest with one request at a time gets more IOPS and lower latency; a client with several in flight"
-            + " can lose their concurrency while a write waits (a write-blocking mirror's copy in flight). Off by"
-            + " default.")
+    @Option(names = "--inline-requests", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Serve a client's READ or WRITE of at most 128 KiB on its connection's reader thread,"
+            + " without waking a worker, when the reader had to wait for it and none of the client's other requests"
+            + " is in flight: a guest with one request at a time gets more IOPS and lower latency. On by default;"
+            + " --no-inline-requests serves every request on a worker.")
     boolean inlineRequests;
 
     @Option(names = "--node-name", paramLabel = "NAME", description = "The image's node name, the \"device\" of"

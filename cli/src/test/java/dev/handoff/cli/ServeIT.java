@@ -44,7 +44,7 @@ class ServeIT {
         String toB = "nbd+unix:///disk?socket=" + dir.resolve("b.sock");
         String toA = "nbd+unix:///disk?socket=" + dir.resolve("a.sock");
         try (Cli.Running serverB = Cli.start(dir, "serve", "b.img", "--nbd", "unix:b.sock", "--control", "b.qmp",
-                "--owner", "B");
+                "--owner", "B", "--no-inline-requests");
              Cli.Running serverA = startAfter(serverB, "serve", "a.img", "--nbd", "unix:a.sock", "--mirror-to", toB,
                      "--control", "a.qmp", "--owner", "A", "--speed", "16M", "--inline-requests")) {
             serverA.awaitLine("serving a.img");

@@ -59,8 +59,8 @@ import java.util.function.IntFunction;
  * is {@code ENOTSUP} elsewhere), CACHE (checked and answered; the device caches as it does),
  * BLOCK_STATUS (the device's {@link dev.handoff.device.BlockDevice#nextData allocation map}: a
  * device that cannot tell is all data) and DISC; requests of one connection run concurrently and
- * are answered in completion order (optionally, a small READ or WRITE that finds none of its
- * connection's requests in flight is served by the connection's reader itself:
+ * are answered in completion order (a small READ or WRITE the connection's reader had to wait
+ * for, and that finds none of its connection's requests in flight, is served by the reader itself:
  * {@link Builder#inlineRequests}).
  * Read-only exports refuse WRITE, TRIM and WRITE_ZEROES with {@code EPERM}. Device failures map to
  * the protocol's errors: I/O error to {@code EIO}, no space to {@code ENOSPC}, read-only, inactive
@@ -532,12 +532,15 @@ public final class NbdServer implements AutoCloseable {
 
         /**
          * Whether a connection's reader serves a READ or WRITE of at most 128 KiB without FUA itself
-         * when no other request of the connection is in flight (default false: every request on a
-         * worker). A client with one request at a time (a guest at queue depth 1) then never waits
-         * for a worker to wake up: more IOPS and lower latency. While the reader serves, the
-         * connection's next requests are not read, so a client that keeps several in flight can
-         * lose their concurrency whenever a small write waits in the device (a write-blocking
-         * mirror's copy of its chunk in flight); docs/BENCHMARKS.md, round 12, has both sides.
+         * when it had to wait for the request's header and no other request of the connection is
+         * in flight (default true; false puts every request on a worker). A client with one
+         * request at a time (a guest at queue depth 1) then never waits for a worker to wake up:
+         * more IOPS and lower latency. A request whose header was already queued when the reader
+         * came to it goes to a worker, as does one that finds another in flight, so a client that
+         * keeps several in flight keeps their concurrency; while the reader serves, requests that
+         * arrive meanwhile wait in the socket until it returns (a small write that waits in the
+         * device, such as a write-blocking mirror's copy of its chunk in flight, holds them up);
+         * docs/BENCHMARKS.md, rounds 12 and 13, has both sides.
          */
         public Builder inlineRequests(boolean inline) {
             inlineRequests = inline;

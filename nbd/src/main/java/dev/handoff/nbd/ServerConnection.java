@@ -36,17 +36,23 @@ final class ServerConnection {
      * pool, which performs the device operation and sends the reply. Replies therefore leave in
      * completion order, which the protocol allows; the client matches them by handle.
      *
-     * Inline requests (ServerLimits.inlineRequests, off by default). A READ or WRITE of at most
-     * INLINE_MAX bytes, without FUA, that arrives while no other request of the connection is in
-     * flight is served by the reader itself, which then reads the next header: a client with one
-     * request at a time (a guest at queue depth 1) gets every request served without a hand-off,
-     * whose wake-up of a worker was most of a 4 KiB request's time in the server
-     * (docs/BENCHMARKS.md, round 12). While the reader serves, the connection's next requests wait
-     * in the socket, so only short operations qualify: a FLUSH, a FUA write, a TRIM, WRITE_ZEROES or
-     * a large request always goes to a worker, as does every request that finds another one in
-     * flight (a client that keeps several in flight keeps the workers' concurrency). A device that
-     * blocks a small write (a mirror job stopped on an error) holds up the connection's next
-     * request until it returns, as it does once every worker is held.
+     * Inline requests (ServerLimits.inlineRequests, on by default). A READ or WRITE of at most
+     * INLINE_MAX bytes, without FUA, whose header the reader had to wait for, and that finds no
+     * other request of the connection in flight, is served by the reader itself, which then reads
+     * the next header: a client with one request at a time (a guest at queue depth 1) gets every
+     * request served without a hand-off, whose wake-up of a worker was most of a 4 KiB request's
+     * time in the server (docs/BENCHMARKS.md, round 12). While the reader serves, the connection's
+     * next requests wait in the socket, so only short operations qualify: a FLUSH, a FUA write, a
+     * TRIM, WRITE_ZEROES or a large request always goes to a worker, as does every request that
+     * finds another one in flight (a client that keeps several in flight keeps the workers'
+     * concurrency) and every request whose header was already in the socket when the reader came
+     * to read it (its client sent it without waiting for a reply, so more may follow; and a reader
+     * that came late, because both CPUs were busy, does not take a worker's share of them). "Had
+     * to wait" is timed: the header's read took longer than INLINE_AFTER_WAIT_NANOS, which a read
+     * of bytes already there does not (a client at queue depth 1 sends its next request tens of µs
+     * after its reply). A mistimed read only picks the other thread, which changes no result. A
+     * device that blocks a small write (a mirror job stopped on an error) holds up the connection's
+     * next request until it returns, as it does once every worker is held.
      *
      * Writes to the socket are serialized by sendLock: a reply's header and data go out together,
      * never interleaved with another reply. The reader also sends under sendLock (handshake
@@ -711,11 +717,15 @@ final class ServerConnection {
         BlockDevice device = export.device();
         long size = device.size();
         ByteBuffer header = ByteBuffer.allocate(REQUEST_SIZE);
+        boolean inline = limits.inlineRequests();
         while (!lvClosed()) {
             header.clear();
+            long readStart = inline ? System.nanoTime() : 0;
             if (!FrameIo.readFrame(lpTransport(), header)) {
                 return;
             }
+            // Whether the reader had to wait for this header (see "Inline requests" in the overview).
+            boolean waited = inline && System.nanoTime() - readStart > INLINE_AFTER_WAIT_NANOS;
             Request request = Request.decode(header.flip());
             if (request.type() == CMD_DISC) {
                 return;
@@ -752,7 +762,7 @@ final class ServerConnection {
                 if (event != null) {
                     event.received();
                 }
-                submit(request, device, payload, bytes, event);
+                submit(request, device, payload, bytes, event, waited);
             } catch (IOException | RuntimeException e) {
                 release(bytes);
                 throw e;
@@ -800,8 +810,9 @@ final class ServerConnection {
     }
 
     /** Serves a validated request here (see "Inline requests" in the overview) or on a worker. */
-    private void submit(Request request, BlockDevice device, ByteBuffer payload, int bytes, NbdRequestEvent event) {
-        if (servesInline(request)) {
+    private void submit(Request request, BlockDevice device, ByteBuffer payload, int bytes, NbdRequestEvent event,
+                        boolean waited) {
+        if (servesInline(request, waited)) {
             serve(request, device, payload, bytes, event);
         } else {
             workers.execute(() -> serve(request, device, payload, bytes, event));
@@ -812,12 +823,22 @@ final class ServerConnection {
     static final int INLINE_MAX = POOLED_CAPACITY;
 
     /**
-     * Whether the reader serves {@code request} itself: a READ or WRITE of at most
-     * {@link #INLINE_MAX} bytes without FUA, and no other request in flight (this one holds the only
-     * slot taken; see "Access modes" for the load).
+     * How long the read of a request's header must have taken for the reader to serve the request
+     * itself: longer means the reader had to wait for the client, so nothing of the connection was
+     * queued behind it. A header already waiting in the socket is read in one system call, 1–3
+     * µs; a client at queue depth 1 sends its next request tens of µs after the reply it waited
+     * for (docs/BENCHMARKS.md, round 13).
      */
-    private boolean servesInline(Request request) {
-        return limits.inlineRequests()
+    static final long INLINE_AFTER_WAIT_NANOS = 5_000;
+
+    /**
+     * Whether the reader serves {@code request} itself: it had to wait for the request's header
+     * ({@code waited}, false unless inline requests are on), the request is a READ or WRITE of at
+     * most {@link #INLINE_MAX} bytes without FUA, and no other request is in flight (this one holds
+     * the only slot taken; see "Access modes" for the load).
+     */
+    private boolean servesInline(Request request, boolean waited) {
+        return waited
                 && (request.type() == CMD_READ || request.type() == CMD_WRITE)
                 && (request.flags() & CMD_FLAG_FUA) == 0
                 && request.length() <= INLINE_MAX

@@ -18,9 +18,10 @@ import java.time.Duration;
  *                               handshake with NBD_REP_ERR_POLICY
  * @param workersPerConnection   threads serving one connection's requests concurrently
  * @param inlineRequests         the connection's reader serves a READ or WRITE of at most 128 KiB
- *                               without FUA itself, without a worker, when no other request of the
- *                               connection is in flight; while it does, the connection's next
- *                               requests are not read (off by default)
+ *                               without FUA itself, without a worker, when it had to wait for the
+ *                               request and no other request of the connection is in flight;
+ *                               while it does, the connection's next requests are not read (on by
+ *                               default)
  * @param maxRequestsInFlight    requests of one connection read but not yet answered
  * @param maxBytesPerConnection  payload and reply bytes of one connection in flight
  * @param maxBytesInFlight       payload and reply bytes of all connections in flight
@@ -39,7 +40,7 @@ record ServerLimits(int maxConnections, int workersPerConnection, boolean inline
                     Duration handshakeTimeout, Duration replyTimeout, Duration shutdownGrace) {
 
     static ServerLimits defaults() {
-        return new ServerLimits(16, 4, false, 32, 64L << 20, 256L << 20, NbdWire.DEFAULT_MAX_PAYLOAD, 256,
+        return new ServerLimits(16, 4, true, 32, 64L << 20, 256L << 20, NbdWire.DEFAULT_MAX_PAYLOAD, 256,
                 Duration.ofSeconds(30), Duration.ofSeconds(60), Duration.ofSeconds(10));
     }
 
