@@ -12,7 +12,8 @@ import jdk.jfr.Timespan;
 /**
  * JFR event: one NBD request served, from its header read off the socket to its reply written.
  * The duration splits into receiving the payload (a WRITE's data, on the connection's reader),
- * waiting for a worker, the device operation, and sending the reply.
+ * waiting for a worker, the device operation, and sending the reply; before it, the reader's wait
+ * for the header, and whether the reader served the request itself (an inline request).
  *
  * <p>Zero cost when no recording takes it: a shared probe answers whether the type is enabled
  * (a static field read once JFR has instrumented the class, a constant {@code false} before),
@@ -51,6 +52,16 @@ final class NbdRequestEvent extends Event {
     @Description("The NBD error number of the reply (0: success)")
     int error;
 
+    @Label("Header Wait")
+    @Description("Reading the request's header, before the event began: how long the connection's reader waited"
+            + " for the client (a header already queued in the socket reads in microseconds)")
+    @Timespan
+    long headerWait;
+
+    @Label("On Reader")
+    @Description("Served by the connection's reader itself (an inline request), not by a worker")
+    boolean onReader;
+
     @Label("Receive Time")
     @Description("Reading the request's payload (a WRITE's data) after its header")
     @Timespan
@@ -72,12 +83,16 @@ final class NbdRequestEvent extends Event {
 
     private transient long mark;
 
-    /** A started event if a recording takes this type, else null (nothing allocated). */
-    static NbdRequestEvent startIfRecording() {
+    /**
+     * A started event if a recording takes this type, else null (nothing allocated);
+     * {@code headerWait}: nanoseconds the reader spent reading the request's header.
+     */
+    static NbdRequestEvent startIfRecording(long headerWait) {
         if (!PROBE.isEnabled()) {
             return null;
         }
         NbdRequestEvent e = new NbdRequestEvent();
+        e.headerWait = headerWait;
         e.begin();
         e.mark = System.nanoTime();
         return e;

@@ -443,6 +443,7 @@ public final class NbdServer implements AutoCloseable {
         private int maxConnections = defaults.maxConnections();
         private int workersPerConnection = defaults.workersPerConnection();
         private boolean inlineRequests = defaults.inlineRequests();
+        private Duration inlineAfterWait = defaults.inlineAfterWait();
         private int maxRequestsInFlight = defaults.maxRequestsInFlight();
         private long maxBytesPerConnection = defaults.maxBytesPerConnection();
         private long maxBytesInFlight = defaults.maxBytesInFlight();
@@ -591,6 +592,16 @@ public final class NbdServer implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Test seam: how long the read of a request's header must take for the request to count
+         * as waited for, one condition of an inline request (default 5 µs; tests that must tell a
+         * late reader from a waiting one on a loaded machine make it milliseconds).
+         */
+        Builder inlineAfterWait(Duration wait) {
+            this.inlineAfterWait = Objects.requireNonNull(wait, "wait");
+            return this;
+        }
+
         /** Test seam: every buffer whose size came from the wire is allocated here. */
         Builder allocator(IntFunction<ByteBuffer> allocator) {
             this.allocator = Objects.requireNonNull(allocator);
@@ -599,7 +610,8 @@ public final class NbdServer implements AutoCloseable {
 
         /** The limits as configured so far. */
         ServerLimits limits() {
-            return new ServerLimits(maxConnections, workersPerConnection, inlineRequests, maxRequestsInFlight, maxBytesPerConnection,
+            return new ServerLimits(maxConnections, workersPerConnection, inlineRequests, inlineAfterWait, maxRequestsInFlight,
+                    maxBytesPerConnection,
                     maxBytesInFlight, maxPayload, maxOptions, handshakeTimeout, replyTimeout, shutdownGrace);
         }
 

@@ -37,22 +37,27 @@ final class ServerConnection {
      * completion order, which the protocol allows; the client matches them by handle.
      *
      * Inline requests (ServerLimits.inlineRequests, on by default). A READ or WRITE of at most
-     * INLINE_MAX bytes, without FUA, whose header the reader had to wait for, and that finds no
-     * other request of the connection in flight, is served by the reader itself, which then reads
-     * the next header: a client with one request at a time (a guest at queue depth 1) gets every
-     * request served without a hand-off, whose wake-up of a worker was most of a 4 KiB request's
-     * time in the server (docs/BENCHMARKS.md, round 12). While the reader serves, the connection's
-     * next requests wait in the socket, so only short operations qualify: a FLUSH, a FUA write, a
-     * TRIM, WRITE_ZEROES or a large request always goes to a worker, as does every request that
-     * finds another one in flight (a client that keeps several in flight keeps the workers'
-     * concurrency) and every request whose header was already in the socket when the reader came
-     * to read it (its client sent it without waiting for a reply, so more may follow; and a reader
-     * that came late, because both CPUs were busy, does not take a worker's share of them). "Had
-     * to wait" is timed: the header's read took longer than INLINE_AFTER_WAIT_NANOS, which a read
-     * of bytes already there does not (a client at queue depth 1 sends its next request tens of µs
-     * after its reply). A mistimed read only picks the other thread, which changes no result. A
-     * device that blocks a small write (a mirror job stopped on an error) holds up the connection's
-     * next request until it returns, as it does once every worker is held.
+     * INLINE_MAX bytes, without FUA, is served by the reader itself, which then reads the next
+     * header, when the reader caught up with its client and nothing else of the connection is in
+     * flight: a client with one request at a time (a guest at queue depth 1) gets every request
+     * served without a hand-off, whose wake-up of a worker was most of a 4 KiB request's time in
+     * the server (docs/BENCHMARKS.md, rounds 12 and 13). While the reader serves, the connection's
+     * next requests wait, so only short operations qualify: a FLUSH, a FUA write, a TRIM,
+     * WRITE_ZEROES or a large request always goes to a worker, as does every request that finds
+     * another one in flight (a client that keeps several in flight keeps the workers'
+     * concurrency). "Caught up" is two facts about the request, both needed:
+     *  - nothing of a later request has arrived (ReadAhead.pending() is 0 once its payload is
+     *    read): a client that sent its next request without waiting for a reply, several at once
+     *    after a pause say, has them served by workers from the first;
+     *  - the reader waited for its header: the read took longer than ServerLimits.inlineAfterWait
+     *    (5 µs), which a read of bytes already there does not, while a client at queue depth 1
+     *    sends its next request tens of µs after its reply. A reader that comes late to a request
+     *    already waiting, because both CPUs were busy (a mirror's copier running), hands it to a
+     *    worker rather than take the copier's share (BENCHMARKS, round 13).
+     * Either misjudged only picks the other thread, which changes no result. A device that blocks
+     * a small write (a mirror job stopped on an error, a write-blocking write waiting for its
+     * chunk's copy) holds up the connection's next request until it returns, as it does once every
+     * worker is held.
      *
      * Writes to the socket are serialized by sendLock: a reply's header and data go out together,
      * never interleaved with another reply. The reader also sends under sendLock (handshake
@@ -65,7 +70,11 @@ final class ServerConnection {
      * the device serves it therefore stops being read; a client that does not read its replies
      * blocks a worker in the socket write, its requests stop being read, and the watchdog closes
      * it after replyTimeout. Lengths from the wire are checked against maxPayload before any
-     * allocation; discarded payloads go through one 64 KiB scratch buffer.
+     * allocation; discarded payloads go through one 64 KiB scratch buffer. In transmission the
+     * reader reads through a 64 KiB read-ahead buffer (ReadAhead): a header and a small payload in
+     * one system call; the bytes of later requests wait there, as they would in the socket, until
+     * the reader takes their slot and budget (after a graceful shutdown's end of input too, as a
+     * header already read was served before).
      *
      * Validation before the device. Every request reaching the device has flags it understands,
      * an offset and length inside the export (unsigned arithmetic, no overflow), and, for writes,
@@ -717,15 +726,16 @@ final class ServerConnection {
         BlockDevice device = export.device();
         long size = device.size();
         ByteBuffer header = ByteBuffer.allocate(REQUEST_SIZE);
+        ReadAhead input = new ReadAhead(lpTransport()); // the transport stays this one from here on
         boolean inline = limits.inlineRequests();
+        long inlineAfterWait = limits.inlineAfterWait().toNanos();
         while (!lvClosed()) {
             header.clear();
-            long readStart = inline ? System.nanoTime() : 0;
-            if (!FrameIo.readFrame(lpTransport(), header)) {
+            long readStart = System.nanoTime();
+            if (!FrameIo.readFrame(input, header)) {
                 return;
             }
-            // Whether the reader had to wait for this header (see "Inline requests" in the overview).
-            boolean waited = inline && System.nanoTime() - readStart > INLINE_AFTER_WAIT_NANOS;
+            long headerWait = System.nanoTime() - readStart;
             Request request = Request.decode(header.flip());
             if (request.type() == CMD_DISC) {
                 return;
@@ -737,10 +747,10 @@ final class ServerConnection {
                             + limits.maxPayload());
                 }
                 if (refusal != 0) {
-                    FrameIo.skip(lpTransport(), request.length(), scratch());
+                    FrameIo.skip(input, request.length(), scratch());
                 }
             }
-            NbdRequestEvent event = NbdRequestEvent.startIfRecording(); // null unless a JFR recording takes it
+            NbdRequestEvent event = NbdRequestEvent.startIfRecording(headerWait); // null unless a JFR recording takes it
             if (refusal != 0) {
                 reply(request, refusal, null);
                 if (event != null) {
@@ -756,22 +766,21 @@ final class ServerConnection {
             try {
                 if (request.type() == CMD_WRITE) {
                     payload = requestBuffer(bytes);
-                    readPayload(request, device, payload);
+                    FrameIo.readFully(input, payload); // a truncated payload throws: nothing of it is applied
                     payload.flip();
                 }
                 if (event != null) {
                     event.received();
                 }
-                submit(request, device, payload, bytes, event, waited);
+                // The reader caught up with its client: it waited for this header, and nothing of a
+                // later request has arrived (see "Inline requests" in the overview).
+                boolean caughtUp = inline && headerWait > inlineAfterWait && input.pending() == 0;
+                submit(request, device, payload, bytes, event, caughtUp);
             } catch (IOException | RuntimeException e) {
                 release(bytes);
                 throw e;
             }
         }
-    }
-
-    private void readPayload(Request request, BlockDevice device, ByteBuffer payload) throws IOException {
-        FrameIo.readFully(lpTransport(), payload); // a truncated payload throws: nothing of it is applied
     }
 
     /** The error a request is refused with before it reaches the device, or 0 if it is valid. */
@@ -811,8 +820,12 @@ final class ServerConnection {
 
     /** Serves a validated request here (see "Inline requests" in the overview) or on a worker. */
     private void submit(Request request, BlockDevice device, ByteBuffer payload, int bytes, NbdRequestEvent event,
-                        boolean waited) {
-        if (servesInline(request, waited)) {
+                        boolean caughtUp) {
+        boolean onReader = servesInline(request, caughtUp);
+        if (event != null) {
+            event.onReader = onReader;
+        }
+        if (onReader) {
             serve(request, device, payload, bytes, event);
         } else {
             workers.execute(() -> serve(request, device, payload, bytes, event));
@@ -823,22 +836,14 @@ final class ServerConnection {
     static final int INLINE_MAX = POOLED_CAPACITY;
 
     /**
-     * How long the read of a request's header must have taken for the reader to serve the request
-     * itself: longer means the reader had to wait for the client, so nothing of the connection was
-     * queued behind it. A header already waiting in the socket is read in one system call, 1–3
-     * µs; a client at queue depth 1 sends its next request tens of µs after the reply it waited
-     * for (docs/BENCHMARKS.md, round 13).
+     * Whether the reader serves {@code request} itself: it caught up with its client
+     * ({@code caughtUp}: it waited for the request's header and nothing of a later request has
+     * arrived; false unless inline requests are on), the request is a READ or WRITE of at most
+     * {@link #INLINE_MAX} bytes without FUA, and no other request is in flight (this one holds the
+     * only slot taken; see "Access modes" for the load).
      */
-    static final long INLINE_AFTER_WAIT_NANOS = 5_000;
-
-    /**
-     * Whether the reader serves {@code request} itself: it had to wait for the request's header
-     * ({@code waited}, false unless inline requests are on), the request is a READ or WRITE of at
-     * most {@link #INLINE_MAX} bytes without FUA, and no other request is in flight (this one holds
-     * the only slot taken; see "Access modes" for the load).
-     */
-    private boolean servesInline(Request request, boolean waited) {
-        return waited
+    private boolean servesInline(Request request, boolean caughtUp) {
+        return caughtUp
                 && (request.type() == CMD_READ || request.type() == CMD_WRITE)
                 && (request.flags() & CMD_FLAG_FUA) == 0
                 && request.length() <= INLINE_MAX

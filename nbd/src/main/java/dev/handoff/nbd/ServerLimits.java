@@ -22,6 +22,8 @@ import java.time.Duration;
  *                               request and no other request of the connection is in flight;
  *                               while it does, the connection's next requests are not read (on by
  *                               default)
+ * @param inlineAfterWait        how long the reader's read of a request's header must have taken
+ *                               for the request to count as waited for (inline requests only)
  * @param maxRequestsInFlight    requests of one connection read but not yet answered
  * @param maxBytesPerConnection  payload and reply bytes of one connection in flight
  * @param maxBytesInFlight       payload and reply bytes of all connections in flight
@@ -35,18 +37,19 @@ import java.time.Duration;
  *                               closed (it stopped reading)
  * @param shutdownGrace          how long {@link NbdServer#close()} lets in-flight requests finish
  */
-record ServerLimits(int maxConnections, int workersPerConnection, boolean inlineRequests, int maxRequestsInFlight,
-                    long maxBytesPerConnection, long maxBytesInFlight, int maxPayload, int maxOptions,
+record ServerLimits(int maxConnections, int workersPerConnection, boolean inlineRequests, Duration inlineAfterWait,
+                    int maxRequestsInFlight, long maxBytesPerConnection, long maxBytesInFlight, int maxPayload, int maxOptions,
                     Duration handshakeTimeout, Duration replyTimeout, Duration shutdownGrace) {
 
     static ServerLimits defaults() {
-        return new ServerLimits(16, 4, true, 32, 64L << 20, 256L << 20, NbdWire.DEFAULT_MAX_PAYLOAD, 256,
+        return new ServerLimits(16, 4, true, Duration.ofNanos(5_000), 32, 64L << 20, 256L << 20, NbdWire.DEFAULT_MAX_PAYLOAD, 256,
                 Duration.ofSeconds(30), Duration.ofSeconds(60), Duration.ofSeconds(10));
     }
 
     ServerLimits {
         require(maxConnections >= 1, "maxConnections must be >= 1");
         require(workersPerConnection >= 1, "workersPerConnection must be >= 1");
+        require(!inlineAfterWait.isNegative(), "inlineAfterWait must be >= 0");
         require(maxRequestsInFlight >= 1, "maxRequestsInFlight must be >= 1");
         require(maxPayload >= 512, "maxPayload must be >= 512");
         require(maxBytesPerConnection >= maxPayload && maxBytesPerConnection <= Integer.MAX_VALUE,

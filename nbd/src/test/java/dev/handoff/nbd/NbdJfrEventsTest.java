@@ -70,6 +70,12 @@ class NbdJfrEventsTest {
             // The parts are System.nanoTime laps inside JFR's begin..end; JFR's own clock may be the
             // TSC on some hosts, hence the slack.
             assertThat(parts).isLessThanOrEqualTo(e.getDuration().plusMillis(1));
+            assertThat(e.getDuration("headerWait").isNegative()).isFalse();
+            if (e.getBoolean("onReader")) {
+                assertThat(e.getDuration("headerWait").toNanos()).as("the reader serves only a request it waited for")
+                        .isGreaterThan(ServerLimits.defaults().inlineAfterWait().toNanos());
+                assertThat(e.getDuration("queueTime")).as("no worker to wait for").isLessThan(Duration.ofMillis(1));
+            }
         }
     }
 }

@@ -259,8 +259,10 @@ class NbdServerTest {
             }
         });
         try (RawPeer peer = server.peer().open("disk")) {
-            peer.request(0, CMD_READ, 100, 0, 512);      // held by the device
-            peer.request(0, CMD_READ, 200, 4096, 512);   // not held
+            ByteBuffer both = ByteBuffer.allocate(2 * REQUEST_SIZE); // sent together, as a client with two in flight does
+            new Request(0, CMD_READ, 100, 0, 512).encode(both);    // held by the device
+            new Request(0, CMD_READ, 200, 4096, 512).encode(both); // not held
+            peer.send(both.flip());
             assertThat(peer.reply()).isEqualTo(new RawPeer.Reply(0, 200));
             peer.read(512);
             release.countDown();

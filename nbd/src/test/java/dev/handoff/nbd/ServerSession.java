@@ -46,7 +46,7 @@ final class ServerSession {
     }
 
     static ServerLimits limits() {
-        return new ServerLimits(4, 3, true, 8, 4L * MAX_PAYLOAD, 4L * MAX_PAYLOAD, MAX_PAYLOAD, MAX_OPTIONS,
+        return new ServerLimits(4, 3, true, Duration.ofNanos(5_000), 8, 4L * MAX_PAYLOAD, 4L * MAX_PAYLOAD, MAX_PAYLOAD, MAX_OPTIONS,
                 Duration.ofSeconds(30), Duration.ofSeconds(30), Duration.ofSeconds(5));
     }
 

@@ -46,6 +46,8 @@ public final class LatencyHistogram {
     /** One window's WRITE requests and write-blocking writes. */
     private static final class Window {
         final List<Long> nanos = new ArrayList<>();
+        final List<Long> headerWaits = new ArrayList<>(); // the reader's wait for each WRITE's header, ns
+        long onReader; // WRITEs the connection's reader served itself (inline requests)
         final double[] parts = new double[4]; // receive, queue, device, reply: sums in ns
         final double[] wb = new double[3];    // claim wait, source, target: sums in ns
         long wbCount;
@@ -100,6 +102,8 @@ public final class LatencyHistogram {
                 w[i].parts[1] += e.getDuration("queueTime").toNanos();
                 w[i].parts[2] += e.getDuration("deviceTime").toNanos();
                 w[i].parts[3] += e.getDuration("replyTime").toNanos();
+                w[i].headerWaits.add(e.getDuration("headerWait").toNanos());
+                w[i].onReader += e.getBoolean("onReader") ? 1 : 0;
             } else if (type.equals("dev.handoff.WriteBlockingWrite")) {
                 w[i].wb[0] += e.getDuration("claimWait").toNanos();
                 w[i].wb[1] += e.getDuration("sourceTime").toNanos();
@@ -110,13 +114,15 @@ public final class LatencyHistogram {
         for (int i = 0; i < 3; i++) {
             long[] sorted = w[i].nanos.stream().mapToLong(Long::longValue).sorted().toArray();
             long n = sorted.length;
+            long[] waits = w[i].headerWaits.stream().mapToLong(Long::longValue).sorted().toArray();
             System.out.printf(Locale.ROOT, "%-6s %7d WRITEs  p50 %8.1f µs  p99 %8.1f µs  p99.9 %8.1f µs | mean receive %.1f,"
                             + " queue %.1f, device %.1f, reply %.1f µs | %d write-blocking: claim wait %.1f, source %.1f,"
-                            + " target %.1f µs%n",
+                            + " target %.1f µs | on the reader %.0f %%, header wait p10 %.1f p50 %.1f µs%n",
                     WINDOWS[i], n, pct(sorted, 0.5), pct(sorted, 0.99), pct(sorted, 0.999), w[i].mean(w[i].parts[0], n),
                     w[i].mean(w[i].parts[1], n), w[i].mean(w[i].parts[2], n), w[i].mean(w[i].parts[3], n), w[i].wbCount,
                     w[i].mean(w[i].wb[0], w[i].wbCount), w[i].mean(w[i].wb[1], w[i].wbCount),
-                    w[i].mean(w[i].wb[2], w[i].wbCount));
+                    w[i].mean(w[i].wb[2], w[i].wbCount), n == 0 ? Double.NaN : 100.0 * w[i].onReader / n,
+                    pct(waits, 0.1), pct(waits, 0.5));
         }
         ImageIO.write(draw(title, w), "png", Files.newOutputStream(png));
     }
