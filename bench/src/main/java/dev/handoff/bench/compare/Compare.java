@@ -95,7 +95,7 @@ public final class Compare {
     private Path fioJob;
     private boolean spinners = true;
     private Path jfrDir;
-    /** Extra arguments of every {@code handoff serve} (--serve-args), e.g. --inline-requests. */
+    /** Extra arguments of every {@code handoff serve} (--serve-args), e.g. --no-inline-requests. */
     private List<String> serveArgs = List.of();
     private FioRuns fio;
     private int tlsRounds = 3;
