@@ -50,8 +50,8 @@ final class ServerConnection {
      *    read): a client that sent its next request without waiting for a reply, several at once
      *    after a pause say, has them served by workers from the first;
      *  - the reader waited for its header: the read took longer than ServerLimits.inlineAfterWait
-     *    (5 µs), which a read of bytes already there does not, while a client at queue depth 1
-     *    sends its next request tens of µs after its reply. A reader that comes late to a request
+     *    (5 µs), which a read of bytes already there does not (about 2.5 µs), while a client at
+     *    queue depth 1 sends its next request 19 µs or more after its reply (BENCHMARKS, round 13). A reader that comes late to a request
      *    already waiting, because both CPUs were busy (a mirror's copier running), hands it to a
      *    worker rather than take the copier's share (BENCHMARKS, round 13).
      * Either misjudged only picks the other thread, which changes no result. A device that blocks

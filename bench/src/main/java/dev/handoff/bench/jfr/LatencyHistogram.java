@@ -12,6 +12,7 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
 import javax.imageio.ImageIO;
@@ -69,11 +70,28 @@ public final class LatencyHistogram {
         Path png = Path.of(args[1]);
         String title = args.length > 2 ? args[2] : "NBD WRITE latency inside handoff serve: " + jfr.getFileName();
         List<RecordedEvent> events = RecordingFile.readAllEvents(jfr);
+        // The measured job is the last one started: handoff serve's own warm-up mirror, at start-up,
+        // records its state changes too.
+        List<RecordedEvent> states = new ArrayList<>();
+        for (RecordedEvent e : events) {
+            if (e.getEventType().getName().equals("dev.handoff.JobState")) {
+                states.add(e);
+            }
+        }
+        states.sort(Comparator.comparing(RecordedEvent::getStartTime));
+        long job = 0;
+        boolean started = false;
+        for (RecordedEvent e : states) {
+            if (e.getString("to").equals("RUNNING") && e.getString("from").equals("CREATED")) {
+                job = e.getLong("job");
+                started = true;
+            }
+        }
         Instant running = null;
         Instant ready = null;
         Instant end = null;
-        for (RecordedEvent e : events) {
-            if (!e.getEventType().getName().equals("dev.handoff.JobState")) {
+        for (RecordedEvent e : states) {
+            if (!started || e.getLong("job") != job) {
                 continue;
             }
             String to = e.getString("to");
