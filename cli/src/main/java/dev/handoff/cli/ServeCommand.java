@@ -146,8 +146,9 @@ final class ServeCommand implements Callable<Integer> {
 
     @Option(names = "--inline-requests", negatable = true, defaultValue = "true", fallbackValue = "true",
             description = "Serve a client's READ or WRITE of at most 128 KiB on its connection's reader thread,"
-            + " without waking a worker, when the reader had to wait for it and none of the client's other requests"
-            + " is in flight: a guest with one request at a time gets more IOPS and lower latency. On by default;"
+            + " without waking a worker, when the reader had to wait for it, no later request of the client has"
+            + " arrived yet and none is in flight: a guest with one request at a time gets more IOPS and lower"
+            + " latency, and a client that sends several at once keeps the workers' concurrency. On by default;"
             + " --no-inline-requests serves every request on a worker.")
     boolean inlineRequests;
 
