@@ -191,13 +191,7 @@ class ZkOwnershipTest {
             long held = session.sessionId();
             assertThat(lockSeenBy(look)).isNotNull();
             proxy.partition(); // the delete goes out, and nothing of it reaches the ensemble
-            CompletableFuture<Void> released = CompletableFuture.runAsync(() -> {
-                try {
-                    lock.release();
-                } catch (DeviceException e) {
-                    throw new CompletionException(e);
-                }
-            });
+            CompletableFuture<Void> released = releaseAsync(lock);
             Thread.sleep(500);
             assertThat(released).isNotDone();
             assertThat(lockSeenBy(look)).isNotNull();
